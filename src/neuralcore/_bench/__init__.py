@@ -1,0 +1,1 @@
+"""Benchmarks shipped with the package so ``neuralcore bench`` works from any install."""

@@ -1,0 +1,109 @@
+"""Timing and table helpers shared by every benchmark module."""
+
+from __future__ import annotations
+
+import gc
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+__all__ = ("Row", "format_table", "machine_line", "median_seconds", "ratio_text")
+
+
+class Row(NamedTuple):
+    """One benchmark line: the same case timed for each contender (seconds or a rate)."""
+
+    case: str
+    values: dict[str, float]
+    unit: str = "time"  # "time" (lower is better) or "rate" (higher is better) or "value"
+    note: str = ""
+
+
+def median_seconds(fn: Callable[[], object], *, repeat: int = 7, min_time: float = 0.05) -> float:
+    """Median wall time of one ``fn()`` call, looping enough calls per sample to be measurable."""
+    fn()  # warm-up: caches, lazy imports, allocator
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time / repeat or number >= 1 << 20:
+            break
+        number *= 4
+    samples = [elapsed / number]
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat - 1):
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples.append((time.perf_counter() - start) / number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return statistics.median(samples)
+
+
+def _fmt_time(seconds: float) -> str:
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:.0f} ns"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.2f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _fmt(value: float, unit: str) -> str:
+    if value != value:  # NaN: not measured
+        return "-"
+    if unit == "time":
+        return _fmt_time(value)
+    if unit == "rate":
+        return f"{value:,.0f}/s"
+    return f"{value:,.4g}"
+
+
+def ratio_text(baseline: float, ours: float, unit: str) -> str:
+    """How many times better ours is than the baseline (``"12.3x"``)."""
+    if baseline != baseline or ours != ours or baseline <= 0 or ours <= 0 or unit == "value":
+        return "-"
+    ratio = baseline / ours if unit == "time" else ours / baseline
+    return f"{ratio:.1f}x"
+
+
+def format_table(rows: Sequence[Row], columns: Sequence[str], ours: str) -> str:
+    """A Markdown table: one column per contender, then ``ours`` vs each baseline."""
+    baselines = [c for c in columns if c != ours]
+    head = ["case", *columns, *(f"vs {b}" for b in baselines)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row.case + (f" ({row.note})" if row.note else "")]
+        cells += [_fmt(row.values.get(c, float("nan")), row.unit) for c in columns]
+        ours_value = row.values.get(ours, float("nan"))
+        cells += [
+            ratio_text(row.values.get(b, float("nan")), ours_value, row.unit) for b in baselines
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    """A one-line description of the machine the numbers come from."""
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {cores} cores usable, Python {platform.python_version()}, {platform.system()}"
