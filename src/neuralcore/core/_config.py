@@ -150,7 +150,8 @@ def _matches(value: Any, hint: Any) -> bool:
             return False
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_matches(v, args[0]) for v in value)
-        return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+        pairs = zip(value, args, strict=True) if len(args) == len(value) else None
+        return pairs is not None and all(_matches(v, a) for v, a in pairs)
     if origin is dict:
         key_t, val_t = get_args(hint) or (Any, Any)
         return isinstance(value, dict) and all(
