@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/neuralcore demo
+	$(BIN)/neuralcore bench vectors
 
 test: $(STAMP) lint typecheck pytest
 

@@ -1,0 +1,59 @@
+"""The error hierarchy: one root, builtin bases where natural."""
+
+from __future__ import annotations
+
+import pytest
+
+import neuralcore
+from neuralcore import core
+
+_BUILTIN_BASE = {
+    "ConfigError": ValueError,
+    "InvalidInputError": ValueError,
+    "DimensionMismatchError": ValueError,
+    "NonFiniteError": ValueError,
+    "InputTypeError": TypeError,
+    "MissingDependencyError": ImportError,
+    "IndexFileError": ValueError,
+    "KeyNotFoundError": KeyError,
+    "ModelError": ValueError,
+    "ModelNotFoundError": LookupError,
+    "SerializationError": ValueError,
+    "ChannelNotFoundError": LookupError,
+    "BusClosedError": RuntimeError,
+    "AuthorizationError": PermissionError,
+    "RequestTimeoutError": TimeoutError,
+    "PersistenceError": OSError,
+    "BridgeConnectionError": ConnectionError,
+}
+
+
+@pytest.mark.parametrize(("name", "builtin"), sorted(_BUILTIN_BASE.items()))
+def test_error_derives_from_root_and_builtin(name: str, builtin: type[Exception]) -> None:
+    cls = getattr(core, name)
+    assert issubclass(cls, neuralcore.NeuralcoreError)
+    assert issubclass(cls, builtin)
+    assert getattr(neuralcore, name) is cls
+
+
+def test_every_public_error_is_listed_here() -> None:
+    errors = {
+        name
+        for name in core.__all__
+        if isinstance(getattr(core, name), type)
+        and issubclass(getattr(core, name), core.NeuralcoreError)
+    }
+    assert errors - {"NeuralcoreError", "MessagingError", "QueueFullError", "RateLimitedError"} == (
+        set(_BUILTIN_BASE)
+    )
+
+
+def test_config_error_names_field() -> None:
+    err = core.ConfigError("channels[1].max_size", -5, "must be >= 0")
+    assert err.field == "channels[1].max_size"
+    assert "channels[1].max_size" in str(err)
+    assert "-5" in str(err)
+
+
+def test_key_not_found_message_is_not_quoted() -> None:
+    assert str(core.KeyNotFoundError("key 7 is not in the index")) == "key 7 is not in the index"
