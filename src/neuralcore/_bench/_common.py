@@ -9,7 +9,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-__all__ = ("Row", "format_table", "machine_line", "median_seconds", "ratio_text")
+__all__ = (
+    "Row",
+    "Section",
+    "format_section",
+    "format_table",
+    "machine_line",
+    "median_seconds",
+    "ratio_text",
+)
 
 
 class Row(NamedTuple):
@@ -107,3 +115,21 @@ def machine_line() -> str:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{cpu}, {cores} cores usable, Python {platform.python_version()}, {platform.system()}"
+
+
+class Section(NamedTuple):
+    """One benchmark table: a title, its rows, the contender columns and which one is ours."""
+
+    title: str
+    rows: list[Row]
+    columns: list[str]
+    ours: str
+    notes: str = ""
+
+
+def format_section(section: Section) -> str:
+    """Markdown heading, table and notes for one section."""
+    parts = [f"## {section.title}\n", format_table(section.rows, section.columns, section.ours)]
+    if section.notes:
+        parts.append("\n" + section.notes)
+    return "\n".join(parts) + "\n"
