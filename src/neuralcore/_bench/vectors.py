@@ -1,0 +1,232 @@
+"""``neuralcore bench vectors``: the vector kernels against pure Python and naive numpy.
+
+Columns: ``pure Python`` is neuralcore's own stdlib fallback on lists (what runs without
+numpy, and what ATLAS runs today); ``numpy naive`` recomputes norms on every call, the way
+most application code does; ``neuralcore`` is the default (native) backend on float32
+arrays. The HNSW rows come from :mod:`neuralcore._bench._hnsw`. ``--kernels`` adds the
+measurements behind the choice of kernel library per shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from neuralcore._bench._common import Row, Section, format_section, machine_line, median_seconds
+
+__all__ = ("kernel_rows", "main", "rows", "sections")
+
+_log = logging.getLogger(__name__)
+PURE, NAIVE, OURS = "pure Python", "numpy naive", "neuralcore"
+DIM = 384
+
+
+def _timer(quick: bool) -> Callable[[Callable[[], object]], float]:
+    repeat, min_time = (3, 0.02) if quick else (7, 0.1)
+    return lambda fn: median_seconds(fn, repeat=repeat, min_time=min_time)
+
+
+def _data(n: int, seed: int) -> Any:
+    import numpy as np
+
+    return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+
+
+def _naive() -> dict[str, Callable[..., Any]]:
+    """The numpy code an application writes by hand: norms recomputed on every call."""
+    import numpy as np
+
+    norm = np.linalg.norm
+
+    def top10(q: Any, m: Any) -> Any:
+        s = m @ q / (norm(m, axis=1) * norm(q))
+        idx = np.argpartition(-s, 10)[:10]
+        return idx[np.argsort(-s[idx])]
+
+    return {
+        "pair": lambda a, b: float(np.dot(a, b) / (norm(a) * norm(b))),
+        "many": lambda q, m: m @ q / (norm(m, axis=1) * norm(q)),
+        "all": lambda a, b: (a @ b.T) / np.outer(norm(a, axis=1), norm(b, axis=1)),
+        "l2": lambda a, b: float(norm(a - b)),
+        "normalize": lambda a: a / norm(a),
+        "top10": top10,
+    }
+
+
+def _scaled(
+    time: Callable[[Callable[[], object]], float], fn: Callable[[], object], k: float
+) -> float:
+    return time(fn) * k
+
+
+def rows(quick: bool = False) -> list[Row]:
+    """Time every case for the three contenders (float32, 384-d).
+
+    Examples
+    --------
+    >>> rows  # doctest: +ELLIPSIS
+    <function rows at ...>
+    """
+    import neuralcore.vectors as nv
+    from neuralcore.vectors import VectorOps
+
+    t, naive, pure = _timer(quick), _naive(), VectorOps(backend="python")
+    m = _data(100_000, 1)
+    a, b, m1k, m10k = m[0].copy(), m[1].copy(), m[:1_000], m[:10_000]
+    al, bl, m1kl = a.tolist(), b.tolist(), m1k.tolist()
+    sub = 2 if quick else 10  # all-pairs rows timed in pure Python, then scaled
+    out = [
+        Row("cosine, 1 pair", {
+            PURE: t(lambda: pure.cosine_similarity(al, bl)),
+            NAIVE: t(lambda: naive["pair"](a, b)),
+            OURS: t(lambda: nv.cosine_similarity(a, b)),
+        }),
+        Row("cosine, 1 vs 1,000", {
+            PURE: t(lambda: pure.cosine_similarity(al, m1kl)),
+            NAIVE: t(lambda: naive["many"](a, m1k)),
+            OURS: t(lambda: nv.cosine_similarity(a, m1k)),
+        }),
+        Row("cosine, 1 vs 10,000", {
+            PURE: _scaled(t, lambda: pure.cosine_similarity(al, m1kl), 10),
+            NAIVE: t(lambda: naive["many"](a, m10k)),
+            OURS: t(lambda: nv.cosine_similarity(a, m10k)),
+        }, note="pure: 1,000 rows x 10"),
+        Row("cosine, 1,000 x 1,000 all pairs", {
+            PURE: _scaled(t, lambda: pure.cosine_similarity(m1kl[:sub], m1kl), 1_000 / sub),
+            NAIVE: t(lambda: naive["all"](m1k, m[1_000:2_000])),
+            OURS: t(lambda: nv.cosine_similarity(m1k, m[1_000:2_000])),
+        }, note=f"pure: {sub} x 1,000 scaled"),
+        Row("L2, 1 pair", {
+            PURE: t(lambda: pure.euclidean_distance(al, bl)),
+            NAIVE: t(lambda: naive["l2"](a, b)),
+            OURS: t(lambda: nv.euclidean_distance(a, b)),
+        }),
+        Row("normalize, 1 vector", {
+            PURE: t(lambda: pure.normalize(al)),
+            NAIVE: t(lambda: naive["normalize"](a)),
+            OURS: t(lambda: nv.normalize(a)),
+        }),
+        Row("top-10 of 100,000 (cosine, 1 query)", {
+            PURE: _scaled(t, lambda: pure.top_k(al, m1kl, 10), 100),
+            NAIVE: t(lambda: naive["top10"](a, m)),
+            OURS: t(lambda: nv.top_k(a, m, 10)),
+        }, note="pure: 1,000 rows x 100"),
+    ]  # fmt: skip
+    return out
+
+
+def kernel_rows(quick: bool = False) -> tuple[list[Row], list[str]]:
+    """The library comparison behind the per-shape kernel choice (cosine, float32, 384-d).
+
+    NumKong (SimSIMD's successor, installed with USearch) is timed when present.
+
+    Examples
+    --------
+    >>> kernel_rows  # doctest: +ELLIPSIS
+    <function kernel_rows at ...>
+    """
+    import numpy as np
+    import simsimd
+
+    from neuralcore.core import is_available
+
+    nk: Any = importlib.import_module("numkong") if is_available("numkong") else None
+
+    t = _timer(quick)
+    m = _data(2_000, 2)
+    q, m1k, other = m[0].copy(), m[:1_000], m[1_000:]
+    unit = m1k / np.linalg.norm(m1k, axis=1, keepdims=True)
+
+    def blas_norms(x: Any, y: Any) -> Any:
+        xn = x / np.linalg.norm(x, axis=-1, keepdims=True)
+        return xn @ (y / np.linalg.norm(y, axis=1, keepdims=True)).T
+
+    def ss(x: Any, y: Any, threads: int = 1) -> Any:
+        return simsimd.cdist(x, y, metric="cosine", out_dtype="float32", threads=threads)
+
+    cols = ["numpy, norms per call", "numpy, pre-normalised", "numkong", "simsimd", "simsimd 2 thr"]
+    out = [
+        Row("1 pair", {
+            cols[0]: t(lambda: float(q @ m[1] / (np.linalg.norm(q) * np.linalg.norm(m[1])))),
+            cols[2]: t(lambda: nk.angular(q, m[1])) if nk else math.nan,
+            cols[3]: t(lambda: simsimd.cosine(q, m[1])),
+        }),
+        Row("1 vs 1,000", {
+            cols[0]: t(lambda: blas_norms(q[None, :], m1k)),
+            cols[1]: t(lambda: unit @ q),
+            cols[2]: t(lambda: nk.cdist(q[None, :], m1k, metric="angular")) if nk else math.nan,
+            cols[3]: t(lambda: ss(q[None, :], m1k)),
+            cols[4]: t(lambda: ss(q[None, :], m1k, 2)),
+        }),
+        Row("1,000 x 1,000", {
+            cols[0]: t(lambda: blas_norms(m1k, other)),
+            cols[1]: t(lambda: unit @ unit.T),
+            cols[2]: t(lambda: nk.cdist(m1k, other, metric="angular")) if nk else math.nan,
+            cols[3]: t(lambda: ss(m1k, other)),
+            cols[4]: t(lambda: ss(m1k, other, 2)),
+        }),
+    ]  # fmt: skip
+    return out, cols
+
+
+def _hnsw_rows(quick: bool) -> list[Row]:
+    try:
+        module = importlib.import_module("neuralcore._bench._hnsw")
+    except ModuleNotFoundError as err:
+        if err.name != "neuralcore._bench._hnsw":
+            raise
+        _log.warning("neuralcore._bench._hnsw is missing: no HNSW rows")
+        return []
+    result: list[Row] = module.hnsw_rows(quick)
+    return result
+
+
+def _columns(all_rows: list[Row]) -> list[str]:
+    """pure, naive, any extra contenders the HNSW rows bring, then ours last."""
+    extra = [c for r in all_rows for c in r.values if c not in (PURE, NAIVE, OURS)]
+    return [PURE, NAIVE, *dict.fromkeys(extra), OURS]
+
+
+def sections(quick: bool = False, *, hnsw: bool = True) -> list[Section]:
+    """The vectors section of ``neuralcore bench all`` (kernel rows, then the HNSW rows).
+
+    Examples
+    --------
+    >>> sections  # doctest: +ELLIPSIS
+    <function sections at ...>
+    """
+    from neuralcore.vectors._select import describe_backend
+
+    all_rows = rows(quick) + (_hnsw_rows(quick) if hnsw else [])
+    info = describe_backend("vectors")
+    notes = (
+        f"float32, {DIM}-d, median per call. neuralcore backend: {info.library} {info.version} "
+        f"({info.detail}). Pure Python runs on lists; rows marked 'scaled' time a subset."
+    )
+    return [Section("Vectors", all_rows, _columns(all_rows), OURS, notes)]
+
+
+def main(argv: list[str]) -> int:
+    """Print the vectors benchmark table (``--quick`` for a fast run).
+
+    Examples
+    --------
+    >>> main(["--help"])  # doctest: +SKIP
+    """
+    parser = argparse.ArgumentParser(prog="neuralcore bench vectors")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--kernels", action="store_true", help="also compare kernel libraries")
+    parser.add_argument("--no-hnsw", action="store_true", help="skip the (slow) HNSW rows")
+    args = parser.parse_args(argv)
+    print(f"Machine: {machine_line()}\n")
+    for section in sections(args.quick, hnsw=not args.no_hnsw):
+        print(format_section(section), flush=True)
+    if args.kernels:
+        krows, cols = kernel_rows(args.quick)
+        kernels = Section("Kernel choice (cosine, float32)", krows, cols, "simsimd")
+        print(format_section(kernels))
+    return 0

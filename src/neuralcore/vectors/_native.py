@@ -1,0 +1,372 @@
+"""The native kernels: SimSIMD and numpy/BLAS, split by shape. Imported only when chosen.
+
+Which library serves which shape was decided by measurement on the target machine (see
+``neuralcore bench vectors`` and ``docs``):
+
+* one pair and one query against many rows: SimSIMD, one C call with float64 accumulation
+  and no temporaries (5-10x less than numpy for one pair, ~3-5x for one-vs-many with norms);
+* many against many, cosine and dot: a BLAS matrix product on row-normalised copies
+  (SimSIMD ``cdist`` is ~7x slower there);
+* many against many, L2: SimSIMD ``cdist`` (exact per pair, where the BLAS expansion
+  ``|a|^2 + |b|^2 - 2ab`` loses precision for close vectors).
+
+NaN/inf detection rides on the work already done where possible: a dot product, an L2
+distance or a norm is non-finite whenever an input holds NaN or infinity, so the full
+element scan runs only when a result is non-finite (it then raises, or, for a finite input
+that overflowed, lets the float64 reference formula answer). SimSIMD's cosine maps zero
+vectors and NaN/inf to exactly 0, 1 or 2 or a non-finite value, so only results with those
+values are checked and recomputed; a test pins this for every SIMD level the CPU offers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, cast
+
+import numpy as np
+import simsimd
+from numpy.typing import NDArray
+
+from neuralcore.core._errors import InputTypeError
+from neuralcore.vectors._spec import TOP_K_METRICS, check_k, check_metric
+from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
+
+__all__ = (
+    "cosine_distance",
+    "cosine_similarity",
+    "dot",
+    "euclidean_distance",
+    "normalize",
+    "sqeuclidean_distance",
+    "top_k",
+)
+
+Arr = NDArray[np.floating[Any]]
+Names = tuple[str, str]
+
+_ND = np.ndarray
+_FAST = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+# small integer and half-precision inputs are computed in float32 (exact for int8 sums)
+_TO_F32 = frozenset(np.dtype(t) for t in ("float16", "int8", "uint8", "int16", "uint16"))
+_CDIST = {
+    "cosine_similarity": "cosine",
+    "cosine_distance": "cosine",
+    "dot": "dot",
+    "sqeuclidean_distance": "sqeuclidean",
+    "euclidean_distance": "euclidean",
+}
+_SCORE_BLOCK = 1 << 24  # top_k, many queries: at most this many scores held at once
+# SimSIMD entry points bound once: a module global is the cheapest lookup on the 1-pair path
+_ss_cos: Callable[[Arr, Arr], float] = simsimd.cosine  # type: ignore[assignment]
+_ss_dot: Callable[[Arr, Arr], float] = simsimd.dot  # type: ignore[assignment]
+_ss_sq: Callable[[Arr, Arr], float] = simsimd.sqeuclidean  # type: ignore[assignment]
+_ss_cdist: Callable[..., Any] = simsimd.cdist
+
+
+def _simd_cosine_precise() -> bool:
+    """Whether SimSIMD's cosine is exact enough here (its portable kernel is not).
+
+    SimSIMD's serial fallback (CPUs without a SIMD kernel) approximates ``1/sqrt`` to ~1e-3;
+    there, cosine goes through BLAS instead.
+    """
+    probe: Arr = np.arange(1.0, 17.0)
+    want = float(probe @ probe[::-1] / (probe @ probe))
+    for dtype in (np.float32, np.float64):
+        x: Arr = probe.astype(dtype)
+        y: Arr = x[::-1].copy()
+        if abs((1.0 - _ss_cos(x, y)) - want) > 1e-6:
+            return False
+    return True
+
+
+_COSINE_SIMD = _simd_cosine_precise()
+
+
+# The one-pair functions below call SimSIMD directly on two 1-D arrays and let it reject what
+# it cannot take (strided, big-endian, mixed or unsupported dtypes: it raises, and the
+# general path converts). It checks sizes itself. Validation thus costs ~100 ns, not ~1 us.
+_SS_REJECTS = (ValueError, TypeError, LookupError)
+
+
+def _pair(a: Any, b: Any) -> bool:
+    return type(a) is _ND and type(b) is _ND and a.ndim == 1 and b.ndim == 1
+
+
+def cosine_similarity(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
+    """Cosine similarity; zero vectors give 0.0."""
+    if _COSINE_SIMD and _pair(a, b):
+        try:
+            dist = _ss_cos(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            # SimSIMD maps zero vectors and NaN/inf to exactly 0, 1, 2 or a non-finite value:
+            # take the general path, which checks and answers them exactly.
+            if 0.0 < dist < 2.0 and dist != 1.0:
+                return 1.0 - dist
+    return _general("cosine_similarity", a, b, allow_nonfinite, threads)
+
+
+def cosine_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
+    """``1 - cosine_similarity``."""
+    if _COSINE_SIMD and _pair(a, b):
+        try:
+            dist = _ss_cos(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            if 0.0 < dist < 2.0 and dist != 1.0:
+                return dist
+    return _general("cosine_distance", a, b, allow_nonfinite, threads)
+
+
+def dot(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
+    """Inner product."""
+    if _pair(a, b):
+        try:
+            result = _ss_dot(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            if result - result == 0.0:  # finite: NaN/inf in any input makes it non-finite
+                return result
+    return _general("dot", a, b, allow_nonfinite, threads)
+
+
+def sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
+    """Squared L2 distance."""
+    if _pair(a, b):
+        try:
+            result = _ss_sq(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            if result - result == 0.0:
+                return result
+    return _general("sqeuclidean_distance", a, b, allow_nonfinite, threads)
+
+
+def euclidean_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
+    """L2 distance."""
+    if _pair(a, b):
+        try:
+            result = _ss_sq(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            if result - result == 0.0:
+                return math.sqrt(result)
+    return _general("euclidean_distance", a, b, allow_nonfinite, threads)
+
+
+def _target(value: Any) -> np.dtype[Any] | None:
+    if isinstance(value, _ND) and value.dtype in _TO_F32:
+        return np.dtype(np.float32)
+    return None
+
+
+def _arrays(a: Any, b: Any, names: Names, b_ndims: tuple[int, ...] = (1, 2)) -> tuple[Arr, Arr]:
+    """Both inputs as contiguous native float arrays of one dtype and one dimension."""
+    x = as_float_array(a, name=names[0], allow_nonfinite=True, dtype=_target(a))
+    y = as_float_array(b, name=names[1], allow_nonfinite=True, dtype=_target(b))
+    if y.ndim == 1 and y.size == 0 and x.shape[-1]:
+        y = y.reshape(0, x.shape[-1])  # ``[]`` is an empty matrix, as in the pure path
+    if x.ndim == 1 and x.size == 0 and y.shape[-1]:
+        x = x.reshape(0, y.shape[-1])
+    if y.ndim not in b_ndims:
+        as_float_array(y, name=names[1], ndims=b_ndims, allow_nonfinite=True)  # raises
+    if x.dtype != y.dtype:
+        x, y = x.astype(np.float64), y.astype(np.float64)
+    check_same_dim(x, y, names=names)
+    return x, y
+
+
+def _general(kind: str, a: Any, b: Any, allow: bool, threads: int) -> Any:
+    names = ("a", "b")
+    x, y = _arrays(a, b, names)
+    if x.ndim == 2 and y.ndim == 1:
+        x, y, names = y, x, ("b", "a")
+    if x.ndim == 1 and y.ndim == 1:
+        return float(_one_many(kind, x, y[None, :], allow, threads, names)[0])
+    if x.ndim == 1:
+        return _one_many(kind, x, y, allow, threads, names)
+    return _many_many(kind, x, y, allow, threads, names)
+
+
+def _check(x: Arr, y: Arr, names: Names) -> None:
+    check_finite(x, name=names[0])
+    check_finite(y, name=names[1])
+
+
+def _reference(kind: str, x: Arr, y: Arr) -> Arr:
+    """All-pairs float64 numpy formula: edge shapes, non-finite data, overflow."""
+    x2, y2 = np.atleast_2d(x).astype(np.float64), np.atleast_2d(y).astype(np.float64)
+    result: Arr
+    with np.errstate(all="ignore"):
+        if kind == "dot":
+            result = x2 @ y2.T
+        elif kind in ("sqeuclidean_distance", "euclidean_distance"):
+            result = ((x2[:, None, :] - y2[None, :, :]) ** 2).sum(axis=-1)
+            result = np.sqrt(result) if kind == "euclidean_distance" else result
+        else:
+            sim = _reference_cosine(x2, y2)
+            result = sim if kind == "cosine_similarity" else 1.0 - sim
+    return result.astype(x.dtype)
+
+
+def _reference_cosine(x: Arr, y: Arr) -> Arr:
+    """All-pairs cosine in float64; zero rows give 0; huge finite rows are rescaled first."""
+    nx, ny = np.sqrt(np.einsum("ij,ij->i", x, x)), np.sqrt(np.einsum("ij,ij->i", y, y))
+    if np.isinf(nx).any() or np.isinf(ny).any():
+        return _reference_cosine(_rescaled(x), _rescaled(y))
+    denom = np.outer(nx, ny)
+    return np.where(denom == 0, 0.0, (x @ y.T) / np.where(denom == 0, 1.0, denom))
+
+
+def _rescaled(x: Arr) -> Arr:
+    """Rows divided by their largest magnitude, so huge finite rows do not overflow norms."""
+    top = np.abs(x).max(axis=1, keepdims=True, initial=0.0)
+    return cast(Arr, np.divide(x, top, out=x.copy(), where=(top > 0) & np.isfinite(top)))
+
+
+def _fallback(kind: str, x: Arr, y: Arr, allow: bool, names: Names) -> Arr:
+    if not allow:
+        _check(x, y, names)
+    return _reference(kind, x, y)
+
+
+def _cdist(x: Arr, y: Arr, metric: str, threads: int) -> Arr:
+    out = "float32" if x.dtype == np.float32 else "float64"
+    result = _ss_cdist(x, y, metric=metric, out_dtype=out, threads=threads)
+    return np.asarray(result)
+
+
+def _one_many(kind: str, q: Arr, m: Arr, allow: bool, threads: int, names: Names) -> Arr:
+    if m.shape[0] == 0 or m.shape[1] == 0:
+        return _fallback(kind, q, m, allow, names).reshape(-1)
+    if kind.startswith("cosine") and not _COSINE_SIMD:
+        return _many_many(kind, q[None, :], m, allow, threads, names).reshape(-1)
+    result = _cdist(q, m, _CDIST[kind], threads).reshape(-1)
+    if kind.startswith("cosine"):
+        return _cosine_rows(kind, result, q, m, allow, names)
+    if not np.isfinite(result).all() and not allow:
+        _check(q, m, names)  # raises unless a finite input overflowed
+    return result
+
+
+def _cosine_rows(kind: str, dist: Arr, q: Arr, m: Arr, allow: bool, names: Names) -> Arr:
+    """Redo in float64 the rows SimSIMD may have masked, checking them for NaN/inf.
+
+    SimSIMD answers zero vectors and NaN/inf input with exactly 0, 1 or 2, or a non-finite
+    value. Only such rows are looked at again: the check is a pass over the results, not
+    over the matrix.
+    """
+    if dist.min() > 0.0 and dist.max() < 2.0 and np.abs(dist - 1.0).min() > 0.0:  # no NaN
+        return 1.0 - dist if kind == "cosine_similarity" else dist
+    odd = np.flatnonzero(~((dist > 0.0) & (dist < 2.0) & (dist != 1.0)))
+    rows = m[odd]
+    if not allow and not (np.isfinite(q).all() and np.isfinite(rows).all()):
+        _check(q, m, names)
+    dist[odd] = _reference("cosine_distance", q, rows).reshape(-1)
+    return 1.0 - dist if kind == "cosine_similarity" else dist
+
+
+def _unit_rows(x: Arr) -> Arr | None:
+    with np.errstate(all="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    if not np.isfinite(norms).all():
+        return None
+    norms[norms == 0] = 1.0
+    return cast(Arr, x / norms[:, None])
+
+
+def _many_many(kind: str, x: Arr, y: Arr, allow: bool, threads: int, names: Names) -> Arr:
+    if not (x.shape[0] and y.shape[0] and x.shape[1]):
+        return _fallback(kind, x, y, allow, names)
+    if kind.startswith("cosine"):
+        xn, yn = _unit_rows(x), _unit_rows(y)
+        if xn is None or yn is None:
+            return _fallback(kind, x, y, allow, names)
+        sim = xn @ yn.T
+        return sim if kind == "cosine_similarity" else 1.0 - sim
+    result = x @ y.T if kind == "dot" else _cdist(x, y, _CDIST[kind], threads)
+    if not np.isfinite(result).all() and not allow:
+        _check(x, y, names)
+    return result
+
+
+def normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
+    """Scale each vector (row) to unit L2 norm; zero vectors stay zero."""
+    if not inplace and type(x) is _ND and x.ndim == 1 and x.dtype in _FAST:
+        try:
+            square = _ss_dot(x, x)
+        except _SS_REJECTS:
+            pass  # strided: the general path copes
+        else:
+            if 0.0 < square < math.inf:
+                return np.multiply(x, 1.0 / math.sqrt(square))
+    arr = _inplace_target(x) if inplace else as_float_array(x, name="x", allow_nonfinite=True)
+    src, norms = arr, _row_norms(arr)
+    if not np.isfinite(norms).all():
+        if not allow_nonfinite:
+            check_finite(arr, name="x")  # raises, unless a huge finite row overflowed
+        src = _rescaled(np.atleast_2d(arr)).reshape(arr.shape)
+        norms = _row_norms(src)
+    norms = np.where(norms == 0.0, 1.0, norms)[..., None]
+    with np.errstate(all="ignore"):
+        if inplace:
+            np.divide(src, norms, out=arr, casting="same_kind")
+            return arr
+        return (src / norms).astype(arr.dtype)
+
+
+def _row_norms(arr: Arr) -> NDArray[np.float64]:
+    with np.errstate(all="ignore"):
+        return cast(
+            NDArray[np.float64], np.sqrt(np.einsum("...i,...i->...", arr, arr, dtype=np.float64))
+        )
+
+
+def _inplace_target(x: Any) -> Arr:
+    if not (isinstance(x, _ND) and x.dtype.kind == "f" and x.ndim in (1, 2)):
+        kind = type(x).__name__
+        raise InputTypeError(f"inplace=True needs a 1-D or 2-D float ndarray, got {kind}")
+    if not x.flags.writeable:
+        raise InputTypeError("inplace=True needs a writeable array, got a read-only one")
+    return x
+
+
+def _best(scores: Arr, k: int, higher: bool) -> NDArray[np.int64]:
+    """Indices of the ``k`` best scores along the last axis, best first, ties by index."""
+    n = scores.shape[-1]
+    k = min(k, n)
+    key = np.negative(scores) if higher else scores
+    key = np.where(np.isnan(key), np.inf, key)  # NaN ranks last
+    if k < n:
+        part = np.argpartition(key, k - 1, axis=-1)[..., :k] if k else key[..., :0]
+    else:
+        part = np.broadcast_to(np.arange(n), key.shape)
+    part = part.astype(np.int64)
+    order = np.lexsort((part, np.take_along_axis(key, part, axis=-1)), axis=-1)
+    return np.take_along_axis(part, order, axis=-1)
+
+
+def top_k(query: Any, matrix: Any, k: int, metric: str, allow_nonfinite: bool, threads: int) -> Any:
+    """Indices and scores of the ``k`` best rows of ``matrix`` for each query, best first."""
+    check_metric(metric)
+    check_k(k)
+    names = ("query", "matrix")
+    q, m = _arrays(query, matrix, names, b_ndims=(2,))
+    kind, higher = TOP_K_METRICS[metric]
+    if q.ndim == 1:
+        scores = _one_many(kind, q, m, allow_nonfinite, threads, names)
+        best = _best(scores, k, higher)
+        return best, scores[best]
+    step = max(1, _SCORE_BLOCK // max(1, m.shape[0]))
+    parts = []
+    for start in range(0, max(1, q.shape[0]), step):
+        block = _many_many(kind, q[start : start + step], m, allow_nonfinite, threads, names)
+        best = _best(block, k, higher)
+        parts.append((best, np.take_along_axis(block, best, axis=-1)))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -1,0 +1,343 @@
+"""The public vector functions and :class:`VectorOps`, dispatching to the chosen kernels.
+
+Shapes, for every distance function: 1-D x 1-D gives a ``float``; 1-D x 2-D (either order)
+gives one score per row; 2-D x 2-D gives the all-pairs matrix. The native backend returns
+numpy arrays (float32 for float32 input, else float64); the pure backend returns lists.
+
+NaN/inf: inputs are checked and :class:`~neuralcore.NonFiniteError` is raised by default;
+with ``allow_nonfinite=True`` results follow IEEE arithmetic (NaN propagates, and NaN scores
+rank last in :func:`top_k`). Finite input so large that a sum overflows is not an error:
+cosine and ``normalize`` rescale and answer exactly, dot and L2 return ``inf``.
+
+Precision: the native backend sums float32 input in float64 (SimSIMD) or float32 (BLAS,
+many-vs-many), within ~1e-6 relative of float64; float32 vectors whose components are all
+below ~1e-19 in magnitude (squares under float32's normal range) lose precision there.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from neuralcore.core._backend import BackendName
+from neuralcore.core._errors import ConfigError
+from neuralcore.vectors._select import load_kernels
+from neuralcore.vectors._spec import Metric
+
+__all__ = (
+    "VectorOps",
+    "cosine_distance",
+    "cosine_similarity",
+    "dot",
+    "euclidean_distance",
+    "normalize",
+    "sqeuclidean_distance",
+    "top_k",
+)
+
+
+class _LazyKernels:
+    """Stands in for the default kernels until first use, then replaces itself."""
+
+    def __getattr__(self, name: str) -> Any:
+        global _K
+        _K = load_kernels("auto")[1]
+        return getattr(_K, name)
+
+
+_K: Any = _LazyKernels()  # the module functions read this global: no indirection once loaded
+
+
+class VectorOps:
+    """Vector math with fixed backend, thread and NaN settings.
+
+    Parameters
+    ----------
+    backend : {"auto", "native", "python"}
+        ``"auto"`` uses numpy + SimSIMD when installed, else the stdlib kernels.
+    threads : int
+        Threads SimSIMD uses for one-vs-many and L2 matrix work (BLAS matrix products use
+        BLAS's own pool, set by ``OPENBLAS_NUM_THREADS``). The GIL is released either way.
+    allow_nonfinite : bool
+        Default for every method's ``allow_nonfinite``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown backend or ``threads < 1``.
+    MissingDependencyError
+        ``backend="native"`` without numpy and SimSIMD.
+
+    Examples
+    --------
+    >>> ops = VectorOps(backend="python")
+    >>> ops.backend, ops.dot([1, 2], [3, 4])
+    ('python', 11.0)
+    """
+
+    __slots__ = ("_allow", "_k", "_threads", "backend")
+
+    def __init__(
+        self, *, backend: BackendName = "auto", threads: int = 1, allow_nonfinite: bool = False
+    ) -> None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError("threads", threads, "must be an int >= 1")
+        self.backend, self._k = load_kernels(backend)
+        self._threads = threads
+        self._allow = bool(allow_nonfinite)
+
+    def __repr__(self) -> str:
+        return (
+            f"VectorOps(backend={self.backend!r}, threads={self._threads}, "
+            f"allow_nonfinite={self._allow})"
+        )
+
+    @property
+    def kernels(self) -> ModuleType:
+        """The kernel module in use (``_native`` or ``_pure``).
+
+        Examples
+        --------
+        >>> VectorOps(backend="python").kernels.__name__
+        'neuralcore.vectors._pure'
+        """
+        return self._k
+
+    def _a(self, allow_nonfinite: bool | None) -> bool:
+        return self._allow if allow_nonfinite is None else allow_nonfinite
+
+    def cosine_similarity(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        """See :func:`cosine_similarity`.
+
+        Examples
+        --------
+        >>> VectorOps().cosine_similarity([1.0, 0.0], [0.0, 0.0])
+        0.0
+        """
+        return self._k.cosine_similarity(a, b, self._a(allow_nonfinite), self._threads)
+
+    def cosine_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        """See :func:`cosine_distance`.
+
+        Examples
+        --------
+        >>> VectorOps().cosine_distance([1.0, 0.0], [0.0, 2.0])
+        1.0
+        """
+        return self._k.cosine_distance(a, b, self._a(allow_nonfinite), self._threads)
+
+    def dot(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        """See :func:`dot`.
+
+        Examples
+        --------
+        >>> VectorOps().dot([1, 2], [3, 4])
+        11.0
+        """
+        return self._k.dot(a, b, self._a(allow_nonfinite), self._threads)
+
+    def euclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        """See :func:`euclidean_distance`.
+
+        Examples
+        --------
+        >>> VectorOps().euclidean_distance([0, 0], [3, 4])
+        5.0
+        """
+        return self._k.euclidean_distance(a, b, self._a(allow_nonfinite), self._threads)
+
+    def sqeuclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        """See :func:`sqeuclidean_distance`.
+
+        Examples
+        --------
+        >>> VectorOps().sqeuclidean_distance([0, 0], [3, 4])
+        25.0
+        """
+        return self._k.sqeuclidean_distance(a, b, self._a(allow_nonfinite), self._threads)
+
+    def normalize(
+        self, x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None
+    ) -> Any:
+        """See :func:`normalize`.
+
+        Examples
+        --------
+        >>> [float(v) for v in VectorOps().normalize([3.0, 4.0])]
+        [0.6, 0.8]
+        """
+        return self._k.normalize(x, inplace, self._a(allow_nonfinite))
+
+    def top_k(
+        self,
+        query: Any,
+        matrix: Any,
+        k: int,
+        *,
+        metric: Metric = "cosine",
+        allow_nonfinite: bool | None = None,
+    ) -> tuple[Any, Any]:
+        """See :func:`top_k`.
+
+        Examples
+        --------
+        >>> [int(i) for i in VectorOps().top_k([1, 0], [[0, 1], [1, 0]], 1)[0]]
+        [1]
+        """
+        allow = self._a(allow_nonfinite)
+        result: tuple[Any, Any] = self._k.top_k(query, matrix, k, metric, allow, self._threads)
+        return result
+
+
+def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+    """Cosine similarity of vectors or of every pair of rows.
+
+    Parameters
+    ----------
+    a, b : array_like
+        1-D vectors or 2-D matrices (rows are vectors) with the same last dimension:
+        float32/float64 arrays (used without a copy when contiguous), float16/int8 arrays
+        (computed in float32), or lists.
+    allow_nonfinite : bool
+        Compute on NaN/inf instead of raising (the result is then NaN or inf).
+
+    Returns
+    -------
+    float or array or list
+        A float for two vectors, one value per row for a vector and a matrix, and a
+        ``(len(a), len(b))`` matrix for two matrices. A zero vector scores 0.0, never NaN.
+
+    Raises
+    ------
+    DimensionMismatchError
+        The last dimensions differ (the message names both shapes), or an input is not 1-D
+        or 2-D.
+    NonFiniteError
+        An input holds NaN or infinity and ``allow_nonfinite`` is false.
+    InputTypeError
+        Strings, objects or ragged lists.
+
+    Examples
+    --------
+    >>> round(cosine_similarity([1.0, 0.0], [1.0, 1.0]), 6)
+    0.707107
+    >>> [round(float(s), 6) for s in cosine_similarity([1, 0], [[2, 0], [0, 3]])]
+    [1.0, 0.0]
+    """
+    return _K.cosine_similarity(a, b, allow_nonfinite, 1)
+
+
+def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+    """``1 - cosine_similarity(a, b)``; shapes, arguments and errors as there.
+
+    Examples
+    --------
+    >>> round(cosine_distance([1.0, 0.0], [0.0, 1.0]), 6)
+    1.0
+    """
+    return _K.cosine_distance(a, b, allow_nonfinite, 1)
+
+
+def dot(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+    """Inner product; shapes, arguments and errors as in :func:`cosine_similarity`.
+
+    Examples
+    --------
+    >>> dot([1, 2, 3], [4, 5, 6])
+    32.0
+    """
+    return _K.dot(a, b, allow_nonfinite, 1)
+
+
+def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+    """L2 distance; shapes, arguments and errors as in :func:`cosine_similarity`.
+
+    Examples
+    --------
+    >>> euclidean_distance([0, 0], [3, 4])
+    5.0
+    """
+    return _K.euclidean_distance(a, b, allow_nonfinite, 1)
+
+
+def sqeuclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+    """Squared L2 distance; shapes, arguments and errors as in :func:`cosine_similarity`.
+
+    Examples
+    --------
+    >>> sqeuclidean_distance([0, 0], [3, 4])
+    25.0
+    """
+    return _K.sqeuclidean_distance(a, b, allow_nonfinite, 1)
+
+
+def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool = False) -> Any:
+    """Scale a vector, or each row of a matrix, to unit L2 norm; zero vectors stay zero.
+
+    Parameters
+    ----------
+    x : array_like
+        1-D or 2-D.
+    inplace : bool
+        Overwrite ``x`` and return it: a float ndarray (native backend) or a list of
+        floats / list of lists (pure backend).
+    allow_nonfinite : bool
+        Compute on NaN/inf instead of raising.
+
+    Returns
+    -------
+    array or list
+        Same shape as ``x`` (float32 stays float32).
+
+    Raises
+    ------
+    InputTypeError
+        ``inplace=True`` on something that cannot be written in place.
+    NonFiniteError
+        NaN or infinity in ``x`` and ``allow_nonfinite`` is false.
+
+    Examples
+    --------
+    >>> [float(v) for v in normalize([3.0, 4.0])]
+    [0.6, 0.8]
+    """
+    return _K.normalize(x, inplace, allow_nonfinite)
+
+
+def top_k(
+    query: Any, matrix: Any, k: int, *, metric: Metric = "cosine", allow_nonfinite: bool = False
+) -> tuple[Any, Any]:
+    """The ``k`` rows of ``matrix`` closest to ``query``, best first.
+
+    Parameters
+    ----------
+    query : array_like
+        One query (1-D) or several (2-D).
+    matrix : array_like
+        2-D, one candidate per row.
+    k : int
+        How many to return; ``k > len(matrix)`` returns all rows.
+    metric : {"cosine", "ip", "l2"}
+        Scores are cosine similarity and inner product (higher first) or euclidean
+        distance (lower first). Ties go to the lower index.
+    allow_nonfinite : bool
+        Compute on NaN/inf instead of raising; NaN scores rank last.
+
+    Returns
+    -------
+    (indices, scores)
+        1-D each for one query, ``(n_queries, k)`` for several.
+
+    Raises
+    ------
+    InvalidInputError
+        Unknown metric or negative ``k``; dimension mismatch as in :func:`cosine_similarity`.
+
+    Examples
+    --------
+    >>> idx, scores = top_k([1.0, 0.0], [[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], 2)
+    >>> [int(i) for i in idx]
+    [1, 2]
+    """
+    result: tuple[Any, Any] = _K.top_k(query, matrix, k, metric, allow_nonfinite, 1)
+    return result

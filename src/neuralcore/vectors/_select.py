@@ -1,0 +1,108 @@
+"""The one place that chooses the vector kernels (native or pure Python) and reports it.
+
+``auto`` picks the native kernels (numpy + SimSIMD) when both import, else the stdlib ones;
+``NEURALCORE_BACKEND=python`` forces the stdlib everywhere. The process-wide default is
+decided once, on first use, and :func:`describe_backend` reports that same decision.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from types import ModuleType
+from typing import Literal
+
+from neuralcore.core._backend import BackendInfo, BackendName, resolve_backend
+from neuralcore.core._errors import MissingDependencyError
+
+__all__ = ("default_choice", "describe_backend", "load_kernels")
+
+Choice = Literal["native", "python"]
+_MODULES = {"native": "neuralcore.vectors._native", "python": "neuralcore.vectors._pure"}
+_HINT = 'pip install "neuralcore-runtime[vectors]"'
+
+
+def _missing_native() -> str:
+    """Why the native kernels cannot load (``""`` when they can)."""
+    for name in ("numpy", "simsimd"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise  # a broken install, not a missing one
+            return f"{name} is not installed ({_HINT})"
+    return ""
+
+
+def _choose(requested: BackendName | None) -> tuple[Choice, str]:
+    resolved = resolve_backend(requested)
+    if resolved == "python":
+        return "python", "pure Python requested (backend='python' or NEURALCORE_BACKEND)"
+    missing = _missing_native()
+    forced = os.environ.get("NEURALCORE_BACKEND", "").strip().lower() == "native"
+    if missing and (requested == "native" or forced):
+        raise MissingDependencyError(f"native vector kernels unavailable: {missing}")
+    return ("python", missing) if missing else ("native", "")
+
+
+@functools.cache
+def default_choice() -> tuple[Choice, str]:
+    """The process-wide default backend and the reason for a fallback (cached).
+
+    Examples
+    --------
+    >>> default_choice()[0] in ("native", "python")
+    True
+    """
+    return _choose("auto")
+
+
+def load_kernels(requested: BackendName | None = "auto") -> tuple[Choice, ModuleType]:
+    """Return ``(backend, kernel module)`` for a backend request.
+
+    Raises
+    ------
+    MissingDependencyError
+        ``"native"`` was requested and numpy or SimSIMD is missing.
+
+    Examples
+    --------
+    >>> load_kernels("python")[0]
+    'python'
+    """
+    choice = default_choice()[0] if requested in (None, "auto") else _choose(requested)[0]
+    return choice, importlib.import_module(_MODULES[choice])
+
+
+def describe_backend(engine: str) -> BackendInfo:
+    """Report what serves ``engine``: ``"vectors"`` (kernels) or ``"hnsw"`` (the index).
+
+    Examples
+    --------
+    >>> describe_backend("vectors").engine
+    'vectors'
+    """
+    if engine == "hnsw":
+        from neuralcore.vectors._hnsw import describe_hnsw_backend
+
+        return describe_hnsw_backend()
+    choice, reason = default_choice()
+    if choice == "python":
+        return BackendInfo(engine, "python", "stdlib", "", reason)
+    import numpy
+    import simsimd
+
+    from neuralcore.vectors import _native
+
+    caps = ",".join(k for k, on in simsimd.get_capabilities().items() if on and k != "serial")
+    detail = f"simsimd for pairs/one-vs-many (SIMD: {caps or 'none'}); BLAS for matrix-matrix"
+    if not _native._COSINE_SIMD:
+        detail += "; cosine via BLAS (simsimd's portable kernel is imprecise)"
+    return BackendInfo(
+        engine,
+        "native",
+        "numpy+simsimd",
+        f"{numpy.__version__}+{getattr(simsimd, '__version__', '')}",
+        detail,
+    )
