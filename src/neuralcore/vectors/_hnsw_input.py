@@ -1,0 +1,93 @@
+"""Argument checks for :class:`~neuralcore.vectors.HNSWIndex`: keys, vectors, queries.
+
+Keys are integers in ``[0, 2**63)``: -1 is reserved for padding in search results.
+Vectors become C-contiguous float32; for cosine they are scaled to unit length here,
+once, so both engines store and compare the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neuralcore.core._errors import DimensionMismatchError, InputTypeError, InvalidInputError
+from neuralcore.vectors._validate import as_float_array
+
+__all__ = ("prepare_key", "prepare_keys", "prepare_vectors")
+
+_MAX_KEY = 2**63 - 1
+
+
+def prepare_key(key: object) -> int:
+    """One key as a Python int, or raise naming it.
+
+    Examples
+    --------
+    >>> prepare_key(np.int32(7))
+    7
+    """
+    if isinstance(key, bool) or not isinstance(key, int | np.integer):
+        raise InputTypeError(f"key must be an integer, got {key!r}")
+    if not 0 <= int(key) <= _MAX_KEY:
+        raise InvalidInputError(f"key must be in [0, 2**63), got {key}")
+    return int(key)
+
+
+def prepare_keys(keys: object, *, name: str = "keys") -> NDArray[np.int64]:
+    """A 1-D array of unique int64 keys (a scalar key becomes one element).
+
+    Examples
+    --------
+    >>> prepare_keys([3, 1]).tolist()
+    [3, 1]
+    >>> prepare_keys([1, 1])
+    Traceback (most recent call last):
+    ...
+    neuralcore.core._errors.InvalidInputError: keys has duplicate key 1
+    """
+    if isinstance(keys, int | np.integer) and not isinstance(keys, bool):
+        return np.array([prepare_key(keys)], dtype=np.int64)
+    array = np.asarray(keys)
+    if array.size and array.dtype.kind not in "iu":
+        raise InputTypeError(f"{name} must be integers, got dtype {array.dtype}")
+    if array.ndim != 1:
+        raise DimensionMismatchError(f"{name} must be 1-D, got shape {array.shape}")
+    if array.size and (int(array.min()) < 0 or int(array.max()) > _MAX_KEY):
+        bad = array[(array < 0) | (array > _MAX_KEY)][0]
+        raise InvalidInputError(f"{name} must be in [0, 2**63) (-1 marks padding), got {bad}")
+    out = array.astype(np.int64)
+    uniq, counts = np.unique(out, return_counts=True)
+    if len(uniq) != len(out):
+        raise InvalidInputError(f"{name} has duplicate key {uniq[counts > 1][0]}")
+    return out
+
+
+def prepare_vectors(
+    vectors: object, *, dim: int, metric: str, name: str = "vectors"
+) -> tuple[NDArray[np.float32], bool]:
+    """2-D float32 rows of length ``dim`` (unit length for cosine) and whether input was 1-D.
+
+    Examples
+    --------
+    >>> prepare_vectors([3.0, 4.0], dim=2, metric="cosine")[0].tolist()
+    [[0.6000000238418579, 0.800000011920929]]
+    """
+    array = as_float_array(vectors, name=name, dtype=np.dtype(np.float32))
+    single = array.ndim == 1
+    rows = array.reshape(1, -1) if single else array
+    if rows.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{name} have dimension {rows.shape[1]} (shape {array.shape}), the index has {dim}"
+        )
+    return (_unit(rows, name) if metric == "cosine" else rows), single
+
+
+def _unit(rows: NDArray[Any], name: str) -> NDArray[np.float32]:
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    if len(norms) and not norms.all():
+        raise InvalidInputError(
+            f"{name} row {int(np.argmin(norms))} has zero length: cosine distance is undefined"
+        )
+    return np.asarray(rows / norms[:, None], dtype=np.float32)

@@ -1,0 +1,292 @@
+"""HNSWIndex files: atomic save, load, memory-mapped view, and hostile files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neuralcore.core import ConfigError, IndexFileError, InvalidInputError
+from neuralcore.vectors import _hnsw_file
+from neuralcore.vectors._hnsw import HNSWIndex
+
+HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
+BACKENDS = [
+    pytest.param("native", marks=pytest.mark.skipif(not HAVE_HNSWLIB, reason="no hnswlib")),
+    "python",
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _filled(backend: str, n: int = 400, dim: int = 12, metric: str = "cosine") -> HNSWIndex:
+    data = np.random.default_rng(3).standard_normal((n, dim)).astype(np.float32)
+    index = HNSWIndex(dim, metric=metric, M=8, ef_construction=64, ef_search=48, backend=backend)
+    index.add(np.arange(n) * 2 + 1, data)
+    index.remove([1, 3, 5])
+    return index
+
+
+def _queries(dim: int = 12) -> np.ndarray:
+    return np.random.default_rng(4).standard_normal((25, dim)).astype(np.float32)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_save_load_round_trip(tmp_path: Path, backend: str, metric: str) -> None:
+    index = _filled(backend, metric=metric)
+    path = tmp_path / "index.nchnsw"
+    index.save(path)
+    loaded = HNSWIndex.load(path, backend=backend)
+    assert (loaded.dim, loaded.metric, loaded.M, loaded.ef_construction, loaded.ef_search) == (
+        12, metric, 8, 64, 48,
+    )  # fmt: skip
+    assert len(loaded) == len(index) == 397
+    assert 1 not in loaded
+    assert 7 in loaded
+    np.testing.assert_array_equal(loaded.get(7), index.get(7))
+    for before, after in zip(
+        index.search(_queries(), k=10), loaded.search(_queries(), k=10), strict=True
+    ):
+        np.testing.assert_array_equal(before, after)
+    loaded.add(1, np.ones(12))  # a loaded index is mutable
+    assert 1 in loaded
+
+
+def test_load_across_backends(tmp_path: Path, backend: str) -> None:
+    path = tmp_path / "index.nchnsw"
+    _filled(backend).save(path)
+    for other in ("python", "native") if HAVE_HNSWLIB else ("python",):
+        loaded = HNSWIndex.load(path, backend=other)
+        assert loaded.backend.backend == other
+        assert len(loaded) == 397
+        assert loaded.search(_queries()[0], k=1)[0][0] >= 0
+
+
+def test_view_is_memory_mapped_read_only_and_exact(tmp_path: Path, backend: str) -> None:
+    index = _filled(backend, metric="l2")
+    path = tmp_path / "index.nchnsw"
+    index.save(path)
+    with HNSWIndex.view(path) as view:
+        assert view.read_only
+        assert len(view) == 397
+        assert 7 in view
+        assert 1 not in view
+        exact = HNSWIndex.load(path, backend="python").search(_queries(), k=10)
+        for ours, truth in zip(view.search(_queries(), k=10), exact, strict=True):
+            np.testing.assert_array_equal(ours, truth)
+        np.testing.assert_array_equal(view.get(7), index.get(7))
+        filtered = view.search(_queries()[0], k=3, filter=[7, 9])[0]
+        assert sorted(filtered[:2].tolist()) == [7, 9]
+        assert filtered[2] == -1
+        for mutate in (lambda: view.add(2, np.ones(12)), lambda: view.remove(7)):
+            with pytest.raises(InvalidInputError, match="read-only view"):
+                mutate()
+        assert not view._engine._vecs.flags.writeable  # backed by the read-only map
+    assert len(view) == 0  # closed: the map is released
+
+
+def test_view_does_not_read_the_file_into_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.nchnsw"
+    index = HNSWIndex(256, backend="python")
+    index.add(np.arange(40_000), np.ones((40_000, 256), dtype=np.float32))
+    index.save(path)  # ~41 MB of vectors
+    del index
+    process = psutil.Process()
+    before = process.memory_info().rss
+    view = HNSWIndex.view(path)
+    grown = process.memory_info().rss - before
+    assert grown < 8 * 2**20, f"opening a view grew RSS by {grown / 2**20:.1f} MiB"
+    assert view.search(np.ones(256), k=1)[0][0] >= 0
+    view.close()
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "index.nchnsw"
+    _filled(backend).save(path)
+    original = path.read_bytes()
+
+    def fail(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_hnsw_file.os, "fsync", fail)
+    with pytest.raises(OSError, match="disk full"):
+        _filled(backend, n=50).save(path)
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.nchnsw"]
+
+
+def test_f16_index_round_trips(tmp_path: Path) -> None:
+    index = HNSWIndex(4, dtype="f16", metric="l2")
+    index.add([1, 2], [[0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0]])
+    index.save(tmp_path / "f16.nchnsw")
+    loaded = HNSWIndex.load(tmp_path / "f16.nchnsw")
+    assert loaded.dtype == "f16"
+    assert loaded.backend.backend == "python"
+    np.testing.assert_array_equal(loaded.get(1), index.get(1))
+    with HNSWIndex.view(tmp_path / "f16.nchnsw") as view:
+        assert view.search([1.0, 1.0, 1.0, 1.0], k=1)[0].tolist() == [2]
+    if HAVE_HNSWLIB:
+        with pytest.raises(ConfigError, match="float32 only"):
+            HNSWIndex.load(tmp_path / "f16.nchnsw", backend="native")
+
+
+def test_empty_index_round_trips(tmp_path: Path, backend: str) -> None:
+    HNSWIndex(5, backend=backend).save(tmp_path / "empty.nchnsw")
+    assert len(HNSWIndex.load(tmp_path / "empty.nchnsw", backend=backend)) == 0
+    with HNSWIndex.view(tmp_path / "empty.nchnsw") as view:
+        assert view.search(np.ones(5), k=2)[0].tolist() == [-1, -1]
+
+
+@pytest.fixture
+def saved(tmp_path: Path, backend: str) -> Path:
+    path = tmp_path / "index.nchnsw"
+    _filled(backend, n=120).save(path)
+    return path
+
+
+def _open_both(path: Path) -> None:
+    HNSWIndex.load(path)
+    HNSWIndex.view(path, verify=True).close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"NCHNSW", b"PK\x03\x04" + b"\0" * 100, b"\x89HDF\r\n\x1a\n" + b"\0" * 100],
+)
+def test_foreign_or_empty_files_raise(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "foreign.bin"
+    path.write_bytes(content)
+    with pytest.raises(IndexFileError):
+        _open_both(path)
+
+
+def test_missing_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(IndexFileError, match="cannot open"):
+        HNSWIndex.load(tmp_path / "nope.nchnsw")
+    with pytest.raises(IndexFileError, match="cannot open"):
+        HNSWIndex.view(tmp_path / "nope.nchnsw")
+
+
+def test_truncated_files_raise(saved: Path) -> None:
+    data = saved.read_bytes()
+    for size in (0, 8, 31, 32, 100, len(data) // 2, len(data) - 1):
+        saved.write_bytes(data[:size])
+        with pytest.raises(IndexFileError):
+            _open_both(saved)
+
+
+def test_future_version_raises(saved: Path) -> None:
+    data = bytearray(saved.read_bytes())
+    struct.pack_into("<I", data, 8, 99)
+    saved.write_bytes(bytes(data))
+    with pytest.raises(IndexFileError, match="version 99"):
+        HNSWIndex.load(saved)
+
+
+def _rewrite_meta(path: Path, change: dict) -> None:
+    """Rewrite the metadata with a valid checksum, as a buggy or hostile writer might."""
+    file = _hnsw_file.read_index_file(path)
+    meta = {**file.meta, **change}
+    sections = [
+        _hnsw_file.Section(s["name"], bytes(file.sections[s["name"]])) for s in meta.pop("sections")
+    ]
+    file.close()
+    _hnsw_file.write_index_file(path, meta, sections)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"format": "other"},
+        {"engine": "faiss"},
+        {"dim": 13},
+        {"dim": 0},
+        {"count": 10**9},
+        {"count": -1},
+        {"metric": "hamming"},
+        {"dtype": "i8"},
+        {"ef_search": "many"},
+    ],
+)
+def test_inconsistent_metadata_raises_before_native_code(saved: Path, change: dict) -> None:
+    _rewrite_meta(saved, change)
+    with pytest.raises(IndexFileError):
+        _open_both(saved)
+
+
+def test_graph_header_is_checked_against_metadata(saved: Path, backend: str) -> None:
+    _rewrite_meta(saved, {"M": 32})
+    if backend == "python":  # exact-engine files hold no graph: M is only a setting
+        assert HNSWIndex.load(saved).M == 32
+        return
+    with pytest.raises(IndexFileError, match="hnswlib section header"):
+        _open_both(saved)
+
+
+def test_unsorted_keys_raise(saved: Path) -> None:
+    file = _hnsw_file.read_index_file(saved)
+    keys = np.frombuffer(file.sections["keys"], dtype="<i8")[::-1].copy()
+    sections = [
+        _hnsw_file.Section(
+            s["name"], keys.tobytes() if s["name"] == "keys" else bytes(file.sections[s["name"]])
+        )
+        for s in file.meta["sections"]
+    ]
+    meta = {k: v for k, v in file.meta.items() if k != "sections"}
+    del keys
+    file.close()
+    _hnsw_file.write_index_file(saved, meta, sections)
+    with pytest.raises(IndexFileError, match="ascending"):
+        _open_both(saved)
+
+
+def test_metadata_is_json_not_pickle(saved: Path) -> None:
+    data = saved.read_bytes()
+    (length,) = struct.unpack_from("<I", data, 12)
+    meta = json.loads(data[32 : 32 + length])
+    assert {s["name"] for s in meta["sections"]} >= {"keys", "vectors"}
+    assert b"\x80\x04\x95" not in data[: 32 + length]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(position=st.floats(0, 1, exclude_max=True), flip=st.integers(1, 255))
+def test_any_flipped_byte_is_caught_or_harmless(saved: Path, position: float, flip: int) -> None:
+    data = bytearray(saved.read_bytes())
+    offset = int(position * len(data))
+    data[offset] ^= flip
+    corrupt = saved.with_suffix(".corrupt")
+    corrupt.write_bytes(bytes(data))
+    try:
+        loaded = HNSWIndex.load(corrupt)
+    except IndexFileError:
+        return
+    # only zero padding between sections is outside the checksums
+    reference = HNSWIndex.load(saved)
+    assert data[offset] == flip
+    for ours, theirs in zip(
+        loaded.search(_queries(), k=5), reference.search(_queries(), k=5), strict=True
+    ):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_file_permissions_error_is_index_file_error(saved: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    saved.chmod(0)
+    with pytest.raises(IndexFileError, match="cannot open"):
+        HNSWIndex.load(saved)
