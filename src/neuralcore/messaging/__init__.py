@@ -1,0 +1,54 @@
+"""In-process priority message bus with durable SQLite persistence.
+
+>>> from neuralcore.messaging import MessageBus, Priority
+>>> bus = MessageBus()
+>>> _ = bus.create_channel("rag.query")
+>>> bus.publish("rag.query", {"q": "hello"}, priority=Priority.HIGH).priority
+25
+
+Semantics in brief:
+
+* Priorities: lower is more urgent (:class:`Priority`), FIFO within one priority.
+* In-process delivery passes the publisher's object; nothing is serialised.
+* A handler that returns acknowledges; one that raises is retried with exponential backoff
+  and dead-lettered after ``max_attempts`` (error recorded, optional dead-letter channel).
+* Persistent channels: ``publish`` returns once the message is committed to SQLite (WAL,
+  group commit). ``durability="process"`` (``synchronous=NORMAL``) survives a crash or
+  SIGKILL of the process; ``durability="power"`` (``synchronous=FULL``) also survives power
+  loss or an OS crash. Unacknowledged messages are replayed in order on restart
+  (at-least-once: a message in flight at a crash is delivered again, with ``attempt`` > 1).
+* In-memory channels lose what is queued when the process dies or ``stop()`` times out.
+
+Importing this package loads neither msgspec nor sqlite3; the codec is chosen on first use
+(``neuralcore.backend_info()["messaging"]``).
+"""
+
+from neuralcore.messaging._bridge import Bridge, BridgeDirection, Tap
+from neuralcore.messaging._bus import DeadLetter, MessageBus
+from neuralcore.messaging._codec import Codec, JsonCodec, MsgpackCodec
+from neuralcore.messaging._config import BusConfig, ChannelConfig
+from neuralcore.messaging._message import Message
+from neuralcore.messaging._metrics import ChannelMetrics, HistogramSnapshot
+from neuralcore.messaging._subscription import Subscription
+from neuralcore.messaging._types import Durability, Outcome, Overflow, Priority
+
+__all__ = (
+    "Bridge",
+    "BridgeDirection",
+    "BusConfig",
+    "ChannelConfig",
+    "ChannelMetrics",
+    "Codec",
+    "DeadLetter",
+    "Durability",
+    "HistogramSnapshot",
+    "JsonCodec",
+    "Message",
+    "MessageBus",
+    "MsgpackCodec",
+    "Outcome",
+    "Overflow",
+    "Priority",
+    "Subscription",
+    "Tap",
+)

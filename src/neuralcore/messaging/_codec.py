@@ -1,0 +1,207 @@
+"""Encoding of messages at process boundaries (persistence, bridges). Never pickle.
+
+A message is encoded as the array ``[id, channel, priority, timestamp, headers, payload,
+attempt, origin]``. Payloads may be JSON types, bytes, numpy arrays (numeric dtypes),
+dataclasses and msgspec Structs; the last two decode as plain dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from typing import Any, Protocol
+
+from neuralcore.core import SerializationError
+from neuralcore.messaging._message import Message
+
+__all__ = ("Codec", "JsonCodec", "MsgpackCodec")
+
+_NDARRAY_EXT = 1
+_object_new = object.__new__
+
+
+class Codec(Protocol):
+    """Turns a :class:`Message` into bytes and back (bridges use ``bus.codec``)."""
+
+    name: str
+
+    def encode(self, msg: Message) -> bytes:
+        """Encode one message; ``SerializationError`` names what cannot be encoded."""
+        ...
+
+    def decode(self, data: bytes) -> Message:
+        """Decode one message; ``SerializationError`` on bad or oversized data."""
+        ...
+
+
+def _envelope(msg: Message) -> tuple[Any, ...]:
+    return (
+        msg.id,
+        msg.channel,
+        msg.priority,
+        msg.timestamp,
+        msg._headers or {},
+        msg.payload,
+        msg.attempt,
+        msg.origin,
+    )
+
+
+def _message(fields: Any) -> Message:
+    """Rebuild a Message from a decoded envelope without argument parsing (hot path)."""
+    if type(fields) is not list or len(fields) != 8:
+        raise SerializationError(f"not a neuralcore message envelope: {str(fields)[:80]!r}")
+    m: Message = _object_new(Message)
+    m._id, m.channel, m.priority, m.timestamp, headers, m.payload, m.attempt, m.origin = fields
+    if type(m.channel) is not str or type(m.priority) is not int or type(headers) is not dict:
+        raise SerializationError(f"malformed message envelope: {str(fields)[:80]!r}")
+    m._headers = headers or None
+    m._tracker = None
+    return m
+
+
+def _array_parts(obj: Any) -> tuple[str, list[int], bytes] | None:
+    if type(obj).__module__ != "numpy" or type(obj).__name__ != "ndarray":
+        return None
+    if obj.dtype.hasobject:
+        raise SerializationError(f"numpy array of dtype {obj.dtype} cannot be encoded")
+    return obj.dtype.str, list(obj.shape), obj.tobytes()
+
+
+def _array_from(dtype: str, shape: list[int], raw: bytes) -> Any:
+    import numpy as np
+
+    return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+
+
+def _check_size(data: bytes, limit: int, what: str) -> None:
+    if len(data) > limit:
+        raise SerializationError(f"{what} is {len(data)} bytes, over max_message_size={limit}")
+
+
+class MsgpackCodec:
+    """MessagePack through msgspec (the default when msgspec is installed).
+
+    Examples
+    --------
+    >>> codec = MsgpackCodec()
+    >>> codec.decode(codec.encode(Message("a", {"x": b"1"}, id="m1"))).payload
+    {'x': b'1'}
+    """
+
+    name = "msgpack"
+
+    def __init__(self, *, max_size: int = 16 * 1024 * 1024) -> None:
+        import msgspec
+
+        self._max = max_size
+        self._ext = msgspec.msgpack.Ext
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
+        self._inner = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(ext_hook=self._ext_hook)
+        self._errors = (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError)
+
+    def _enc_hook(self, obj: Any) -> Any:
+        parts = _array_parts(obj)
+        if parts is None:
+            raise NotImplementedError(f"cannot encode {type(obj).__qualname__}")
+        return self._ext(_NDARRAY_EXT, self._inner.encode(parts))
+
+    def _ext_hook(self, code: int, data: memoryview) -> Any:
+        if code != _NDARRAY_EXT:
+            raise SerializationError(f"unknown MessagePack extension type {code}")
+        import msgspec
+
+        dtype, shape, raw = msgspec.msgpack.decode(data)
+        return _array_from(dtype, shape, raw)
+
+    def encode(self, msg: Message) -> bytes:
+        """Encode one message to MessagePack bytes."""
+        mid = msg._id if type(msg._id) is str else msg.id
+        envelope = (mid, msg.channel, msg.priority, msg.timestamp, msg._headers or {},
+                    msg.payload, msg.attempt, msg.origin)  # fmt: skip
+        try:
+            data = self._encoder.encode(envelope)
+        except (TypeError, NotImplementedError, OverflowError) as err:
+            raise SerializationError(
+                f"payload of message on {msg.channel!r} cannot be encoded: {err}"
+            ) from err
+        if len(data) > self._max:
+            _check_size(data, self._max, f"message on {msg.channel!r}")
+        return data
+
+    def decode(self, data: bytes) -> Message:
+        """Decode MessagePack bytes made by :meth:`encode`."""
+        if len(data) > self._max:
+            _check_size(data, self._max, "encoded message")
+        try:
+            return _message(self._decoder.decode(data))
+        except self._errors as err:
+            raise SerializationError(f"cannot decode message: {err}") from err
+
+
+class JsonCodec:
+    """UTF-8 JSON through the stdlib (the fallback without msgspec, or ``codec="json"``).
+
+    bytes and numpy arrays travel as tagged objects (base64).
+
+    Examples
+    --------
+    >>> codec = JsonCodec()
+    >>> codec.decode(codec.encode(Message("a", [1, b"2"], id="m1"))).payload
+    [1, b'2']
+    """
+
+    name = "json"
+
+    def __init__(self, *, max_size: int = 16 * 1024 * 1024) -> None:
+        self._max = max_size
+        self._dumps = json.JSONEncoder(default=_json_default, separators=(",", ":")).encode
+        self._loads = json.JSONDecoder(object_hook=_json_object).decode
+
+    def encode(self, msg: Message) -> bytes:
+        """Encode one message to JSON bytes."""
+        try:
+            data = self._dumps(_envelope(msg)).encode()
+        except (TypeError, ValueError) as err:
+            raise SerializationError(
+                f"payload of message on {msg.channel!r} cannot be encoded: {err}"
+            ) from err
+        _check_size(data, self._max, f"message on {msg.channel!r}")
+        return data
+
+    def decode(self, data: bytes) -> Message:
+        """Decode JSON bytes made by :meth:`encode`."""
+        _check_size(data, self._max, "encoded message")
+        try:
+            return _message(self._loads(bytes(data).decode()))
+        except (ValueError, TypeError, KeyError) as err:
+            if isinstance(err, SerializationError):
+                raise
+            raise SerializationError(f"cannot decode message: {err}") from err
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return {"__nc_bytes__": base64.b64encode(bytes(obj)).decode()}
+    parts = _array_parts(obj)
+    if parts is not None:
+        dtype, shape, raw = parts
+        return {"__nc_ndarray__": [dtype, shape, base64.b64encode(raw).decode()]}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    fields = getattr(type(obj), "__struct_fields__", None)  # msgspec Struct
+    if fields is not None:
+        return {name: getattr(obj, name) for name in fields}
+    raise TypeError(f"cannot encode {type(obj).__qualname__}")
+
+
+def _json_object(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        if "__nc_bytes__" in obj:
+            return base64.b64decode(obj["__nc_bytes__"])
+        if "__nc_ndarray__" in obj:
+            dtype, shape, raw = obj["__nc_ndarray__"]
+            return _array_from(dtype, shape, base64.b64decode(raw))
+    return obj

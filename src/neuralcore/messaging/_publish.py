@@ -1,0 +1,623 @@
+"""The publishing half of :class:`MessageBus`: fast path, features, overflow, persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from neuralcore.core import (
+    BusClosedError,
+    InputTypeError,
+    InvalidInputError,
+    QueueFullError,
+    RateLimitedError,
+    RequestTimeoutError,
+)
+from neuralcore.messaging._message import Message, Tracker, _new
+
+if TYPE_CHECKING:
+    from neuralcore.messaging._channel import Channel
+    from neuralcore.messaging._codec import Codec
+    from neuralcore.messaging._config import BusConfig
+    from neuralcore.messaging._store import Commit, SQLiteStore
+    from neuralcore.messaging._types import Outcome
+
+__all__ = ("Publisher",)
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_get_ident = threading.get_ident
+_perf = time.perf_counter
+
+
+class Publisher:
+    """Mixin holding the publish methods (split out to keep modules small)."""
+
+    config: BusConfig
+    bus_id: str
+    running: bool
+    _closed: bool
+    _counter: itertools.count[int]
+    _channels: dict[str, Channel]
+    _publish_hooks: list[Callable[[Message], Message]]
+    _replies: dict[str, asyncio.Future[Any]]
+    _store: SQLiteStore | None
+    _loop: asyncio.AbstractEventLoop | None
+    _loop_thread: int | None
+    _prestart: threading.Lock
+
+    if TYPE_CHECKING:  # provided by MessageBus; declared for the type checker only
+
+        @property
+        def codec(self) -> Codec: ...
+
+        def _channel(self, name: str) -> Channel: ...
+
+        def _authorize(self, ch: Channel, auth: str | None, action: str) -> None: ...
+
+        def _tracked_done(self, tracker: Tracker, msg: Message) -> None: ...
+
+    # -- public API -----------------------------------------------------------------------
+
+    def publish(
+        self,
+        channel: str,
+        payload: Any,
+        *,
+        priority: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        auth: str | None = None,
+    ) -> Message | None:
+        """Publish from any thread; returns once the message is queued (and durable).
+
+        Parameters
+        ----------
+        channel : str
+            An existing channel.
+        payload : object
+            Delivered as is in-process; must be encodable on persistent channels.
+        priority : int or None
+            Lower is more urgent; the channel default when ``None``.
+        headers : mapping or None
+            Copied into the message.
+        idempotency_key : str or None
+            Repeats within the channel's ``idempotency_window`` are dropped.
+        auth : str or None
+            API key, for channels with ``allow_publish``.
+
+        Returns
+        -------
+        Message or None
+            The queued envelope, or ``None`` if dropped (``drop_new``, duplicate key).
+
+        Raises
+        ------
+        ChannelNotFoundError, BusClosedError, QueueFullError, RateLimitedError,
+        AuthorizationError, SerializationError, PersistenceError
+
+        Notes
+        -----
+        Called on the event loop thread, a full ``block`` channel cannot wait there and
+        raises ``QueueFullError``; use :meth:`publish_async`. From another thread the call
+        is handed to the loop and blocks up to ``BusConfig.block_timeout``.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging import MessageBus
+        >>> bus = MessageBus()
+        >>> _ = bus.create_channel("a")
+        >>> bus.publish("a", {"n": 1}, priority=0).priority
+        0
+        """
+        ch = self._channels.get(channel)
+        if (
+            ch is not None
+            and ch.fast  # False once the bus is stopped
+            and idempotency_key is None
+            and ch.queue.size < ch.max_size
+            and _get_ident() == self._loop_thread
+        ):
+            if priority is None:
+                priority = ch.default_priority
+            elif type(priority) is not int:
+                priority = _check_priority(priority)
+            msg = _new(
+                channel,
+                payload,
+                priority,
+                dict(headers) if headers else None,
+                self.bus_id,
+                next(self._counter),
+            )
+            bucket = ch.queue._buckets.get(priority)
+            if bucket:  # the common case: append behind messages of the same priority
+                bucket.append(msg)
+                ch.queue.size += 1
+            else:
+                ch.queue.push(msg)
+            ch.stats.published += 1
+            if ch.waiter is not None:
+                ch.wake()
+            return msg
+        args = (channel, payload, priority, headers, idempotency_key, auth)
+        if self._loop_thread is None:  # not started: publishers of any thread take turns
+            with self._prestart:
+                if self._loop_thread is None:
+                    return self._publish_sync(*args)
+        if self._loop_thread != _get_ident() and self.running:
+            return self._publish_from_thread(*args)
+        return self._publish_sync(*args)
+
+    async def publish_async(
+        self,
+        channel: str,
+        payload: Any,
+        *,
+        priority: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        auth: str | None = None,
+    ) -> Message | None:
+        """Publish from the event loop; waits for room (``block``) and for durability.
+
+        Same parameters, result and errors as :meth:`publish`.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from neuralcore.messaging import MessageBus
+        >>> bus = MessageBus()
+        >>> _ = bus.create_channel("a")
+        >>> asyncio.run(bus.publish_async("a", "x")).payload
+        'x'
+        """
+        ch = self._channels.get(channel)
+        if (
+            ch is not None
+            and ch.fast  # False once the bus is stopped
+            and idempotency_key is None
+            and ch.queue.size < ch.max_size
+        ):
+            if priority is None:
+                priority = ch.default_priority
+            elif type(priority) is not int:
+                priority = _check_priority(priority)
+            msg = _new(
+                channel,
+                payload,
+                priority,
+                dict(headers) if headers else None,
+                self.bus_id,
+                next(self._counter),
+            )
+            bucket = ch.queue._buckets.get(priority)
+            if bucket:  # the common case: append behind messages of the same priority
+                bucket.append(msg)
+                ch.queue.size += 1
+            else:
+                ch.queue.push(msg)
+            ch.stats.published += 1
+            if ch.waiter is not None:
+                ch.wake()
+            return msg
+        return await self._publish_one(channel, payload, priority, headers, idempotency_key, auth)
+
+    def publish_batch(
+        self,
+        channel: str,
+        payloads: Iterable[Any],
+        *,
+        priority: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        auth: str | None = None,
+    ) -> list[Message | None]:
+        """Publish many payloads with one group commit on persistent channels.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging import MessageBus
+        >>> bus = MessageBus()
+        >>> _ = bus.create_channel("a")
+        >>> len(bus.publish_batch("a", range(3)))
+        3
+        """
+        if self._loop_thread is None:
+            with self._prestart:
+                if self._loop_thread is None:
+                    return self._batch_sync(channel, payloads, priority, headers, auth)
+        if self._loop_thread != _get_ident() and self.running:
+            coro = self.publish_batch_async(
+                channel, payloads, priority=priority, headers=headers, auth=auth
+            )
+            return self._wait_threadsafe(coro, channel)
+        return self._batch_sync(channel, payloads, priority, headers, auth)
+
+    def _batch_sync(
+        self,
+        channel: str,
+        payloads: Iterable[Any],
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        auth: str | None,
+    ) -> list[Message | None]:
+        prepared = self._prepare_many(channel, payloads, priority, headers, auth)
+        ch = self._channels[channel]
+        kept = self._fit(ch, prepared)
+        if ch.config.persistent and kept:
+            self._persist(ch, kept, []).wait(self.config.block_timeout + 60.0)
+        accepted = [self._accept(ch, m) for m in kept]
+        return accepted + [None] * (len(prepared) - len(kept))
+
+    def _fit(self, ch: Channel, msgs: list[Message]) -> list[Message]:
+        """The leading part of a batch the overflow policy lets in without waiting."""
+        room = ch.max_size - ch.queue.size
+        if len(msgs) <= room or ch.config.overflow == "drop_oldest":
+            return msgs
+        if ch.config.overflow == "drop_new":
+            ch.stats.dropped += len(msgs) - max(room, 0)
+            return msgs[: max(room, 0)]
+        reason = "overflow='error'" if ch.config.overflow == "error" else "overflow='block'"
+        raise QueueFullError(
+            f"channel {ch.name!r} has room for {max(room, 0)} of a batch of {len(msgs)} "
+            f"({ch.max_size} max; {reason}); nothing was published"
+        )
+
+    async def publish_batch_async(
+        self,
+        channel: str,
+        payloads: Iterable[Any],
+        *,
+        priority: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        auth: str | None = None,
+    ) -> list[Message | None]:
+        """Async :meth:`publish_batch`: waits for room and for one group commit.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from neuralcore.messaging import MessageBus
+        >>> bus = MessageBus()
+        >>> _ = bus.create_channel("a")
+        >>> [m.payload for m in asyncio.run(bus.publish_batch_async("a", "xy")) if m]
+        ['x', 'y']
+        """
+        prepared = self._prepare_many(channel, payloads, priority, headers, auth)
+        ch = self._channels[channel]
+        if ch.config.overflow != "block":
+            kept = self._fit(ch, prepared)
+            if ch.config.persistent and kept:
+                await self._persist(ch, kept, []).wait_async()
+            accepted = [self._accept(ch, m) for m in kept]
+            return accepted + [None] * (len(prepared) - len(kept))
+        out: list[Message | None] = []
+        while len(out) < len(prepared):  # as much as there is room for, one commit each
+            await self._admit_async(ch)
+            room = max(1, ch.max_size - ch.queue.size)
+            chunk = prepared[len(out) : len(out) + room]
+            if ch.config.persistent:
+                await self._persist(ch, chunk, []).wait_async()
+            out += [self._accept(ch, m) for m in chunk]
+        return out
+
+    async def request(
+        self,
+        channel: str,
+        payload: Any,
+        *,
+        timeout: float = 5.0,
+        priority: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        auth: str | None = None,
+    ) -> Any:
+        """Publish and wait for the reply payload (a handler's return value).
+
+        Raises
+        ------
+        RequestTimeoutError
+            No reply within ``timeout`` seconds.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from neuralcore.messaging import MessageBus
+        >>> async def main():
+        ...     async with MessageBus() as bus:
+        ...         bus.create_channel("double")
+        ...         bus.subscribe("double", lambda m: m.payload * 2)
+        ...         return await bus.request("double", 21)
+        >>> asyncio.run(main())
+        42
+        """
+        loop = asyncio.get_running_loop()
+        cid = f"{self.bus_id}-r{next(self._counter):x}"
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._replies[cid] = fut
+        hdrs = {**(headers or {}), "correlation_id": cid, "reply_to": self.bus_id}
+        try:
+            await self.publish_async(channel, payload, priority=priority, headers=hdrs, auth=auth)
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError as err:
+            raise RequestTimeoutError(
+                f"no reply on channel {channel!r} within {timeout} s (correlation_id={cid})"
+            ) from err
+        finally:
+            self._replies.pop(cid, None)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _publish_from_thread(
+        self,
+        channel: str,
+        payload: Any,
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        key: str | None,
+        auth: str | None,
+    ) -> Message | None:
+        coro = self._publish_one(channel, payload, priority, headers, key, auth)
+        return self._wait_threadsafe(coro, channel)
+
+    def _wait_threadsafe(self, coro: Coroutine[Any, Any, _T], channel: str) -> _T:
+        assert self._loop is not None
+        try:
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError as err:  # loop closed
+            coro.close()
+            raise BusClosedError(f"bus {self.bus_id} has no running event loop") from err
+        try:
+            return future.result(self.config.block_timeout + 60.0)
+        except concurrent.futures.TimeoutError as err:
+            future.cancel()
+            raise QueueFullError(f"publish to {channel!r} got no answer from the bus loop") from err
+
+    def _publish_sync(
+        self,
+        channel: str,
+        payload: Any,
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        key: str | None,
+        auth: str | None,
+    ) -> Message | None:
+        t0 = _perf()
+        ch, msg = self._prepare(channel, payload, priority, headers, key, auth)
+        if msg is None:
+            return None
+        try:
+            if not self._admit_sync(ch):
+                return None
+            if ch.config.persistent:
+                self._persist(ch, [msg], [key] if key else []).wait(
+                    self.config.block_timeout + 60.0
+                )
+        except BaseException:
+            if key is not None and ch.idem is not None:
+                ch.idem.forget(key)
+            raise
+        accepted = self._accept(ch, msg)
+        ch.pub_tick += 1
+        if ch.config.persistent or not ch.pub_tick % self.config.metrics_sample_every:
+            ch.stats.publish_latency.observe(_perf() - t0)
+        return accepted
+
+    async def _publish_one(
+        self,
+        channel: str,
+        payload: Any,
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        key: str | None,
+        auth: str | None,
+        *,
+        internal: bool = False,
+    ) -> Message | None:
+        t0 = _perf()
+        ch, msg = self._prepare(channel, payload, priority, headers, key, auth, internal=internal)
+        if msg is None:
+            return None
+        try:
+            if ch.queue.size >= ch.max_size and not await self._admit_async(ch):
+                return None
+            if ch.config.persistent:
+                await self._persist(ch, [msg], [key] if key else []).wait_async()
+        except BaseException:
+            if key is not None and ch.idem is not None:
+                ch.idem.forget(key)
+            raise
+        accepted = self._accept(ch, msg)
+        ch.pub_tick += 1
+        if ch.config.persistent or not ch.pub_tick % self.config.metrics_sample_every:
+            ch.stats.publish_latency.observe(_perf() - t0)
+        return accepted
+
+    def _prepare(
+        self,
+        channel: str,
+        payload: Any,
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        key: str | None,
+        auth: str | None,
+        *,
+        internal: bool = False,
+    ) -> tuple[Channel, Message | None]:
+        """Checks and hooks shared by every publish path; ``None`` message = duplicate."""
+        if self._closed and not internal:
+            raise BusClosedError(f"bus {self.bus_id} is stopped; cannot publish to {channel!r}")
+        ch = self._channel(channel)
+        if ch.config.allow_publish is not None:
+            self._authorize(ch, auth, "publish")
+        if ch.limiter is not None and not ch.limiter.take():
+            ch.stats.dropped += 1
+            raise RateLimitedError(
+                f"channel {channel!r} is limited to {ch.config.rate_limit}/s "
+                f"(burst {ch.limiter.burst:g}); publish refused"
+            )
+        if priority is None:
+            priority = ch.default_priority
+        elif type(priority) is not int:
+            priority = _check_priority(priority)
+        msg = _new(
+            channel,
+            payload,
+            priority,
+            dict(headers) if headers else None,
+            self.bus_id,
+            next(self._counter),
+        )
+        for hook in self._publish_hooks:
+            msg = self._run_publish_hook(ch, hook, msg)
+        if key is not None:
+            if ch.idem is None:
+                raise InvalidInputError(
+                    f"idempotency_key={key!r} given but channel {channel!r} "
+                    "has no idempotency_window"
+                )
+            if ch.idem.seen(key) is not None:
+                ch.stats.duplicates += 1
+                return ch, None
+            ch.idem.remember(key, msg.id)
+        return ch, msg
+
+    def _prepare_many(
+        self,
+        channel: str,
+        payloads: Iterable[Any],
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        auth: str | None,
+    ) -> list[Message]:
+        out = []
+        for payload in payloads:
+            _, msg = self._prepare(channel, payload, priority, headers, None, auth)
+            assert msg is not None
+            out.append(msg)
+        return out
+
+    def _run_publish_hook(
+        self, ch: Channel, hook: Callable[[Message], Message], msg: Message
+    ) -> Message:
+        try:
+            out = hook(msg)
+        except Exception:
+            ch.stats.errors += 1
+            raise
+        if not isinstance(out, Message):
+            ch.stats.errors += 1
+            raise InputTypeError(
+                f"publish hook {hook!r} returned {type(out).__name__}, not a Message"
+            )
+        return out
+
+    def _admit_sync(self, ch: Channel) -> bool:
+        """Overflow policy without waiting: ``False`` = drop the new message."""
+        if ch.queue.size < ch.max_size:
+            return True
+        policy = ch.config.overflow
+        if policy == "drop_oldest":
+            return True
+        if policy == "drop_new":
+            ch.stats.dropped += 1
+            return False
+        where = (
+            "the bus is not started"
+            if not self.running
+            else "publish() is on the event loop thread"
+        )
+        reason = (
+            "overflow='error'" if policy == "error" else f"overflow='block' cannot wait: {where}"
+        )
+        raise QueueFullError(
+            f"channel {ch.name!r} is full ({ch.max_size} messages queued; {reason})"
+        )
+
+    async def _admit_async(self, ch: Channel) -> bool:
+        """Overflow policy, waiting up to ``block_timeout`` for room on ``block`` channels."""
+        if ch.queue.size < ch.max_size or ch.config.overflow != "block":
+            return self._admit_sync(ch)
+        loop = asyncio.get_running_loop()
+        timeout = self.config.block_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                while ch.queue.size >= ch.max_size:
+                    fut = loop.create_future()
+                    ch.space.append(fut)
+                    await fut
+        except TimeoutError as err:
+            raise QueueFullError(
+                f"channel {ch.name!r} still full after waiting {timeout} s (overflow='block')"
+            ) from err
+        return True
+
+    def _persist(self, ch: Channel, msgs: list[Message], keys: list[str]) -> Commit:
+        """Encode (``SerializationError`` before anything is written) and join a commit."""
+        assert self._store is not None
+        encode = self.codec.encode
+        blobs = [encode(m) for m in msgs]
+        first = self._store.reserve(len(msgs))
+        rows = []
+        for i, (msg, blob) in enumerate(zip(msgs, blobs, strict=True)):
+            rows.append((first + i, ch.name, msg.id, msg.priority, msg.timestamp, blob))
+            tracker = msg._tracker
+            if tracker is None:
+                msg._tracker = Tracker(first + i, self._tracked_done)
+            else:
+                tracker.seq = first + i
+        if ch.idem is not None:
+            for key in keys:
+                self._store.remember_key(ch.name, key, msgs[0].id, time.time() + ch.idem.window)
+        return self._store.insert(rows)
+
+    def _accept(self, ch: Channel, msg: Message) -> Message | None:
+        """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
+        queue = ch.queue
+        queue.push(msg)
+        evicted = None
+        if queue.size > ch.max_size and ch.config.overflow == "drop_oldest":
+            evicted = queue.evict_least_urgent()
+            ch.stats.dropped += 1
+            ch.settle_all(evicted, "dropped")
+        if evicted is msg:
+            return None
+        ch.stats.published += 1
+        for tap in ch.taps:
+            if tap.include_remote or msg.origin == self.bus_id:
+                try:
+                    tap.callback(msg)
+                except Exception:
+                    ch.stats.errors += 1
+                    logger.exception("tap %r on channel %r failed", tap.selector, ch.name)
+        ch.wake()
+        return msg
+
+    async def _inject(
+        self, message: Message, on_settled: Callable[[Message, Outcome], None] | None
+    ) -> bool:
+        if self._closed:
+            raise BusClosedError(
+                f"bus {self.bus_id} is stopped; cannot inject into {message.channel!r}"
+            )
+        ch = self._channel(message.channel)
+        message._tracker = Tracker(None, self._tracked_done, on_settled) if on_settled else None
+        if not await self._admit_async(ch):
+            if on_settled is not None:
+                on_settled(message, "dropped")
+            return False
+        if ch.config.persistent:
+            await self._persist(ch, [message], []).wait_async()
+        return self._accept(ch, message) is not None
+
+
+def _check_priority(priority: Any) -> int:
+    if isinstance(priority, int) and not isinstance(priority, bool):
+        return int(priority)
+    raise InputTypeError(f"priority must be an int (see Priority), got {priority!r}")

@@ -1,0 +1,503 @@
+"""Machinery shared by every bridge: lifecycle, reconnects, buffering, dedup, acks.
+
+A transport subclass supplies five coroutines (connect, close, send a batch, the receive
+loops, acknowledge, dead-letter); this class runs them under one state machine:
+
+* outbound: local publishes on selected channels whose origin is this bus are encoded
+  into a bounded :class:`OutboundBuffer` and sent in batches; a failed batch goes back to
+  the front of the buffer and is sent again after the reconnect.
+* inbound: each record is decoded (bad ones dead-lettered), dropped when it is our own
+  (origin) or already delivered (id), else injected into the bus; the server is
+  acknowledged only once the local handlers settled it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
+
+from neuralcore.core import BridgeConnectionError, SerializationError
+from neuralcore.messaging._bridge import BridgeDirection
+from neuralcore.messaging._message import Message
+from neuralcore.messaging._types import Outcome
+from neuralcore.messaging.bridges._buffer import OutboundBuffer, Outgoing, SpillFile
+from neuralcore.messaging.bridges._config import BridgeConfig, Direction
+from neuralcore.messaging.bridges._port import BusPort
+from neuralcore.messaging.bridges._state import (
+    Backoff,
+    BridgeHealth,
+    BridgeMetrics,
+    BridgeState,
+    Counters,
+)
+
+__all__ = ("BaseBridge", "FatalBridgeError")
+
+logger = logging.getLogger(__name__)
+
+_DIRECTIONS: dict[Direction, BridgeDirection] = {"out": "outbound", "in": "inbound", "both": "both"}
+
+
+class FatalBridgeError(BridgeConnectionError):
+    """A connection error that retrying cannot fix (bad credentials, TLS, config)."""
+
+
+class BaseBridge(abc.ABC):
+    """Base of :class:`RedisBridge` and :class:`KafkaBridge` (see the module docstring).
+
+    Examples
+    --------
+    >>> from neuralcore.messaging.bridges import RedisBridge
+    >>> bridge = RedisBridge("redis://127.0.0.1:6379/0", direction="out")
+    >>> bridge.health().state.value, bridge.metrics().buffered
+    ('stopped', 0)
+    """
+
+    kind: ClassVar[str] = "bridge"
+    max_in_flight: ClassVar[int] = 1
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self._state = BridgeState.STOPPED
+        self._since = time.time()
+        self._last_error = ""
+        self._counters = Counters()
+        self._backoff = Backoff(
+            config.reconnect_initial_s, config.reconnect_max_s, jitter=config.reconnect_jitter
+        )
+        self._port: BusPort | None = None
+        self._buffer = OutboundBuffer(config.buffer_size, None)
+        self._connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._unwatch: Callable[[], None] | None = None
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        self._acks: list[Any] = []
+        self._ack_ready = asyncio.Event()
+        self._in_flight_out = 0
+        self._in_flight_in = 0
+        self._server_lag = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._stopping = False
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._routes: dict[str, tuple[bool, bool]] = {}
+
+    # -- public surface -------------------------------------------------------------------
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channel selection (names and wildcards)."""
+        return self.config.channels
+
+    @property
+    def direction(self) -> BridgeDirection:
+        """``"outbound"``, ``"inbound"`` or ``"both"`` (the bus's Bridge protocol)."""
+        return _DIRECTIONS[self.config.direction]
+
+    @property
+    def name(self) -> str:
+        """``kind:channels`` (no address, no credentials), for logs."""
+        return f"{self.kind}:{','.join(self.config.channels)}"
+
+    @property
+    def state(self) -> BridgeState:
+        """The connection state."""
+        return self._state
+
+    @property
+    def origin(self) -> str:
+        """The local bus id this bridge stamps and filters on (``""`` before start)."""
+        return self._port.origin if self._port is not None else ""
+
+    def metrics(self) -> BridgeMetrics:
+        """A snapshot of the counters (:class:`BridgeMetrics`)."""
+        lag = self._in_flight_in + self._server_lag
+        return self._counters.snapshot(buffered=self.buffered, lag=lag)
+
+    @property
+    def buffered(self) -> int:
+        """Outbound messages not yet acknowledged by the server."""
+        return len(self._buffer) + self._in_flight_out
+
+    def health(self) -> BridgeHealth:
+        """Whether the bridge works (:class:`BridgeHealth`)."""
+        ok = self._state in (BridgeState.CONNECTED, BridgeState.STOPPED)
+        return BridgeHealth(self._state, ok, self._since, self._last_error, self.buffered)
+
+    async def start(self, bus: Any) -> None:
+        """Connect and start carrying messages for ``bus``.
+
+        Called by ``MessageBus.add_bridge`` / ``MessageBus.start``. A server that cannot be
+        reached yet is retried in the background (state ``reconnecting``, outbound messages
+        buffered); an error retrying cannot fix raises :class:`BridgeConnectionError`.
+        """
+        from neuralcore.messaging.bridges._bus import port_for
+
+        await self.start_port(port_for(bus))
+
+    async def start_port(self, port: BusPort) -> None:
+        """:meth:`start` against a :class:`BusPort` directly (used by tests and adapters)."""
+        if self._state is not BridgeState.STOPPED:
+            raise BridgeConnectionError(f"{self.kind} bridge already started")
+        self._port, self._stopping = port, False
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        cfg = self.config
+        spill = SpillFile(cfg.spill_path) if cfg.spill_path and cfg.sends else None
+        self._buffer = OutboundBuffer(cfg.buffer_size, spill)
+        self._set_state(BridgeState.CONNECTING)
+        try:
+            await self._connect()
+        except FatalBridgeError as err:
+            self._set_state(BridgeState.FAILED, err)
+            await self._safe_close()
+            if spill is not None:
+                spill.close()
+            raise
+        except Exception as err:
+            if not self._transient(err):
+                raise
+            self._lost(err)
+        else:
+            self._set_state(BridgeState.CONNECTED)
+            self._connected.set()
+        self._spawn(self._watchdog())
+        if cfg.sends:
+            self._unwatch = port.watch(cfg.channels, self._on_local)
+            self._spawn(self._send_loop())
+        if cfg.receives:
+            for loop in self._receive_loops():
+                self._spawn(self._supervise(loop))
+            self._spawn(self._ack_loop())
+
+    async def stop(self, *, timeout: float = 5.0) -> None:
+        """Send what is buffered (up to ``timeout`` seconds), acknowledge, disconnect."""
+        if self._state is BridgeState.STOPPED:
+            return
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        deadline = time.monotonic() + timeout
+        while self.buffered and self._connected.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await self._flush_acks()
+        self._stopping = True
+        tasks = [*self._tasks, *self._side_tasks]
+        if self._reconnect_task is not None:
+            tasks.append(self._reconnect_task)
+        for task in tasks:
+            task.cancel()
+        if tasks:  # a client library may swallow a cancel: the loops also check _stopping
+            await asyncio.wait(tasks, timeout=2.0)
+        self._tasks, self._reconnect_task = [], None
+        await self._safe_close()
+        kept = self._buffer.persist_rest()  # cancelled sends were put back first
+        if kept:
+            logger.warning("%s bridge stopped: %d unsent messages kept in the spill file",
+                           self.kind, kept)  # fmt: skip
+        elif self.buffered:
+            logger.warning("%s bridge stopped with %d unsent messages", self.kind, self.buffered)
+        if self._buffer.spill is not None:
+            self._buffer.spill.close()
+        self._connected.clear()
+        self._set_state(BridgeState.STOPPED)
+
+    # -- transport hooks ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _connect(self) -> None:
+        """Open the clients; raise on failure."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Close the clients (must not raise on already-broken connections)."""
+
+    @abc.abstractmethod
+    async def _send(self, items: list[Outgoing]) -> list[Outgoing]:
+        """Send a batch; return the items that failed (raise if the connection is gone)."""
+
+    @abc.abstractmethod
+    def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        """Coroutine factories reading from the server while connected."""
+
+    @abc.abstractmethod
+    async def _ack(self, tokens: list[Any]) -> None:
+        """Acknowledge settled inbound messages to the server."""
+
+    @abc.abstractmethod
+    async def _dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+        """Store an undecodable record on the server's dead-letter stream/topic."""
+
+    @abc.abstractmethod
+    def _persistent(self, channel: str) -> bool:
+        """True when ``channel`` must not lose messages (spilled, never dropped)."""
+
+    @abc.abstractmethod
+    def _transient(self, err: BaseException) -> bool:
+        """True for connection errors worth a reconnect."""
+
+    @abc.abstractmethod
+    async def _ping(self) -> None:
+        """Check an idle connection (raise when it is gone)."""
+
+    def _key(self, msg: Message) -> bytes | None:
+        """Record key for per-key ordering (transports that use one override)."""
+        return None
+
+    def _scrub(self, text: str) -> str:
+        """Remove any secret from an error text before it is stored or logged."""
+        return text
+
+    # -- outbound -------------------------------------------------------------------------
+
+    def _on_local(self, msg: Message) -> None:
+        """Bus tap: queue a local publish for the server (remote ones are not echoed)."""
+        port = self._port
+        if port is None or msg.origin != port.origin:
+            return
+        channel = msg.channel
+        route = self._routes.get(channel)
+        if route is None:  # selection and persistence decided once per channel
+            route = self._routes[channel] = (
+                self.config.matches(channel),
+                self._persistent(channel),
+            )
+        if not route[0]:
+            return
+        try:
+            data = port.encode(msg)
+        except SerializationError as err:
+            self._counters.dropped += 1
+            logger.error("%s bridge cannot send message %s: %s", self.kind, msg.id, err)
+            return
+        where = self._buffer.put(Outgoing(channel, data, self._key(msg), route[1]))
+        if where != "memory":
+            if where == "spilled":
+                self._counters.spilled += 1
+            else:
+                self._counters.dropped += 1
+
+    async def _send_loop(self) -> None:
+        slots = asyncio.Semaphore(self.max_in_flight)
+        linger = self.config.linger_ms / 1000.0
+        while not self._stopping:
+            await self._buffer.ready.wait()
+            await self._connected.wait()
+            if linger and len(self._buffer) < self.config.batch_size:
+                await asyncio.sleep(linger)
+            await slots.acquire()
+            items = self._buffer.take(self.config.batch_size)
+            if not items:
+                slots.release()
+                continue
+            self._in_flight_out += len(items)
+            if self.max_in_flight == 1:
+                await self._send_batch(items, slots)
+            else:
+                self._spawn(self._send_batch(items, slots), track=False)
+
+    async def _send_batch(self, items: list[Outgoing], slots: asyncio.Semaphore) -> None:
+        try:
+            failed = await self._send(items)
+        except asyncio.CancelledError:
+            self._requeue(items)
+            raise
+        except Exception as err:
+            if not self._transient(err):
+                logger.exception("%s bridge send failed", self.kind)
+            self._requeue(items)
+            self._lost(err)
+        else:
+            self._counters.sent += len(items) - len(failed)
+            self._requeue(failed)
+            self._buffer.sent(len(items) - len(failed), in_flight=self._in_flight_out - len(items))
+        finally:
+            self._in_flight_out -= len(items)
+            slots.release()
+
+    def _requeue(self, items: list[Outgoing]) -> None:
+        for item in items:
+            item.tries += 1
+        self._counters.retried += len(items)
+        self._buffer.requeue(items)
+
+    # -- inbound --------------------------------------------------------------------------
+
+    async def _supervise(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        while not self._stopping:
+            await self._connected.wait()
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                if not self._transient(err):
+                    logger.exception("%s bridge receive loop failed", self.kind)
+                self._lost(err)
+                await asyncio.sleep(0.01)
+
+    async def _handle(self, raw: bytes, token: Any) -> str | None:
+        """Deliver one record locally; return a reason when it must be dead-lettered."""
+        port = self._port
+        if port is None:
+            return None  # stopping: left unacknowledged, so it is redelivered
+        try:
+            msg = _checked(port.decode(raw))
+        except Exception as err:  # anything undecodable is dead-lettered, never fatal
+            self._counters.dead_lettered += 1
+            logger.warning("%s bridge: dead-lettering a bad record: %s", self.kind, err)
+            return str(err)
+        if msg.origin == port.origin:
+            self._settle(token)  # our own message: never echoed back
+            return None
+        mid = msg.id
+        if mid in self._seen:
+            self._counters.duplicates += 1
+            self._settle(token)
+            return None
+        self._remember(mid)
+        self._counters.received += 1
+        self._in_flight_in += 1
+        try:
+            accepted = await port.inject(msg, functools.partial(self._settled_cb, token))
+        except (LookupError, ValueError, TypeError) as err:  # refused by the local bus
+            self._forget(mid)
+            self._in_flight_in -= 1
+            self._counters.dead_lettered += 1
+            return f"local bus refused it: {type(err).__name__}: {err}"
+        if not accepted:
+            self._counters.dropped += 1
+        return None
+
+    def _forget(self, mid: str) -> None:
+        self._seen.discard(mid)
+
+    def _remember(self, mid: str) -> None:
+        self._seen.add(mid)
+        self._seen_order.append(mid)
+        if len(self._seen_order) > self.config.dedup_window:
+            self._seen.discard(self._seen_order.popleft())
+
+    def _settled_cb(self, token: Any, _msg: Message, _outcome: Outcome) -> None:
+        self._settled(token)
+
+    def _settled(self, token: Any) -> None:
+        if threading.get_ident() != self._loop_thread and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._settled, token)
+            return
+        self._in_flight_in -= 1
+        self._counters.acked += 1
+        self._settle(token)
+
+    def _settle(self, token: Any) -> None:
+        self._acks.append(token)
+        self._ack_ready.set()
+
+    async def _ack_loop(self) -> None:
+        while not self._stopping:
+            await self._ack_ready.wait()
+            await self._connected.wait()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        if not self._acks or not self._connected.is_set():
+            return
+        tokens, self._acks = self._acks, []
+        self._ack_ready.clear()
+        try:
+            await self._ack(tokens)
+        except Exception as err:
+            self._acks[:0] = tokens  # keep them for after the reconnect
+            self._ack_ready.set()
+            if not self._transient(err):
+                raise
+            self._lost(err)
+
+    async def _watchdog(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.config.health_interval_s)
+            if not self._connected.is_set():
+                continue
+            try:
+                await self._ping()
+            except Exception as err:
+                if not self._transient(err):
+                    raise
+                self._lost(err)
+
+    # -- connection state -----------------------------------------------------------------
+
+    def _set_state(self, state: BridgeState, err: BaseException | None = None) -> None:
+        if err is not None:
+            self._last_error = self._scrub(f"{type(err).__name__}: {err}")
+        if state is not self._state:
+            logger.info("%s bridge %s -> %s", self.kind, self._state.value, state.value)
+            self._state, self._since = state, time.time()
+
+    def _lost(self, err: BaseException) -> None:
+        """The connection failed: buffer, and reconnect in the background."""
+        if self._stopping or self._state is BridgeState.FAILED:
+            return
+        self._connected.clear()
+        self._set_state(BridgeState.RECONNECTING, err)
+        if self._reconnect_task is None or self._reconnect_task.done():
+            logger.warning("%s bridge lost its connection: %s", self.kind, self._last_error)
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        limit = self.config.max_reconnect_attempts
+        while not self._stopping:
+            await asyncio.sleep(self._backoff.next())
+            await self._safe_close()
+            try:
+                await self._connect()
+            except Exception as err:
+                fatal = isinstance(err, FatalBridgeError) or not self._transient(err)
+                if fatal or (limit and self._backoff.attempts >= limit):
+                    self._set_state(BridgeState.FAILED, err)
+                    logger.error("%s bridge failed: %s", self.kind, self._last_error)
+                    return
+                self._last_error = self._scrub(f"{type(err).__name__}: {err}")
+                continue
+            self._backoff.reset()
+            self._counters.reconnects += 1
+            self._set_state(BridgeState.CONNECTED)
+            self._connected.set()
+            return
+
+    async def _safe_close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], *, track: bool = True) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        if track:
+            self._tasks.append(task)
+        else:
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
+
+
+def _checked(msg: Message) -> Message:
+    """Reject decoded envelopes whose fields have the wrong types (foreign producers)."""
+    ok = (
+        type(msg.channel) is str
+        and type(msg.priority) is int
+        and type(msg.attempt) is int
+        and type(msg.origin) is str
+        and isinstance(msg.timestamp, int | float)
+        and isinstance(msg._headers, dict | None)
+        and isinstance(msg._id, str)
+    )
+    if not ok:
+        raise SerializationError(f"not a neuralcore message: bad field types in {msg!r:.120}")
+    return msg

@@ -1,0 +1,201 @@
+"""Bounded outbound buffer that spills persistent messages to a file when full.
+
+Order is kept: once anything is spilled, new messages go to the spill file too until it is
+drained. The spill file is only truncated when everything read from it has been sent, so
+a crash re-sends (receivers drop the duplicates by id) rather than loses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+
+from neuralcore.core import PersistenceError, QueueFullError
+
+__all__ = ("OutboundBuffer", "Outgoing", "SpillFile")
+
+logger = logging.getLogger(__name__)
+
+_LEN = struct.Struct("<I")
+
+
+class Outgoing:
+    """One encoded message waiting to go to the server."""
+
+    __slots__ = ("channel", "data", "key", "persistent", "tries")
+
+    def __init__(self, channel: str, data: bytes, key: bytes | None, persistent: bool) -> None:
+        self.channel = channel
+        self.data = data
+        self.key = key
+        self.persistent = persistent
+        self.tries = 0
+
+
+class SpillFile:
+    """Append-only file of length-prefixed msgpack records ``[channel, data, key]``.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "spill")
+    >>> spill = SpillFile(path)
+    >>> spill.append(Outgoing("c", b"x", None, True))
+    >>> [o.data for o in spill.read(10)], len(spill)
+    ([b'x'], 0)
+    >>> spill.close()
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._read_at = 0
+        self._count = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a+b")  # noqa: SIM115 - held open on purpose
+            self._count = self._count_records()
+        except OSError as err:
+            raise PersistenceError(f"cannot open spill file {self.path}: {err}") from err
+
+    def _count_records(self) -> int:
+        self._file.seek(0)
+        data = self._file.read()
+        count, pos = 0, 0
+        while pos + 4 <= len(data):
+            (size,) = _LEN.unpack_from(data, pos)
+            if pos + 4 + size > len(data):
+                break  # torn tail from a crash mid-append: ignored
+            pos += 4 + size
+            count += 1
+        if pos < len(data):
+            self._file.truncate(pos)  # drop a torn tail so new records follow valid ones
+        return count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, item: Outgoing) -> None:
+        """Write one message at the end of the file."""
+        import msgspec  # only when spilling: keeps importing the bridges cheap
+
+        record = msgspec.msgpack.encode([item.channel, item.data, item.key])
+        try:
+            self._file.seek(0, os.SEEK_END)
+            self._file.write(_LEN.pack(len(record)) + record)
+            self._file.flush()
+        except OSError as err:
+            raise PersistenceError(f"cannot write spill file {self.path}: {err}") from err
+        self._count += 1
+
+    def read(self, limit: int) -> list[Outgoing]:
+        """Take up to ``limit`` messages from the front (the file keeps them until cleared)."""
+        import msgspec
+
+        out: list[Outgoing] = []
+        self._file.seek(self._read_at)
+        while len(out) < limit and self._count:
+            head = self._file.read(4)
+            if len(head) < 4:
+                break
+            record = self._file.read(_LEN.unpack(head)[0])
+            self._read_at += 4 + len(record)
+            self._count -= 1
+            try:
+                channel, data, key = msgspec.msgpack.decode(record)
+            except msgspec.DecodeError:
+                logger.warning("skipping a corrupt spill record in %s", self.path)
+                continue
+            out.append(Outgoing(channel, data, key, True))
+        return out
+
+    def clear(self) -> None:
+        """Forget every record (after all of them were sent)."""
+        self._file.truncate(0)
+        self._read_at = 0
+        self._count = 0
+
+    def close(self) -> None:
+        """Close the file (records not yet read stay for the next run)."""
+        self._file.close()
+
+
+class OutboundBuffer:
+    """FIFO of :class:`Outgoing` bounded at ``limit`` in memory.
+
+    When full, persistent messages go to the :class:`SpillFile` (or raise
+    :class:`QueueFullError` without one) and fire-and-forget ones are dropped.
+    """
+
+    def __init__(self, limit: int, spill: SpillFile | None) -> None:
+        self.limit = limit
+        self.spill = spill
+        self._mem: deque[Outgoing] = deque()
+        self._from_spill_unsent = 0
+        self.ready = asyncio.Event()
+        if spill is not None and len(spill):
+            self.ready.set()
+
+    def __len__(self) -> int:
+        return len(self._mem) + (len(self.spill) if self.spill is not None else 0)
+
+    def put(self, item: Outgoing) -> str:
+        """Queue one message; returns ``"memory"``, ``"spilled"`` or ``"dropped"``."""
+        spilling = self.spill is not None and len(self.spill) > 0
+        if not spilling and len(self._mem) < self.limit:
+            self._mem.append(item)
+            self.ready.set()
+            return "memory"
+        if not item.persistent:
+            return "dropped"
+        if self.spill is None:
+            raise QueueFullError(f"bridge buffer full ({self.limit} messages) and no spill_path")
+        self.spill.append(item)
+        self.ready.set()
+        return "spilled"
+
+    def take(self, limit: int) -> list[Outgoing]:
+        """Pop up to ``limit`` messages, refilling from the spill file first when low."""
+        if self.spill is not None and len(self.spill) and len(self._mem) < self.limit // 2:
+            moved = self.spill.read(self.limit - len(self._mem))
+            self._from_spill_unsent += len(moved)
+            self._mem.extend(moved)
+        n = min(limit, len(self._mem))
+        items = [self._mem.popleft() for _ in range(n)]
+        if not self._mem and not (self.spill is not None and len(self.spill)):
+            self.ready.clear()
+        return items
+
+    def requeue(self, items: Iterable[Outgoing]) -> None:
+        """Put unsent messages back at the front, in order."""
+        batch = list(items)
+        self._mem.extendleft(reversed(batch))
+        if batch:
+            self.ready.set()
+
+    def persist_rest(self) -> int:
+        """At stop: write every unsent persistent message to the spill file, in order.
+
+        The next start with the same ``spill_path`` sends them. Returns how many were kept.
+        """
+        if self.spill is None:
+            return 0
+        rest = [i for i in self._mem if i.persistent] + self.spill.read(len(self.spill))
+        self._mem.clear()
+        self.spill.clear()
+        for item in rest:
+            self.spill.append(item)
+        return len(rest)
+
+    def sent(self, count: int, *, in_flight: int) -> None:
+        """Note ``count`` messages delivered; clear the spill file once all are out."""
+        if self.spill is None or not self._from_spill_unsent:
+            return
+        self._from_spill_unsent = max(0, self._from_spill_unsent - count)
+        if not len(self.spill) and not self._mem and in_flight == 0:
+            self.spill.clear()
+            self._from_spill_unsent = 0

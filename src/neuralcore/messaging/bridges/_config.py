@@ -1,0 +1,269 @@
+"""Bridge configuration: frozen, keyword-only dataclasses validated at construction.
+
+Secrets (passwords, SASL credentials, key passwords) are excluded from ``repr`` and are
+never logged; :meth:`BridgeConfig.redacted` gives a dict safe to print.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+import socket
+from typing import Any, Literal
+
+from neuralcore.core import Config, ConfigError
+
+__all__ = ("BridgeConfig", "Direction", "KafkaBridgeConfig", "RedisBridgeConfig")
+
+Direction = Literal["out", "in", "both"]
+
+_SECRET = "***"
+
+
+def _secret() -> Any:
+    return dataclasses.field(default=None, repr=False, metadata={"secret": True})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BridgeConfig(Config):
+    """Settings shared by every bridge.
+
+    Parameters
+    ----------
+    channels : tuple of str
+        Channel names or shell-style wildcards (``"orders.*"``) carried by the bridge.
+    direction : {"out", "in", "both"}
+        ``out`` forwards local publishes to the server, ``in`` delivers server messages
+        locally, ``both`` does both (own messages are never echoed back).
+    group : str
+        Consumer group: bridges sharing a group share the messages (each goes to one of
+        them, and a dead member's pending messages are taken over); distinct groups each
+        get every message.
+    consumer : str
+        This member's name in the group; ``""`` means ``hostname-pid``. Keep it stable
+        across restarts to resume this member's pending messages.
+    batch_size : int
+        Most messages sent to the server in one batch (pipeline / producer batch).
+    linger_ms : float
+        How long a partial batch may wait for more messages before it is sent.
+    buffer_size : int
+        Most outbound messages held in memory while the server is away.
+    spill_path : str or None
+        File where persistent-channel messages overflowing the buffer are written (and
+        re-sent from, also after a process restart); ``None`` rejects them instead.
+    reconnect_initial_s, reconnect_max_s : float
+        Exponential reconnect backoff bounds.
+    reconnect_jitter : float
+        Fraction (0-1) of each delay that is randomised.
+    max_reconnect_attempts : int
+        Attempts before the state becomes ``failed``; 0 retries forever.
+    dedup_window : int
+        How many recent message ids are remembered to drop redeliveries.
+    health_interval_s : float
+        How often an idle connection is checked (PING), so a lost server is noticed
+        even when nothing is sent.
+
+    Examples
+    --------
+    >>> BridgeConfig(channels=("orders.*",), direction="out").matches("orders.new")
+    True
+    """
+
+    channels: tuple[str, ...] = ("*",)
+    direction: Direction = "both"
+    group: str = "neuralcore"
+    consumer: str = ""
+    batch_size: int = 512
+    linger_ms: float = 0.0
+    buffer_size: int = 100_000
+    spill_path: str | None = None
+    reconnect_initial_s: float = 0.02
+    reconnect_max_s: float = 0.4
+    reconnect_jitter: float = 0.5
+    max_reconnect_attempts: int = 0
+    dedup_window: int = 100_000
+    health_interval_s: float = 0.25
+
+    def validate(self) -> None:
+        """Check ranges; raise :class:`ConfigError` naming the field."""
+        if not self.channels or any(not c for c in self.channels):
+            raise ConfigError("channels", self.channels, "need at least one non-empty name")
+        _positive(self, "batch_size", "buffer_size", "dedup_window", "health_interval_s")
+        _non_negative(self, "linger_ms", "reconnect_initial_s", "max_reconnect_attempts")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ConfigError("reconnect_max_s", self.reconnect_max_s, "below reconnect_initial_s")
+        if not 0.0 <= self.reconnect_jitter <= 1.0:
+            raise ConfigError("reconnect_jitter", self.reconnect_jitter, "must be in [0, 1]")
+        if not self.group:
+            raise ConfigError("group", self.group, "must not be empty")
+
+    def matches(self, channel: str) -> bool:
+        """True when ``channel`` is selected by :attr:`channels`."""
+        return any(fnmatch.fnmatchcase(channel, p) for p in self.channels)
+
+    @property
+    def sends(self) -> bool:
+        """True when local publishes are forwarded to the server."""
+        return self.direction in ("out", "both")
+
+    @property
+    def receives(self) -> bool:
+        """True when server messages are delivered locally."""
+        return self.direction in ("in", "both")
+
+    def consumer_name(self) -> str:
+        """The consumer name, defaulting to ``hostname-pid``."""
+        return self.consumer or f"{socket.gethostname()}-{os.getpid()}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict with every secret replaced by ``***`` (safe to log)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = _SECRET if f.metadata.get("secret") and value is not None else value
+        return out
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RedisBridgeConfig(BridgeConfig):
+    """Redis bridge settings: Streams for durable channels, Pub/Sub for the rest.
+
+    Parameters
+    ----------
+    url : str
+        ``redis://`` or ``rediss://`` (TLS) URL; credentials belong in ``username`` /
+        ``password``, not in the URL.
+    username, password : str or None
+        ACL credentials (never logged, not in ``repr``).
+    ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs
+        TLS settings passed to redis-py.
+    prefix : str
+        Key prefix of the streams and Pub/Sub channels (``nc:`` + channel).
+    pubsub_channels : tuple of str
+        Wildcards of fire-and-forget channels carried by Pub/Sub (no persistence, no
+        acknowledgement); every other selected channel is a durable stream.
+    maxlen : int
+        Approximate ``XADD MAXLEN ~`` trimming bound per stream.
+    block_ms : int
+        ``XREADGROUP BLOCK`` time.
+    claim_idle_ms : int
+        Pending entries idle this long are taken over with ``XAUTOCLAIM``.
+    claim_interval_s : float
+        How often stale pending entries are looked for.
+    start : {"earliest", "latest"}
+        Where a new consumer group starts in an existing stream.
+    socket_timeout_s, connect_timeout_s : float
+        Socket timeouts.
+
+    Examples
+    --------
+    >>> cfg = RedisBridgeConfig(url="redis://127.0.0.1:6379/0", password="s3cret")
+    >>> "s3cret" in repr(cfg), cfg.redacted()["password"]
+    (False, '***')
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    username: str | None = None
+    password: str | None = _secret()
+    ssl: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
+    prefix: str = "nc:"
+    pubsub_channels: tuple[str, ...] = ()
+    maxlen: int = 1_000_000
+    block_ms: int = 100
+    claim_idle_ms: int = 30_000
+    claim_interval_s: float = 1.0
+    start: Literal["earliest", "latest"] = "earliest"
+    socket_timeout_s: float = 5.0
+    connect_timeout_s: float = 1.0
+
+    def validate(self) -> None:
+        """Check ranges; raise :class:`ConfigError` naming the field."""
+        super().validate()
+        if not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("url", self.url, "expected redis://, rediss:// or unix://")
+        if "@" in self.url.split("//", 1)[-1].split("/", 1)[0]:
+            raise ConfigError("url", "<redacted>", "put credentials in username/password")
+        _positive(self, "maxlen", "block_ms", "claim_idle_ms", "claim_interval_s")
+        _positive(self, "socket_timeout_s", "connect_timeout_s")
+
+    def is_pubsub(self, channel: str) -> bool:
+        """True when ``channel`` is fire-and-forget (Pub/Sub) rather than a stream."""
+        return any(fnmatch.fnmatchcase(channel, p) for p in self.pubsub_channels)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KafkaBridgeConfig(BridgeConfig):
+    """Kafka bridge settings (confluent-kafka / librdkafka).
+
+    Parameters
+    ----------
+    bootstrap : str
+        ``host:port[,host:port]`` of the brokers.
+    topic_prefix : str
+        Topic name = prefix + channel (characters Kafka rejects become ``_``).
+    partitions, replication : int
+        Used when the bridge creates a missing topic (it always creates topics itself).
+    compression : {"none", "lz4", "zstd", "gzip", "snappy"}
+        Producer batch compression.
+    batch_bytes : int
+        Producer ``batch.size`` in bytes (``batch_size`` is the message count).
+    key_header : str
+        Header whose value becomes the record key (per-key ordering); absent header
+        means no key.
+    security_protocol, sasl_mechanism, sasl_username, sasl_password, ssl_ca_location,
+    ssl_certificate_location, ssl_key_location, ssl_key_password
+        Passed to librdkafka; secrets are never logged.
+    session_timeout_ms, fetch_wait_max_ms, message_timeout_ms : int
+        Group session timeout, fetch wait (keep it low), producer delivery timeout.
+
+    Examples
+    --------
+    >>> KafkaBridgeConfig(bootstrap="127.0.0.1:9092", compression="zstd").compression
+    'zstd'
+    """
+
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "nc."
+    partitions: int = 3
+    replication: int = 1
+    compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
+    batch_bytes: int = 1_000_000
+    key_header: str = "key"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = _secret()
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: str | None = _secret()
+    session_timeout_ms: int = 10_000
+    fetch_wait_max_ms: int = 10
+    message_timeout_ms: int = 30_000
+
+    def validate(self) -> None:
+        """Check ranges; raise :class:`ConfigError` naming the field."""
+        super().validate()
+        if not self.bootstrap:
+            raise ConfigError("bootstrap", self.bootstrap, "must not be empty")
+        _positive(self, "partitions", "replication", "batch_bytes", "session_timeout_ms")
+        _positive(self, "fetch_wait_max_ms", "message_timeout_ms")
+        if self.sasl_mechanism is not None and not self.security_protocol.startswith("SASL"):
+            raise ConfigError("sasl_mechanism", self.sasl_mechanism, "needs a SASL protocol")
+
+
+def _positive(cfg: Config, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(name, getattr(cfg, name), "must be > 0")
+
+
+def _non_negative(cfg: Config, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(name, getattr(cfg, name), "must be >= 0")

@@ -1,0 +1,564 @@
+"""Kafka bridge: idempotent producer, consumer group, offsets committed after local acks.
+
+librdkafka calls block, so the producer is polled and the consumer is read on one daemon
+thread each; results come back to the event loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from neuralcore.core import BridgeConnectionError, require
+from neuralcore.messaging._message import Message
+from neuralcore.messaging.bridges._base import BaseBridge, FatalBridgeError
+from neuralcore.messaging.bridges._buffer import Outgoing
+from neuralcore.messaging.bridges._config import Direction, KafkaBridgeConfig
+from neuralcore.messaging.bridges._state import BridgeState
+
+__all__ = ("KafkaBridge",)
+
+logger = logging.getLogger(__name__)
+
+_FATAL_CODES = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL")
+_DOWN_CODES = ("_ALL_BROKERS_DOWN",)
+_TOPIC_BAD = re.compile(r"[^a-zA-Z0-9._-]")
+
+
+class _Batch:
+    """Delivery reports of one sent batch, resolved on the loop when all are in.
+
+    A failed record fails the whole batch (it is sent again; receivers drop the duplicates
+    by id), which keeps the per-record callback to a counter.
+    """
+
+    __slots__ = ("failed", "future", "items", "loop", "remaining", "timed_out")
+
+    def __init__(self, items: list[Outgoing], loop: asyncio.AbstractEventLoop) -> None:
+        self.items = items
+        self.loop = loop
+        self.remaining = len(items)
+        self.failed = False
+        self.timed_out = False
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def report(self, err: Any, _record: Any) -> None:
+        """Delivery callback (producer poll thread)."""
+        if err is not None:
+            self.failed = True
+            self.timed_out = self.timed_out or err.fatal() or err.name() == "_MSG_TIMED_OUT"
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.loop.call_soon_threadsafe(_resolve, self.future)
+
+    def abandon(self) -> None:
+        """The producer was destroyed: count the batch as failed."""
+        if not self.future.done():
+            self.failed = True
+            self.future.set_result(None)
+
+    def failures(self) -> list[Outgoing]:
+        """The records to send again."""
+        return list(self.items) if self.failed else []
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class _Partition:
+    """Offsets of one partition handed to the bus; the commit point is the first unsettled."""
+
+    __slots__ = ("done", "order", "position")
+
+    def __init__(self) -> None:
+        self.order: deque[int] = deque()
+        self.done: set[int] = set()
+        self.position = -1
+
+    def settle(self, offset: int) -> bool:
+        """Mark ``offset`` settled; True when the commit position moved."""
+        self.done.add(offset)
+        moved = False
+        while self.order and self.order[0] in self.done:
+            first = self.order.popleft()
+            self.done.discard(first)
+            self.position, moved = first + 1, True
+        return moved
+
+
+class KafkaBridge(BaseBridge):
+    """Carry bus channels over Kafka with confluent-kafka (librdkafka).
+
+    Each channel is the topic ``topic_prefix + channel`` (created by the bridge with
+    ``partitions`` partitions). The producer is idempotent with ``acks=all``, batches with
+    ``linger_ms``/``batch_size``/``batch_bytes`` and compresses; the ``key_header`` header
+    becomes the record key (per-key ordering). The consumer joins ``group`` and commits an
+    offset only after every earlier record of that partition was settled by local handlers.
+
+    Parameters
+    ----------
+    config : KafkaBridgeConfig or str
+        The settings, or just the bootstrap servers.
+    channels : tuple of str, optional
+        Overrides ``config.channels``.
+    direction : {"out", "in", "both"}, optional
+        Overrides ``config.direction``.
+
+    Raises
+    ------
+    MissingDependencyError
+        confluent-kafka is not installed (``pip install "neuralcore-runtime[kafka]"``).
+
+    Examples
+    --------
+    >>> bridge = KafkaBridge("127.0.0.1:9092", channels=("jobs.*",), direction="out")
+    >>> bridge.topic("jobs.embed"), bridge.state.value
+    ('nc.jobs.embed', 'stopped')
+    """
+
+    kind = "kafka"
+    max_in_flight = 8
+
+    def __init__(
+        self,
+        config: KafkaBridgeConfig | str,
+        *,
+        channels: tuple[str, ...] | None = None,
+        direction: Direction | None = None,
+    ) -> None:
+        self._ck: Any = require("confluent_kafka", extra="kafka", package="confluent-kafka")
+        self._admin_mod: Any = require("confluent_kafka.admin", extra="kafka")
+        cfg = KafkaBridgeConfig(bootstrap=config) if isinstance(config, str) else config
+        overrides: dict[str, Any] = {}
+        if channels is not None:
+            overrides["channels"] = tuple(channels)
+        if direction is not None:
+            overrides["direction"] = direction
+        if overrides:
+            cfg = KafkaBridgeConfig.from_dict({**cfg.to_dict(), **overrides})
+        super().__init__(cfg)
+        self.cfg = cfg
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._admin: Any = None
+        self._topics: set[str] = set()
+        self._batches: set[_Batch] = set()
+        self._threads: list[threading.Thread] = []
+        self._running = threading.Event()
+        self._commits: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+        self._partitions: dict[tuple[str, int], _Partition] = {}
+        self._thread_error: asyncio.Future[None] | None = None
+        self._dlq = cfg.topic_prefix + "_dlq"
+        self._topic_names: dict[str, str] = {}
+        self._rebuild = False
+        self._consumer_dead = False
+
+    def topic(self, channel: str) -> str:
+        """The Kafka topic carrying ``channel``."""
+        name: str | None = self._topic_names.get(channel)
+        if name is None:
+            name = self._topic_names[channel] = self.cfg.topic_prefix + _TOPIC_BAD.sub("_", channel)
+        return name
+
+    # -- configuration --------------------------------------------------------------------
+
+    def _common(self) -> dict[str, Any]:
+        cfg = self.cfg
+        conf: dict[str, Any] = {
+            "bootstrap.servers": cfg.bootstrap,
+            "security.protocol": cfg.security_protocol,
+            "client.id": f"neuralcore-{cfg.consumer_name()}",
+            "logger": logging.getLogger(__name__ + ".librdkafka"),
+            "log.connection.close": False,
+            "error_cb": self._on_error,
+            "reconnect.backoff.ms": max(1, int(cfg.reconnect_initial_s * 1000)),
+            "reconnect.backoff.max.ms": max(1, int(cfg.reconnect_max_s * 1000)),
+        }
+        optional = {
+            "sasl.mechanism": cfg.sasl_mechanism,
+            "sasl.username": cfg.sasl_username,
+            "sasl.password": cfg.sasl_password,
+            "ssl.ca.location": cfg.ssl_ca_location,
+            "ssl.certificate.location": cfg.ssl_certificate_location,
+            "ssl.key.location": cfg.ssl_key_location,
+            "ssl.key.password": cfg.ssl_key_password,
+        }
+        conf.update({k: v for k, v in optional.items() if v is not None})
+        return conf
+
+    def _producer_conf(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            **self._common(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": cfg.linger_ms,
+            "batch.num.messages": cfg.batch_size,
+            "batch.size": cfg.batch_bytes,
+            "compression.type": cfg.compression,
+            "message.timeout.ms": cfg.message_timeout_ms,
+            "queue.buffering.max.messages": max(100_000, cfg.buffer_size),
+        }
+
+    def _consumer_conf(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            **self._common(),
+            "group.id": cfg.group,
+            "client.id": f"neuralcore-{cfg.consumer_name()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": cfg.session_timeout_ms,
+            "heartbeat.interval.ms": max(100, cfg.session_timeout_ms // 4),
+            "fetch.wait.max.ms": cfg.fetch_wait_max_ms,
+            "topic.metadata.refresh.interval.ms": 1000,
+            "enable.partition.eof": False,
+        }
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _on_error(self, err: Any) -> None:
+        """librdkafka error callback (its own thread)."""
+        name = err.name()
+        loop = self._loop
+        if loop is None or not (name in _DOWN_CODES or err.fatal() or name in _FATAL_CODES):
+            logger.debug("kafka: %s", name)
+            return
+        fatal = name in _FATAL_CODES
+        if err.fatal():  # e.g. OUT_OF_ORDER_SEQUENCE_NUMBER after a broker restart
+            self._rebuild = True
+        exc: BridgeConnectionError = (FatalBridgeError if fatal else BridgeConnectionError)(
+            f"kafka: {name}"
+        )
+        loop.call_soon_threadsafe(self._lost_if_running, exc)
+
+    def _lost_if_running(self, err: BridgeConnectionError) -> None:
+        if self._running.is_set():
+            self._lost(err)
+
+    async def _connect(self) -> None:
+        ck, cfg = self._ck, self.cfg
+        loop = asyncio.get_running_loop()
+        if self._admin is None:
+            self._admin = self._admin_mod.AdminClient(self._common())
+        admin = self._admin
+        try:
+            meta = await loop.run_in_executor(None, lambda: admin.list_topics(timeout=2.0))
+        except ck.KafkaException as err:
+            raise BridgeConnectionError(f"kafka unreachable: {err.args[0].name()}") from err
+        if self._running.is_set():
+            lost_state = not self._topics <= set(meta.topics)
+            if self._rebuild or lost_state or (cfg.sends and self._producer is None):
+                # lost topics = the broker restarted empty; its idempotent-producer state is
+                # gone too, so the producer is rebuilt (the consumer rejoins by itself)
+                logger.warning("kafka broker state lost or producer wedged: new producer")
+                self._topics.clear()
+                await self._new_producer()
+                if cfg.receives:
+                    exact = [self.topic(c) for c in cfg.channels if not _is_pattern(c)]
+                    await self._ensure_topics([*exact, self._dlq])
+            if self._consumer_dead:
+                self._new_consumer()
+            return  # librdkafka reconnected its own clients
+        self._topics.clear()
+        self._running.set()
+        if cfg.sends:
+            await self._new_producer()
+        if cfg.receives:
+            exact = [self.topic(c) for c in cfg.channels if not _is_pattern(c)]
+            await self._ensure_topics([*exact, self._dlq])
+            self._new_consumer()
+
+    def _new_consumer(self) -> None:
+        """Start a consumer and its thread (again, after the previous one died)."""
+        loop = asyncio.get_running_loop()
+        self._thread_error = loop.create_future()
+        self._consumer_dead = False
+        self._consumer = self._ck.Consumer(self._consumer_conf())
+        self._partitions.clear()
+        self._consumer.subscribe(self._subscription(), on_revoke=self._on_revoke)
+        self._start_thread(self._consume, "consumer")
+
+    def _subscription(self) -> list[str]:
+        topics = []
+        for channel in self.cfg.channels:
+            if _is_pattern(channel):
+                topics.append("^" + _regex(self.cfg.topic_prefix + channel))
+            else:
+                topics.append(self.topic(channel))
+        return topics
+
+    def _start_thread(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"neuralcore-kafka-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    async def _new_producer(self) -> None:
+        """Replace the producer; records it still held are failed back to the buffer."""
+        self._rebuild = False
+        self._consumer_dead = False
+        old, self._producer = self._producer, None
+        if old is not None:
+            await self._drop_producer(old)
+        self._producer = self._ck.Producer(self._producer_conf())
+        self._start_thread(self._poll_producer, "producer")
+
+    async def _drop_producer(self, producer: Any) -> None:
+        for batch in list(self._batches):
+            batch.abandon()
+        self._batches.clear()
+        try:  # a producer in a fatal state may refuse even this
+            producer.purge(in_queue=True, in_flight=True)
+            await asyncio.get_running_loop().run_in_executor(None, producer.flush, 0.5)
+        except self._ck.KafkaException as err:
+            logger.debug("kafka: dropping a broken producer: %s", err.args[0].name())
+
+    async def _close(self) -> None:
+        if not (self._stopping or self._state is BridgeState.FAILED):
+            return  # keep the clients: librdkafka reconnects them; _connect decides
+        self._running.clear()
+        threads, self._threads = self._threads, []
+        loop = asyncio.get_running_loop()
+        for thread in threads:
+            await loop.run_in_executor(None, thread.join, 10.0)
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await self._drop_producer(producer)
+        self._consumer = None
+        self._admin = None
+
+    async def _ping(self) -> None:
+        """Nothing to do: librdkafka reports a lost broker through ``error_cb``."""
+
+    def _transient(self, err: BaseException) -> bool:
+        if isinstance(err, FatalBridgeError):
+            return False
+        return isinstance(
+            err, BridgeConnectionError | self._ck.KafkaException | ConnectionError | TimeoutError
+        )
+
+    def _scrub(self, text: str) -> str:
+        for secret in (self.cfg.sasl_password, self.cfg.ssl_key_password):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _persistent(self, channel: str) -> bool:
+        return True
+
+    def _key(self, msg: Message) -> bytes | None:
+        value = msg._headers.get(self.cfg.key_header) if msg._headers else None
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else str(value).encode()
+
+    async def _ensure_topics(self, topics: list[str]) -> None:
+        missing = [t for t in topics if t not in self._topics]
+        if not missing:
+            return
+        new = self._admin_mod.NewTopic
+        cfg = self.cfg
+        futures = self._admin.create_topics(
+            [new(t, cfg.partitions, cfg.replication) for t in missing], operation_timeout=5.0
+        )
+        loop = asyncio.get_running_loop()
+        for name, fut in futures.items():
+            try:
+                await loop.run_in_executor(None, fut.result, 10.0)
+            except self._ck.KafkaException as err:
+                if err.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+            self._topics.add(name)
+
+    # -- producer -------------------------------------------------------------------------
+
+    def _poll_producer(self) -> None:
+        producer = self._producer
+        try:
+            while self._running.is_set() and self._producer is producer:
+                producer.poll(0.05)
+        except Exception as err:  # fatal producer: rebuilt by the reconnect
+            self._rebuild = True
+            loop = self._loop
+            if loop is not None:
+                exc = BridgeConnectionError(f"kafka producer failed: {type(err).__name__}")
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._lost_if_running, exc)
+
+    async def _send(self, items: list[Outgoing]) -> list[Outgoing]:
+        producer = self._producer
+        topic = self.topic
+        await self._ensure_topics(sorted({topic(c) for c in {i.channel for i in items}}))
+        batch = _Batch(items, asyncio.get_running_loop())
+        self._batches.add(batch)
+        started = time.perf_counter()
+        report, produce = batch.report, producer.produce
+        for item in items:
+            while True:
+                try:
+                    produce(topic(item.channel), item.data, item.key, on_delivery=report)
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.001)  # librdkafka queue full: let it drain
+        try:
+            await batch.future
+        finally:
+            self._batches.discard(batch)
+        self._counters.rtt(started)
+        failed = batch.failures()
+        if batch.timed_out:
+            # the idempotent producer can wedge (e.g. UNKNOWN_PRODUCER_ID after a broker
+            # restart): rebuild it through a reconnect and resend the failed records
+            self._rebuild = True  # the caller puts the whole batch back
+            raise BridgeConnectionError("kafka producer timed out or went fatal; rebuilding")
+        return failed
+
+    # -- consumer -------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        consumer, loop, err_fut = self._consumer, self._loop, self._thread_error
+        if loop is None or err_fut is None:
+            return
+        next_lag = 0.0
+        try:
+            while self._running.is_set():
+                self._commit_pending(consumer)
+                if time.monotonic() >= next_lag:
+                    next_lag = time.monotonic() + 1.0
+                    self._server_lag = _lag(consumer)
+                records = consumer.consume(self.cfg.batch_size, 0.05)
+                if records:  # handled on the loop; waiting for it is the backpressure
+                    handled = asyncio.run_coroutine_threadsafe(self._on_records(records), loop)
+                    while self._running.is_set():
+                        try:
+                            handled.result(0.1)
+                            break
+                        except concurrent.futures.TimeoutError:
+                            continue
+            self._commit_pending(consumer)
+        except Exception as err:  # handed to the loop, which reconnects
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                loop.call_soon_threadsafe(_fail, err_fut, err)
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
+
+    def _commit_pending(self, consumer: Any) -> None:
+        offsets: dict[tuple[str, int], int] = {}
+        while True:
+            try:
+                for tp in self._commits.get_nowait():
+                    offsets[(tp.topic, tp.partition)] = tp.offset
+            except queue.Empty:
+                break
+        if offsets:
+            tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            consumer.commit(offsets=tps, asynchronous=True)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Rebalance (consumer thread): records of lost partitions will be redelivered."""
+        self._commit_pending(consumer)
+        loop = self._loop
+        if loop is not None:
+            keys = [(p.topic, p.partition) for p in partitions]
+            loop.call_soon_threadsafe(self._drop_partitions, keys)
+
+    def _drop_partitions(self, keys: list[tuple[str, int]]) -> None:
+        for key in keys:
+            self._partitions.pop(key, None)
+
+    def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        return [self._watch_threads]
+
+    async def _watch_threads(self) -> None:
+        fut = self._thread_error
+        if fut is not None:
+            try:
+                await fut
+            except Exception:
+                self._consumer_dead = True  # the reconnect starts a new one
+                raise
+
+    async def _on_records(self, records: list[Any]) -> None:
+        for rec in records:
+            err = rec.error()
+            if err is not None:
+                logger.debug("kafka consumer: %s", err.name())
+                continue
+            topic, part, offset = rec.topic(), rec.partition(), rec.offset()
+            key = (topic, part)
+            tracker = self._partitions.get(key)
+            if tracker is None:
+                tracker = self._partitions[key] = _Partition()
+            tracker.order.append(offset)
+            token = (topic, part, offset)
+            if topic == self._dlq:
+                self._settle(token)
+                continue
+            reason = await self._handle(rec.value() or b"", token)
+            if reason is not None:
+                self._dead(rec.value() or b"", reason, topic)
+                self._settle(token)
+
+    def _dead(self, raw: bytes, reason: str, source: str) -> None:
+        producer = self._producer
+        if producer is None:  # receive-only bridge: log and count is all we can do
+            logger.warning("kafka bridge dropped a bad record from %s: %s", source, reason)
+            return
+        headers = {"reason": reason.encode(), "source": source.encode()}
+        producer.produce(self._dlq, raw, headers=headers)
+
+    async def _dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+        self._dead(raw, reason, source)
+
+    async def _ack(self, tokens: list[Any]) -> None:
+        moved: dict[tuple[str, int], int] = {}
+        for topic, part, offset in tokens:
+            tracker = self._partitions.get((topic, part))
+            if tracker is not None and tracker.settle(offset):
+                moved[(topic, part)] = tracker.position
+        if moved:
+            tp = self._ck.TopicPartition
+            self._commits.put([tp(t, p, o) for (t, p), o in moved.items()])
+
+
+def _lag(consumer: Any) -> int:
+    """Records on the broker past this member's positions (cached watermarks, no request)."""
+    total = 0
+    try:
+        for tp in consumer.position(consumer.assignment()):
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                total += max(0, high - tp.offset)
+    except Exception:  # a metric must never break the consumer
+        return 0
+    return total
+
+
+def _fail(fut: asyncio.Future[None], err: BaseException) -> None:
+    """Consumer thread died: the loop watching it raises, and the reconnect rebuilds."""
+    if not fut.done():
+        fut.set_exception(err)
+
+
+def _is_pattern(channel: str) -> bool:
+    return any(ch in channel for ch in "*?[")
+
+
+def _regex(topic_glob: str) -> str:
+    """Shell wildcard -> the regex librdkafka matches topic names with."""
+    out = []
+    for ch in topic_glob:
+        out.append({"*": ".*", "?": ".", ".": "\\."}.get(ch, ch))
+    return "".join(out) + "$"

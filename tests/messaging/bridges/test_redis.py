@@ -1,0 +1,296 @@
+"""RedisBridge against a real redis-server: cross-process delivery, faults, takeover."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bridge_helpers import Peer, PortBus
+
+from neuralcore.messaging import Message, MessageBus
+from neuralcore.messaging.bridges import (
+    BridgeState,
+    FatalBridgeError,
+    RedisBridge,
+    RedisBridgeConfig,
+)
+from servers import RedisServer
+
+pytestmark = [pytest.mark.redis, pytest.mark.integration]
+
+PeerFactory = Callable[[str, dict[str, Any]], Peer]
+
+
+def spec(server: RedisServer, role: str, n: int, **config: Any) -> dict[str, Any]:
+    cfg = {"url": server.url, "channels": ["orders"], "claim_interval_s": 0.2, **config}
+    return {"kind": "redis", "channel": "orders", "n": n, "role": role, "config": cfg}
+
+
+def got_ids(peer: Peer) -> list[str]:
+    return [e["id"] for e in peer.events("got")]
+
+
+def origin_of(peer: Peer) -> str:
+    assert peer.wait_until(lambda p: bool(p.events("ready")), 30)
+    return str(peer.events("ready")[0]["origin"])
+
+
+def test_message_crosses_processes_intact(redis_server: RedisServer, peers: PeerFactory) -> None:
+    n = 500
+    sub = peers("sub", spec(redis_server, "sub", n, channels=["ord*"], direction="in"))
+    origin_of(sub)
+    pub = peers("pub", spec(redis_server, "pub", n, direction="out"))
+    origin = origin_of(pub)
+    pub.finish()
+    events = sub.finish()
+    got = [e for e in events if e["ev"] == "got"]
+    assert sorted(e["id"] for e in got) == sorted(f"{origin}-{i + 1:x}" for i in range(n))
+    by_seq = {e["headers"]["seq"]: e for e in got}
+    for i in (0, 1, 77, n - 1):
+        e = by_seq[i]
+        assert e["priority"] == i % 5
+        assert e["headers"] == {"seq": i, "key": str(i % 4)}
+        assert e["payload"] == {"i": i, "text": f"message {i}"}
+        assert e["origin"] == origin
+    done = events[-1]
+    assert done["metrics"]["received"] == n
+    assert done["metrics"]["acked"] == n
+
+
+def test_both_directions_never_echo(redis_server: RedisServer, peers: PeerFactory) -> None:
+    n = 100
+    a = peers("a", {**spec(redis_server, "both", n, group="ga"), "expect": 2 * n})
+    b = peers("b", {**spec(redis_server, "both", n, group="gb"), "expect": 2 * n})
+    origin_a, origin_b = origin_of(a), origin_of(b)
+    a.finish()
+    b.finish()
+    for peer, own, other in ((a, origin_a, origin_b), (b, origin_b, origin_a)):
+        ids = got_ids(peer)
+        assert len(ids) == len(set(ids)) == 2 * n  # local n + remote n, nothing twice
+        assert {i for i in ids if i.startswith(other)} == {f"{other}-{k + 1:x}" for k in range(n)}
+        assert sum(i.startswith(own) for i in ids) == n  # own ones only locally
+
+
+def test_server_killed_mid_stream_loses_nothing(
+    durable_redis: RedisServer, peers: PeerFactory
+) -> None:
+    n = 3000
+    sub = peers("sub", {**spec(durable_redis, "sub", n, direction="in"), "seconds": 60})
+    origin_of(sub)
+    pub = peers("pub", {**spec(durable_redis, "pub", n, direction="out"), "pace": 0.01})
+    origin = origin_of(pub)
+    assert sub.wait_until(lambda p: len(p.events("got")) >= 300, 30)
+    durable_redis.kill()
+    time.sleep(0.5)
+    durable_redis.start()
+    pub_done = pub.finish()[-1]
+    sub.finish()
+    ids = got_ids(sub)
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {f"{origin}-{i + 1:x}" for i in range(n)}
+    assert pub_done["metrics"]["reconnects"] >= 1
+
+
+def test_dead_consumer_pending_entries_taken_over(
+    redis_server: RedisServer, peers: PeerFactory
+) -> None:
+    n = 40
+    claim = {"group": "workers", "claim_idle_ms": 500, "direction": "in"}
+    holder = peers("hold", {**spec(redis_server, "hold", n, consumer="c", **claim)})
+    origin_of(holder)
+    pub = peers("pub", spec(redis_server, "pub", n, direction="out"))
+    origin = origin_of(pub)
+    pub.finish()
+    assert holder.wait_until(lambda p: len(p.events("got")) >= 1, 30)
+    time.sleep(0.3)  # let it read the rest of the stream into its pending list
+    holder.kill()  # none of its messages was acknowledged
+    taker = peers("take", spec(redis_server, "sub", n, consumer="b", **claim))
+    taker.finish()
+    assert sorted(got_ids(taker)) == sorted(f"{origin}-{i + 1:x}" for i in range(n))
+
+
+async def _start_pair(
+    url: str, **cfg: Any
+) -> tuple[MessageBus, MessageBus, RedisBridge, RedisBridge]:
+    sender, receiver = MessageBus(), MessageBus()
+    for bus in (sender, receiver):
+        bus.create_channel("orders")
+    out = RedisBridge(RedisBridgeConfig(url=url, channels=("orders",), direction="out", **cfg))
+    inn = RedisBridge(RedisBridgeConfig(url=url, channels=("orders",), direction="in", **cfg))
+    await sender.add_bridge(out)
+    await receiver.add_bridge(inn)
+    await sender.start()
+    await receiver.start()
+    return sender, receiver, out, inn
+
+
+async def _collect(bus: MessageBus, n: int, timeout: float = 10.0) -> list[Message]:
+    got: list[Message] = []
+    done = asyncio.Event()
+
+    def handler(msg: Message) -> None:
+        got.append(msg)
+        if len(got) >= n:
+            done.set()
+
+    bus.subscribe("orders", handler)
+    await asyncio.wait_for(done.wait(), timeout)
+    return got
+
+
+async def test_reconnects_within_500ms_and_resends_buffered(redis_server: RedisServer) -> None:
+    sender, receiver, out, _inn = await _start_pair(redis_server.url)
+    try:
+        redis_server.kill()
+        for i in range(50):
+            sender.publish("orders", {"i": i})
+        deadline = time.monotonic() + 5
+        while out.state is not BridgeState.RECONNECTING and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert out.state is BridgeState.RECONNECTING
+        assert not out.health().healthy
+        assert out.buffered == 50
+        redis_server.start()
+        back = time.monotonic()
+        while out.state is not BridgeState.CONNECTED and time.monotonic() < back + 5:
+            await asyncio.sleep(0.002)
+        assert time.monotonic() - back < 0.5
+        got = await _collect(receiver, 50)
+        assert sorted(m.payload["i"] for m in got) == list(range(50))
+        assert out.metrics().reconnects >= 1
+    finally:
+        await sender.stop()
+        await receiver.stop()
+
+
+async def test_full_buffer_spills_and_resends_in_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    spill = str(tmp_path / "spill.bin")
+    sender, receiver, out, _ = await _start_pair(redis_server.url, buffer_size=10, spill_path=spill)
+    try:
+        redis_server.kill()
+        await asyncio.sleep(0.05)
+        for i in range(100):
+            sender.publish("orders", {"i": i})
+        assert out.metrics().spilled >= 80
+        assert Path(spill).stat().st_size > 0
+        redis_server.start()
+        got = await _collect(receiver, 100)
+        assert [m.payload["i"] for m in got] == list(range(100))
+        await asyncio.sleep(0.1)
+        assert Path(spill).stat().st_size == 0  # cleared once everything was sent
+    finally:
+        await sender.stop()
+        await receiver.stop()
+
+
+async def test_malformed_and_foreign_entries_dead_lettered(redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    port = PortBus("local")
+    bridge = RedisBridge(
+        RedisBridgeConfig(url=redis_server.url, channels=("orders",), direction="in")
+    )
+    await bridge.start_port(port)
+    raw = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await raw.xadd("nc:orders", {b"m": b"\xc1 not msgpack"})
+        await raw.xadd("nc:orders", {b"other": b"field"})
+        await raw.xadd("nc:orders", {b"m": b"\x93\x01\x02\x03"})  # msgpack, wrong shape
+        good = Message("orders", {"ok": True}, id="remote-1", origin="remote")
+        await raw.xadd("nc:orders", {b"m": port.encode(good)})
+        got = await port.wait_for(1)
+        assert [m.id for m in got] == ["remote-1"]
+        await asyncio.sleep(0.2)
+        assert bridge.metrics().dead_lettered == 3
+        assert await raw.xlen("nc:dlq") == 3
+        assert bridge.state is BridgeState.CONNECTED
+        info = await raw.xinfo_groups("nc:orders")
+        assert info[0]["pending"] == 0  # bad entries acknowledged too, never redelivered
+    finally:
+        await raw.aclose()
+        await bridge.stop()
+
+
+async def test_pubsub_channels_fire_and_forget(redis_server: RedisServer) -> None:
+    a, b = PortBus("a"), PortBus("b")
+    cfg = {"url": redis_server.url, "channels": ("metrics.*",), "pubsub_channels": ("metrics.*",)}
+    ba = RedisBridge(RedisBridgeConfig(**cfg, direction="out"))  # type: ignore[arg-type]
+    bb = RedisBridge(RedisBridgeConfig(**cfg, direction="in"))  # type: ignore[arg-type]
+    await ba.start_port(a)
+    await bb.start_port(b)
+    try:
+        await asyncio.sleep(0.1)  # subscription in place
+        for i in range(20):
+            a.publish("metrics.cpu", i, priority=3)
+        got = await b.wait_for(20, 5)
+        assert [m.payload for m in got] == list(range(20))
+        assert got[0].priority == 3
+    finally:
+        await ba.stop()
+        await bb.stop()
+
+
+class _PasswordRedis(RedisServer):
+    def command(self) -> list[str]:
+        return [*super().command(), "--requirepass", "hunter2-secret"]
+
+
+async def test_credentials_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = _PasswordRedis()
+    server.start()
+    try:
+        bad = RedisBridge(RedisBridgeConfig(url=server.url, password="wrong-secret-42"))
+        with pytest.raises(FatalBridgeError):
+            await bad.start_port(PortBus("x"))
+        assert bad.state is BridgeState.FAILED
+        good_cfg = RedisBridgeConfig(url=server.url, password="hunter2-secret")
+        good = RedisBridge(good_cfg)
+        await good.start_port(PortBus("y"))
+        assert good.state is BridgeState.CONNECTED
+        server.kill()
+        await asyncio.sleep(0.3)
+        assert good.state is BridgeState.RECONNECTING
+        await good.stop()
+        text = caplog.text + repr(good_cfg) + str(good.health()) + str(bad.health())
+        assert "hunter2-secret" not in text
+        assert "wrong-secret-42" not in text
+        assert "***" in str(good_cfg.redacted())
+    finally:
+        server.close()
+
+
+async def test_unsent_messages_survive_a_bridge_restart_via_spill(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    spill = str(tmp_path / "spill.bin")
+    port = PortBus("sender")
+    cfg = RedisBridgeConfig(
+        url=redis_server.url, channels=("orders",), direction="out", spill_path=spill
+    )
+    first = RedisBridge(cfg)
+    await first.start_port(port)
+    redis_server.kill()
+    for i in range(30):
+        port.publish("orders", {"i": i})
+    await first.stop(timeout=0.2)  # the server is away: nothing could be sent
+    assert Path(spill).stat().st_size > 0
+    redis_server.start()
+    receiver = PortBus("receiver")
+    inn = RedisBridge(RedisBridgeConfig(url=redis_server.url, channels=("orders",), direction="in"))
+    await inn.start_port(receiver)
+    second = RedisBridge(cfg)  # a new process would do the same with the same spill_path
+    await second.start_port(PortBus("sender"))
+    try:
+        got = await receiver.wait_for(30)
+        assert [m.payload["i"] for m in got] == list(range(30))
+    finally:
+        await second.stop()
+        await inn.stop()

@@ -1,0 +1,141 @@
+"""Bridge pieces without a server: config, backoff, buffer and spill file, public names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neuralcore.core import ConfigError, QueueFullError
+from neuralcore.messaging.bridges import (
+    BridgeState,
+    KafkaBridge,
+    KafkaBridgeConfig,
+    RedisBridge,
+    RedisBridgeConfig,
+)
+from neuralcore.messaging.bridges import __all__ as exported
+from neuralcore.messaging.bridges._buffer import OutboundBuffer, Outgoing, SpillFile
+from neuralcore.messaging.bridges._state import Backoff
+
+
+def test_public_names_pinned() -> None:
+    assert exported == (
+        "BaseBridge", "BridgeConfig", "BridgeHealth", "BridgeMetrics", "BridgeState", "BusPort",
+        "Direction", "FatalBridgeError", "KafkaBridge", "KafkaBridgeConfig", "RedisBridge",
+        "RedisBridgeConfig",
+    )  # fmt: skip
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, neuralcore.messaging.bridges as b\n"
+        "print(any(m.split('.')[0] in ('redis', 'confluent_kafka') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("channels", ()), ("batch_size", 0), ("reconnect_jitter", 2.0), ("direction", "sideways"),
+     ("url", "http://x"), ("url", "redis://user:pw@host:1/0"), ("maxlen", -1)],
+)  # fmt: skip
+def test_redis_config_rejects_bad_fields(field: str, value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        RedisBridgeConfig.from_dict({field: value})
+    assert info.value.field == field
+    assert "pw@" not in str(info.value)
+
+
+def test_kafka_config_validates_and_redacts() -> None:
+    cfg = KafkaBridgeConfig.from_dict({
+        "bootstrap": "127.0.0.1:1", "security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
+        "sasl_username": "u", "sasl_password": "pa55-word", "channels": ["a.*"],
+    })  # fmt: skip
+    assert cfg.channels == ("a.*",)
+    assert "pa55-word" not in repr(cfg)
+    assert cfg.redacted()["sasl_password"] == "***"
+    with pytest.raises(ConfigError, match="sasl_mechanism"):
+        KafkaBridgeConfig(sasl_mechanism="PLAIN")
+
+
+def test_channel_selection_and_direction() -> None:
+    cfg = RedisBridgeConfig(channels=("orders.*", "audit"), direction="in")
+    assert cfg.matches("orders.new")
+    assert cfg.matches("audit")
+    assert not cfg.matches("orders")
+    assert not cfg.matches("auditx")
+    assert cfg.receives
+    assert not cfg.sends
+    bridge = RedisBridge(cfg)
+    assert (bridge.direction, bridge.state) == ("inbound", BridgeState.STOPPED)
+    assert KafkaBridge("h:1", direction="out").direction == "outbound"
+
+
+def test_backoff_grows_to_the_cap_with_jitter() -> None:
+    b = Backoff(0.02, 0.4, jitter=0.5)
+    delays = [b.next() for _ in range(10)]
+    assert all(0.01 <= d <= 0.4 for d in delays)
+    assert max(delays[6:]) <= 0.4
+    assert min(delays[6:]) >= 0.2
+    b.reset()
+    assert b.next() <= 0.02
+
+
+def _item(i: int, persistent: bool = True) -> Outgoing:
+    return Outgoing("c", str(i).encode(), None, persistent)
+
+
+async def test_buffer_bounded_drop_or_reject_without_spill() -> None:
+    buf = OutboundBuffer(3, None)
+    assert [buf.put(_item(i)) for i in range(3)] == ["memory"] * 3
+    assert buf.put(_item(9, persistent=False)) == "dropped"
+    with pytest.raises(QueueFullError):
+        buf.put(_item(10))
+    taken = buf.take(2)
+    buf.requeue(taken)
+    assert [o.data for o in buf.take(10)] == [b"0", b"1", b"2"]
+
+
+async def test_buffer_spills_in_order_and_clears_when_sent(tmp_path: Path) -> None:
+    path = tmp_path / "spill"
+    buf = OutboundBuffer(4, SpillFile(path))
+    results = [buf.put(_item(i)) for i in range(10)]
+    assert results.count("spilled") == 6
+    assert len(buf) == 10
+    order: list[bytes] = []
+    for _ in range(10):
+        order += [o.data for o in buf.take(3)]
+    assert order == [str(i).encode() for i in range(10)]
+    assert path.stat().st_size > 0  # kept until everything read from it was sent
+    buf.sent(10, in_flight=0)
+    assert path.stat().st_size == 0
+    assert buf.spill is not None
+    buf.spill.close()
+
+
+def test_spill_file_survives_a_restart_and_a_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "spill"
+    spill = SpillFile(path)
+    for i in range(3):
+        spill.append(_item(i))
+    spill.close()
+    with path.open("ab") as f:
+        f.write(b"\xff\xff\x00")  # a crash mid-append
+    again = SpillFile(path)
+    try:
+        assert len(again) == 3
+        assert [o.data for o in again.read(10)] == [b"0", b"1", b"2"]
+    finally:
+        again.close()
+
+
+def test_bridges_satisfy_the_bus_protocol() -> None:
+    from neuralcore.messaging import Bridge
+
+    for bridge in (RedisBridge("redis://127.0.0.1:1/0"), KafkaBridge("127.0.0.1:1")):
+        assert isinstance(bridge, Bridge)
+        assert bridge.name.startswith(bridge.kind + ":")

@@ -1,0 +1,78 @@
+"""The public surface of neuralcore.messaging: exported names, cheap import, backend report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import neuralcore.messaging as messaging
+from neuralcore.messaging._select import describe_backend, make_codec
+
+
+def test_exported_names_are_pinned() -> None:
+    assert messaging.__all__ == (
+        "Bridge",
+        "BridgeDirection",
+        "BusConfig",
+        "ChannelConfig",
+        "ChannelMetrics",
+        "Codec",
+        "DeadLetter",
+        "Durability",
+        "HistogramSnapshot",
+        "JsonCodec",
+        "Message",
+        "MessageBus",
+        "MsgpackCodec",
+        "Outcome",
+        "Overflow",
+        "Priority",
+        "Subscription",
+        "Tap",
+    )
+    for name in messaging.__all__:
+        assert getattr(messaging, name) is not None
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, neuralcore.messaging; "
+        "print(sorted(m for m in ('msgspec', 'sqlite3', 'numpy', 'yaml') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_describe_backend_reports_msgspec() -> None:
+    info = describe_backend("messaging")
+    assert (info.engine, info.backend, info.library) == ("messaging", "native", "msgspec")
+    assert info.version
+
+
+def test_python_backend_env_selects_json(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NEURALCORE_BACKEND", "python")
+    assert describe_backend("messaging").library == "stdlib json"
+    assert make_codec("auto", max_size=100).name == "json"
+    assert make_codec("msgpack", max_size=100).name == "msgpack"  # explicit choice wins
+
+
+def test_bus_works_without_msgspec(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code = f"""
+import sys, asyncio
+sys.modules["msgspec"] = None  # as if not installed
+from neuralcore.messaging import MessageBus
+from neuralcore.messaging._select import describe_backend
+async def main():
+    bus = MessageBus(persistence_path={str(tmp_path / "b.db")!r})
+    async with bus:
+        bus.create_channel("p", persistent=True)
+        got = []
+        bus.subscribe("p", lambda m: got.append(m.payload))
+        await bus.publish_async("p", {{"b": b"raw", "n": [1, 2]}})
+        await bus.drain()
+        print(bus.codec.name, describe_backend("messaging").detail, got)
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "json msgspec not installed [{'b': b'raw', 'n': [1, 2]}]"

@@ -1,0 +1,176 @@
+"""The seams the Redis/Kafka bridges build on: lifecycle, taps, inject + on_settled, codec."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neuralcore.core import InputTypeError, InvalidInputError
+from neuralcore.messaging import Bridge, Message, MessageBus, Tap
+
+
+class LoopbackBridge:
+    """Carries messages between two buses through bytes, like a broker would."""
+
+    def __init__(self, name: str, peer: list[bytes], channels: tuple[str, ...] = ("x.*",)) -> None:
+        self.name = name
+        self.channels = channels
+        self.direction = "both"
+        self.outbox = peer
+        self.events: list[str] = []
+        self.tap: Tap | None = None
+        self.bus: MessageBus | None = None
+
+    async def start(self, bus: MessageBus) -> None:
+        self.events.append("start")
+        self.bus = bus
+        self.tap = bus.tap(self.channels[0], lambda m: self.outbox.append(bus.codec.encode(m)))
+
+    async def stop(self) -> None:
+        self.events.append("stop")
+        if self.tap is not None:
+            self.tap.close()
+
+
+async def test_bridges_start_and_stop_with_the_bus() -> None:
+    bridge = LoopbackBridge("b", [])
+    assert isinstance(bridge, Bridge)
+    bus = MessageBus()
+    await bus.add_bridge(bridge)
+    with pytest.raises(InvalidInputError, match="already attached"):
+        await bus.add_bridge(bridge)
+    with pytest.raises(InputTypeError, match="Bridge protocol"):
+        await bus.add_bridge(object())  # type: ignore[arg-type]
+    assert bridge.events == []
+    async with bus:
+        assert bridge.events == ["start"]
+        late = LoopbackBridge("late", [])
+        await bus.add_bridge(late)
+        assert late.events == ["start"]
+        await bus.remove_bridge(late)
+        assert late.events == ["start", "stop"]
+        assert bus.bridges() == [bridge]
+    assert bridge.events == ["start", "stop"]
+
+
+async def test_tap_sees_local_messages_in_order_and_skips_remote_ones() -> None:
+    async with MessageBus() as bus:
+        bus.create_channel("x.a")
+        bus.create_channel("y")
+        seen: list[Any] = []
+        everything: list[Any] = []
+        tap = bus.tap("x.*", lambda m: seen.append(m.payload))
+        bus.tap("x.a", lambda m: everything.append(m.payload), include_remote=True)
+        bus.create_channel("x.b")  # patterns include later channels
+        for i in range(3):
+            bus.publish("x.a", i)
+        bus.publish("x.b", "b")
+        bus.publish("y", "not tapped")
+        await bus.inject(Message("x.a", "remote", origin="other-bus"))
+        assert seen == [0, 1, 2, "b"]
+        assert everything == [0, 1, 2, "remote"]
+        tap.close()
+        bus.publish("x.a", 9)
+        assert seen == [0, 1, 2, "b"]
+
+
+async def test_a_failing_tap_never_fails_the_publisher() -> None:
+    async with MessageBus() as bus:
+        bus.create_channel("c")
+        bus.tap("c", lambda m: 1 / 0)  # type: ignore[func-returns-value]
+        assert bus.publish("c", 1) is not None
+        assert bus.metrics()["c"].errors == 1
+
+
+async def test_inject_keeps_the_envelope_and_reports_settlement(until: Any) -> None:
+    async with MessageBus() as bus:
+        bus.create_channel("c", max_attempts=1)
+        got: list[Message] = []
+
+        async def handler(m: Message) -> None:
+            if m.payload == "bad":
+                raise ValueError("bad")
+            got.append(m)
+
+        bus.subscribe("c", handler)
+        bus.subscribe("c", lambda m: None, group="g")
+        settled: list[tuple[str, str]] = []
+        remote = Message(
+            "c", "ok", priority=3, headers={"trace_id": "t"}, id="remote-1",
+            timestamp=123.5, origin="peer",
+        )  # fmt: skip
+        assert await bus.inject(remote, on_settled=lambda m, o: settled.append((m.id, o)))
+        assert await bus.inject(Message("c", "bad", id="remote-2", origin="peer"),
+                                on_settled=lambda m, o: settled.append((m.id, o)))  # fmt: skip
+        await until(lambda: len(settled) == 2)
+        assert sorted(settled) == [("remote-1", "acked"), ("remote-2", "dead_lettered")]
+        [m] = got
+        assert (m.id, m.priority, m.headers, m.timestamp, m.origin) == (
+            "remote-1", 3, {"trace_id": "t"}, 123.5, "peer",
+        )  # fmt: skip
+
+
+async def test_on_settled_fires_only_after_every_handler(until: Any) -> None:
+    async with MessageBus() as bus:
+        bus.create_channel("c")
+        gate = asyncio.Event()
+        settled: list[str] = []
+
+        async def slow(m: Message) -> None:
+            await gate.wait()
+
+        bus.subscribe("c", lambda m: None)
+        bus.subscribe("c", slow)
+        await bus.inject(Message("c", 1, origin="peer"), on_settled=lambda m, o: settled.append(o))
+        await asyncio.sleep(0.02)
+        assert settled == []
+        gate.set()
+        await until(lambda: settled == ["acked"])
+
+
+async def test_inject_dropped_by_overflow_reports_dropped() -> None:
+    bus = MessageBus()
+    bus.create_channel("c", max_size=1, overflow="drop_new")
+    outcomes: list[str] = []
+    assert await bus.inject(Message("c", 1), on_settled=lambda m, o: outcomes.append(o))
+    assert not await bus.inject(Message("c", 2), on_settled=lambda m, o: outcomes.append(o))
+    assert outcomes == ["dropped"]
+
+
+async def test_bytes_round_trip_between_two_buses(tmp_path: Path, until: Any) -> None:
+    wire: list[bytes] = []
+    a, b = MessageBus(), MessageBus(persistence_path=str(tmp_path / "b.db"))
+    for bus in (a, b):
+        bus.create_channel("x.jobs", persistent=bus is b)
+    await a.add_bridge(LoopbackBridge("a->b", wire))
+    got: list[Message] = []
+    b.subscribe("x.jobs", got.append)
+    acked: list[str] = []
+    async with a, b:
+        sent = a.publish("x.jobs", {"v": [1, 2]}, priority=5, headers={"source": "a"})
+        assert sent is not None
+        assert len(wire) == 1
+        msg = b.codec.decode(wire.pop())
+        await b.inject(msg, on_settled=lambda m, o: acked.append(o))
+        await until(lambda: acked == ["acked"])
+        assert (got[0].id, got[0].origin, got[0].payload) == (sent.id, a.bus_id, {"v": [1, 2]})
+        assert got[0].origin != b.bus_id  # b's own taps would skip it: no echo
+
+
+async def test_remote_reply_travels_on_the_reply_channel() -> None:
+    async with MessageBus() as bus:
+        bus.create_channel("ask")
+        outbound: list[Message] = []
+        bus.subscribe("ask", outbound.append)
+        task = asyncio.create_task(bus.request("ask", "q", timeout=2))
+        await asyncio.sleep(0.01)
+        [req] = outbound
+        # A remote bus answered: its bridge brings the reply home on "_reply.<bus id>".
+        reply = Message(
+            f"_reply.{bus.bus_id}", "answer", headers={"correlation_id": req.correlation_id}
+        )
+        assert await bus.inject(reply)
+        assert await task == "answer"
