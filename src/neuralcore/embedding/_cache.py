@@ -1,0 +1,216 @@
+"""Embedding cache: content hash -> vector, in-memory LRU with optional TTL and SQLite file.
+
+Semantics follow ATLAS's ``EmbeddingCache``: entries expire ``ttl`` seconds after they were
+stored, the memory tier evicts least-recently-used entries beyond ``max_entries``, and
+:meth:`EmbeddingCache.stats` reports hits, misses and the hit rate. Vectors are stored as
+raw float32 bytes (no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neuralcore.core._errors import ConfigError, PersistenceError
+
+__all__ = ("CacheStats", "EmbeddingCache")
+
+
+class CacheStats(NamedTuple):
+    """Counters of an :class:`EmbeddingCache`.
+
+    Attributes
+    ----------
+    hits, misses : int
+        Lookups that found / did not find a live entry.
+    size : int
+        Entries held in memory now.
+    evictions : int
+        Entries dropped by the LRU size limit.
+    expired : int
+        Entries dropped because their TTL passed.
+    hit_rate : float
+        ``hits / (hits + misses)``, 0.0 before any lookup.
+
+    Examples
+    --------
+    >>> CacheStats(3, 1, 4, 0, 0, 0.75).hit_rate
+    0.75
+    """
+
+    hits: int
+    misses: int
+    size: int
+    evictions: int
+    expired: int
+    hit_rate: float
+
+
+class EmbeddingCache:
+    """Thread-safe LRU cache of embedding vectors keyed by content hash.
+
+    Parameters
+    ----------
+    max_entries : int
+        Memory tier size limit (LRU eviction beyond it).
+    ttl : float, optional
+        Seconds an entry stays valid; None keeps entries until evicted.
+    path : path, optional
+        SQLite file backing the memory tier (survives restarts; shared by processes).
+    clock : callable
+        Time source, for tests.
+
+    Examples
+    --------
+    >>> cache = EmbeddingCache(max_entries=2)
+    >>> key = EmbeddingCache.key("model", "hello")
+    >>> cache.get(key) is None
+    True
+    >>> cache.put(key, np.ones(3, dtype=np.float32))
+    >>> cache.get(key).tolist()
+    [1.0, 1.0, 1.0]
+    >>> cache.stats().hit_rate
+    0.5
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        ttl: float | None = None,
+        path: str | Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ConfigError("max_entries", max_entries, "expected an int >= 1")
+        if ttl is not None and (isinstance(ttl, bool) or not ttl > 0):
+            raise ConfigError("ttl", ttl, "expected None or seconds > 0")
+        self.max_entries, self.ttl = max_entries, ttl
+        self._clock = time.time if path is not None and clock is time.monotonic else clock
+        self._memory: OrderedDict[str, tuple[float, NDArray[np.float32]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._counts = {"hits": 0, "misses": 0, "evictions": 0, "expired": 0}
+        self._db = _open_db(Path(path)) if path is not None else None
+
+    @staticmethod
+    def key(model: str, text: str) -> str:
+        """Cache key of ``text`` embedded by ``model`` (sha256 of both).
+
+        Examples
+        --------
+        >>> len(EmbeddingCache.key("m", "t"))
+        64
+        """
+        data = f"{model}\0{text}".encode("utf-8", "surrogatepass")
+        return hashlib.sha256(data).hexdigest()
+
+    def get(self, key: str) -> NDArray[np.float32] | None:
+        """The live vector for ``key``, or None (counted as a miss)."""
+        with self._lock:
+            entry = self._memory.get(key)
+            if entry is None and self._db is not None:
+                entry = _db_get(self._db, key)
+            if entry is not None and self._is_expired(entry[0]):
+                self._drop(key)
+                self._counts["expired"] += 1
+                entry = None
+            if entry is None:
+                self._counts["misses"] += 1
+                return None
+            self._memory[key] = entry
+            self._memory.move_to_end(key)
+            self._evict()
+            self._counts["hits"] += 1
+            return entry[1].copy()
+
+    def put(self, key: str, vector: NDArray[np.floating]) -> None:
+        """Store ``vector`` (as float32) under ``key``."""
+        stored = np.array(vector, dtype=np.float32).reshape(-1)
+        now = self._clock()
+        with self._lock:
+            self._memory[key] = (now, stored)
+            self._memory.move_to_end(key)
+            self._evict()
+            if self._db is not None:
+                sql = "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)"
+                _db_write(self._db, sql, (key, now, stored.tobytes()))
+
+    def stats(self) -> CacheStats:
+        """Current counters (see :class:`CacheStats`)."""
+        with self._lock:
+            c = self._counts
+            total = c["hits"] + c["misses"]
+            rate = c["hits"] / total if total else 0.0
+            size = len(self._memory)
+            return CacheStats(c["hits"], c["misses"], size, c["evictions"], c["expired"], rate)
+
+    def clear(self) -> None:
+        """Drop every entry (and the SQLite rows); counters are kept."""
+        with self._lock:
+            self._memory.clear()
+            if self._db is not None:
+                _db_write(self._db, "DELETE FROM vectors", ())
+
+    def close(self) -> None:
+        """Close the SQLite file, if any."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def _is_expired(self, stored_at: float) -> bool:
+        return self.ttl is not None and self._clock() - stored_at > self.ttl
+
+    def _evict(self) -> None:
+        while len(self._memory) > self.max_entries:
+            self._memory.popitem(last=False)
+            self._counts["evictions"] += 1
+
+    def _drop(self, key: str) -> None:
+        self._memory.pop(key, None)
+        if self._db is not None:
+            _db_write(self._db, "DELETE FROM vectors WHERE key = ?", (key,))
+
+
+def _db_get(db: sqlite3.Connection, key: str) -> tuple[float, NDArray[np.float32]] | None:
+    try:
+        row = db.execute("SELECT stored_at, vector FROM vectors WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error as err:
+        raise PersistenceError(f"embedding cache file read failed: {err}") from err
+    if row is None:
+        return None
+    return float(row[0]), np.frombuffer(row[1], dtype=np.float32).copy()
+
+
+def _db_write(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> None:
+    try:
+        with db:
+            db.execute(sql, params)
+    except sqlite3.Error as err:
+        raise PersistenceError(f"embedding cache file write failed: {err}") from err
+
+
+def _open_db(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), check_same_thread=False)
+        with db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS vectors"
+                " (key TEXT PRIMARY KEY, stored_at REAL, vector BLOB)"
+            )
+    except (sqlite3.Error, OSError) as err:
+        raise PersistenceError(f"cannot open embedding cache file {path}: {err}") from err
+    return db

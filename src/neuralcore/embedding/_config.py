@@ -1,0 +1,89 @@
+"""Typed settings of an :class:`~neuralcore.embedding.EmbeddingEngine`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from neuralcore.core._config import Config
+from neuralcore.core._errors import ConfigError
+
+__all__ = ("EmbeddingConfig",)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EmbeddingConfig(Config):
+    """Settings of an embedding engine, loadable from a dict or YAML.
+
+    Attributes
+    ----------
+    model : str
+        Known model name (looked up in the cache folder) or a converted model folder.
+    quantization : {None, "int8", "fp16", "bf16"}
+        None runs the fp32 graph; ``int8``/``fp16`` the folder's quantized graph on ONNX
+        Runtime; ``bf16`` the fp32 graph at bf16 precision on OpenVINO.
+    runtime : {"onnxruntime", "openvino"}
+        Library that executes the graph (OpenVINO: CPU only, ``openvino`` extra).
+    device : {"cpu", "cuda", "auto"}
+        ``auto`` uses CUDA when onnxruntime-gpu sees a GPU; ``cuda`` falls back to CPU
+        with a warning in the log when it cannot.
+    batch_tokens : int
+        Token budget of one inference batch (rows x padded length).
+    max_length : int, optional
+        Truncation length in tokens; default the model's.
+    threads : int, optional
+        Intra-op threads; default the cores this process may use.
+    normalize : bool, optional
+        L2-normalise outputs; default the model's setting.
+    output_dims : int, optional
+        Keep only the first dims (matryoshka truncation), renormalised.
+    output_dtype : {"float32", "float16", "int8", "binary"}
+        Form of returned vectors.
+    cache_size : int
+        Entries of the in-memory embedding cache used by ``embed(..., cache=True)``.
+    cache_ttl : float, optional
+        Seconds a cached vector stays valid.
+    cache_path : str, optional
+        SQLite file backing the cache.
+
+    Examples
+    --------
+    >>> EmbeddingConfig.from_dict({"quantization": "int8", "threads": 2}).threads
+    2
+    >>> EmbeddingConfig(batch_tokens=0)
+    Traceback (most recent call last):
+    ...
+    neuralcore.core._errors.ConfigError: config field 'batch_tokens' = 0: must be >= 1
+    """
+
+    model: str = "all-MiniLM-L6-v2"
+    quantization: Literal["int8", "fp16", "bf16"] | None = None
+    runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    batch_tokens: int = 1024
+    max_length: int | None = None
+    threads: int | None = None
+    normalize: bool | None = None
+    output_dims: int | None = None
+    output_dtype: Literal["float32", "float16", "int8", "binary"] = "float32"
+    cache_size: int = 10_000
+    cache_ttl: float | None = None
+    cache_path: str | None = None
+
+    def validate(self) -> None:
+        """Range checks; raise :class:`ConfigError` naming the field."""
+        for name in ("batch_tokens", "max_length", "threads", "output_dims", "cache_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(name, value, "must be >= 1")
+        if self.quantization == "bf16" and self.runtime != "openvino":
+            raise ConfigError("quantization", "bf16", "bf16 needs runtime='openvino'")
+        if self.quantization in ("int8", "fp16") and self.runtime != "onnxruntime":
+            reason = "int8/fp16 graphs run on runtime='onnxruntime'; use 'bf16' with openvino"
+            raise ConfigError("quantization", self.quantization, reason)
+        if self.cache_ttl is not None and self.cache_ttl <= 0:
+            raise ConfigError("cache_ttl", self.cache_ttl, "must be > 0 seconds")
+        if self.output_dtype == "binary" and self.output_dims is not None and self.output_dims % 8:
+            raise ConfigError(
+                "output_dims", self.output_dims, "binary output needs a multiple of 8"
+            )

@@ -1,0 +1,164 @@
+"""The only place that opens model graphs: ONNX Runtime sessions and OpenVINO models.
+
+Both are wrapped in a :class:`Runner` (input names + ``run(feeds) -> hidden states``) so
+the engine does not care which library executes the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neuralcore.core._errors import ConfigError, ModelError
+from neuralcore.core._optional import require
+
+__all__ = ("Device", "Runner", "Runtime", "open_runner", "usable_cores")
+
+logger = logging.getLogger(__name__)
+
+Device = Literal["cpu", "cuda", "auto"]
+Runtime = Literal["onnxruntime", "openvino"]
+Feeds = dict[str, NDArray[np.int64]]
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+def usable_cores() -> int:
+    """Cores this process may really use: CPU affinity capped by the cgroup CPU quota.
+
+    Examples
+    --------
+    >>> usable_cores() >= 1
+    True
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = _cgroup_quota()
+    return max(1, min(cores or 1, quota if quota else cores or 1))
+
+
+def _cgroup_quota() -> int | None:
+    """CPUs allowed by cgroup v2 ``cpu.max`` or v1 ``cfs_quota_us``; None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        v1 = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text()
+        period_v1 = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text()
+        value = int(v1)
+        return None if value <= 0 else max(1, math.ceil(value / int(period_v1)))
+    except (OSError, ValueError):
+        return None
+
+
+def _providers(ort: Any, device: Device) -> list[str]:
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [_CPU]
+    if _CUDA in available:
+        return [_CUDA, _CPU]
+    if device == "cuda":
+        logger.warning(
+            "device='cuda' asked for but onnxruntime has no CUDA provider (available: %s);"
+            " falling back to CPU. Install onnxruntime-gpu on a machine with an NVIDIA GPU.",
+            ", ".join(available),
+        )
+    return [_CPU]
+
+
+class Runner:
+    """An opened graph: ``inputs`` (names it takes) and ``run(feeds)`` -> last hidden state."""
+
+    def __init__(self, inputs: list[str], description: str) -> None:
+        self.inputs = inputs
+        self.description = description
+
+    def run(self, feeds: Feeds) -> NDArray[np.float32]:
+        """Execute the graph on one padded batch."""
+        raise NotImplementedError
+
+
+class _OrtRunner(Runner):
+    def __init__(self, path: Path, *, threads: int, device: Device) -> None:
+        ort = require("onnxruntime", extra="embedding")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.enable_mem_pattern = False  # shapes vary per batch: patterns would pile up
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), options, providers=_providers(ort, device))
+        except Exception as err:  # onnxruntime raises its own non-RuntimeError classes
+            raise ModelError(f"ONNX Runtime cannot load model file {path}: {err}") from err
+        self._session = session
+        # hand arena memory back after each run: RSS stays bounded across varied shapes
+        self._options = ort.RunOptions()
+        self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        provider = session.get_providers()[0]
+        inputs = [i.name for i in session.get_inputs()]
+        super().__init__(inputs, f"onnxruntime {provider}, {threads} threads")
+
+    def run(self, feeds: Feeds) -> NDArray[np.float32]:
+        (hidden,) = self._session.run(None, feeds, self._options)
+        result: NDArray[np.float32] = hidden
+        return result
+
+
+class _OpenVinoRunner(Runner):
+    def __init__(self, path: Path, *, threads: int, precision: Literal["f32", "bf16"]) -> None:
+        ov = require("openvino", extra="openvino")
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        }
+        try:
+            compiled = ov.Core().compile_model(str(path), "CPU", config)
+        except Exception as err:  # openvino raises RuntimeError or its own classes
+            raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
+        self._request = compiled.create_infer_request()
+        self._output = compiled.output(0)
+        inputs = [i.get_any_name() for i in compiled.inputs]
+        super().__init__(inputs, f"openvino CPU {precision}, {threads} threads")
+
+    def run(self, feeds: Feeds) -> NDArray[np.float32]:
+        out = self._request.infer(feeds)
+        # the request reuses its output buffer on the next call: copy
+        return np.array(out[self._output], dtype=np.float32, copy=True)
+
+
+def open_runner(
+    path: Path, *, runtime: Runtime, threads: int, device: Device, bf16: bool = False
+) -> Runner:
+    """Open a graph with neuralcore's settings on the chosen runtime.
+
+    ONNX Runtime: intra-op = ``threads``, inter-op = 1, CUDA when asked and present.
+    OpenVINO: CPU only, one stream of ``threads`` threads, f32 or bf16 inference precision.
+
+    Raises
+    ------
+    ModelError
+        The runtime cannot load the file (foreign or corrupt); the message names it.
+    MissingDependencyError
+        The runtime is not installed; the message names the extra.
+    ConfigError
+        OpenVINO with ``device="cuda"``.
+    """
+    if runtime == "openvino":
+        if device == "cuda":
+            raise ConfigError("device", device, "the OpenVINO runtime here runs on CPU only")
+        runner: Runner = _OpenVinoRunner(path, threads=threads, precision="bf16" if bf16 else "f32")
+    else:
+        runner = _OrtRunner(path, threads=threads, device=device)
+    logger.info("loaded %s: %s", path.name, runner.description)
+    return runner

@@ -1,0 +1,93 @@
+"""EmbeddingCache: LRU limit, TTL, SQLite persistence, statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuralcore.core import ConfigError
+from neuralcore.embedding import EmbeddingCache
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _vec(value: float) -> np.ndarray:
+    return np.full(4, value, dtype=np.float32)
+
+
+def test_lru_evicts_the_least_recently_used() -> None:
+    cache = EmbeddingCache(max_entries=2)
+    cache.put("a", _vec(1))
+    cache.put("b", _vec(2))
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("c", _vec(3))
+    assert cache.get("b") is None
+    assert cache.get("a") is not None
+    assert cache.get("c") is not None
+    stats = cache.stats()
+    assert (stats.size, stats.evictions, stats.hits, stats.misses) == (2, 1, 3, 1)
+    assert stats.hit_rate == pytest.approx(0.75)
+
+
+def test_ttl_expires_entries() -> None:
+    clock = FakeClock()
+    cache = EmbeddingCache(ttl=10.0, clock=clock)
+    cache.put("k", _vec(1))
+    clock.now += 9.0
+    assert cache.get("k") is not None
+    clock.now += 2.0
+    assert cache.get("k") is None
+    assert cache.stats().expired == 1
+    assert len(cache) == 0
+
+
+def test_returned_vectors_are_copies() -> None:
+    cache = EmbeddingCache()
+    cache.put("k", _vec(1))
+    got = cache.get("k")
+    assert got is not None
+    got[:] = 7
+    np.testing.assert_array_equal(cache.get("k"), _vec(1))
+
+
+def test_sqlite_file_survives_a_new_instance(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    first = EmbeddingCache(path=path)
+    first.put("k", np.arange(384, dtype=np.float32))
+    first.close()
+    second = EmbeddingCache(path=path)
+    np.testing.assert_array_equal(second.get("k"), np.arange(384, dtype=np.float32))
+    second.clear()
+    second.close()
+    assert EmbeddingCache(path=path).get("k") is None
+
+
+def test_sqlite_entries_expire_too(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cache = EmbeddingCache(path=tmp_path / "c.db", ttl=5.0, clock=clock)
+    cache.put("k", _vec(1))
+    clock.now += 6.0
+    reopened = EmbeddingCache(path=tmp_path / "c.db", ttl=5.0, clock=clock)
+    assert reopened.get("k") is None
+
+
+def test_keys_depend_on_model_and_text() -> None:
+    keys = {EmbeddingCache.key(m, t) for m in ("m1", "m2") for t in ("a", "b", "\udcff")}
+    assert len(keys) == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"max_entries": 0}, "max_entries"), ({"ttl": -1.0}, "ttl"), ({"max_entries": True}, "max")],
+)
+def test_bad_settings_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        EmbeddingCache(**kwargs)  # type: ignore[arg-type]

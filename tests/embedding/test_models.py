@@ -1,0 +1,182 @@
+"""Conversion output, manifest checks, model lookup, and broken model folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuralcore.core import ModelError, ModelNotFoundError
+from neuralcore.embedding import EmbeddingEngine, convert_model
+from neuralcore.embedding._cli import main as models_main
+from neuralcore.embedding._convert import _read_settings
+from neuralcore.embedding._models import read_manifest, sha256_file
+
+
+def _rewrite_manifest(folder: Path, **changes: object) -> None:
+    path = folder / "neuralcore.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def _replace_file(folder: Path, name: str, content: bytes, *, rehash: bool) -> None:
+    (folder / name).unlink()
+    (folder / name).write_bytes(content)
+    if rehash:
+        files = json.loads((folder / "neuralcore.json").read_text())["files"]
+        _rewrite_manifest(folder, files={**files, name: sha256_file(folder / name)})
+
+
+def test_manifest_describes_the_converted_folder(model_dir: Path) -> None:
+    info = read_manifest(model_dir)
+    assert (info.name, info.dimension, info.max_length) == ("all-MiniLM-L6-v2", 384, 256)
+    assert (info.pooling, info.normalize) == ("mean", True)
+    assert info.graphs == {"fp32": "model.onnx", "int8": "model_int8.onnx"}
+    on_disk = {p.name for p in model_dir.iterdir()} - {"neuralcore.json"}
+    assert set(info.files) == on_disk
+    assert all(sha256_file(model_dir / n) == h for n, h in info.files.items())
+
+
+def test_tokenizer_has_no_fixed_padding_or_truncation(model_dir: Path, source_dir: Path) -> None:
+    original = json.loads((source_dir / "tokenizer.json").read_text())
+    converted = json.loads((model_dir / "tokenizer.json").read_text())
+    assert original["padding"] is not None  # the packaged file pads to 128
+    assert converted["padding"] is None
+    assert converted["truncation"] is None
+
+
+def test_settings_are_read_from_an_unknown_folder(tmp_path: Path, source_dir: Path) -> None:
+    for name in ("modules.json", "sentence_bert_config.json", "config.json"):
+        shutil.copy(source_dir / name, tmp_path / name)
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    (tmp_path / "config_sentence_transformers.json").write_text(
+        '{"prompts": {"query": "q: ", "document": "d: "}}'
+    )
+    settings = _read_settings(tmp_path, "my-model")
+    assert settings["pooling"] == "cls"
+    assert settings["max_length"] == 256
+    assert settings["normalize"] is True
+    assert (settings["query_prefix"], settings["document_prefix"]) == ("q: ", "d: ")
+
+
+def test_convert_rejects_a_folder_without_config(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"no config\.json"):
+        convert_model(tmp_path, tmp_path / "out")
+
+
+def test_convert_will_not_overwrite_a_foreign_folder(tmp_path: Path, source_dir: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(ModelError, match="not a neuralcore model folder"):
+        convert_model(source_dir, out, optimize=False)
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_known_name_is_found_in_neuralcore_home(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(model_dir)
+    monkeypatch.setenv("NEURALCORE_HOME", str(tmp_path))
+    assert EmbeddingEngine("all-MiniLM-L6-v2").model_info.path == tmp_path / "models" / (
+        "all-MiniLM-L6-v2"
+    )
+
+
+def test_missing_model_says_how_to_convert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEURALCORE_HOME", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="neuralcore models convert") as info:
+        EmbeddingEngine("bge-small-en-v1.5")
+    assert "bge-small-en-v1.5" in str(info.value)
+    with pytest.raises(ModelNotFoundError, match="post_install"):
+        EmbeddingEngine("all-MiniLM-L6-v2")
+
+
+def test_missing_graph_file_is_named(model_copy: Path) -> None:
+    (model_copy / "model.onnx").unlink()
+    with pytest.raises(ModelError, match=r"model\.onnx is missing"):
+        EmbeddingEngine(model_copy)
+
+
+def test_truncated_graph_fails_its_hash(model_copy: Path, model_dir: Path) -> None:
+    head = (model_dir / "model_int8.onnx").read_bytes()[:100_000]
+    _replace_file(model_copy, "model_int8.onnx", head, rehash=False)
+    with pytest.raises(ModelError, match=r"model_int8\.onnx does not match"):
+        EmbeddingEngine(model_copy, quantization="int8")
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx file" * 100, bytes(range(256)) * 50])
+def test_foreign_graph_with_matching_hash_is_a_model_error(
+    model_copy: Path, content: bytes
+) -> None:
+    _replace_file(model_copy, "model.onnx", content, rehash=True)
+    with pytest.raises(ModelError, match=r"cannot load model file .*model\.onnx"):
+        EmbeddingEngine(model_copy)
+
+
+def test_foreign_tokenizer_is_named(model_copy: Path) -> None:
+    _replace_file(model_copy, "tokenizer.json", b'{"not": "a tokenizer"}', rehash=True)
+    with pytest.raises(ModelError, match=r"tokenizer\.json"):
+        EmbeddingEngine(model_copy)
+
+
+def test_missing_variant_says_how_to_add_it(model_copy: Path) -> None:
+    _rewrite_manifest(model_copy, graphs={"fp32": "model.onnx"})
+    with pytest.raises(ModelError, match="--quantize int8"):
+        EmbeddingEngine(model_copy, quantization="int8")
+
+
+@pytest.mark.parametrize("text", ["", "{not json", '{"format": 99}', '{"format": 1, "name": 3}'])
+def test_bad_manifest_is_a_model_error(model_copy: Path, text: str) -> None:
+    (model_copy / "neuralcore.json").write_text(text)
+    with pytest.raises(ModelError, match=r"neuralcore\.json"):
+        EmbeddingEngine(model_copy)
+
+
+def test_cli_info_verifies_and_list_shows_models(
+    model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert models_main(["info", str(model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert '"dimension": 384' in out
+    assert "all files match" in out
+    monkeypatch.setenv("NEURALCORE_HOME", str(model_dir.parent.parent))
+    (model_dir.parent.parent / "models").mkdir(exist_ok=True)
+    link = model_dir.parent.parent / "models" / "mini"
+    link.symlink_to(model_dir)
+    try:
+        assert models_main(["list"]) == 0
+        assert "mini" in capsys.readouterr().out
+    finally:
+        link.unlink()
+
+
+def test_cli_info_reports_a_broken_file(
+    model_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _replace_file(model_copy, "tokenizer.json", b"{}", rehash=False)
+    assert models_main(["info", str(model_copy)]) == 2
+    assert "tokenizer.json" in capsys.readouterr().out
+
+
+def test_fp16_graph_runs_and_agrees_with_fp32(model_copy: Path, model_dir: Path) -> None:
+    from neuralcore.embedding._convert import _to_fp16
+
+    _to_fp16(model_dir / "model.onnx", model_copy / "model_fp16.onnx")
+    manifest = json.loads((model_copy / "neuralcore.json").read_text())
+    _rewrite_manifest(
+        model_copy,
+        graphs={**manifest["graphs"], "fp16": "model_fp16.onnx"},
+        files={**manifest["files"], "model_fp16.onnx": sha256_file(model_copy / "model_fp16.onnx")},
+    )
+    texts = ["half precision for GPUs", "a second, longer sentence about vectors and search"]
+    half = EmbeddingEngine(model_copy, quantization="fp16").embed(texts)
+    full = EmbeddingEngine(model_dir).embed(texts)
+    assert half.dtype == np.float32
+    assert float((half * full).sum(axis=1).min()) > 0.999
