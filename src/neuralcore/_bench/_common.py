@@ -84,18 +84,28 @@ def ratio_text(baseline: float, ours: float, unit: str) -> str:
     return f"{ratio:.1f}x"
 
 
-def format_table(rows: Sequence[Row], columns: Sequence[str], ours: str) -> str:
-    """A Markdown table: one column per contender, then ``ours`` vs each baseline."""
-    baselines = [c for c in columns if c != ours]
-    head = ["case", *columns, *(f"vs {b}" for b in baselines)]
+def format_table(
+    rows: Sequence[Row], columns: Sequence[str], ours: str, *, baseline: str | None = None
+) -> str:
+    """A Markdown table: one column per contender, then the ratios.
+
+    Without ``baseline``: ``ours`` against each other column. With it: every other column
+    against ``baseline`` (several of ours against one reference).
+    """
+    if baseline is None:
+        pairs = [(ours, other, f"vs {other}") for other in columns if other != ours]
+    else:
+        pairs = [(c, baseline, f"{c} vs {baseline}") for c in columns if c != baseline]
+    head = ["case", *columns, *(label for _, _, label in pairs)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row.case + (f" ({row.note})" if row.note else "")]
         cells += [_fmt(row.values.get(c, float("nan")), row.unit) for c in columns]
-        ours_value = row.values.get(ours, float("nan"))
-        cells += [
-            ratio_text(row.values.get(b, float("nan")), ours_value, row.unit) for b in baselines
-        ]
+        for mine, other, _ in pairs:
+            nan = float("nan")
+            cells.append(
+                ratio_text(row.values.get(other, nan), row.values.get(mine, nan), row.unit)
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -125,11 +135,15 @@ class Section(NamedTuple):
     columns: list[str]
     ours: str
     notes: str = ""
+    baseline: str | None = None
 
 
 def format_section(section: Section) -> str:
     """Markdown heading, table and notes for one section."""
-    parts = [f"## {section.title}\n", format_table(section.rows, section.columns, section.ours)]
+    parts = [
+        f"## {section.title}\n",
+        format_table(section.rows, section.columns, section.ours, baseline=section.baseline),
+    ]
     if section.notes:
         parts.append("\n" + section.notes)
     return "\n".join(parts) + "\n"

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from neuralcore._bench._common import Row, format_table, machine_line, median_seconds
+from neuralcore._bench._common import Row, Section, format_section, machine_line, median_seconds
 
-__all__ = ("main", "stdlib_texts")
+__all__ = ("main", "sections", "stdlib_texts")
 
 _ST = "sentence-transformers"
 _ORT_FP32, _ORT_INT8, _OV_BF16 = "neuralcore fp32", "neuralcore int8", "neuralcore bf16 (OpenVINO)"
@@ -113,15 +113,13 @@ def _run_child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, f
     return result
 
 
-def _table(
-    results: dict[str, dict[str, float]], cosines: dict[str, float], n: int, ours: str
-) -> str:
+def _rows(results: dict[str, dict[str, float]], cosines: dict[str, float], n: int) -> list[Row]:
     def values(key: str) -> dict[str, float]:
         return {name: r[key] for name, r in results.items()}
 
     rss = values("rss")
     share = ", ".join(f"{k.split()[1]} {v / rss[_ST]:.0%}" for k, v in rss.items() if k != _ST)
-    rows = [
+    return [
         Row("100 texts", values("t100")),
         Row(f"{n:,} texts", values("t_all")),
         Row("one text, p50", values("single")),
@@ -129,7 +127,43 @@ def _table(
         Row("peak RSS, MB", rss, unit="value", note=f"of ST: {share}"),
         Row("min cosine vs ST, 100 texts", cosines, unit="value"),
     ]
-    return format_table(rows, list(results), ours)
+
+
+def _measure(n: int, repeat: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    vectors: dict[str, np.ndarray[Any, Any]] = {}
+    columns = [c for c in _COLUMNS if c != _OV_BF16 or importlib.util.find_spec("openvino")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in columns:
+            path = os.path.join(tmp, f"{len(results)}.npy")
+            print(f"running {name}...", file=sys.stderr, flush=True)
+            results[name] = _run_child(name, n, repeat, path)
+            vectors[name] = np.load(path, allow_pickle=False)
+    cosines = {k: float((v * vectors[_ST]).sum(axis=1).min()) for k, v in vectors.items()}
+    return results, cosines
+
+
+def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list[Section]:
+    """Run every contender in its own process and return the table (for ``bench all``)."""
+    if quick:
+        texts, repeat = 200, 2
+    from neuralcore.embedding._session import usable_cores
+
+    results, cosines = _measure(texts, repeat)
+    notes = (
+        f"{_MODEL} on stdlib docstrings; length-sorted token-budget batches; threads: ST torch "
+        f"default, neuralcore intra-op {usable_cores()}; each contender in its own process."
+    )
+    return [
+        Section(
+            "Embedding: sentence-transformers vs neuralcore",
+            _rows(results, cosines, texts),
+            list(results),
+            _ORT_INT8,
+            notes,
+            baseline=_ST,
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,33 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="neuralcore bench embedding", description=__doc__)
     parser.add_argument("--texts", type=int, default=1000, help="size of the large case")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
+    parser.add_argument("--quick", action="store_true", help="200 texts, 2 runs")
     parser.add_argument("--child", choices=_COLUMNS, help=argparse.SUPPRESS)
     parser.add_argument("--vectors", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(args.child, args.texts, args.repeat, args.vectors)))
         return 0
-    results: dict[str, dict[str, float]] = {}
-    vectors: dict[str, np.ndarray[Any, Any]] = {}
-    columns = [c for c in _COLUMNS if c != _OV_BF16 or importlib.util.find_spec("openvino")]
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in columns:
-            path = os.path.join(tmp, f"{len(results)}.npy")
-            print(f"running {name}...", file=sys.stderr, flush=True)
-            results[name] = _run_child(name, args.texts, args.repeat, path)
-            vectors[name] = np.load(path, allow_pickle=False)
-    cosines = {k: float((v * vectors[_ST]).sum(axis=1).min()) for k, v in vectors.items()}
-    print(f"Embedding, {_MODEL}, stdlib docstrings; {machine_line()}")
-    from neuralcore.embedding._session import usable_cores
-
-    print(f"threads: ST torch default, neuralcore intra-op {usable_cores()}\n")
-    ours = _OV_BF16 if _OV_BF16 in results else _ORT_INT8
-    print(_table(results, cosines, args.texts, ours))
-    st = results[_ST]
-    for name, r in results.items():
-        if name != _ST:
-            speedups = f"{st['t100'] / r['t100']:.1f}x on 100, {st['t_all'] / r['t_all']:.1f}x"
-            print(f"- {name} vs ST: {speedups} on {args.texts:,} texts")
+    print(f"# neuralcore embedding benchmark\n\n{machine_line()}\n")
+    for section in sections(args.quick, texts=args.texts, repeat=args.repeat):
+        print(format_section(section))
     return 0
 
 

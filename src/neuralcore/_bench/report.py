@@ -31,14 +31,14 @@ def _ratios(sections: list[Section]) -> list[tuple[str, float]]:
     """(label, ours-vs-first-baseline ratio) for every row that has one."""
     found: list[tuple[str, float]] = []
     for section in sections:
-        baseline = next((c for c in section.columns if c != section.ours), None)
+        baseline = section.baseline or next((c for c in section.columns if c != section.ours), "")
         for row in section.rows:
             ours = row.values.get(section.ours, float("nan"))
-            base = row.values.get(baseline or "", float("nan"))
+            base = row.values.get(baseline, float("nan"))
             if row.unit == "value" or not (ours > 0 and base > 0):
                 continue
             ratio = base / ours if row.unit == "time" else ours / base
-            found.append((f"{section.title}: {row.case} (vs {baseline})", ratio))
+            found.append((f"{section.title}: {row.case} ({section.ours} vs {baseline})", ratio))
     return found
 
 
