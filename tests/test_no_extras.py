@@ -55,8 +55,42 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.integration
-def test_vector_api_works_without_optional_dependencies(tmp_path: Path) -> None:
+BUS_AND_ENGINES = textwrap.dedent(
+    """
+    import asyncio, importlib.util, sys, tempfile, os
+    assert importlib.util.find_spec("msgspec") is None
+    import neuralcore
+    from neuralcore import HNSWIndex, MessageBus, MissingDependencyError
+    for make in (lambda: HNSWIndex(4), lambda: neuralcore.EmbeddingEngine):
+        try:
+            make()
+        except MissingDependencyError as err:
+            assert "pip install" in str(err), err
+        else:
+            sys.exit("expected MissingDependencyError")
+    info = neuralcore.backend_info()
+    assert info["messaging"].library == "stdlib json"
+    assert info["embedding"].library == "none" and "embedding]" in info["embedding"].detail
+
+    async def main(path):
+        got = []
+        async with MessageBus(persistence_path=path) as bus:
+            bus.create_channel("jobs", persistent=True)
+            bus.subscribe("jobs", lambda m: got.append(m.payload))
+            for i in range(3):
+                await bus.publish_async("jobs", {"n": i}, priority=75 - 25 * i)
+            await bus.drain()
+        return got
+
+    with tempfile.TemporaryDirectory() as tmp:
+        got = asyncio.run(main(os.path.join(tmp, "bus.db")))
+    assert sorted(m["n"] for m in got) == [0, 1, 2], got
+    print("ok")
+    """
+)
+
+
+def _bare_python(tmp_path: Path) -> Path:
     env_dir = tmp_path / "bare"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -67,11 +101,17 @@ def test_vector_api_works_without_optional_dependencies(tmp_path: Path) -> None:
         check=True,
     ).stdout.strip()
     Path(purelib, "neuralcore_src.pth").write_text(f"{SRC}\n", encoding="utf-8")
+    assert sysconfig.get_paths()["purelib"] != purelib  # really a different environment
+    assert sys.prefix != str(env_dir)
+    return python
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("script", [SCRIPT, BUS_AND_ENGINES], ids=["vectors", "bus-and-engines"])
+def test_works_without_optional_dependencies(tmp_path: Path, script: str) -> None:
     result = subprocess.run(
-        [str(python), "-c", SCRIPT],
+        [str(_bare_python(tmp_path)), "-c", script],
         capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
-    assert sysconfig.get_paths()["purelib"] != purelib  # really a different environment
-    assert sys.prefix != str(env_dir)

@@ -11,7 +11,7 @@ import importlib
 import os
 from typing import Literal, NamedTuple
 
-from neuralcore.core._errors import ConfigError
+from neuralcore.core._errors import ConfigError, MissingDependencyError
 
 __all__ = ("BackendInfo", "BackendName", "backend_info", "resolve_backend")
 
@@ -79,7 +79,8 @@ def backend_info() -> dict[str, BackendInfo]:
     for engine, module_name in _ENGINES.items():
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue  # engine not built yet in this install
+        except MissingDependencyError as err:
+            report[engine] = BackendInfo(engine, "python", "none", "", f"unavailable: {err}")
+            continue
         report[engine] = module.describe_backend(engine)
     return report

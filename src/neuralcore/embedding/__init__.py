@@ -1,9 +1,14 @@
+# ruff: noqa: E402  (the dependency check must run before the imports it guards)
 """Sentence embeddings on ONNX Runtime: models converted once, no torch at inference.
 
 >>> from neuralcore.embedding import EmbeddingEngine
 >>> EmbeddingEngine("all-MiniLM-L6-v2").dimension
 384
 """
+
+from neuralcore.core._optional import require
+
+require("numpy", extra="embedding")  # a clear install hint instead of a bare ModuleNotFoundError
 
 from neuralcore.embedding._cache import CacheStats, EmbeddingCache
 from neuralcore.embedding._config import EmbeddingConfig
