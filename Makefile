@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/neuralcore bench vectors
+	$(BIN)/neuralcore demo
 
 test: $(STAMP) lint typecheck pytest
 

@@ -47,3 +47,17 @@ def test_module_entry_point_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert neuralcore.__version__ in done.stdout
+
+
+def test_routed_subcommand_gets_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["models", "--help"])
+    assert info.value.code == 0
+    assert "convert" in capsys.readouterr().out
+
+
+def test_neuralcore_error_becomes_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "info", "/definitely/not/a/model"]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err
+    assert "/definitely/not/a/model" in err

@@ -75,15 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from neuralcore.core import NeuralcoreError
 
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
+        if words and words[0] in _ROUTES:  # the subcommand parses its own options
+            logging.basicConfig(level=logging.WARNING)
+            return _run_module(_ROUTES[words[0]][0], words[1:])
+        args = _parser().parse_args(words)
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
         if args.command == "info":
             return _info()
         if args.command == "bench":
             return _bench(args.suite, list(args.rest))
-        if args.command in _ROUTES:
-            return _run_module(_ROUTES[args.command][0], list(args.rest))
     except NeuralcoreError as err:
         print(f"neuralcore: error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,157 @@
+"""The similarity drop-ins agree with ATLAS's pure-Python rules (restated here as loops)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neuralcore.compat.atlas import (
+    adjacent_similarities,
+    best_semantic_match,
+    buffer_similarity,
+    cosine_similarity,
+    semantic_breaks,
+)
+from neuralcore.core import DimensionMismatchError
+
+finite = st.floats(-100, 100, allow_nan=False, width=64)
+vec = st.lists(finite, min_size=1, max_size=12)
+
+
+def ref_cosine(a: list[float], b: list[float]) -> float:
+    """ATLAS's rule: sum of products over the product of norms; 0.0 for a zero vector."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na, nb = sum(x * x for x in a) ** 0.5, sum(y * y for y in b) ** 0.5
+    return 0.0 if na == 0 or nb == 0 else dot / (na * nb)
+
+
+@given(
+    st.integers(1, 12).flatmap(lambda n: st.tuples(*[st.lists(finite, min_size=n, max_size=n)] * 2))
+)
+def test_cosine_matches_reference(pair: tuple[list[float], list[float]]) -> None:
+    a, b = pair
+    assert cosine_similarity(a, b) == pytest.approx(ref_cosine(a, b), rel=1e-9, abs=1e-12)
+
+
+def test_cosine_of_zero_vector_is_zero() -> None:
+    assert cosine_similarity([0.0, 0.0], [1.0, 2.0]) == 0.0
+
+
+def test_cosine_rejects_mismatched_lengths_as_value_error() -> None:
+    with pytest.raises(ValueError, match="same dimension") as info:
+        cosine_similarity([1.0, 2.0], [1.0])
+    assert isinstance(info.value, DimensionMismatchError)
+
+
+def ref_buffer(embs: list[list[float]], idx: int, size: int) -> float:
+    if idx <= 0:
+        return 1.0
+    sims = [ref_cosine(embs[i], embs[idx]) for i in range(max(0, idx - size), idx)]
+    return sum(sims) / len(sims) if sims else 1.0
+
+
+@settings(max_examples=60)
+@given(
+    st.integers(2, 4).flatmap(
+        lambda d: st.lists(st.lists(finite, min_size=d, max_size=d), min_size=1, max_size=8)
+    ),
+    st.integers(-1, 9),
+    st.integers(1, 4),
+)
+def test_buffer_similarity_matches_reference(embs: list[list[float]], idx: int, size: int) -> None:
+    idx = min(idx, len(embs) - 1)
+    got = buffer_similarity(embs, idx, buffer_size=size)
+    assert got == pytest.approx(ref_buffer(embs, idx, size), rel=1e-9, abs=1e-12)
+
+
+def test_adjacent_similarities_pairs_each_with_previous() -> None:
+    embs = [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 3.0]]
+    expected = [ref_cosine(embs[i - 1], embs[i]) for i in range(1, 4)]
+    assert adjacent_similarities(embs) == pytest.approx(expected)
+    assert adjacent_similarities(embs[:1]) == []
+
+
+def ref_breaks(sents, embs, thr, size_limit, lo, hi):  # type: ignore[no-untyped-def]
+    """ATLAS's splitter loop, restated."""
+    out, size, count = [], 0, 0
+    for i in range(1, len(sents)):
+        size += len(sents[i - 1])
+        count += 1
+        cut = ref_cosine(embs[i - 1], embs[i]) < thr
+        cut = cut or size + len(sents[i]) > size_limit or count >= hi
+        if count < lo:
+            cut = False
+        if cut:
+            out.append(i)
+            size = count = 0
+    return out
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=30), st.lists(finite, min_size=3, max_size=3)), max_size=12
+    ),
+    st.floats(-1, 1),
+    st.integers(10, 80),
+    st.integers(1, 3),
+    st.integers(1, 6),
+)
+def test_semantic_breaks_match_reference(rows, thr, limit, lo, hi) -> None:  # type: ignore[no-untyped-def]
+    sents = [r[0] for r in rows]
+    embs = [r[1] for r in rows]
+    got = semantic_breaks(
+        sents, embs, similarity_threshold=thr, chunk_size=limit,
+        min_sentences_per_chunk=lo, max_sentences_per_chunk=hi,
+    )  # fmt: skip
+    assert got == ref_breaks(sents, embs, thr, limit, lo, hi)
+
+
+def ref_scan(query, cached, threshold, eligible):  # type: ignore[no-untyped-def]
+    """ATLAS's cache scan: strictly better and >= threshold, skipping ineligible entries."""
+    best, best_sim = None, 0.0
+    for key, emb in cached.items():
+        sim = ref_cosine(query, emb) if len(emb) == len(query) else 0.0
+        if sim > best_sim and sim >= threshold and eligible(key):
+            best, best_sim = key, sim
+    return best, best_sim
+
+
+@settings(max_examples=80)
+@given(
+    st.lists(st.sampled_from([0.0, 1.0, -1.0, 0.5]), min_size=3, max_size=3),
+    st.dictionaries(
+        st.text(min_size=1, max_size=3),
+        st.lists(st.sampled_from([0.0, 1.0, -1.0, 0.5]), min_size=2, max_size=3),
+        max_size=8,
+    ),
+    st.floats(-1, 1),
+    st.sets(st.text(min_size=1, max_size=3)),
+)
+def test_best_match_picks_the_same_entry(query, cached, threshold, banned) -> None:  # type: ignore[no-untyped-def]
+    def eligible(key: str) -> bool:
+        return key not in banned
+
+    key, sim = best_semantic_match(query, cached, threshold=threshold, eligible=eligible)
+    ref_key, ref_sim = ref_scan(query, cached, threshold, eligible)
+    assert key == ref_key
+    assert sim == pytest.approx(ref_sim, abs=1e-12)
+
+
+def test_best_match_tie_goes_to_the_first_entry() -> None:
+    cached = {"first": [2.0, 0.0], "second": [1.0, 0.0]}
+    assert best_semantic_match([1.0, 0.0], cached, threshold=0.5)[0] == "first"
+
+
+def test_best_match_nothing_qualifies() -> None:
+    assert best_semantic_match([1.0, 0.0], {"a": [0.0, 1.0]}, threshold=0.1) == (None, 0.0)
+    assert best_semantic_match([1.0, 0.0], {}, threshold=0.1) == (None, 0.0)
+
+
+def test_accepts_numpy_input() -> None:
+    a = np.array([3.0, 4.0], dtype=np.float32)
+    assert math.isclose(cosine_similarity(a, a), 1.0, rel_tol=1e-6)
