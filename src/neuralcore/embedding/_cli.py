@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from neuralcore.core._errors import NeuralcoreError
 
@@ -35,9 +36,9 @@ def main(argv: list[str]) -> int:
 
     Examples
     --------
-    >>> main(["info", "no-such-model"])  # doctest: +ELLIPSIS
-    neuralcore models: error: no converted model 'no-such-model' ...
-    2
+    >>> main(["list"])  # doctest: +ELLIPSIS
+    all-MiniLM-L6-v2 ...
+    0
     """
     args = _parser().parse_args(argv)
     try:
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
             return _list()
         return _info(args.model)
     except NeuralcoreError as err:
-        print(f"neuralcore models: error: {err}")
+        print(f"neuralcore models: error: {err}", file=sys.stderr)
         return 2
 
 
