@@ -18,6 +18,11 @@ Semantics in brief:
   loss or an OS crash. Unacknowledged messages are replayed in order on restart
   (at-least-once: a message in flight at a crash is delivered again, with ``attempt`` > 1).
 * In-memory channels lose what is queued when the process dies or ``stop()`` times out.
+* Bridges (:mod:`neuralcore.messaging.bridges`) tap channels *durably*
+  (``bus.tap(..., durable=True, name=...)``): on persistent channels each message stays
+  recorded in the same SQLite commit until the bridge acknowledges it (``Tap.ack``) after
+  the server confirmed it, and is forwarded again after a crash. Channels a bridge brings
+  in that do not exist yet are made from ``BusConfig.default_channel``.
 
 Importing this package loads neither msgspec nor sqlite3; the codec is chosen on first use
 (``neuralcore.backend_info()["messaging"]``).

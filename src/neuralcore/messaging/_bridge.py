@@ -11,7 +11,8 @@ unless asked, so bridges do not echo.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from neuralcore.messaging._message import Message
@@ -57,26 +58,93 @@ class Tap:
     The callback runs synchronously on the event loop thread for each accepted message, in
     order; it must not block (buffer and hand off instead). Exceptions it raises are logged
     and counted as channel errors, never raised to the publisher.
+
+    A *durable* tap (``durable=True``) records every message of a persistent channel it
+    sees in the bus's SQLite file, in the publish's own group commit, until :meth:`ack`
+    says it was forwarded; unacknowledged ones are given to the callback again when a tap
+    of the same ``name`` is made after a restart (oldest first).
+
+    Attributes
+    ----------
+    selector : str or tuple of str
+        What was tapped: a channel name, a pattern, or several of them.
+    name : str or None
+        The durable tap's name (its records in the file are kept under it).
+    durable : bool
+        Whether messages of persistent channels are recorded until acknowledged.
     """
 
-    __slots__ = ("_bus", "active", "callback", "include_remote", "selector")
+    __slots__ = (
+        "_bus",
+        "active",
+        "callback",
+        "durable",
+        "include_remote",
+        "name",
+        "selector",
+        "selectors",
+    )
 
     def __init__(
         self,
         bus: MessageBus,
-        selector: str,
+        selector: str | tuple[str, ...],
         callback: Callable[[Message], None],
         *,
         include_remote: bool,
+        durable: bool = False,
+        name: str | None = None,
     ) -> None:
         self._bus = bus
         self.selector = selector
+        self.selectors = (selector,) if isinstance(selector, str) else tuple(selector)
         self.callback = callback
         self.include_remote = include_remote
+        self.durable = durable
+        self.name = name
         self.active = True
 
+    def matches(self, channel: str) -> bool:
+        """True when ``channel`` is selected by this tap.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging import MessageBus
+        >>> bus = MessageBus()
+        >>> _ = bus.create_channel("rag.q")
+        >>> tap = bus.tap(("rag.*", "rag.q"), print)
+        >>> tap.matches("rag.new"), tap.matches("jobs")
+        (True, False)
+        """
+        return any(fnmatchcase(channel, s) for s in self.selectors)
+
+    def records(self, channel: str) -> bool:
+        """True when messages of ``channel`` are recorded until :meth:`ack` (durable tap on
+        a persistent channel)."""
+        return self.durable and self._bus._records(channel)
+
+    def ack(self, messages: Iterable[Message]) -> None:
+        """Mark messages (as given to the callback) forwarded: their records are deleted
+        in the bus's next group commit (not waited for).
+
+        Messages that were never recorded are ignored; a lost ack (crash) only means the
+        message is given to the tap again after the restart.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging import MessageBus
+        >>> bus = MessageBus()
+        >>> _ = bus.create_channel("out")
+        >>> tap = bus.tap("out", lambda m: tap.ack([m]), durable=True, name="demo")
+        >>> bus.publish("out", 1).payload
+        1
+        """
+        if self.durable and self.name is not None:
+            seqs = [t.seq for t in (m._tracker for m in messages) if t is not None and t.seq]
+            self._bus._forwarded(self.name, seqs)
+
     def close(self) -> None:
-        """Stop observing."""
+        """Stop observing (a durable tap's records stay for its next incarnation)."""
         if self.active:
             self.active = False
             self._bus._remove_tap(self)

@@ -109,6 +109,8 @@ class MessageBus(Publisher, BridgeSeams):
         self._channels: dict[str, Channel] = {}
         self._patterns: list[Subscription] = []
         self._pattern_taps: list[Tap] = []
+        self._durable_taps: dict[str, Tap] = {}
+        self._replay_due: dict[Tap, int] = {}
         self._subs: list[Subscription] = []
         self._publish_hooks: list[Callable[[Message], Message]] = []
         self._dispatch_hooks: list[tuple[DispatchBefore | None, DispatchAfter | None]] = []
@@ -181,7 +183,7 @@ class MessageBus(Publisher, BridgeSeams):
             if fnmatchcase(cfg.name, sub.selector):
                 ch.attach(sub)
         for tap in self._pattern_taps:
-            if fnmatchcase(cfg.name, tap.selector):
+            if tap.matches(cfg.name):
                 ch.taps.append(tap)
                 ch.refresh()
         if self.running:
@@ -217,7 +219,7 @@ class MessageBus(Publisher, BridgeSeams):
         if ch.queue.size:
             logger.info("channel %r: replaying %d unacknowledged messages", ch.name, ch.queue.size)
 
-    def _decode_stored(self, ch: Channel, seq: int, data: bytes) -> Message:
+    def _decode_stored(self, ch: Channel | str, seq: int, data: bytes) -> Message:
         """Decode a stored message with the codec that wrote it (the file may predate a
         ``codec`` setting change: JSON envelopes start with ``[``)."""
         from neuralcore.messaging._codec import JsonCodec
@@ -229,7 +231,7 @@ class MessageBus(Publisher, BridgeSeams):
             return codec.decode(data)
         except SerializationError as err:
             raise PersistenceError(
-                f"stored message {seq} of channel {ch.name!r} in {self._store_path()} "
+                f"stored message {seq} of {_where(ch)} in {self._store_path()} "
                 f"cannot be decoded: {err}"
             ) from err
 
@@ -432,6 +434,8 @@ class MessageBus(Publisher, BridgeSeams):
             self.running = True
         for ch in self._channels.values():
             self._start_channel(ch)
+        for tap in list(self._replay_due):
+            self._replay(tap)
         for bridge in self._bridges:
             await bridge.start(self)
 
@@ -600,7 +604,7 @@ class MessageBus(Publisher, BridgeSeams):
         if cid is None or to is None:
             raise InvalidInputError(f"message {request.id} is not a request (no reply_to header)")
         if to != self.bus_id:  # another bus: a bridge carries "_reply.<bus id>" home
-            self.publish(f"_reply.{to}", payload, headers={"correlation_id": cid})
+            self.publish(self._reply_channel(str(to)), payload, headers={"correlation_id": cid})
         elif self._loop is not None and threading.get_ident() != self._loop_thread:
             self._loop.call_soon_threadsafe(self._resolve_reply, str(cid), payload)
         else:
@@ -636,6 +640,10 @@ class MessageBus(Publisher, BridgeSeams):
         'neuralcore_bus_published_total{channel="a"} 0'
         """
         return prometheus_text(self.metrics())
+
+
+def _where(ch: Channel | str) -> str:
+    return f"the {ch} table" if isinstance(ch, str) else f"channel {ch.name!r}"
 
 
 def _open_store(path: str, config: BusConfig) -> SQLiteStore:

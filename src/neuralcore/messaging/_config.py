@@ -149,6 +149,10 @@ class BusConfig(Config):
         At most this many acknowledged messages kept in the file.
     on_corrupt : {"raise", "recover"}
         A corrupt file is always moved aside; then raise ``PersistenceError`` or start empty.
+    default_channel : ChannelConfig or None
+        Template (its ``name`` is replaced) for channels created on demand: a message a
+        bridge brings in for a channel this bus lacks (``inject(..., create=True)``,
+        :meth:`MessageBus.create_default_channel`). ``None``: plain defaults.
 
     Examples
     --------
@@ -171,6 +175,7 @@ class BusConfig(Config):
     retention_seconds: float = 0.0
     retention_count: int | None = None
     on_corrupt: Literal["raise", "recover"] = "raise"
+    default_channel: ChannelConfig | None = None
 
     def __post_init__(self) -> None:
         keys = {k: tuple(v) if isinstance(v, list) else v for k, v in self.api_keys.items()}

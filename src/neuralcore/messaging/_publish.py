@@ -63,6 +63,12 @@ class Publisher:
 
         def _tracked_done(self, tracker: Tracker, msg: Message) -> None: ...
 
+        def _outbox_rows(
+            self, ch: Channel, msgs: list[Message], first: int
+        ) -> list[tuple[int, str]]: ...
+
+        def _forwarded(self, name: str, seqs: list[int]) -> None: ...
+
     # -- public API -----------------------------------------------------------------------
 
     def publish(
@@ -575,7 +581,8 @@ class Publisher:
         if ch.idem is not None:
             for key in keys:
                 self._store.remember_key(ch.name, key, msgs[0].id, time.time() + ch.idem.window)
-        return self._store.insert(rows)
+        outbox = self._outbox_rows(ch, msgs, first) if ch.taps else None
+        return self._store.insert(rows, outbox)
 
     def _accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
@@ -587,6 +594,10 @@ class Publisher:
             ch.stats.dropped += 1
             ch.settle_all(evicted, "dropped")
         if evicted is msg:
+            seq = msg._tracker.seq if msg._tracker is not None else None
+            for tap in ch.taps:  # never reached the taps: nothing to forward
+                if tap.durable and tap.name is not None and seq:
+                    self._forwarded(tap.name, [seq])
             return None
         ch.stats.published += 1
         for tap in ch.taps:

@@ -5,25 +5,28 @@ See :mod:`neuralcore.messaging._bridge` for the protocol and how a bridge uses t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, cast
 
 from neuralcore.core import InputTypeError, InvalidInputError
 from neuralcore.messaging._bridge import Bridge, Tap
-from neuralcore.messaging._message import Message
+from neuralcore.messaging._config import ChannelConfig
+from neuralcore.messaging._message import Message, Tracker
 
 if TYPE_CHECKING:
     from neuralcore.messaging._bus import MessageBus
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import BusConfig
+    from neuralcore.messaging._store import SQLiteStore
     from neuralcore.messaging._types import Outcome
 
 __all__ = ("BridgeSeams",)
 
 logger = logging.getLogger(__name__)
+_PAGE = 4096  # outbox rows read per query when replaying
 
 
 class BridgeSeams:
@@ -37,10 +40,17 @@ class BridgeSeams:
     _channels: dict[str, Channel]
     _bridges: list[Bridge]
     _pattern_taps: list[Tap]
+    _durable_taps: dict[str, Tap]
+    _replay_due: dict[Tap, int]
+    _store: SQLiteStore | None
 
     if TYPE_CHECKING:  # provided by MessageBus / Publisher; for the type checker only
 
         def _channel(self, name: str) -> Channel: ...
+
+        def create_channel(self, channel: str | ChannelConfig) -> ChannelConfig: ...
+
+        def _decode_stored(self, ch: Channel | str, seq: int, data: bytes) -> Message: ...
 
         def _resolve_reply(self, cid: str, payload: Any) -> None: ...
 
@@ -111,13 +121,48 @@ class BridgeSeams:
         return list(self._bridges)
 
     def tap(
-        self, channel: str, callback: Callable[[Message], None], *, include_remote: bool = False
+        self,
+        channel: str | tuple[str, ...],
+        callback: Callable[[Message], None],
+        *,
+        include_remote: bool = False,
+        durable: bool = False,
+        name: str | None = None,
     ) -> Tap:
         """Observe messages accepted on ``channel`` (name or pattern), for outbound bridges.
 
         ``callback(message)`` runs on the event loop thread after the message is accepted
         (and durable on persistent channels), in publish order. Messages whose ``origin``
         is another bus (injected by a bridge) are skipped unless ``include_remote``.
+
+        Parameters
+        ----------
+        channel : str or tuple of str
+            A channel name, a pattern with ``*``, or several (a channel matched by more
+            than one is seen once).
+        callback : callable
+            ``callback(message)``; must not block.
+        include_remote : bool
+            Also see messages injected from other buses.
+        durable : bool
+            Record messages of persistent channels in the bus's file, in the publish's
+            own group commit, until :meth:`Tap.ack`; the ones never acknowledged are given
+            to ``callback`` again (oldest first, before new ones) when a tap of the same
+            ``name`` is made in a later run: at once if the bus is running, else at
+            :meth:`start`. Replayed messages keep their original ``origin``.
+        name : str or None
+            Required with ``durable``; unique among the bus's durable taps.
+
+        Returns
+        -------
+        Tap
+
+        Raises
+        ------
+        ChannelNotFoundError
+            A plain name that is not a channel.
+        InvalidInputError
+            ``durable`` without a ``name``, or a durable tap of that name already open.
 
         Examples
         --------
@@ -130,18 +175,80 @@ class BridgeSeams:
         >>> [m.payload for m in seen]
         [1]
         """
-        tap = Tap(self._as_bus(), channel, callback, include_remote=include_remote)
-        if "*" in channel:
+        if durable and not name:
+            raise InvalidInputError("a durable tap needs a name (its records are kept under it)")
+        if durable and name in self._durable_taps:
+            raise InvalidInputError(f"a durable tap named {name!r} is already open")
+        tap = Tap(
+            self._as_bus(), channel, callback,
+            include_remote=include_remote, durable=durable, name=name,
+        )  # fmt: skip
+        matched: dict[str, Channel] = {}
+        for selector in tap.selectors:
+            if "*" in selector:
+                matched.update((n, c) for n, c in self._channels.items() if tap.matches(n))
+            else:
+                matched[selector] = self._channel(selector)
+        if any("*" in s for s in tap.selectors):
             self._pattern_taps.append(tap)
-            matched = [c for n, c in self._channels.items() if fnmatchcase(n, channel)]
-        else:
-            matched = [self._channel(channel)]
-        for ch in matched:
+        for ch in matched.values():
             ch.taps.append(tap)
             ch.refresh()
+        if durable and name is not None:
+            self._durable_taps[name] = tap
+            if self._store is not None:
+                self._replay_due[tap] = self._store.reserve(0) - 1  # rows up to now
+                if self.running:
+                    self._replay(tap)
         return tap
 
+    def _records(self, channel: str) -> bool:
+        ch = self._channels.get(channel)
+        return ch is not None and ch.config.persistent and self._store is not None
+
+    def _forwarded(self, name: str, seqs: list[int]) -> None:
+        if self._store is not None and seqs:
+            self._store.forwarded(name, seqs)
+
+    def _replay(self, tap: Tap) -> None:
+        """Give a durable tap the messages it never acknowledged, oldest first (read in
+        pages: a long outbox is not decoded all at once)."""
+        upto = self._replay_due.pop(tap, None)
+        store = self._store
+        if upto is None or store is None or tap.name is None or not tap.active:
+            return
+        after, count = 0, 0
+        while True:
+            rows = [r for r in store.outbox(tap.name, after=after, limit=_PAGE) if r[0] <= upto]
+            if not rows:
+                break
+            for seq, data in rows:
+                msg = self._decode_stored("outbox", seq, data)
+                msg._tracker = Tracker(seq, _untracked)  # carries the seq; never settled
+                try:
+                    tap.callback(msg)
+                except Exception:
+                    logger.exception(
+                        "durable tap %r failed on replayed message %s", tap.name, msg.id
+                    )
+            after, count = rows[-1][0], count + len(rows)
+        if count:
+            logger.info("durable tap %r: replayed %d unforwarded messages", tap.name, count)
+
+    def _outbox_rows(self, ch: Channel, msgs: list[Message], first: int) -> list[tuple[int, str]]:
+        """Outbox rows of ``msgs`` for the channel's durable taps (same commit as them)."""
+        rows = []
+        for tap in ch.taps:
+            if tap.durable and tap.name is not None:
+                for i, msg in enumerate(msgs):
+                    if tap.include_remote or msg.origin == self.bus_id:
+                        rows.append((first + i, tap.name))
+        return rows
+
     def _remove_tap(self, tap: Tap) -> None:
+        if tap.name is not None and self._durable_taps.get(tap.name) is tap:
+            del self._durable_taps[tap.name]
+        self._replay_due.pop(tap, None)
         self._pattern_taps = [t for t in self._pattern_taps if t is not tap]
         for ch in self._channels.values():
             if tap in ch.taps:
@@ -153,6 +260,7 @@ class BridgeSeams:
         message: Message,
         *,
         on_settled: Callable[[Message, Outcome], None] | None = None,
+        create: bool = False,
     ) -> bool:
         """Deliver a message that arrived from elsewhere (a bridge), keeping its envelope.
 
@@ -162,6 +270,16 @@ class BridgeSeams:
         loop once every local target acked or dead-lettered it (or it was dropped/expired):
         the moment to XACK or commit the offset. Replies to this bus's requests
         (channel ``_reply.<bus_id>``) resolve the waiting :meth:`request` directly.
+
+        Parameters
+        ----------
+        message : Message
+            The decoded envelope.
+        on_settled : callable or None
+            ``on_settled(message, outcome)``, called once on the loop.
+        create : bool
+            Create a missing channel from ``BusConfig.default_channel`` (plain defaults
+            when that is ``None``) instead of raising ``ChannelNotFoundError``.
 
         Returns
         -------
@@ -188,7 +306,42 @@ class BridgeSeams:
             if on_settled is not None:
                 on_settled(message, "acked")
             return True
+        if create and message.channel not in self._channels:
+            self.create_default_channel(message.channel)
         return await self._inject(message, on_settled)
+
+    def create_default_channel(self, name: str) -> ChannelConfig:
+        """Create channel ``name`` from the ``BusConfig.default_channel`` template.
+
+        Plain :class:`ChannelConfig` defaults are used when the template is ``None``.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging import BusConfig, ChannelConfig, MessageBus
+        >>> template = ChannelConfig(name="template", max_size=64, overflow="drop_oldest")
+        >>> bus = MessageBus(BusConfig(default_channel=template))
+        >>> cfg = bus.create_default_channel("remote.jobs")
+        >>> cfg.name, cfg.max_size, cfg.overflow
+        ('remote.jobs', 64, 'drop_oldest')
+        """
+        template = self.config.default_channel
+        cfg = (
+            ChannelConfig(name=name)
+            if template is None
+            else dataclasses.replace(template, name=name)
+        )
+        return self.create_channel(cfg)
+
+    def _reply_channel(self, to: str) -> str:
+        """The local channel a reply to bus ``to`` is published on (a bridge carries it)."""
+        name = f"_reply.{to}"
+        if name not in self._channels:  # replies are small and short-lived: never block
+            self.create_channel(ChannelConfig(name=name, max_size=1024, overflow="drop_oldest"))
+        return name
 
     def _as_bus(self) -> MessageBus:
         return cast("MessageBus", self)  # the mixin only ever lives inside MessageBus
+
+
+def _untracked(_tracker: Tracker, _msg: Message) -> None:
+    """Done callback of replayed outbox messages (they are never dispatched)."""

@@ -4,6 +4,11 @@ Publishers hand rows to the writer and wait on the *group commit* they joined: t
 takes everything queued, writes it in one transaction, commits, then wakes every waiter at
 once. Acknowledgements, dead letters and idempotency keys ride the same transactions
 without anyone waiting for them (an ack lost in a crash only means a redelivery).
+Durable taps (bridges) get an ``outbox`` row ``(seq, tap)`` per message in the *same*
+transaction as the message, deleted when the tap acknowledges it (after the server
+confirmed it); the message row itself is kept until both its subscribers and every tap
+that recorded it are done (rows hold no copy of the data: ~0.7 us instead of ~3 us a
+message in the writer).
 """
 
 from __future__ import annotations
@@ -38,8 +43,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE TABLE IF NOT EXISTS idempotency (
     channel TEXT NOT NULL, key TEXT NOT NULL, msg_id TEXT NOT NULL, expiry REAL NOT NULL,
     PRIMARY KEY (channel, key));
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER NOT NULL, tap TEXT NOT NULL, PRIMARY KEY (seq, tap)) WITHOUT ROWID;
 """
 _PRUNE_EVERY = 1.0
+# A message row goes once its subscribers acknowledged it and no tap still has to forward it.
+_NOT_TAPPED = " AND NOT EXISTS (SELECT 1 FROM outbox WHERE seq=?1)"
+_DELETE_ACKED = "DELETE FROM messages WHERE seq=?1" + _NOT_TAPPED
+_DELETE_DONE = "DELETE FROM messages WHERE seq=?1 AND acked=1" + _NOT_TAPPED
 
 
 class Commit:
@@ -126,10 +137,14 @@ class SQLiteStore:
         self._acks: list[tuple[int]] = []
         self._dead: list[tuple[Any, ...]] = []
         self._keys: list[tuple[Any, ...]] = []
+        self._outbox: list[tuple[int, str]] = []
+        self._forwarded: list[tuple[int, str]] = []
         self._commit = Commit()
         self._closing = False
         row = self._con.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()
         self._seq = int(row[0])
+        tapped = self._con.execute("SELECT 1 FROM outbox LIMIT 1").fetchone()
+        self._taps_used = tapped is not None  # else acks delete rows without a look
         self._thread = threading.Thread(target=self._run, name="neuralcore-bus-writer", daemon=True)
         self._thread.start()
 
@@ -142,12 +157,19 @@ class SQLiteStore:
             self._seq += n
         return first
 
-    def insert(self, rows: list[tuple[int, str, str, int, float, bytes]]) -> Commit:
-        """Queue ``(seq, channel, msg_id, priority, ts, data)`` rows; wait on the result."""
+    def insert(
+        self,
+        rows: list[tuple[int, str, str, int, float, bytes]],
+        outbox: list[tuple[int, str]] | None = None,
+    ) -> Commit:
+        """Queue ``(seq, channel, msg_id, priority, ts, data)`` rows, and ``(seq, tap)``
+        outbox rows committed with them; wait on the result."""
         with self._cond:
             if self._closing:
                 raise PersistenceError(f"store {self.path} is closed")
             self._inserts.extend(rows)
+            if outbox:
+                self._outbox.extend(outbox)
             commit = self._commit
             self._cond.notify()
         return commit
@@ -157,6 +179,17 @@ class SQLiteStore:
         with self._cond:
             self._acks.extend((s,) for s in seqs)
             self._cond.notify()
+
+    def forwarded(self, tap: str, seqs: list[int]) -> None:
+        """Delete the outbox rows of ``tap`` for messages ``seqs`` (not waited for).
+
+        They ride the next commit (or the idle one within a second) instead of waking the
+        writer: one more transaction per bridge batch would slow publishers down.
+        """
+        with self._cond:
+            if self._closing:
+                return  # not recorded: the rows are forwarded again after a restart
+            self._forwarded.extend((s, tap) for s in seqs)
 
     def dead_letter(self, row: tuple[str, str, float, str, str, bytes]) -> None:
         """Record ``(channel, msg_id, ts, subscriber, error, data)`` (not waited for)."""
@@ -207,6 +240,14 @@ class SQLiteStore:
         rows = self._read(sql, (channel,))
         return [(str(s), str(e), float(t), bytes(d)) for s, e, t, d in rows]
 
+    def outbox(self, tap: str, *, after: int = 0, limit: int = -1) -> list[tuple[int, bytes]]:
+        """``(seq, data)`` of the messages ``tap`` has not acknowledged, oldest first."""
+        sql = (
+            "SELECT o.seq, m.data FROM outbox o JOIN messages m ON m.seq = o.seq "
+            "WHERE o.tap=? AND o.seq>? ORDER BY o.seq LIMIT ?"
+        )
+        return [(int(s), bytes(d)) for s, d in self._read(sql, (tap, after, limit))]
+
     def keys(self, channel: str) -> list[tuple[str, str, float]]:
         """Live idempotency keys ``(key, msg_id, expiry)`` in expiry order."""
         sql = (
@@ -225,11 +266,13 @@ class SQLiteStore:
                     if not self._cond.wait(_PRUNE_EVERY):
                         break
                 batch = (self._inserts, self._acks, self._dead, self._keys)
+                outbox = (self._outbox, self._forwarded)
                 self._inserts, self._acks, self._dead, self._keys = [], [], [], []
+                self._outbox, self._forwarded = [], []
                 commit, self._commit = self._commit, Commit()
                 closing = self._closing
             prune = closing or time.monotonic() - last_prune > _PRUNE_EVERY
-            commit.finish(self._write(*batch, prune=prune))
+            commit.finish(self._write(*batch, outbox, prune=prune))
             if prune:
                 last_prune = time.monotonic()
             if closing:
@@ -241,10 +284,11 @@ class SQLiteStore:
         acks: list[tuple[int]],
         dead: list[tuple[Any, ...]],
         keys: list[tuple[Any, ...]],
+        outbox: tuple[list[tuple[int, str]], list[tuple[int, str]]],
         *,
         prune: bool,
     ) -> BaseException | None:
-        if not (inserts or acks or dead or keys or prune):
+        if not (inserts or acks or dead or keys or outbox[0] or outbox[1] or prune):
             return None
         with self._db:
             con = self._con
@@ -256,13 +300,11 @@ class SQLiteStore:
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         inserts,
                     )
+                if outbox[0]:
+                    self._taps_used = True
+                    con.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", outbox[0])
                 if acks:
-                    sql = (
-                        "DELETE FROM messages"
-                        if self._delete_on_ack
-                        else "UPDATE messages SET acked=1"
-                    )
-                    con.executemany(sql + " WHERE seq=?", acks)
+                    self._write_acks(con, acks)
                 if dead:
                     con.executemany(
                         "INSERT INTO dead_letters(channel, msg_id, ts, subscriber, error, data) "
@@ -271,6 +313,8 @@ class SQLiteStore:
                     )
                 if keys:
                     con.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", keys)
+                if outbox[1]:
+                    self._write_forwarded(con, outbox[1])
                 if prune:
                     self._prune(con)
                 con.execute("COMMIT")
@@ -281,17 +325,36 @@ class SQLiteStore:
                 return err
         return None
 
+    def _write_acks(self, con: sqlite3.Connection, acks: list[tuple[int]]) -> None:
+        if not self._delete_on_ack:
+            con.executemany("UPDATE messages SET acked=1 WHERE seq=?", acks)
+        elif not self._taps_used:
+            con.executemany("DELETE FROM messages WHERE seq=?", acks)
+        else:  # a row a tap still has to forward is only marked
+            con.executemany(_DELETE_ACKED, acks)
+            con.executemany("UPDATE messages SET acked=1 WHERE seq=?", acks)
+
+    def _write_forwarded(self, con: sqlite3.Connection, rows: list[tuple[int, str]]) -> None:
+        con.executemany("DELETE FROM outbox WHERE seq=? AND tap=?", rows)
+        if self._delete_on_ack:  # subscribers were done first: the row can go now
+            con.executemany(_DELETE_DONE, [(seq,) for seq, _ in rows])
+
     def _prune(self, con: sqlite3.Connection) -> None:
         now = time.time()
         con.execute("DELETE FROM idempotency WHERE expiry <= ?", (now,))
         if self._retention > 0:
             cutoff = now - self._retention
-            con.execute("DELETE FROM messages WHERE acked=1 AND ts < ?", (cutoff,))
+            con.execute(
+                "DELETE FROM messages WHERE acked=1 AND ts < ? "
+                "AND seq NOT IN (SELECT seq FROM outbox)",
+                (cutoff,),
+            )
             con.execute("DELETE FROM dead_letters WHERE ts < ?", (cutoff,))
         if self._retention_count is not None:
             con.execute(
                 "DELETE FROM messages WHERE acked=1 AND seq NOT IN "
-                "(SELECT seq FROM messages WHERE acked=1 ORDER BY seq DESC LIMIT ?)",
+                "(SELECT seq FROM messages WHERE acked=1 ORDER BY seq DESC LIMIT ?) "
+                "AND seq NOT IN (SELECT seq FROM outbox)",
                 (self._retention_count,),
             )
 

@@ -3,7 +3,12 @@
 Roles: ``pub`` publishes ``n`` messages then waits until the bridge sent them; ``sub``
 prints every delivered message as a JSON line until ``n`` arrived or ``seconds`` passed;
 ``hold`` never acknowledges (its handler waits forever) so its pending entries can be
-taken over after the parent kills it. Every line on stdout is one JSON object.
+taken over after the parent kills it. With ``db`` the channel is persistent in that SQLite
+file: ``durable`` publishes ``n`` messages (each returned = committed), prints
+``published`` and waits to be killed; ``resume`` only starts the bus (its bridge forwards
+what an earlier run left in the outbox) until ``expect`` were sent. ``responder`` answers
+requests (returns ``{"echo": payload}``); ``requester`` sends ``n`` requests over the
+bridge and prints each reply. Every line on stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -35,10 +41,33 @@ def make_bridge(spec: dict[str, Any]) -> RedisBridge | KafkaBridge:
     return KafkaBridge(KafkaBridgeConfig.from_dict(spec["config"]))
 
 
+async def rpc(bus: MessageBus, spec: dict[str, Any]) -> None:
+    """``requester``: ``n`` requests one after another, each reply printed."""
+    for i in range(spec["n"]):
+        answer = await bus.request(spec["channel"], {"i": i}, timeout=spec.get("seconds", 30))
+        emit(ev="reply", i=i, answer=answer)
+
+
+async def forward(bus: MessageBus, bridge: RedisBridge | KafkaBridge, spec: dict[str, Any]) -> None:
+    """``durable``: publish ``n`` durably, then hang; ``resume``: wait for the outbox."""
+    if spec["role"] == "durable":
+        for i in range(spec["n"]):
+            await bus.publish_async(spec["channel"], {"i": i}, headers={"seq": i})
+        emit(ev="published", n=spec["n"], metrics=bridge.metrics()._asdict())
+        await asyncio.Event().wait()  # until SIGKILL
+    deadline = time.monotonic() + spec.get("seconds", 30)
+    while time.monotonic() < deadline:
+        m = bridge.metrics()
+        if m.sent >= spec["expect"] and not m.buffered:
+            break
+        await asyncio.sleep(0.01)
+    emit(ev="sent", metrics=bridge.metrics()._asdict(), state=bridge.state.value)
+
+
 async def main(spec: dict[str, Any]) -> None:
-    bus = MessageBus()
+    bus = MessageBus(persistence_path=spec.get("db"))
     channel, n, role = spec["channel"], spec["n"], spec["role"]
-    bus.create_channel(channel)
+    bus.create_channel(channel, persistent=bool(spec.get("db")))
     bridge = make_bridge(spec)
     got: list[str] = []
     done = asyncio.Event()
@@ -54,9 +83,17 @@ async def main(spec: dict[str, Any]) -> None:
 
     if role in ("sub", "hold", "both"):
         bus.subscribe(channel, record)
+    if role == "responder":
+        bus.subscribe(channel, lambda m: {"echo": m.payload, "pid": os.getpid()})
     await bus.add_bridge(bridge)
     await bus.start()
-    emit(ev="ready", origin=bus.bus_id)
+    emit(ev="ready", origin=bus.bus_id, pid=os.getpid())
+    if role in ("durable", "resume"):
+        await forward(bus, bridge, spec)
+    if role == "requester":
+        await rpc(bus, spec)
+    if role == "responder":
+        await asyncio.sleep(spec.get("seconds", 30))  # until the parent kills it
     if role in ("pub", "both"):
         pace = spec.get("pace", 0.0)
         for i in range(n):

@@ -249,3 +249,24 @@ async def test_fatal_producer_is_rebuilt_and_nothing_lost(tansu_server: TansuSer
     finally:
         await inn.stop()
         await out.stop()
+
+
+def test_request_answered_by_another_process_over_kafka(
+    tansu_server: TansuServer, peers: PeerFactory
+) -> None:
+    n = 5
+    common = {"channels": ["rpc"], "linger_ms": 0.0}
+    responder = peers(
+        "responder",
+        {**spec(tansu_server, "responder", 0, group="gr", **common), "channel": "rpc",
+         "seconds": 60},
+    )  # fmt: skip
+    assert responder.wait_until(lambda p: bool(p.events("ready")), 30)
+    requester = peers(
+        "requester",
+        {**spec(tansu_server, "requester", n, group="gq", **common), "channel": "rpc"},
+    )
+    requester.finish()
+    pid = responder.events("ready")[0]["pid"]
+    answers = [r["answer"] for r in requester.events("reply")]
+    assert answers == [{"echo": {"i": i}, "pid": pid} for i in range(n)]

@@ -24,8 +24,8 @@ from neuralcore.messaging.bridges._state import Backoff
 def test_public_names_pinned() -> None:
     assert exported == (
         "BaseBridge", "BridgeConfig", "BridgeHealth", "BridgeMetrics", "BridgeState", "BusPort",
-        "Direction", "FatalBridgeError", "KafkaBridge", "KafkaBridgeConfig", "RedisBridge",
-        "RedisBridgeConfig",
+        "Direction", "DurablePort", "FatalBridgeError", "KafkaBridge", "KafkaBridgeConfig",
+        "RedisBridge", "RedisBridgeConfig",
     )  # fmt: skip
 
 
@@ -139,3 +139,19 @@ def test_bridges_satisfy_the_bus_protocol() -> None:
     for bridge in (RedisBridge("redis://127.0.0.1:1/0"), KafkaBridge("127.0.0.1:1")):
         assert isinstance(bridge, Bridge)
         assert bridge.name.startswith(bridge.kind + ":")
+
+
+def test_recorded_messages_deferred_when_full_then_read_back_in_order() -> None:
+    store = [Outgoing("c", bytes([i]), None, True, seq=i) for i in range(1, 11)]
+
+    def refill(after: int, limit: int) -> list[Outgoing]:
+        return [o for o in store if o.seq > after][:limit]
+
+    buf = OutboundBuffer(4, None, refill)
+    assert [buf.put(o) for o in store[:6]] == ["memory"] * 4 + ["deferred"] * 2
+    assert len(buf) == 6
+    assert [o.seq for o in buf.take(3)] == [1, 2, 3]
+    assert [o.seq for o in buf.take(10)] == [4, 5, 6, 7]  # low: 5, 6 (and 7) read back
+    assert buf.put(store[6]) == "held"  # 7's tap call came after the read-back
+    assert len(buf) == 0
+    assert buf.put(store[7]) == "memory"

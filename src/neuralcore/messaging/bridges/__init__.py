@@ -19,7 +19,7 @@ from neuralcore.messaging.bridges._config import (
     RedisBridgeConfig,
 )
 from neuralcore.messaging.bridges._kafka import KafkaBridge
-from neuralcore.messaging.bridges._port import BusPort
+from neuralcore.messaging.bridges._port import BusPort, DurablePort
 from neuralcore.messaging.bridges._redis import RedisBridge
 from neuralcore.messaging.bridges._state import (
     BridgeHealth,
@@ -35,6 +35,7 @@ __all__ = (
     "BridgeState",
     "BusPort",
     "Direction",
+    "DurablePort",
     "FatalBridgeError",
     "KafkaBridge",
     "KafkaBridgeConfig",

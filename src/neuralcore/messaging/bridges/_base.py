@@ -5,7 +5,13 @@ loops, acknowledge, dead-letter); this class runs them under one state machine:
 
 * outbound: local publishes on selected channels whose origin is this bus are encoded
   into a bounded :class:`OutboundBuffer` and sent in batches; a failed batch goes back to
-  the front of the buffer and is sent again after the reconnect.
+  the front of the buffer and is sent again after the reconnect. On the bus's persistent
+  channels the bridge taps *durably* (:class:`DurablePort`): each message stays in the
+  bus's SQLite outbox until the server confirmed it, so a crash of the process loses
+  nothing (the next run sends what is left, first).
+* replies: each bridge carries ``_reply.<bus id>`` channels (out: replies this bus's
+  handlers give to requests from other buses; in: replies to this bus's requests), so
+  ``await bus.request(...)`` works across processes.
 * inbound: each record is decoded (bad ones dead-lettered), dropped when it is our own
   (origin) or already delivered (id), else injected into the bus; the server is
   acknowledged only once the local handlers settled it.
@@ -30,7 +36,7 @@ from neuralcore.messaging._message import Message
 from neuralcore.messaging._types import Outcome
 from neuralcore.messaging.bridges._buffer import OutboundBuffer, Outgoing, SpillFile
 from neuralcore.messaging.bridges._config import BridgeConfig, Direction
-from neuralcore.messaging.bridges._port import BusPort
+from neuralcore.messaging.bridges._port import BusPort, DurablePort
 from neuralcore.messaging.bridges._state import (
     Backoff,
     BridgeHealth,
@@ -39,7 +45,9 @@ from neuralcore.messaging.bridges._state import (
     Counters,
 )
 
-__all__ = ("BaseBridge", "FatalBridgeError")
+__all__ = ("REPLY_PREFIX", "BaseBridge", "FatalBridgeError")
+
+REPLY_PREFIX = "_reply."
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +98,9 @@ class BaseBridge(abc.ABC):
         self._loop_thread = 0
         self._stopping = False
         self._side_tasks: set[asyncio.Task[None]] = set()
-        self._routes: dict[str, tuple[bool, bool]] = {}
+        self._routes: dict[str, tuple[bool, bool, bool]] = {}
+        self._durable: DurablePort | None = None
+        self._own_reply = ""
 
     # -- public surface -------------------------------------------------------------------
 
@@ -103,6 +113,29 @@ class BaseBridge(abc.ABC):
     def direction(self) -> BridgeDirection:
         """``"outbound"``, ``"inbound"`` or ``"both"`` (the bus's Bridge protocol)."""
         return _DIRECTIONS[self.config.direction]
+
+    @property
+    def outbox_name(self) -> str:
+        """Name of this bridge's durable tap in the bus file (``BridgeConfig.outbox``, or
+        ``kind>channels``): keep it stable across restarts to resume forwarding."""
+        return self.config.outbox or f"{self.kind}>{','.join(self.config.channels)}"
+
+    def selected(self, channel: str) -> bool:
+        """True when the bridge carries ``channel``: the configured selection, plus other
+        buses' ``_reply.<bus id>`` channels outbound and this bus's own inbound.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging.bridges import RedisBridge
+        >>> bridge = RedisBridge("redis://127.0.0.1:6379/0", channels=("jobs.*",))
+        >>> bridge.selected("jobs.a"), bridge.selected("_reply.3f2a"), bridge.selected("x")
+        (True, True, False)
+        >>> bridge.outbox_name
+        'redis>jobs.*'
+        """
+        if channel.startswith(REPLY_PREFIX):
+            return True
+        return self.config.matches(channel)
 
     @property
     def name(self) -> str:
@@ -151,9 +184,14 @@ class BaseBridge(abc.ABC):
             raise BridgeConnectionError(f"{self.kind} bridge already started")
         self._port, self._stopping = port, False
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        self._own_reply = REPLY_PREFIX + port.origin
+        self._routes.clear()
         cfg = self.config
+        durable = port if hasattr(port, "watch_durable") else None
+        self._durable = durable  # type: ignore[assignment]  # checked structurally
         spill = SpillFile(cfg.spill_path) if cfg.spill_path and cfg.sends else None
-        self._buffer = OutboundBuffer(cfg.buffer_size, spill)
+        refill = self._refill if durable is not None else None
+        self._buffer = OutboundBuffer(cfg.buffer_size, spill, refill)
         self._set_state(BridgeState.CONNECTING)
         try:
             await self._connect()
@@ -172,7 +210,12 @@ class BaseBridge(abc.ABC):
             self._connected.set()
         self._spawn(self._watchdog())
         if cfg.sends:
-            self._unwatch = port.watch(cfg.channels, self._on_local)
+            selectors = (*cfg.channels, REPLY_PREFIX + "*")
+            if self._durable is not None:
+                name = self.outbox_name
+                self._unwatch = self._durable.watch_durable(selectors, self._enqueue, name)
+            else:
+                self._unwatch = port.watch(selectors, self._on_local)
             self._spawn(self._send_loop())
         if cfg.receives:
             for loop in self._receive_loops():
@@ -262,29 +305,60 @@ class BaseBridge(abc.ABC):
     def _on_local(self, msg: Message) -> None:
         """Bus tap: queue a local publish for the server (remote ones are not echoed)."""
         port = self._port
-        if port is None or msg.origin != port.origin:
+        if port is not None and msg.origin == port.origin:
+            self._enqueue(msg)
+
+    def _enqueue(self, msg: Message) -> None:
+        """Encode and buffer one message (the durable tap calls this directly: it already
+        skips remote messages, and replays keep the origin of the run that published)."""
+        port = self._port
+        if port is None:
             return
         channel = msg.channel
         route = self._routes.get(channel)
         if route is None:  # selection and persistence decided once per channel
+            durable = self._durable
             route = self._routes[channel] = (
-                self.config.matches(channel),
+                self.selected(channel) and channel != self._own_reply,
                 self._persistent(channel),
+                durable is not None and durable.records(channel),
             )
+        seq = self._durable.seq(msg) if route[2] and self._durable is not None else 0
         if not route[0]:
+            self._done([seq] if seq else [])
             return
         try:
             data = port.encode(msg)
         except SerializationError as err:
             self._counters.dropped += 1
+            self._done([seq] if seq else [])  # never sendable: do not replay it forever
             logger.error("%s bridge cannot send message %s: %s", self.kind, msg.id, err)
             return
-        where = self._buffer.put(Outgoing(channel, data, self._key(msg), route[1]))
-        if where != "memory":
-            if where == "spilled":
-                self._counters.spilled += 1
-            else:
-                self._counters.dropped += 1
+        item = Outgoing(channel, data, self._key(msg), route[1], seq=seq)
+        if seq and not route[1]:  # fire-and-forget on the server side: nothing to confirm
+            self._done([seq])
+            item.seq = 0
+        where = self._buffer.put(item)
+        if where in ("spilled", "deferred"):
+            self._counters.spilled += 1
+        elif where == "dropped":
+            self._counters.dropped += 1
+
+    def _refill(self, after: int, limit: int) -> list[Outgoing]:
+        """Read deferred messages back from the bus outbox (the buffer has room again)."""
+        durable = self._durable
+        if durable is None:
+            return []
+        out = []
+        for msg in durable.outbox(self.outbox_name, after, limit):
+            data = durable.encode(msg)
+            out.append(Outgoing(msg.channel, data, self._key(msg), True, seq=durable.seq(msg)))
+        return out
+
+    def _done(self, seqs: list[int]) -> None:
+        """The server has these outbox messages: delete their records."""
+        if seqs and self._durable is not None:
+            self._durable.forwarded(self.outbox_name, seqs)
 
     async def _send_loop(self) -> None:
         slots = asyncio.Semaphore(self.max_in_flight)
@@ -318,6 +392,8 @@ class BaseBridge(abc.ABC):
             self._lost(err)
         else:
             self._counters.sent += len(items) - len(failed)
+            bad = {id(i) for i in failed}
+            self._done([i.seq for i in items if i.seq and id(i) not in bad])
             self._requeue(failed)
             self._buffer.sent(len(items) - len(failed), in_flight=self._in_flight_out - len(items))
         finally:
@@ -356,8 +432,10 @@ class BaseBridge(abc.ABC):
             self._counters.dead_lettered += 1
             logger.warning("%s bridge: dead-lettering a bad record: %s", self.kind, err)
             return str(err)
-        if msg.origin == port.origin:
-            self._settle(token)  # our own message: never echoed back
+        if msg.origin == port.origin or (
+            msg.channel.startswith(REPLY_PREFIX) and msg.channel != self._own_reply
+        ):
+            self._settle(token)  # our own message, or a reply to another bus: not ours
             return None
         mid = msg.id
         if mid in self._seen:

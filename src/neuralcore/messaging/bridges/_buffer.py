@@ -1,8 +1,15 @@
 """Bounded outbound buffer that spills persistent messages to a file when full.
 
-Order is kept: once anything is spilled, new messages go to the spill file too until it is
-drained. The spill file is only truncated when everything read from it has been sent, so
-a crash re-sends (receivers drop the duplicates by id) rather than loses.
+Messages of the bus's persistent channels are already in the bus's SQLite outbox (durable
+tap) until the server confirmed them: when the memory buffer is full they are simply not
+held, and are read back from the outbox in order once there is room ("deferred"). The
+spill file is only for the rest: messages the *bridge* treats as durable (Redis streams,
+Kafka) on channels that are in-memory in the bus.
+
+Order is kept per channel: once anything is spilled (or deferred), new messages of that
+kind go to the spill file (or stay in the outbox) too until it is drained. The spill file
+is only truncated when everything read from it has been sent, so a crash re-sends
+(receivers drop the duplicates by id) rather than loses.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 import os
 import struct
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from neuralcore.core import PersistenceError, QueueFullError
@@ -25,16 +32,31 @@ _LEN = struct.Struct("<I")
 
 
 class Outgoing:
-    """One encoded message waiting to go to the server."""
+    """One encoded message waiting to go to the server.
 
-    __slots__ = ("channel", "data", "key", "persistent", "tries")
+    ``seq`` > 0 marks a message recorded in the bus's outbox (acknowledged by that seq).
+    """
 
-    def __init__(self, channel: str, data: bytes, key: bytes | None, persistent: bool) -> None:
+    __slots__ = ("channel", "data", "key", "persistent", "seq", "tries")
+
+    def __init__(
+        self,
+        channel: str,
+        data: bytes,
+        key: bytes | None,
+        persistent: bool,
+        *,
+        seq: int = 0,
+    ) -> None:
         self.channel = channel
         self.data = data
         self.key = key
         self.persistent = persistent
+        self.seq = seq
         self.tries = 0
+
+
+Refill = Callable[[int, int], list[Outgoing]]
 
 
 class SpillFile:
@@ -127,24 +149,33 @@ class SpillFile:
 class OutboundBuffer:
     """FIFO of :class:`Outgoing` bounded at ``limit`` in memory.
 
-    When full, persistent messages go to the :class:`SpillFile` (or raise
-    :class:`QueueFullError` without one) and fire-and-forget ones are dropped.
+    When full, messages recorded in the bus outbox (``seq`` > 0) are left there and read
+    back with ``refill(after_seq, limit)`` later; other persistent messages go to the
+    :class:`SpillFile` (or raise :class:`QueueFullError` without one) and fire-and-forget
+    ones are dropped.
     """
 
-    def __init__(self, limit: int, spill: SpillFile | None) -> None:
+    def __init__(self, limit: int, spill: SpillFile | None, refill: Refill | None = None) -> None:
         self.limit = limit
         self.spill = spill
+        self.refill = refill
         self._mem: deque[Outgoing] = deque()
         self._from_spill_unsent = 0
+        self._last_seq = 0  # newest outbox message held (or sent)
+        self._deferred = 0  # outbox messages not held; 0 = caught up
         self.ready = asyncio.Event()
         if spill is not None and len(spill):
             self.ready.set()
 
     def __len__(self) -> int:
-        return len(self._mem) + (len(self.spill) if self.spill is not None else 0)
+        spilled = len(self.spill) if self.spill is not None else 0
+        return len(self._mem) + spilled + self._deferred
 
     def put(self, item: Outgoing) -> str:
-        """Queue one message; returns ``"memory"``, ``"spilled"`` or ``"dropped"``."""
+        """Queue one message; returns ``"memory"``, ``"spilled"``, ``"deferred"`` (left in
+        the outbox), ``"dropped"`` or ``"held"`` (already read back from the outbox)."""
+        if item.seq and self.refill is not None:
+            return self._put_recorded(item)
         spilling = self.spill is not None and len(self.spill) > 0
         if not spilling and len(self._mem) < self.limit:
             self._mem.append(item)
@@ -158,15 +189,34 @@ class OutboundBuffer:
         self.ready.set()
         return "spilled"
 
+    def _put_recorded(self, item: Outgoing) -> str:
+        if item.seq <= self._last_seq:
+            return "held"  # read back from the outbox before its tap call arrived
+        if self._deferred or len(self._mem) >= self.limit:
+            self._deferred += 1
+            self.ready.set()
+            return "deferred"
+        self._mem.append(item)
+        self._last_seq = item.seq
+        self.ready.set()
+        return "memory"
+
     def take(self, limit: int) -> list[Outgoing]:
-        """Pop up to ``limit`` messages, refilling from the spill file first when low."""
+        """Pop up to ``limit`` messages, refilling from the outbox / spill file when low."""
+        if self._deferred and self.refill is not None and len(self._mem) < self.limit // 2:
+            want = self.limit - len(self._mem)
+            back = self.refill(self._last_seq, want)
+            if back:
+                self._last_seq = back[-1].seq
+            self._mem.extend(back)
+            self._deferred = max(0, self._deferred - len(back)) if len(back) == want else 0
         if self.spill is not None and len(self.spill) and len(self._mem) < self.limit // 2:
             moved = self.spill.read(self.limit - len(self._mem))
             self._from_spill_unsent += len(moved)
             self._mem.extend(moved)
         n = min(limit, len(self._mem))
         items = [self._mem.popleft() for _ in range(n)]
-        if not self._mem and not (self.spill is not None and len(self.spill)):
+        if not self._mem and not self._deferred and not (self.spill and len(self.spill)):
             self.ready.clear()
         return items
 
@@ -182,9 +232,12 @@ class OutboundBuffer:
 
         The next start with the same ``spill_path`` sends them. Returns how many were kept.
         """
+        self._mem = deque(i for i in self._mem if not i.seq)
+        self._deferred = 0
         if self.spill is None:
             return 0
-        rest = [i for i in self._mem if i.persistent] + self.spill.read(len(self.spill))
+        rest = [i for i in self._mem if i.persistent and not i.seq]  # outbox keeps the rest
+        rest += self.spill.read(len(self.spill))
         self._mem.clear()
         self.spill.clear()
         for item in rest:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from neuralcore.core import ChannelNotFoundError
-from neuralcore.messaging._message import Message
+from neuralcore.messaging._bridge import Tap
+from neuralcore.messaging._message import Message, Tracker
 from neuralcore.messaging.bridges._port import BusPort, OnSettled, Sink
 
 if TYPE_CHECKING:
@@ -20,10 +19,11 @@ logger = logging.getLogger(__name__)
 
 
 class MessageBusPort:
-    """:class:`BusPort` over a real bus: ``tap`` out, ``inject`` in, ``bus.codec`` on the wire.
+    """:class:`DurablePort` over a real bus: ``tap`` out, ``inject`` in, ``bus.codec`` on
+    the wire, durable taps for persistent channels.
 
-    A channel that arrives from the server but does not exist locally is created with
-    default settings (the bridge's channel selection asked for it).
+    A channel that arrives from the server but does not exist locally is created from
+    ``BusConfig.default_channel`` (the bridge's channel selection asked for it).
     """
 
     def __init__(self, bus: MessageBus) -> None:
@@ -36,46 +36,48 @@ class MessageBusPort:
         return self.bus.bus_id
 
     def watch(self, channels: tuple[str, ...], sink: Sink) -> Callable[[], None]:
-        """One tap per selector; a channel matched by several selectors is seen once."""
+        """One tap over every selector; a channel matched by several is seen once."""
+        return self._tap(channels, sink, None).close
 
-        owner: dict[str, str | None] = {}  # channel -> the selector that reports it
+    def watch_durable(self, channels: tuple[str, ...], sink: Sink, name: str) -> Callable[[], None]:
+        """A durable tap named ``name`` (replays what an earlier run did not forward)."""
+        return self._tap(channels, sink, name).close
 
-        def first_only(selector: str) -> Callable[[Message], None]:
-            def callback(msg: Message) -> None:
-                channel = msg.channel
-                first = owner.get(channel, "")
-                if first == "":
-                    first = owner[channel] = _first_match(channels, channel)
-                if first == selector:
-                    sink(msg)
-
-            return callback
-
-        if len(channels) == 1:  # the usual case: no overlap to resolve, tap the sink itself
-            if not _is_pattern(channels[0]):
-                self._ensure_channel(channels[0])
-            tap = self.bus.tap(channels[0], sink)
-            return tap.close
-
-        taps = []
+    def _tap(self, channels: tuple[str, ...], sink: Sink, name: str | None) -> Tap:
         for selector in channels:
             if not _is_pattern(selector):
                 self._ensure_channel(selector)
-            taps.append(self.bus.tap(selector, first_only(selector)))
+        selectors = channels[0] if len(channels) == 1 else tuple(channels)
+        return self.bus.tap(selectors, sink, durable=name is not None, name=name)
 
-        def close() -> None:
-            for tap in taps:
-                tap.close()
+    def records(self, channel: str) -> bool:
+        """True for the bus's persistent channels."""
+        return self.bus._records(channel)
 
-        return close
+    def seq(self, msg: Message) -> int:
+        """The message's row in the bus file (0 when it has none)."""
+        tracker = msg._tracker
+        return (tracker.seq or 0) if tracker is not None else 0
+
+    def forwarded(self, name: str, seqs: list[int]) -> None:
+        """Delete the outbox records (rides the bus's next group commit)."""
+        self.bus._forwarded(name, seqs)
+
+    def outbox(self, name: str, after: int, limit: int) -> list[Message]:
+        """Recorded messages of ``name`` after ``after``, read back from the file."""
+        store = self.bus._store
+        if store is None:
+            return []
+        out = []
+        for seq, data in store.outbox(name, after=after, limit=limit):
+            msg = self.bus._decode_stored("outbox", seq, data)
+            msg._tracker = Tracker(seq, _untracked)
+            out.append(msg)
+        return out
 
     async def inject(self, msg: Message, on_settled: OnSettled) -> bool:
-        """Deliver locally; ``on_settled`` fires once local handlers settled it."""
-        try:
-            return await self.bus.inject(msg, on_settled=on_settled)
-        except ChannelNotFoundError:
-            self._ensure_channel(msg.channel)
-            return await self.bus.inject(msg, on_settled=on_settled)
+        """Deliver locally (creating a missing channel from the bus's template)."""
+        return await self.bus.inject(msg, on_settled=on_settled, create=True)
 
     def encode(self, msg: Message) -> bytes:
         """``bus.codec.encode``."""
@@ -87,8 +89,8 @@ class MessageBusPort:
 
     def _ensure_channel(self, name: str) -> None:
         if name not in self.bus.channels():
-            logger.info("bridge: creating local channel %r with default settings", name)
-            self.bus.create_channel(name)
+            logger.info("bridge: creating local channel %r from the default template", name)
+            self.bus.create_default_channel(name)
 
 
 def port_for(bus: Any) -> BusPort:
@@ -107,8 +109,5 @@ def _is_pattern(channel: str) -> bool:
     return any(ch in channel for ch in "*?[")
 
 
-def _first_match(selectors: tuple[str, ...], channel: str) -> str | None:
-    for selector in selectors:
-        if fnmatch.fnmatchcase(channel, selector):
-            return selector
-    return None
+def _untracked(_tracker: Tracker, _msg: Message) -> None:
+    """Done callback of messages read back from the outbox (never dispatched)."""

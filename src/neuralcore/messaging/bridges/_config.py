@@ -63,6 +63,12 @@ class BridgeConfig(Config):
     health_interval_s : float
         How often an idle connection is checked (PING), so a lost server is noticed
         even when nothing is sent.
+    outbox : str
+        Name under which the bus's persistent-channel messages stay recorded until the
+        server confirmed them (a durable tap); ``""`` means ``kind>channels``
+        (``"redis>orders.*"``). Keep it stable across restarts (records under a name no
+        bridge uses any more are never forwarded, and keep their messages in the file),
+        and distinct between two sending bridges of one bus.
 
     Examples
     --------
@@ -84,6 +90,7 @@ class BridgeConfig(Config):
     max_reconnect_attempts: int = 0
     dedup_window: int = 100_000
     health_interval_s: float = 0.25
+    outbox: str = ""
 
     def validate(self) -> None:
         """Check ranges; raise :class:`ConfigError` naming the field."""

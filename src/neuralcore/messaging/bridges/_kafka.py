@@ -266,8 +266,7 @@ class KafkaBridge(BaseBridge):
                 self._topics.clear()
                 await self._new_producer()
                 if cfg.receives:
-                    exact = [self.topic(c) for c in cfg.channels if not _is_pattern(c)]
-                    await self._ensure_topics([*exact, self._dlq])
+                    await self._ensure_topics(self._inbound_topics())
             if self._consumer_dead:
                 self._new_consumer()
             return  # librdkafka reconnected its own clients
@@ -276,9 +275,13 @@ class KafkaBridge(BaseBridge):
         if cfg.sends:
             await self._new_producer()
         if cfg.receives:
-            exact = [self.topic(c) for c in cfg.channels if not _is_pattern(c)]
-            await self._ensure_topics([*exact, self._dlq])
+            await self._ensure_topics(self._inbound_topics())
             self._new_consumer()
+
+    def _inbound_topics(self) -> list[str]:
+        """Exact topics read (created first): named channels, own replies, dead letters."""
+        exact = [self.topic(c) for c in self.cfg.channels if not _is_pattern(c)]
+        return [*exact, self.topic(self._own_reply), self._dlq]
 
     def _new_consumer(self) -> None:
         """Start a consumer and its thread (again, after the previous one died)."""
@@ -291,7 +294,7 @@ class KafkaBridge(BaseBridge):
         self._start_thread(self._consume, "consumer")
 
     def _subscription(self) -> list[str]:
-        topics = []
+        topics = [self.topic(self._own_reply)]
         for channel in self.cfg.channels:
             if _is_pattern(channel):
                 topics.append("^" + _regex(self.cfg.topic_prefix + channel))

@@ -1,7 +1,10 @@
 """What a bridge needs from the local bus, as one small protocol.
 
 :func:`port_for` adapts a :class:`~neuralcore.messaging.MessageBus` to it, so the bridge
-transports depend on these five members only.
+transports depend on these five members only. A port that also implements
+:class:`DurablePort` (the MessageBus one does) lets a bridge keep the messages of persistent
+channels in the bus's SQLite outbox until the server confirmed them, so they survive a
+crash of the process.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Protocol
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._types import Outcome
 
-__all__ = ("BusPort", "OnSettled", "Sink")
+__all__ = ("BusPort", "DurablePort", "OnSettled", "Sink")
 
 Sink = Callable[[Message], None]
 OnSettled = Callable[[Message, Outcome], None]
@@ -46,4 +49,30 @@ class BusPort(Protocol):
 
     def decode(self, data: bytes) -> Message:
         """Inverse of :meth:`encode`; ``SerializationError`` on foreign or bad bytes."""
+        ...
+
+
+class DurablePort(BusPort, Protocol):
+    """Extra seams of a bus with a durable outbox (persistent channels, SQLite)."""
+
+    def watch_durable(self, channels: tuple[str, ...], sink: Sink, name: str) -> Callable[[], None]:
+        """Like :meth:`BusPort.watch`, but messages of persistent channels stay recorded
+        under ``name`` until :meth:`forwarded` (by :meth:`seq`); unforwarded ones of an
+        earlier run are given to ``sink`` first (with their original origin)."""
+        ...
+
+    def records(self, channel: str) -> bool:
+        """True when ``channel``'s messages are recorded until forwarded."""
+        ...
+
+    def seq(self, msg: Message) -> int:
+        """The outbox order of a recorded message (0 when it is not recorded)."""
+        ...
+
+    def forwarded(self, name: str, seqs: list[int]) -> None:
+        """The server confirmed these messages: delete their records (batched)."""
+        ...
+
+    def outbox(self, name: str, after: int, limit: int) -> list[Message]:
+        """Up to ``limit`` recorded messages with an order above ``after``, oldest first."""
         ...

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from neuralcore.core import require
-from neuralcore.messaging.bridges._base import BaseBridge, FatalBridgeError
+from neuralcore.messaging.bridges._base import REPLY_PREFIX, BaseBridge, FatalBridgeError
 from neuralcore.messaging.bridges._buffer import Outgoing
 from neuralcore.messaging.bridges._config import Direction, RedisBridgeConfig
 
@@ -183,7 +183,13 @@ class RedisBridge(BaseBridge):
         if self._script is None:
             self._script = await self._client.script_load(_XADD_MANY)
         pipe = self._client.pipeline(transaction=False)
-        new = {i.channel for i in items if i.channel not in self._registered and i.persistent}
+        new = {
+            i.channel
+            for i in items
+            if i.persistent
+            and i.channel not in self._registered
+            and not i.channel.startswith(REPLY_PREFIX)  # private to one bus: not listed
+        }
         if new:
             pipe.sadd(prefix + _REGISTRY, *new)
         groups: dict[str, list[Outgoing]] = {}
@@ -239,6 +245,7 @@ class RedisBridge(BaseBridge):
         """Find selected streams (exact names + the registry for wildcards); make groups."""
         cfg = self.cfg
         names = {c for c in cfg.channels if not _is_pattern(c)}
+        names.add(self._own_reply)  # replies to this bus's requests
         if any(_is_pattern(c) for c in cfg.channels):
             members = await self._client.smembers(cfg.prefix + _REGISTRY)
             names |= {m.decode() for m in members if cfg.matches(m.decode())}

@@ -40,7 +40,8 @@ class BridgeMetrics(NamedTuple):
     acked : received messages whose local handlers settled, acknowledged to the server.
     retried : outbound messages sent again after a failed attempt.
     buffered : outbound messages waiting (memory plus spill file).
-    spilled : outbound messages ever written to the spill file.
+    spilled : outbound messages ever written to the spill file, or left in the bus's
+        durable outbox (SQLite) because the memory buffer was full.
     dropped : fire-and-forget messages dropped because the buffer was full.
     dead_lettered : malformed or foreign wire messages moved to the dead-letter stream/topic.
     duplicates : redelivered messages dropped by id (never delivered twice).
