@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from neuralcore._bench._common import Row, format_table, machine_line
+from neuralcore._bench._common import Row, Section, format_section, machine_line
 
 __all__ = ("main",)
 
@@ -404,6 +404,43 @@ async def _kafka_consume(bootstrap: str, consumer_cls: Any, total: int) -> Row:
     )
 
 
+def _redis_section(url: str | None, messages: int, round_trips: int) -> Section:
+    with contextlib.ExitStack() as stack:
+        server = None if url else stack.enter_context(_server(_redis_cmd))
+        url = url or f"redis://127.0.0.1:{server.port if server else 0}/0"
+        rows = asyncio.run(_redis_rows(url, server, messages, round_trips))
+    return Section("Bridges: Redis (loopback)", rows, [OURS, PLAIN_REDIS], OURS)
+
+
+def _kafka_section(bootstrap: str | None, messages: int) -> Section:
+    with contextlib.ExitStack() as stack:
+        server = None if bootstrap else stack.enter_context(_server(_tansu_cmd))
+        bootstrap = bootstrap or f"127.0.0.1:{server.port if server else 0}"
+        rows = asyncio.run(_kafka_rows(bootstrap, server, messages))
+    return Section("Bridges: Kafka protocol (tansu, loopback)", rows, [OURS, PLAIN_KAFKA], OURS)
+
+
+def sections(
+    quick: bool = False,
+    *,
+    messages: int = 100_000,
+    round_trips: int = 2000,
+    only: str | None = None,
+    redis_url: str | None = None,
+    kafka_bootstrap: str | None = None,
+) -> list[Section]:
+    """The Redis and Kafka tables (for ``neuralcore bench all``); servers start on loopback."""
+    if quick:
+        messages, round_trips = 20_000, 500
+    logging.getLogger("neuralcore").setLevel(logging.CRITICAL)
+    found = []
+    if only != "kafka":
+        found.append(_redis_section(redis_url, messages, round_trips))
+    if only != "redis":
+        found.append(_kafka_section(kafka_bootstrap, messages))
+    return found
+
+
 def main(argv: list[str]) -> int:
     """Run the bridge benchmarks and print Markdown tables (plain clients beside ours)."""
     parser = argparse.ArgumentParser(prog="neuralcore bench bridges", description=__doc__)
@@ -412,19 +449,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--redis-url", help="use this Redis instead of starting redis-server")
     parser.add_argument("--kafka-bootstrap", help="use this broker instead of starting tansu")
     parser.add_argument("--only", choices=("redis", "kafka"), help="run one bridge only")
+    parser.add_argument("--quick", action="store_true", help="smaller counts")
     args = parser.parse_args(argv)
-    logging.getLogger("neuralcore").setLevel(logging.CRITICAL)
     print(f"# neuralcore bridges benchmark\n\n{machine_line()}\n")
-    if args.only != "kafka":
-        with contextlib.ExitStack() as stack:
-            server = None if args.redis_url else stack.enter_context(_server(_redis_cmd))
-            url = args.redis_url or f"redis://127.0.0.1:{server.port if server else 0}/0"
-            rows = asyncio.run(_redis_rows(url, server, args.messages, args.round_trips))
-        print(format_table(rows, [OURS, PLAIN_REDIS], ours=OURS) + "\n")
-    if args.only != "redis":
-        with contextlib.ExitStack() as stack:
-            server = None if args.kafka_bootstrap else stack.enter_context(_server(_tansu_cmd))
-            bootstrap = args.kafka_bootstrap or f"127.0.0.1:{server.port if server else 0}"
-            rows = asyncio.run(_kafka_rows(bootstrap, server, args.messages))
-        print(format_table(rows, [OURS, PLAIN_KAFKA], ours=OURS))
+    found = sections(
+        args.quick,
+        messages=args.messages,
+        round_trips=args.round_trips,
+        only=args.only,
+        redis_url=args.redis_url,
+        kafka_bootstrap=args.kafka_bootstrap,
+    )
+    for section in found:
+        print(format_section(section))
     return 0

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from neuralcore._bench._common import Row, format_table, machine_line, median_seconds
+from neuralcore._bench._common import Row, Section, format_section, machine_line, median_seconds
 
 __all__ = ("main",)
 
@@ -478,6 +478,54 @@ async def _bus_rows(n: int, ncb: Any, repeat: int) -> list[Row]:
     return rows
 
 
+def _durable_rows(n: int, repeat: int) -> tuple[list[Row], list[str]]:
+    naive = "sqlite commit per message"
+    reps = range(repeat)
+    base = max(_sqlite_per_message(n // 5) for _ in reps)
+    concurrent = {OURS: max(asyncio.run(_durable(n, 64, 1)) for _ in reps), naive: base}
+    batched = {OURS: max(asyncio.run(_durable(n, 1, 1000)) for _ in reps), naive: base}
+    e2e = {OURS: max(asyncio.run(_durable(n, 64, 1, consume=True)) for _ in reps)}
+    plain = max(asyncio.run(_durable_tapped(n, 64, durable=False)) for _ in reps)
+    kept = max(asyncio.run(_durable_tapped(n, 64, durable=True)) for _ in reps)
+    rows = [
+        Row("durable publish, 64 concurrent publishers", concurrent, unit="rate",
+            note="WAL, synchronous=NORMAL, group commit; best of --repeat"),
+        Row("durable publish, batches of 1,000", batched, unit="rate"),
+        Row("durable publish -> handler -> ack, 64 publishers", e2e, unit="rate"),
+        Row("durable publish, 64 publishers, bridged (tap)", {OURS: kept, "plain tap": plain},
+            unit="rate", note="ours: durable tap, outbox row in the same commit, acked"),
+    ]  # fmt: skip
+    return rows, [OURS, naive, "plain tap"]
+
+
+def sections(
+    quick: bool = False,
+    *,
+    messages: int = 200_000,
+    durable: int = 50_000,
+    repeat: int = 3,
+    atlas_path: str | None = None,
+) -> list[Section]:
+    """Every messaging table (for ``neuralcore bench all``); ``quick`` shrinks the counts."""
+    if quick:
+        messages, durable, repeat = 50_000, 10_000, 1
+    logging.getLogger("neuralcore.messaging").setLevel(logging.CRITICAL)
+    ncb = _load_ncb(atlas_path) if atlas_path else None
+    bus_rows = asyncio.run(_bus_rows(messages, ncb, repeat))
+    bus_cols = [OURS, HEAP, QUEUE] + ([NCB] if ncb is not None else [])
+    durable_rows, durable_cols = _durable_rows(durable, repeat)
+    return [
+        Section("Messaging: in-process bus", bus_rows, bus_cols, OURS),
+        Section(
+            "Messaging: serialization of a typical message",
+            _codec_rows(),
+            [OURS, "stdlib json", "msgpack-python"],
+            OURS,
+        ),
+        Section("Messaging: durable SQLite persistence", durable_rows, durable_cols, OURS),
+    ]
+
+
 def main(argv: list[str]) -> int:
     """Run the messaging benchmarks and print Markdown tables (baselines beside ours)."""
     parser = argparse.ArgumentParser(prog="neuralcore bench messaging", description=__doc__)
@@ -485,31 +533,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--durable", type=int, default=50_000, help="durable publish count")
     parser.add_argument("--atlas-path", help="folder holding ATLAS's core/messaging/NCB.py")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best is kept")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, one round")
     args = parser.parse_args(argv)
-    logging.getLogger("neuralcore.messaging").setLevel(logging.CRITICAL)
-    ncb = _load_ncb(args.atlas_path) if args.atlas_path else None
     print(f"# neuralcore messaging benchmark\n\n{machine_line()}\n")
-    bus_rows = asyncio.run(_bus_rows(args.messages, ncb, args.repeat))
-    cols = [OURS, HEAP, QUEUE] + ([NCB] if ncb is not None else [])
-    print(format_table(bus_rows, cols, ours=OURS) + "\n")
-    codec_rows = _codec_rows()
-    print(format_table(codec_rows, [OURS, "stdlib json", "msgpack-python"], ours=OURS) + "\n")
-    n, naive = args.durable, "sqlite commit per message"
-    reps = range(args.repeat)
-    base = max(_sqlite_per_message(n // 5) for _ in reps)
-    concurrent = {OURS: max(asyncio.run(_durable(n, 64, 1)) for _ in reps), naive: base}
-    batched = {OURS: max(asyncio.run(_durable(n, 1, 1000)) for _ in reps), naive: base}
-    e2e = {OURS: max(asyncio.run(_durable(n, 64, 1, consume=True)) for _ in reps)}
-    durable = [
-        Row("durable publish, 64 concurrent publishers", concurrent, unit="rate",
-            note="WAL, synchronous=NORMAL, group commit; best of --repeat"),
-        Row("durable publish, batches of 1,000", batched, unit="rate"),
-        Row("durable publish -> handler -> ack, 64 publishers", e2e, unit="rate"),
-    ]  # fmt: skip
-    plain = max(asyncio.run(_durable_tapped(n, 64, durable=False)) for _ in reps)
-    kept = max(asyncio.run(_durable_tapped(n, 64, durable=True)) for _ in reps)
-    durable.append(Row("durable publish, 64 publishers, bridged (tap)",
-                       {OURS: kept, "plain tap": plain}, unit="rate",
-                       note="ours: durable tap, outbox row in the same commit, acked"))  # fmt: skip
-    print(format_table(durable, [OURS, naive, "plain tap"], ours=OURS))
+    found = sections(
+        args.quick,
+        messages=args.messages,
+        durable=args.durable,
+        repeat=args.repeat,
+        atlas_path=args.atlas_path,
+    )
+    for section in found:
+        print(format_section(section))
     return 0

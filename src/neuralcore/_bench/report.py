@@ -38,7 +38,8 @@ def _ratios(sections: list[Section]) -> list[tuple[str, float]]:
             if row.unit == "value" or not (ours > 0 and base > 0):
                 continue
             ratio = base / ours if row.unit == "time" else ours / base
-            found.append((f"{section.title}: {row.case} ({section.ours} vs {baseline})", ratio))
+            topic = section.title.split(":")[0]
+            found.append((f"{topic}: {row.case.split(' (')[0]} vs {baseline}", ratio))
     return found
 
 
@@ -54,8 +55,8 @@ def _chart(sections: list[Section], path: Path) -> bool:
     ratios = _ratios(sections)
     if not ratios:
         return False
-    labels = [re.sub(r"\s+", " ", label)[:70] for label, _ in ratios]
-    fig, ax = plt.subplots(figsize=(11, 0.32 * len(ratios) + 1.5))
+    labels = [re.sub(r"\s+", " ", label)[:90] for label, _ in ratios]
+    fig, ax = plt.subplots(figsize=(13, 0.32 * len(ratios) + 1.5))
     ax.barh(labels, [r for _, r in ratios], color="#3b7dd8")
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
