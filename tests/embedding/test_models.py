@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ from neuralcore.embedding import EmbeddingEngine, convert_model
 from neuralcore.embedding._cli import main as models_main
 from neuralcore.embedding._convert import _read_settings
 from neuralcore.embedding._models import read_manifest, sha256_file
+
+HAS_OPENVINO_INT8 = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
 
 
 def _rewrite_manifest(folder: Path, **changes: object) -> None:
@@ -35,7 +38,10 @@ def test_manifest_describes_the_converted_folder(model_dir: Path) -> None:
     info = read_manifest(model_dir)
     assert (info.name, info.dimension, info.max_length) == ("all-MiniLM-L6-v2", 384, 256)
     assert (info.pooling, info.normalize) == ("mean", True)
-    assert info.graphs == {"fp32": "model.onnx", "int8": "model_int8.onnx"}
+    expected = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
+    if HAS_OPENVINO_INT8:
+        expected["openvino-int8"] = "model_int8_openvino.xml"
+    assert info.graphs == expected
     on_disk = {p.name for p in model_dir.iterdir()} - {"neuralcore.json"}
     assert set(info.files) == on_disk
     assert all(sha256_file(model_dir / n) == h for n, h in info.files.items())
@@ -132,6 +138,25 @@ def test_missing_variant_says_how_to_add_it(model_copy: Path) -> None:
         EmbeddingEngine(model_copy, quantization="int8")
 
 
+def test_openvino_int8_weights_file_is_checked(model_copy: Path, model_dir: Path) -> None:
+    if not HAS_OPENVINO_INT8:
+        pytest.skip("openvino and nncf (the openvino extra) not installed")
+    head = (model_dir / "model_int8_openvino.bin").read_bytes()[:100_000]
+    _replace_file(model_copy, "model_int8_openvino.bin", head, rehash=False)
+    with pytest.raises(ModelError, match=r"model_int8_openvino\.bin does not match"):
+        EmbeddingEngine(model_copy, quantization="int8", runtime="openvino")
+    (model_copy / "model_int8_openvino.bin").unlink()
+    with pytest.raises(ModelError, match=r"model_int8_openvino\.bin is missing"):
+        EmbeddingEngine(model_copy, quantization="int8", runtime="openvino")
+
+
+def test_missing_openvino_int8_says_how_to_add_it(model_copy: Path) -> None:
+    pytest.importorskip("openvino", reason="openvino (the openvino extra) not installed")
+    _rewrite_manifest(model_copy, graphs={"fp32": "model.onnx", "int8": "model_int8.onnx"})
+    with pytest.raises(ModelError, match="--openvino-int8"):
+        EmbeddingEngine(model_copy, quantization="int8", runtime="openvino")
+
+
 @pytest.mark.parametrize("text", ["", "{not json", '{"format": 99}', '{"format": 1, "name": 3}'])
 def test_bad_manifest_is_a_model_error(model_copy: Path, text: str) -> None:
     (model_copy / "neuralcore.json").write_text(text)
@@ -162,7 +187,7 @@ def test_cli_info_reports_a_broken_file(
 ) -> None:
     _replace_file(model_copy, "tokenizer.json", b"{}", rehash=False)
     assert models_main(["info", str(model_copy)]) == 2
-    assert "tokenizer.json" in capsys.readouterr().out
+    assert "tokenizer.json" in capsys.readouterr().err  # errors go to stderr
 
 
 def test_fp16_graph_runs_and_agrees_with_fp32(model_copy: Path, model_dir: Path) -> None:

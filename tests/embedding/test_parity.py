@@ -11,6 +11,7 @@ import pytest
 
 from neuralcore._bench.embedding import stdlib_texts
 from neuralcore.embedding import EmbeddingEngine
+from neuralcore.embedding._convert import calibration_texts
 
 pytestmark = pytest.mark.slow
 
@@ -55,17 +56,55 @@ def test_fp32_matches_sentence_transformers(
     assert cos.min() >= 0.9999, f"worst text: {corpus[int(cos.argmin())][:80]!r}"
 
 
-def test_int8_stays_close_and_retrieves_the_same(
-    engine_int8: EmbeddingEngine, st_model: Any, corpus: list[str], reference: np.ndarray
+@pytest.fixture(scope="module")
+def queries(corpus: list[str]) -> list[str]:
+    return [t.splitlines()[0] for t in corpus[1::6]]
+
+
+@pytest.fixture(scope="module")
+def exact_top10(st_model: Any, queries: list[str], reference: np.ndarray) -> np.ndarray:
+    return np.argsort(-(reference @ _st_embed(st_model, queries).T), axis=0)[:10]
+
+
+def _check_int8(
+    engine: EmbeddingEngine,
+    corpus: list[str],
+    queries: list[str],
+    reference: np.ndarray,
+    exact: np.ndarray,
 ) -> None:
-    vectors = engine_int8.embed(corpus)
+    vectors = engine.embed(corpus)
     cos = _cosines(vectors, reference)
     assert cos.min() >= 0.99, f"worst text: {corpus[int(cos.argmin())][:80]!r}"
-    queries = [t.splitlines()[0] for t in corpus[1::6]]
-    exact = np.argsort(-(reference @ _st_embed(st_model, queries).T), axis=0)[:10]
-    ours = np.argsort(-(vectors @ engine_int8.embed(queries).T), axis=0)[:10]
+    ours = np.argsort(-(vectors @ engine.embed(queries).T), axis=0)[:10]
     overlap = [len(set(exact[:, q]) & set(ours[:, q])) / 10 for q in range(len(queries))]
     assert np.mean(overlap) >= 0.9, f"mean top-10 overlap {np.mean(overlap):.3f}"
+
+
+def test_int8_stays_close_and_retrieves_the_same(
+    engine_int8: EmbeddingEngine,
+    corpus: list[str],
+    queries: list[str],
+    reference: np.ndarray,
+    exact_top10: np.ndarray,
+) -> None:
+    _check_int8(engine_int8, corpus, queries, reference, exact_top10)
+
+
+def test_openvino_static_int8_stays_close_and_retrieves_the_same(
+    engine_openvino_int8: EmbeddingEngine,
+    corpus: list[str],
+    queries: list[str],
+    reference: np.ndarray,
+    exact_top10: np.ndarray,
+) -> None:
+    _check_int8(engine_openvino_int8, corpus, queries, reference, exact_top10)
+
+
+def test_calibration_texts_are_not_the_parity_or_benchmark_texts() -> None:
+    calibration = calibration_texts()
+    assert len(calibration) == 500
+    assert not set(calibration) & set(stdlib_texts(1000))
 
 
 def test_openvino_bf16_matches_sentence_transformers(

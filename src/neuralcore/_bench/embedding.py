@@ -1,7 +1,8 @@
 """Embedding benchmark: sentence-transformers (torch CPU) vs neuralcore fp32 / int8 / bf16.
 
-neuralcore fp32 and int8 run on ONNX Runtime; bf16 runs the fp32 graph on OpenVINO (only
-when the ``openvino`` extra is installed).
+neuralcore fp32 and int8 (dynamic) run on ONNX Runtime; bf16 runs the fp32 graph and int8
+the static NNCF-quantized IR on OpenVINO (only when the ``openvino`` extra is installed and,
+for the static int8 column, the model was converted with ``--openvino-int8``).
 
 Each contender runs in its own child process (so peak RSS and cold start are its own) on
 the same texts: docstrings of the standard library, read from its source files.
@@ -34,7 +35,9 @@ __all__ = ("main", "sections", "stdlib_texts")
 
 _ST = "sentence-transformers"
 _ORT_FP32, _ORT_INT8, _OV_BF16 = "neuralcore fp32", "neuralcore int8", "neuralcore bf16 (OpenVINO)"
-_COLUMNS = (_ST, _ORT_FP32, _ORT_INT8, _OV_BF16)
+_OV_INT8 = "neuralcore int8 (OpenVINO)"
+_COLUMNS = (_ST, _ORT_FP32, _ORT_INT8, _OV_BF16, _OV_INT8)
+_OPENVINO_COLUMNS = (_OV_BF16, _OV_INT8)
 _MODEL = "all-MiniLM-L6-v2"
 
 
@@ -76,6 +79,8 @@ def _make_embedder(name: str) -> Any:
 
     if name == _OV_BF16:
         return EmbeddingEngine(_MODEL, quantization="bf16", runtime="openvino").embed
+    if name == _OV_INT8:
+        return EmbeddingEngine(_MODEL, quantization="int8", runtime="openvino").embed
     return EmbeddingEngine(_MODEL, quantization="int8" if name == _ORT_INT8 else None).embed
 
 
@@ -132,7 +137,7 @@ def _rows(results: dict[str, dict[str, float]], cosines: dict[str, float], n: in
 def _measure(n: int, repeat: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     vectors: dict[str, np.ndarray[Any, Any]] = {}
-    columns = [c for c in _COLUMNS if c != _OV_BF16 or importlib.util.find_spec("openvino")]
+    columns = [c for c in _COLUMNS if _available(c)]
     with tempfile.TemporaryDirectory() as tmp:
         for name in columns:
             path = os.path.join(tmp, f"{len(results)}.npy")
@@ -141,6 +146,22 @@ def _measure(n: int, repeat: int) -> tuple[dict[str, dict[str, float]], dict[str
             vectors[name] = np.load(path, allow_pickle=False)
     cosines = {k: float((v * vectors[_ST]).sum(axis=1).min()) for k, v in vectors.items()}
     return results, cosines
+
+
+def _available(column: str) -> bool:
+    if column not in _OPENVINO_COLUMNS:
+        return True
+    if importlib.util.find_spec("openvino") is None:
+        return False
+    if column == _OV_BF16:
+        return True
+    from neuralcore.core import NeuralcoreError
+    from neuralcore.embedding._models import read_manifest, resolve_model
+
+    try:
+        return "openvino-int8" in read_manifest(resolve_model(_MODEL)).graphs
+    except NeuralcoreError:
+        return False
 
 
 def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list[Section]:
@@ -159,7 +180,7 @@ def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list
             "Embedding: sentence-transformers vs neuralcore",
             _rows(results, cosines, texts),
             list(results),
-            _ORT_INT8,
+            _OV_INT8 if _OV_INT8 in results else _ORT_INT8,
             notes,
             baseline=_ST,
         )

@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
         default=True,
         help="apply ONNX Runtime transformer fusions (default: on)",
     )
+    convert.add_argument(
+        "--openvino-int8",
+        action="store_true",
+        help="also write a static int8 OpenVINO graph, calibrated by NNCF (openvino extra)",
+    )
     convert.add_argument("--name", help="model name for the manifest (default: folder name)")
     sub.add_parser("list", help="list converted models in the cache folder")
     info = sub.add_parser("info", help="show and verify a converted model's manifest")
@@ -56,7 +61,12 @@ def _convert(args: argparse.Namespace) -> int:
     from neuralcore.embedding._convert import convert_model
 
     info = convert_model(
-        args.source, args.output, quantize=args.quantize, optimize=args.optimize, name=args.name
+        args.source,
+        args.output,
+        quantize=args.quantize,
+        optimize=args.optimize,
+        name=args.name,
+        openvino_int8=args.openvino_int8,
     )
     graphs = ", ".join(f"{k}={v}" for k, v in info.graphs.items())
     print(f"converted {info.name} (dim {info.dimension}, {info.pooling} pooling) -> {info.path}")

@@ -21,7 +21,9 @@ class EmbeddingConfig(Config):
         Known model name (looked up in the cache folder) or a converted model folder.
     quantization : {None, "int8", "fp16", "bf16"}
         None runs the fp32 graph; ``int8``/``fp16`` the folder's quantized graph on ONNX
-        Runtime; ``bf16`` the fp32 graph at bf16 precision on OpenVINO.
+        Runtime (dynamic int8); ``int8`` with ``runtime="openvino"`` the static int8
+        OpenVINO graph (``--openvino-int8`` at conversion); ``bf16`` the fp32 graph at bf16
+        precision on OpenVINO.
     runtime : {"onnxruntime", "openvino"}
         Library that executes the graph (OpenVINO: CPU only, ``openvino`` extra).
     device : {"cpu", "cuda", "auto"}
@@ -78,8 +80,8 @@ class EmbeddingConfig(Config):
                 raise ConfigError(name, value, "must be >= 1")
         if self.quantization == "bf16" and self.runtime != "openvino":
             raise ConfigError("quantization", "bf16", "bf16 needs runtime='openvino'")
-        if self.quantization in ("int8", "fp16") and self.runtime != "onnxruntime":
-            reason = "int8/fp16 graphs run on runtime='onnxruntime'; use 'bf16' with openvino"
+        if self.quantization == "fp16" and self.runtime != "onnxruntime":
+            reason = "fp16 graphs run on runtime='onnxruntime'; use 'bf16' or 'int8' with openvino"
             raise ConfigError("quantization", self.quantization, reason)
         if self.cache_ttl is not None and self.cache_ttl <= 0:
             raise ConfigError("cache_ttl", self.cache_ttl, "must be > 0 seconds")

@@ -17,7 +17,13 @@ from neuralcore.core._errors import ConfigError, InputTypeError, ModelError
 from neuralcore.core._optional import require
 from neuralcore.embedding._cache import EmbeddingCache
 from neuralcore.embedding._config import EmbeddingConfig
-from neuralcore.embedding._models import ModelInfo, read_manifest, resolve_model, verify_files
+from neuralcore.embedding._models import (
+    ModelInfo,
+    graph_files,
+    read_manifest,
+    resolve_model,
+    verify_files,
+)
 from neuralcore.embedding._pooling import OutputDtype, finalize, l2_normalize, pool
 from neuralcore.embedding._session import open_runner, usable_cores
 
@@ -27,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 _MAX_ROWS = 256
 _CHARS_PER_TOKEN_CAP = 100  # texts are clipped to max_length * this many characters first
+# OpenVINO prepares kernels per input shape (slow the first time, and kept in memory):
+# padding its batches to a multiple of this many tokens bounds the number of shapes. Results
+# do not change (padding is masked); ONNX Runtime int8 would (per-batch activation ranges).
+_OPENVINO_PAD_MULTIPLE = 16
 
 
 class _Request:
@@ -51,8 +61,10 @@ class EmbeddingEngine:
         or a converted model folder (``neuralcore models convert``).
     quantization : {None, "int8", "fp16", "bf16"}
         Precision: fp32 (default), dynamic int8 (CPU), fp16 (GPU) on ONNX Runtime;
-        bf16 on OpenVINO (``runtime="openvino"``). int8 activations are quantized per
-        batch at run time, so int8 vectors vary slightly with batch composition.
+        bf16 or static int8 on OpenVINO (``runtime="openvino"``). ONNX Runtime int8
+        quantizes activations per batch at run time, so its vectors vary slightly with
+        batch composition; OpenVINO int8 uses ranges fixed at conversion (NNCF calibration;
+        convert with ``--openvino-int8``) and is the fastest CPU variant.
     runtime : {"onnxruntime", "openvino"}
         Library that runs the graph; OpenVINO needs the ``openvino`` extra.
     device : {"cpu", "cuda", "auto"}
@@ -140,14 +152,17 @@ class EmbeddingEngine:
         self.config = config
         folder = resolve_model(config.model)
         info = read_manifest(folder)
-        variant = config.quantization if config.quantization in ("int8", "fp16") else "fp32"
+        variant: str = config.quantization if config.quantization in ("int8", "fp16") else "fp32"
+        flag = f"--quantize {variant}"
+        if variant == "int8" and config.runtime == "openvino":
+            variant, flag = "openvino-int8", "--quantize int8 --openvino-int8"
         graph = info.graphs.get(variant)
         if graph is None:
             raise ModelError(
                 f"model {info.name!r} in {folder} has no {variant} graph; convert it again with"
-                f" `neuralcore models convert SRC -o {folder} --quantize {variant}`"
+                f" `neuralcore models convert SRC -o {folder} {flag}`"
             )
-        verify_files(info, [graph, "tokenizer.json"])
+        verify_files(info, [*graph_files(graph), "tokenizer.json"])
         self._info = info
         self._max_length = config.max_length or info.max_length
         self._normalize = info.normalize if config.normalize is None else config.normalize
@@ -156,6 +171,7 @@ class EmbeddingEngine:
             raise ConfigError("output_dims", config.output_dims, reason)
         self._tokenizer = _load_tokenizer(folder / "tokenizer.json", self._max_length)
         self._pad_id = _pad_id(self._tokenizer)
+        self._pad_multiple = _OPENVINO_PAD_MULTIPLE if config.runtime == "openvino" else 1
         self._threads = config.threads or usable_cores()
         self._runner = open_runner(
             folder / graph,
@@ -165,7 +181,7 @@ class EmbeddingEngine:
             bf16=config.quantization == "bf16",
         )
         self._cache = cache
-        precision = config.quantization or "fp32"
+        precision = variant if config.quantization == "int8" else config.quantization or "fp32"
         self._cache_id = f"{info.name}:{precision}:{self._max_length}:{info.files[graph][:16]}"
         self._run_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -372,6 +388,8 @@ class EmbeddingEngine:
 
     def _pad(self, rows: list[list[int]]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         width = max(len(r) for r in rows)
+        rounded = -(-width // self._pad_multiple) * self._pad_multiple
+        width = max(width, min(rounded, self._max_length))
         ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):

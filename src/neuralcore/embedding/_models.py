@@ -24,6 +24,7 @@ __all__ = (
     "ModelInfo",
     "Pooling",
     "Variant",
+    "graph_files",
     "models_dir",
     "neuralcore_home",
     "read_manifest",
@@ -34,7 +35,7 @@ __all__ = (
 )
 
 Pooling = Literal["mean", "cls", "max", "last"]
-Variant = Literal["fp32", "int8", "fp16"]
+Variant = Literal["fp32", "int8", "fp16", "openvino-int8"]
 MANIFEST = "neuralcore.json"
 _FORMAT = 1
 _POOLINGS = ("mean", "cls", "max", "last")
@@ -98,7 +99,8 @@ class ModelInfo:
     query_prefix, document_prefix : str
         Text prepended by ``embed_queries`` / ``embed_documents``.
     graphs : dict
-        Variant (``"fp32"``, ``"int8"``, ``"fp16"``) -> ONNX file name.
+        Variant (``"fp32"``, ``"int8"``, ``"fp16"``) -> ONNX file name;
+        ``"openvino-int8"`` -> OpenVINO IR ``.xml`` (its weights: the ``.bin`` beside it).
     files : dict
         File name -> sha256 hex digest, for every file of the folder.
     path : Path
@@ -208,6 +210,21 @@ def read_manifest(folder: Path) -> ModelInfo:
     if info.pooling not in _POOLINGS or not isinstance(info.dimension, int):
         raise ModelError(f"model manifest {path} is invalid: pooling={info.pooling!r}")
     return info
+
+
+def graph_files(graph: str) -> list[str]:
+    """The files a graph needs: itself, plus the ``.bin`` weights of an OpenVINO ``.xml``.
+
+    Examples
+    --------
+    >>> graph_files("model_int8_openvino.xml")
+    ['model_int8_openvino.xml', 'model_int8_openvino.bin']
+    >>> graph_files("model.onnx")
+    ['model.onnx']
+    """
+    if graph.endswith(".xml"):
+        return [graph, graph[: -len(".xml")] + ".bin"]
+    return [graph]
 
 
 def verify_files(info: ModelInfo, names: list[str]) -> None:

@@ -129,7 +129,8 @@ class _OpenVinoRunner(Runner):
         self._request = compiled.create_infer_request()
         self._output = compiled.output(0)
         inputs = [i.get_any_name() for i in compiled.inputs]
-        super().__init__(inputs, f"openvino CPU {precision}, {threads} threads")
+        kind = "static int8" if path.suffix == ".xml" else precision
+        super().__init__(inputs, f"openvino CPU {kind}, {threads} threads")
 
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
         out = self._request.infer(feeds)
@@ -143,7 +144,9 @@ def open_runner(
     """Open a graph with neuralcore's settings on the chosen runtime.
 
     ONNX Runtime: intra-op = ``threads``, inter-op = 1, CUDA when asked and present.
-    OpenVINO: CPU only, one stream of ``threads`` threads, f32 or bf16 inference precision.
+    OpenVINO: CPU only, one stream of ``threads`` threads, f32 or bf16 inference precision;
+    ``path`` is an ONNX file or an OpenVINO IR ``.xml`` (the static int8 graph, whose
+    quantized ops run in int8 and the rest at the f32 hint).
 
     Raises
     ------
