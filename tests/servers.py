@@ -18,8 +18,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = ("RedisServer", "TansuServer", "free_port", "tansu_binary")
+
+S = TypeVar("S", bound="_Server")
 
 
 def free_port() -> int:
@@ -86,7 +89,8 @@ class _Server:
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls) -> Iterator[_Server]:
+    def running(cls: type[S]) -> Iterator[S]:
+        """Start a server, yield it, and always stop it and remove its folder."""
         server = cls()
         server.start()
         try:

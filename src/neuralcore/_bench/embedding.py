@@ -13,7 +13,6 @@ the same texts: docstrings of the standard library, read from its source files.
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import json
 import os
@@ -21,15 +20,14 @@ import resource
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from neuralcore._bench._common import Row, Section, format_section, machine_line, median_seconds
+from neuralcore.embedding._corpus import stdlib_docstrings
 
 __all__ = ("main", "sections", "stdlib_texts")
 
@@ -41,30 +39,7 @@ _OPENVINO_COLUMNS = (_OV_BF16, _OV_INT8)
 _MODEL = "all-MiniLM-L6-v2"
 
 
-def stdlib_texts(n: int) -> list[str]:
-    """Up to ``n`` distinct English docstrings (>= 20 chars) of stdlib modules, in file order.
-
-    Examples
-    --------
-    >>> texts = stdlib_texts(3)
-    >>> len(texts), all(len(t) >= 20 for t in texts)
-    (3, True)
-    """
-    root = Path(sysconfig.get_paths()["stdlib"])
-    found: dict[str, None] = {}
-    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
-    for path in sorted(root.glob("*.py")):
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            doc = ast.get_docstring(node) if isinstance(node, kinds) else None
-            if doc and len(doc) >= 20:
-                found.setdefault(doc)
-                if len(found) >= n:
-                    return list(found)
-    return list(found)
+stdlib_texts = stdlib_docstrings  # the benchmark's text set (also used by the tests)
 
 
 def _make_embedder(name: str) -> Any:

@@ -11,12 +11,10 @@ Only this module imports torch and NNCF, and only while converting; inference ne
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import os
 import shutil
-import sysconfig
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any, Literal
 
 from neuralcore.core._errors import ConfigError, ModelError
 from neuralcore.core._optional import require
+from neuralcore.embedding._corpus import stdlib_docstrings
 from neuralcore.embedding._models import (
     KNOWN_MODELS,
     ModelInfo,
@@ -363,24 +362,11 @@ def calibration_texts() -> list[str]:
     >>> len(calibration_texts())
     500
     """
-    root = Path(sysconfig.get_paths()["stdlib"])
-    found: dict[str, None] = {}
-    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
     wanted = _CALIBRATION_SKIP + _CALIBRATION_TEXTS
-    for path in sorted(root.glob("*.py")):
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            doc = ast.get_docstring(node) if isinstance(node, kinds) else None
-            if doc and len(doc) >= 20:
-                found.setdefault(doc)
-        if len(found) >= wanted:
-            break
-    docs = list(found)[_CALIBRATION_SKIP:wanted]
+    found = stdlib_docstrings(wanted)
+    docs = found[_CALIBRATION_SKIP:wanted]
     if len(docs) < _CALIBRATION_TEXTS // 2:  # a stripped-down stdlib: take what there is
-        docs = list(found)[-_CALIBRATION_TEXTS:]
+        docs = found[-_CALIBRATION_TEXTS:]
     lines = [d.splitlines()[0] for d in docs[::3]]
     words = [" ".join(d.split()[: 1 + i % 3]) for i, d in enumerate(docs[1::3])]
     return docs + lines + words

@@ -34,29 +34,17 @@ def peers(tmp_path: Path) -> Iterator[Callable[[str, dict[str, Any]], Peer]]:
 
 @pytest.fixture
 def durable_redis() -> Iterator[RedisServer]:
-    server = DurableRedisServer()
-    server.start()
-    try:
+    with DurableRedisServer.running() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
+    with RedisServer.running() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
 def tansu_server() -> Iterator[TansuServer]:
-    server = TansuServer()
-    server.start()
-    try:
+    with TansuServer.running() as server:
         yield server
-    finally:
-        server.close()
