@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from neuralcore.core._cpu import usable_cores
+
 __all__ = (
     "Row",
     "Section",
@@ -123,7 +125,7 @@ def machine_line() -> str:
                     break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     return f"{cpu}, {cores} cores usable, Python {platform.python_version()}, {platform.system()}"
 
 

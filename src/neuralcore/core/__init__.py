@@ -25,6 +25,7 @@ from neuralcore.core._errors import (
     RequestTimeoutError,
     SerializationError,
 )
+from neuralcore.core._cpu import usable_cores
 from neuralcore.core._optional import is_available, require
 
 __all__ = (
@@ -57,4 +58,5 @@ __all__ = (
     "load_yaml_mapping",
     "require",
     "resolve_backend",
+    "usable_cores",
 )

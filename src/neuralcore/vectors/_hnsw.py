@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from neuralcore.core._backend import BackendInfo, BackendName, resolve_backend
+from neuralcore.core._cpu import usable_cores
 from neuralcore.core._errors import (
     ConfigError,
     DimensionMismatchError,
@@ -125,7 +126,7 @@ def _count(name: str, value: object) -> int:
 
 
 def _default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
 
 
 class HNSWIndex:
