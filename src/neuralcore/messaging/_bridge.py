@@ -12,10 +12,10 @@ unless asked, so bridges do not echo.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from neuralcore.messaging._message import Message
+from neuralcore.messaging._routing import Selector
 
 if TYPE_CHECKING:
     from neuralcore.messaging._bus import MessageBus
@@ -81,6 +81,7 @@ class Tap:
         "durable",
         "include_remote",
         "name",
+        "selection",
         "selector",
         "selectors",
     )
@@ -97,7 +98,8 @@ class Tap:
     ) -> None:
         self._bus = bus
         self.selector = selector
-        self.selectors = (selector,) if isinstance(selector, str) else tuple(selector)
+        self.selection = Selector(selector)
+        self.selectors = self.selection.texts
         self.callback = callback
         self.include_remote = include_remote
         self.durable = durable
@@ -116,7 +118,7 @@ class Tap:
         >>> tap.matches("rag.new"), tap.matches("jobs")
         (True, False)
         """
-        return any(fnmatchcase(channel, s) for s in self.selectors)
+        return self.selection.matches(channel)
 
     def records(self, channel: str) -> bool:
         """True when messages of ``channel`` are recorded until :meth:`ack` (durable tap on

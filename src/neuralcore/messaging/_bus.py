@@ -10,7 +10,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -31,6 +30,7 @@ from neuralcore.messaging._config import BusConfig, ChannelConfig
 from neuralcore.messaging._message import Message, Tracker
 from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
 from neuralcore.messaging._publish import Publisher
+from neuralcore.messaging._routing import Selector
 from neuralcore.messaging._seams import BridgeSeams
 from neuralcore.messaging._subscription import Subscription
 from neuralcore.messaging._types import Filter, Handler
@@ -180,7 +180,7 @@ class MessageBus(Publisher, BridgeSeams):
                 del self._channels[cfg.name]
                 raise
         for sub in self._patterns:
-            if fnmatchcase(cfg.name, sub.selector):
+            if sub.selection.matches(cfg.name):
                 ch.attach(sub)
         for tap in self._pattern_taps:
             if tap.matches(cfg.name):
@@ -296,9 +296,10 @@ class MessageBus(Publisher, BridgeSeams):
             raise InvalidInputError(f"concurrency must be an int >= 1, got {concurrency!r}")
         if self._closed:
             raise BusClosedError(f"bus {self.bus_id} is stopped")
-        pattern = "*" in channel
+        selection = Selector(channel)
+        pattern = selection.is_pattern
         matched = (
-            [c for n, c in self._channels.items() if fnmatchcase(n, channel)]
+            [c for n, c in self._channels.items() if selection.matches(n)]
             if pattern
             else [self._channel(channel)]
         )
@@ -317,6 +318,10 @@ class MessageBus(Publisher, BridgeSeams):
         for ch in matched:
             ch.attach(sub)
         return sub
+
+    def _subscribed(self, channel: str) -> bool:
+        """True when an active local subscription (direct or pattern) selects ``channel``."""
+        return any(sub.active and sub.selection.matches(channel) for sub in self._subs)
 
     def _unsubscribe(self, sub: Subscription) -> None:
         sub.active = False

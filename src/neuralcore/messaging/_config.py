@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from neuralcore.core import Config, ConfigError
+from neuralcore.messaging._routing import is_pattern
 from neuralcore.messaging._types import Durability, Overflow
 
 __all__ = ("BusConfig", "ChannelConfig")
@@ -92,8 +93,10 @@ class ChannelConfig(Config):
 
     def validate(self) -> None:
         """Check value ranges; raise :class:`ConfigError` naming the field."""
-        if not self.name or "*" in self.name:
-            raise ConfigError("name", self.name, "must be non-empty and contain no '*'")
+        if not self.name or is_pattern(self.name):
+            raise ConfigError(
+                "name", self.name, "must be non-empty and contain none of '*', '?', '['"
+            )
         _positive("max_size", self.max_size)
         _positive("max_attempts", self.max_attempts)
         for field in ("rate_limit", "idempotency_window", "ttl", "handler_timeout"):

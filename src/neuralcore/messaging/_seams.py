@@ -184,13 +184,11 @@ class BridgeSeams:
             include_remote=include_remote, durable=durable, name=name,
         )  # fmt: skip
         matched: dict[str, Channel] = {}
-        for selector in tap.selectors:
-            if "*" in selector:
-                matched.update((n, c) for n, c in self._channels.items() if tap.matches(n))
-            else:
-                matched[selector] = self._channel(selector)
-        if any("*" in s for s in tap.selectors):
+        if tap.selection.is_pattern:
+            matched.update((n, c) for n, c in self._channels.items() if tap.matches(n))
             self._pattern_taps.append(tap)
+        for selector in tap.selection.names:
+            matched[selector] = self._channel(selector)
         for ch in matched.values():
             ch.taps.append(tap)
             ch.refresh()

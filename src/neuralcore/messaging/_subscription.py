@@ -8,6 +8,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from neuralcore.messaging._message import Message
+from neuralcore.messaging._routing import Selector
 
 if TYPE_CHECKING:
     from neuralcore.messaging._bus import MessageBus
@@ -52,6 +53,7 @@ class Subscription:
         "handler",
         "is_async",
         "name",
+        "selection",
         "selector",
         "targets",
     )
@@ -69,6 +71,7 @@ class Subscription:
     ) -> None:
         self._bus = bus
         self.selector = selector
+        self.selection = Selector(selector)
         self.handler: Any = handler
         self.group = group
         self.concurrency = concurrency

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from neuralcore.messaging._bridge import Tap
 from neuralcore.messaging._message import Message, Tracker
+from neuralcore.messaging._routing import is_pattern
 from neuralcore.messaging.bridges._port import BusPort, OnSettled, Sink
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class MessageBusPort:
 
     def _tap(self, channels: tuple[str, ...], sink: Sink, name: str | None) -> Tap:
         for selector in channels:
-            if not _is_pattern(selector):
+            if not is_pattern(selector):
                 self._ensure_channel(selector)
         selectors = channels[0] if len(channels) == 1 else tuple(channels)
         return self.bus.tap(selectors, sink, durable=name is not None, name=name)
@@ -79,6 +80,10 @@ class MessageBusPort:
         """Deliver locally (creating a missing channel from the bus's template)."""
         return await self.bus.inject(msg, on_settled=on_settled, create=True)
 
+    def subscribed(self, channel: str) -> bool:
+        """True when an active local subscription (direct or pattern) selects ``channel``."""
+        return self.bus._subscribed(channel)
+
     def encode(self, msg: Message) -> bytes:
         """``bus.codec.encode``."""
         return self._codec.encode(msg)
@@ -103,10 +108,6 @@ def port_for(bus: Any) -> BusPort:
         port: BusPort = bus
         return port
     raise TypeError(f"cannot bridge a {type(bus).__name__}: expected a MessageBus")
-
-
-def _is_pattern(channel: str) -> bool:
-    return any(ch in channel for ch in "*?[")
 
 
 def _untracked(_tracker: Tracker, _msg: Message) -> None:

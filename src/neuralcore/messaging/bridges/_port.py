@@ -1,10 +1,11 @@
 """What a bridge needs from the local bus, as one small protocol.
 
 :func:`port_for` adapts a :class:`~neuralcore.messaging.MessageBus` to it, so the bridge
-transports depend on these five members only. A port that also implements
-:class:`DurablePort` (the MessageBus one does) lets a bridge keep the messages of persistent
-channels in the bus's SQLite outbox until the server confirmed them, so they survive a
-crash of the process.
+transports depend on these members only. Channel selections follow the bus's one grammar,
+:class:`neuralcore.messaging._routing.Selector` (``*``, ``?``, ``[...]``). A port that
+also implements :class:`DurablePort` (the MessageBus one does) lets a bridge keep the
+messages of persistent channels in the bus's SQLite outbox until the server confirmed them,
+so they survive a crash of the process.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ class BusPort(Protocol):
         """Deliver a remote message locally; ``on_settled`` fires once handlers settle it.
 
         Returns False when the local channel's overflow policy dropped it.
+        """
+        ...
+
+    def subscribed(self, channel: str) -> bool:
+        """True when the local bus has at least one active subscriber (direct or pattern)
+        whose selection matches ``channel``.
+
+        A bridge uses it so that a bus with no local subscriber for a channel never
+        claims messages of that channel from a consumer group.
         """
         ...
 
