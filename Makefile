@@ -3,34 +3,40 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the converted default model; deleting it makes the next `make` convert it again
+MODEL := $(or $(NEURALCORE_HOME),$(HOME)/.cache/neuralcore)/models/all-MiniLM-L6-v2/neuralcore.json
 
 .PHONY: setup demo test lint typecheck pytest bench format clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
-	bash scripts/setup.sh
+	PY=$(PY) bash scripts/setup.sh
 	touch $(STAMP)
 
-setup: $(STAMP)
+# order-only: rebuilt when missing, not each time the venv is refreshed
+$(MODEL): | $(STAMP)
+	bash scripts/post_install.sh
 
-demo: $(STAMP)
+setup: $(STAMP) $(MODEL)
+
+demo: setup
 	$(BIN)/neuralcore demo
 
-test: $(STAMP) lint typecheck pytest
+test: setup lint typecheck pytest
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: setup
 	$(BIN)/mypy --strict src
 
-pytest: $(STAMP)
+pytest: setup
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: setup
 	$(BIN)/neuralcore bench all
 
-format: $(STAMP)
+format: setup
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 

@@ -1,41 +1,92 @@
-"""The console script: --version, info, and clear errors."""
+"""The console script: one argparse tree, clean help, one-line errors."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import neuralcore
 from neuralcore.cli import main
 
+Capture = pytest.CaptureFixture[str]
+COMMANDS = ("info", "demo", "bench", "models", "migrate")
 
-def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+
+def _help(argv: list[str], capsys: Capture) -> str:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_version_flag(capsys: Capture) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"neuralcore {neuralcore.__version__}"
 
 
-def test_info_lists_engines(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["info"]) == 0
+def test_info_lists_engines(capsys: Capture) -> None:
+    assert main(["-v", "info"]) == 0  # a global option before the command
     out = capsys.readouterr().out
     assert out.startswith(f"neuralcore {neuralcore.__version__}")
     for engine in neuralcore.backend_info():
-        assert engine in out
+        assert f"  {engine} " in out
 
 
-def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_shows_the_forced_python_backend(
+    monkeypatch: pytest.MonkeyPatch, capsys: Capture
+) -> None:
+    monkeypatch.setenv("NEURALCORE_BACKEND", "python")
+    assert main(["info"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    for engine in ("vectors", "hnsw", "messaging"):
+        assert lines[engine].split()[1] == "python", lines[engine]
+    assert "NEURALCORE_BACKEND=python does not apply" in lines["embedding"]
+
+
+def test_no_command_prints_help(capsys: Capture) -> None:
     assert main([]) == 1
-    assert "usage: neuralcore" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("usage: neuralcore")
+    for command in COMMANDS:
+        assert f"    {command} " in out
 
 
-def test_unknown_bench_suite_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [[], *([c] for c in COMMANDS)], ids=["top", *COMMANDS])
+def test_help_is_plain_text(argv: list[str], capsys: Capture) -> None:
+    out = _help(argv, capsys)
+    assert out.startswith(f"usage: neuralcore {' '.join(argv)}".rstrip())
+    for markup in ("``", ":class:", ":func:", ":mod:", "Examples\n", ">>>"):
+        assert markup not in out, (markup, out)
+
+
+def test_bench_help_says_what_runs(capsys: Capture) -> None:
+    out = _help(["bench"], capsys)
+    for suite in ("vectors", "embedding", "messaging", "bridges"):
+        assert f"  {suite} " in out
+    assert "Without SUITE every suite runs" in out
+
+
+def test_bench_suite_options_reach_the_suite(capsys: Capture) -> None:
+    assert _help(["bench", "vectors"], capsys).startswith("usage: neuralcore bench vectors")
+
+
+def test_unknown_bench_suite_is_rejected(capsys: Capture) -> None:
     with pytest.raises(SystemExit) as info:
         main(["bench", "nope"])
     assert info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_unknown_option_is_rejected(capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["info", "--frobnicate"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
 
 
 def test_module_entry_point_runs() -> None:
@@ -49,15 +100,20 @@ def test_module_entry_point_runs() -> None:
     assert neuralcore.__version__ in done.stdout
 
 
-def test_routed_subcommand_gets_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["models", "--help"])
-    assert info.value.code == 0
-    assert "convert" in capsys.readouterr().out
+def test_models_subcommand_has_its_own_options(capsys: Capture) -> None:
+    assert "convert" in _help(["models"], capsys)
 
 
-def test_neuralcore_error_becomes_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verbose_flag_reaches_migrate(tmp_path: Path, capsys: Capture) -> None:
+    (tmp_path / "app.py").write_text("import json\n", encoding="utf-8")
+    assert main(["-v", "migrate", str(tmp_path), "--dry-run"]) == 0
+    assert "usage:" not in capsys.readouterr().out
+
+
+def test_neuralcore_error_is_one_line_with_exit_code_2(capsys: Capture) -> None:
     assert main(["models", "info", "/definitely/not/a/model"]) == 2
-    err = capsys.readouterr().err
-    assert "error:" in err
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("neuralcore: error: ")
+    assert err.count("\n") == 1
     assert "/definitely/not/a/model" in err

@@ -2,7 +2,8 @@
 
 A fresh venv (no pip, so nothing but the stdlib) gets the repository's ``src`` through a
 ``.pth`` file; a child process imports neuralcore, calls every vector function on lists
-and checks the results and that the pure-Python backend is the one reported.
+and checks the results and that the pure-Python backend is the one reported. Features that
+need an extra fail with one line naming it, never a traceback.
 """
 
 from __future__ import annotations
@@ -115,3 +116,36 @@ def test_works_without_optional_dependencies(tmp_path: Path, script: str) -> Non
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [(["demo"], "embedding"), (["bench", "vectors"], "vectors"), (["models", "list"], "embedding")],
+    ids=["demo", "bench-vectors", "models"],
+)
+def test_cli_names_the_missing_extra_in_one_line(
+    tmp_path: Path, argv: list[str], extra: str
+) -> None:
+    result = subprocess.run(
+        [str(_bare_python(tmp_path)), "-m", "neuralcore", *argv],
+        capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("neuralcore: error: ")
+    assert result.stderr.endswith(f'pip install "neuralcore-runtime[{extra}]"\n')
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.integration
+def test_missing_extra_on_import_is_one_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(_bare_python(tmp_path)), "-c", "from neuralcore import EmbeddingEngine"],
+        capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("Traceback") == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("neuralcore.errors.MissingDependencyError: numpy is required")
+    assert last.endswith('pip install "neuralcore-runtime[embedding]"')

@@ -1,153 +1,131 @@
 """neuralcore: native-speed embeddings, vector search and messaging for Python AI apps.
 
->>> from neuralcore import EmbeddingEngine, VectorOps, MessageBus  # doctest: +SKIP
+Importing ``neuralcore`` is cheap: each public name loads its engine on first use.
 
-Importing ``neuralcore`` is cheap: engines load their native libraries on first use.
+Examples
+--------
+>>> import neuralcore
+>>> neuralcore.cosine_similarity([1.0, 0.0], [1.0, 0.0])
+1.0
+>>> neuralcore.MessageBus.__module__
+'neuralcore'
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
-
-from neuralcore.core import (
-    AuthorizationError,
-    BackendInfo,
-    BridgeConnectionError,
-    BusClosedError,
-    ChannelNotFoundError,
-    ConfigError,
-    DimensionMismatchError,
-    IndexFileError,
-    InputTypeError,
-    InvalidInputError,
-    KeyNotFoundError,
-    MessagingError,
-    MissingDependencyError,
-    ModelError,
-    ModelNotFoundError,
-    NeuralcoreError,
-    NonFiniteError,
-    PersistenceError,
-    QueueFullError,
-    RateLimitedError,
-    RequestTimeoutError,
-    SerializationError,
-    backend_info,
-)
-
-if TYPE_CHECKING:
-    from neuralcore.embedding import (
-        EmbeddingCache,
-        EmbeddingConfig,
-        EmbeddingEngine,
-        ModelInfo,
-        convert_model,
-    )
-    from neuralcore.messaging import (
-        BusConfig,
-        ChannelConfig,
-        DeadLetter,
-        Message,
-        MessageBus,
-        Priority,
-        Subscription,
-    )
-    from neuralcore.vectors import (
-        HNSWIndex,
-        VectorOps,
-        cosine_distance,
-        cosine_similarity,
-        dot,
-        euclidean_distance,
-        normalize,
-        sqeuclidean_distance,
-        top_k,
-    )
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "HNSWIndex": "neuralcore.vectors",
-    "VectorOps": "neuralcore.vectors",
-    "cosine_distance": "neuralcore.vectors",
-    "cosine_similarity": "neuralcore.vectors",
-    "dot": "neuralcore.vectors",
-    "euclidean_distance": "neuralcore.vectors",
-    "normalize": "neuralcore.vectors",
-    "sqeuclidean_distance": "neuralcore.vectors",
-    "top_k": "neuralcore.vectors",
-    "EmbeddingCache": "neuralcore.embedding",
-    "EmbeddingConfig": "neuralcore.embedding",
-    "EmbeddingEngine": "neuralcore.embedding",
-    "ModelInfo": "neuralcore.embedding",
-    "convert_model": "neuralcore.embedding",
-    "BusConfig": "neuralcore.messaging",
-    "ChannelConfig": "neuralcore.messaging",
-    "DeadLetter": "neuralcore.messaging",
-    "Message": "neuralcore.messaging",
-    "MessageBus": "neuralcore.messaging",
-    "Priority": "neuralcore.messaging",
-    "Subscription": "neuralcore.messaging",
-}
+# The one list of public names. Type checkers read these imports as written; at run time
+# the same statements are read by _exports() and each name loads lazily on first access.
+# Adding a public name is one line here (``Name as Name`` marks it re-exported for mypy),
+# plus the pinned list in tests/test_public_api.py.
+if TYPE_CHECKING:  # one name per line, combined per module (hence no isort here)
+    from neuralcore.core import BackendInfo as BackendInfo  # noqa: I001
+    from neuralcore.core import backend_info as backend_info
+    from neuralcore.embedding import (
+        EmbeddingCache as EmbeddingCache,
+        EmbeddingConfig as EmbeddingConfig,
+        EmbeddingEngine as EmbeddingEngine,
+        ModelInfo as ModelInfo,
+        convert_model as convert_model,
+    )
+    from neuralcore.errors import (
+        AuthorizationError as AuthorizationError,
+        BridgeConnectionError as BridgeConnectionError,
+        BusClosedError as BusClosedError,
+        ChannelNotFoundError as ChannelNotFoundError,
+        ConfigError as ConfigError,
+        DimensionMismatchError as DimensionMismatchError,
+        IndexFileError as IndexFileError,
+        InputTypeError as InputTypeError,
+        InvalidInputError as InvalidInputError,
+        KeyNotFoundError as KeyNotFoundError,
+        MessagingError as MessagingError,
+        MissingDependencyError as MissingDependencyError,
+        ModelError as ModelError,
+        ModelNotFoundError as ModelNotFoundError,
+        NeuralcoreError as NeuralcoreError,
+        NonFiniteError as NonFiniteError,
+        PersistenceError as PersistenceError,
+        QueueFullError as QueueFullError,
+        RateLimitedError as RateLimitedError,
+        RequestTimeoutError as RequestTimeoutError,
+        SerializationError as SerializationError,
+    )
+    from neuralcore.messaging import (
+        BusConfig as BusConfig,
+        ChannelConfig as ChannelConfig,
+        DeadLetter as DeadLetter,
+        Message as Message,
+        MessageBus as MessageBus,
+        Priority as Priority,
+        Subscription as Subscription,
+    )
+    from neuralcore.vectors import (
+        HNSWIndex as HNSWIndex,
+        VectorOps as VectorOps,
+        cosine_distance as cosine_distance,
+        cosine_similarity as cosine_similarity,
+        dot as dot,
+        euclidean_distance as euclidean_distance,
+        normalize as normalize,
+        sqeuclidean_distance as sqeuclidean_distance,
+        top_k as top_k,
+    )
 
-__all__ = (
-    "__version__",
-    "backend_info",
-    "convert_model",
-    "cosine_distance",
-    "cosine_similarity",
-    "dot",
-    "euclidean_distance",
-    "normalize",
-    "sqeuclidean_distance",
-    "top_k",
-    "AuthorizationError",
-    "BackendInfo",
-    "BridgeConnectionError",
-    "BusClosedError",
-    "BusConfig",
-    "ChannelConfig",
-    "ChannelNotFoundError",
-    "ConfigError",
-    "DeadLetter",
-    "DimensionMismatchError",
-    "EmbeddingCache",
-    "EmbeddingConfig",
-    "EmbeddingEngine",
-    "HNSWIndex",
-    "IndexFileError",
-    "InputTypeError",
-    "InvalidInputError",
-    "KeyNotFoundError",
-    "Message",
-    "MessageBus",
-    "MessagingError",
-    "MissingDependencyError",
-    "ModelError",
-    "ModelInfo",
-    "ModelNotFoundError",
-    "NeuralcoreError",
-    "NonFiniteError",
-    "PersistenceError",
-    "Priority",
-    "QueueFullError",
-    "RateLimitedError",
-    "RequestTimeoutError",
-    "SerializationError",
-    "Subscription",
-    "VectorOps",
-)
+_exported: dict[str, str] | None = None
+
+
+def _exports() -> dict[str, str]:
+    """Public name -> module it is imported from, read from the ``TYPE_CHECKING`` list above.
+
+    The same idea as SPEC 1's ``lazy_loader.attach_stub``: the import statements a type
+    checker reads are the single source, so the lazy map and ``__all__`` cannot drift.
+    """
+    global _exported
+    if _exported is None:
+        import ast
+        from pathlib import Path
+
+        tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+        block = next(
+            node
+            for node in tree.body
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+        )
+        _exported = {
+            alias.asname or alias.name: str(node.module)
+            for node in block.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+    return _exported
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
+    value = _loaded.get(name)
+    if value is not None:
+        return value
+    if name == "__all__":
+        return ("__version__", *sorted(_exports()))
+    module_name = _exports().get(name)
     if module_name is None:
         raise AttributeError(f"module 'neuralcore' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
+    if "._" in getattr(value, "__module__", ""):  # defined in a private module:
+        value.__module__ = __name__  # show the public path in reprs and tracebacks
+    # kept here, not in globals(): doctest would collect the object's examples as this
+    # module's and run them without their own module's names
+    _loaded[name] = value
     return value
 
 
+_loaded: dict[str, Any] = {}
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(_exports()))

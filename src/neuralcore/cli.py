@@ -1,7 +1,9 @@
-"""The ``neuralcore`` command line: info, benchmarks, model conversion, demo, migration.
+"""The ``neuralcore`` command line: one argparse tree.
 
-Each subcommand lives in the subpackage that owns it and takes its own argv, so this file
-only routes; heavy imports happen inside the chosen subcommand.
+Each subcommand module adds its own parser with ``register(sub)`` and sets ``run`` on it;
+this module builds the tree, runs the chosen command, and prints a ``NeuralcoreError`` as
+one line, ``neuralcore: error: ...``, with exit status 2. Subcommand modules import only
+the standard library at module level, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,43 +13,97 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ("main",)
+__all__ = ("build_parser", "main")
 
-_BENCHES = ("vectors", "embedding", "messaging", "bridges")
+_DESCRIPTION = (
+    "Native-speed embeddings, vector search and messaging. "
+    "Run 'neuralcore COMMAND --help' for a command's options."
+)
 
-# subcommand -> (module, help); the module has ``main(argv: list[str]) -> int``
-_ROUTES = {
-    "models": ("neuralcore.embedding._cli", "convert and inspect embedding models"),
-    "demo": ("neuralcore._demo", "run the end-to-end demo (chunk, embed, index, query)"),
-    "migrate": ("neuralcore.compat._migrate", "rewrite an application's imports to neuralcore"),
+# command -> (modules that register it, first one found wins; help if it cannot load)
+_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "demo": (("neuralcore._demo",), "run the end-to-end demo"),
+    "bench": (("neuralcore._bench",), "run benchmarks"),
+    "models": (("neuralcore.embedding._cli",), "convert and inspect embedding models"),
+    "migrate": (
+        ("neuralcore.compat.migrate", "neuralcore.compat._migrate"),
+        "rewrite an application's imports to neuralcore",
+    ),
 }
 
+Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
 
-def _parser() -> argparse.ArgumentParser:
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``neuralcore`` command tree.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["-v", "info"]).verbose
+    True
+    """
     from neuralcore import __version__
 
-    parser = argparse.ArgumentParser(prog="neuralcore", description=__doc__)
+    parser = argparse.ArgumentParser(prog="neuralcore", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"neuralcore {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("info", help="show which backend serves each engine")
-    bench = sub.add_parser("bench", help="run benchmarks with baselines beside neuralcore")
-    bench.add_argument("suite", nargs="?", default="all", choices=(*_BENCHES, "all"))
-    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options for the suite")
-    for name, (_, text) in _ROUTES.items():
-        route = sub.add_parser(name, help=text, add_help=False)
-        route.add_argument("rest", nargs=argparse.REMAINDER)
+    info = sub.add_parser(
+        "info",
+        help="show which backend serves each engine",
+        description="Show which library serves each engine, its version, and why.",
+    )
+    info.set_defaults(run=_info)
+    for name, (modules, text) in _COMMANDS.items():
+        _register(sub, name, modules, text)
     return parser
 
 
-def _run_module(module_name: str, argv: list[str]) -> int:
-    module = importlib.import_module(module_name)
-    result: int = module.main(argv)
-    return result
+def _register(sub: Subparsers[Any], name: str, modules: tuple[str, ...], text: str) -> None:
+    from neuralcore.errors import MissingDependencyError
+
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except MissingDependencyError as err:  # say so when the command is run
+            _unavailable(sub, name, text, err)
+            return
+        except ModuleNotFoundError as err:
+            if err.name is None or not module_name.startswith(err.name):
+                raise
+            continue
+        if hasattr(module, "register"):
+            module.register(sub)
+        else:  # a module that still parses its own argv
+            _passthrough(sub, name, text, module.main)
+        return
+    raise ModuleNotFoundError(f"no module registers the {name!r} command: {modules}")
 
 
-def _info() -> int:
+def _unavailable(sub: Subparsers[Any], name: str, text: str, err: Exception) -> None:
+    parser = sub.add_parser(name, help=text, description=str(err), add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def run(args: argparse.Namespace) -> int:
+        raise err
+
+    parser.set_defaults(run=run, passthrough=True)
+
+
+def _passthrough(sub: Subparsers[Any], name: str, text: str, main: Any) -> None:
+    parser = sub.add_parser(name, help=text, add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def run(args: argparse.Namespace) -> int:
+        result: int = main(list(args.rest))
+        return result
+
+    parser.set_defaults(run=run, passthrough=True)
+
+
+def _info(args: argparse.Namespace) -> int:
     from neuralcore import __version__, backend_info
 
     print(f"neuralcore {__version__}")
@@ -58,14 +114,8 @@ def _info() -> int:
     return 0
 
 
-def _bench(suite: str, rest: list[str]) -> int:
-    if suite != "all":
-        return _run_module(f"neuralcore._bench.{suite}", rest)
-    return _run_module("neuralcore._bench.report", rest)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``neuralcore`` console script.
+    """Entry point of the ``neuralcore`` console script; returns the exit status.
 
     Examples
     --------
@@ -73,24 +123,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     neuralcore ...
     0
     """
-    from neuralcore.core import NeuralcoreError
+    from neuralcore.errors import NeuralcoreError
 
-    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    if extra:  # options a passthrough command parses itself, or a mistake
+        if not getattr(args, "passthrough", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.rest = [*extra, *args.rest]
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if getattr(args, "run", None) is None:
+        parser.print_help()
+        return 1
     try:
-        if words and words[0] in _ROUTES:  # the subcommand parses its own options
-            logging.basicConfig(level=logging.WARNING)
-            return _run_module(_ROUTES[words[0]][0], words[1:])
-        args = _parser().parse_args(words)
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-        if args.command == "info":
-            return _info()
-        if args.command == "bench":
-            return _bench(args.suite, list(args.rest))
+        result: int = args.run(args)
     except NeuralcoreError as err:
         print(f"neuralcore: error: {err}", file=sys.stderr)
         return 2
-    _parser().print_help()
-    return 1
+    return result
 
 
 if __name__ == "__main__":

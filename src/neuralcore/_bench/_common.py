@@ -114,7 +114,6 @@ def format_table(
 
 def machine_line() -> str:
     """A one-line description of the machine the numbers come from."""
-    import os
 
     cpu = platform.processor() or platform.machine()
     try:

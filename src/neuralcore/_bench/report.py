@@ -13,12 +13,13 @@ import re
 import time
 from pathlib import Path
 
+from neuralcore._bench import SUITES
 from neuralcore._bench._common import Section, format_section, machine_line
 
 __all__ = ("main",)
 
 _log = logging.getLogger(__name__)
-_SUITES = ("vectors", "embedding", "messaging", "bridges")
+_SUITES = tuple(SUITES)
 
 
 def _run_suite(name: str, quick: bool) -> list[Section]:
@@ -70,26 +71,32 @@ def _chart(sections: list[Section], path: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """Run the benchmark suites and write the report.
-
-    Examples
-    --------
-    >>> main(["--help"])  # doctest: +SKIP
-    """
+    """Run the benchmark suites, print each one's duration, and write the report."""
     parser = argparse.ArgumentParser(prog="neuralcore bench all")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--out", default="bench-report.md", help="Markdown report path")
     parser.add_argument("--suites", default=",".join(_SUITES), help="comma-separated suites")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    sections: list[Section] = []
-    for name in [s.strip() for s in args.suites.split(",") if s.strip()]:
+    names = [s.strip() for s in args.suites.split(",") if s.strip()]
+    for name in names:
         if name not in _SUITES:
             parser.error(f"unknown suite {name!r}; choose from {', '.join(_SUITES)}")
+    print(
+        f"neuralcore bench: running {', '.join(names)}{' (quick)' if args.quick else ''}, then"
+        f" writing {args.out}; 'neuralcore bench SUITE' runs one suite.",
+        flush=True,
+    )
+    started = time.perf_counter()
+    sections: list[Section] = []
+    durations: list[str] = []
+    for name in names:
         print(f"== {name}", flush=True)
+        suite_started = time.perf_counter()
         for section in _run_suite(name, args.quick):
             print(format_section(section), flush=True)
             sections.append(section)
+        durations.append(f"{name} {time.perf_counter() - suite_started:.0f} s")
+        print(f"== {name} took {time.perf_counter() - suite_started:.0f} s", flush=True)
     out = Path(args.out)
     chart = out.with_suffix(".png")
     has_chart = _chart(sections, chart)
@@ -97,7 +104,9 @@ def main(argv: list[str]) -> int:
     body += [format_section(s) for s in sections]
     if has_chart:
         body.append(f"![speed-ups]({chart.name})\n")
-    body.append(f"Total benchmark time: {time.perf_counter() - started:.0f} s\n")
+    total = f"Total benchmark time: {time.perf_counter() - started:.0f} s ({', '.join(durations)})"
+    body.append(total + "\n")
     out.write_text("\n".join(body), encoding="utf-8")
+    print(total)
     print(f"wrote {out}" + (f" and {chart}" if has_chart else ""))
     return 0

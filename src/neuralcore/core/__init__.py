@@ -2,7 +2,9 @@
 
 from neuralcore.core._backend import BackendInfo, BackendName, backend_info, resolve_backend
 from neuralcore.core._config import Config, load_yaml_mapping
-from neuralcore.core._errors import (
+from neuralcore.core._cpu import usable_cores
+from neuralcore.core._optional import is_available, require
+from neuralcore.errors import (
     AuthorizationError,
     BridgeConnectionError,
     BusClosedError,
@@ -25,8 +27,6 @@ from neuralcore.core._errors import (
     RequestTimeoutError,
     SerializationError,
 )
-from neuralcore.core._cpu import usable_cores
-from neuralcore.core._optional import is_available, require
 
 __all__ = (
     "AuthorizationError",

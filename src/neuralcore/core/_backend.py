@@ -1,8 +1,9 @@
 """Which accelerator serves each engine, chosen in one place per engine and reported here.
 
 Each engine subpackage has a ``_select`` module with ``describe_backend() -> BackendInfo``.
-``NEURALCORE_BACKEND=python`` forces the pure-Python path everywhere; objects also take a
-``backend=`` argument.
+``NEURALCORE_BACKEND=python`` forces the pure-Python path of every engine that has one (the
+vector kernels, the exact HNSW engine, the bus's JSON codec); objects also take a
+``backend=`` argument. Embeddings have no pure-Python path, and the report says so.
 """
 
 from __future__ import annotations
@@ -82,5 +83,9 @@ def backend_info() -> dict[str, BackendInfo]:
         except MissingDependencyError as err:
             report[engine] = BackendInfo(engine, "python", "none", "", f"unavailable: {err}")
             continue
-        report[engine] = module.describe_backend(engine)
+        info = module.describe_backend(engine)
+        if info.backend == "native" and resolve_backend() == "python":
+            why = "no pure-Python path, so NEURALCORE_BACKEND=python does not apply"
+            info = info._replace(detail=f"{info.detail}; {why}" if info.detail else why)
+        report[engine] = info
     return report

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -36,11 +37,15 @@ class Config:
     >>> Pool.from_dict({"size": "x"})
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.ConfigError: config field 'size' = 'x': expected int
+    neuralcore.errors.ConfigError: config field 'size' = 'x': expected int
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _HOMES[cls] = cls.__module__  # before neuralcore re-labels it with the public path
+
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _hints(type(self))
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             _check_type(field.name, value, hints[field.name])
@@ -54,7 +59,7 @@ class Config:
         """Build from a mapping; unknown keys and bad values raise ``ConfigError``."""
         if not isinstance(data, Mapping):
             raise ConfigError(path or cls.__name__, data, "expected a mapping")
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         for key in data:
             if key not in names:
@@ -103,6 +108,26 @@ def load_yaml_mapping(source: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("yaml", type(data).__name__, "top level must be a mapping")
     return data
+
+
+_HOMES: dict[type, str] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """Field types of ``cls``, resolved in the modules that define it and its bases.
+
+    ``typing.get_type_hints`` would look names up in ``cls.__module__``, which the top-level
+    package sets to ``"neuralcore"`` for public classes; the defining modules are kept apart.
+    """
+    hints = _HINTS.get(cls)
+    if hints is None:
+        namespace: dict[str, Any] = {}
+        for base in reversed(cls.__mro__):
+            home = sys.modules.get(_HOMES.get(base, base.__module__))
+            namespace.update(vars(home) if home is not None else {})
+        hints = _HINTS[cls] = typing.get_type_hints(cls, globalns=namespace)
+    return hints
 
 
 def _join(path: str, key: str) -> str:

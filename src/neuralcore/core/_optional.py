@@ -29,7 +29,7 @@ def require(module: str, *, extra: str, package: str | None = None) -> ModuleTyp
         dist = package or module.split(".")[0]
         raise MissingDependencyError(
             f'{dist} is required for this feature: pip install "neuralcore-runtime[{extra}]"'
-        ) from err
+        ) from None  # the hint says everything; the ModuleNotFoundError adds nothing
 
 
 def is_available(module: str) -> bool:

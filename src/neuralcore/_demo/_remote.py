@@ -13,16 +13,16 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import tempfile
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from neuralcore._demo_corpus import Chunk
-from neuralcore._demo_pipeline import (
+from neuralcore._demo._corpus import Chunk
+from neuralcore._demo._pipeline import (
     INGEST,
     RESULTS,
     DemoIndex,
@@ -32,11 +32,53 @@ from neuralcore._demo_pipeline import (
 )
 from neuralcore.core import BridgeConnectionError
 
-__all__ = ("RemoteResult", "run_indexer", "run_producer")
+__all__ = ("RemoteResult", "probe", "run_indexer", "run_producer")
 
 _READY_TIMEOUT = 60.0
+_PROBE_TIMEOUT = 3.0
 _ANSWER_TIMEOUT = 300.0
 _CHILD = "import sys; from neuralcore._demo import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _address(args: argparse.Namespace) -> tuple[str, str, int] | None:
+    """(server kind, host, port) of the server to probe; None for a Unix socket."""
+    if args.redis:
+        parts = urllib.parse.urlsplit(args.redis)
+        if parts.scheme not in ("redis", "rediss"):
+            return None
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise BridgeConnectionError("the --redis URL has a bad port") from None
+        return "Redis", parts.hostname or "127.0.0.1", port
+    host, _, port_text = args.kafka.split(",")[0].strip().rpartition(":")
+    if not port_text.isdigit():
+        raise BridgeConnectionError(f"--kafka wants HOST:PORT, got {args.kafka!r}")
+    return "Kafka", host.strip("[]") or "127.0.0.1", int(port_text)
+
+
+async def probe(args: argparse.Namespace) -> None:
+    """Open (and close) a TCP connection to the server, so a wrong address fails at once.
+
+    The message names host and port only: a URL may carry a password.
+    """
+    address = _address(args)
+    if address is None:
+        return
+    kind, host, port = address
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        reason = f"no answer within {_PROBE_TIMEOUT:.0f} s"
+    except OSError as err:
+        reason = err.strerror or str(err)
+    else:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise BridgeConnectionError(f"cannot reach the {kind} server at {host}:{port}: {reason}")
 
 
 class RemoteResult(NamedTuple):
@@ -79,33 +121,34 @@ async def _next(inbox: asyncio.Queue[dict[str, Any]], kind: str, timeout: float)
 
 
 async def run_producer(
-    args: argparse.Namespace, engine: Any, chunks: list[Chunk], queries: list[str]
+    args: argparse.Namespace,
+    engine: Any,
+    chunks: list[Chunk],
+    queries: list[str],
+    bus_file: Path,
 ) -> RemoteResult:
     """Embed and publish ``chunks`` to an indexer child over the bridge; collect answers."""
     from neuralcore.messaging import BusConfig, MessageBus
 
     run_id = args.run_id or uuid.uuid4().hex[:10]
-    with tempfile.TemporaryDirectory(prefix="neuralcore-demo-") as tmp:
-        folder = args.data_dir or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        bus = MessageBus(BusConfig(persistence_path=str(folder / "demo-bus.sqlite")))
-        bus.create_channel(INGEST, persistent=True)
-        bus.create_channel(RESULTS)
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        bus.subscribe(RESULTS, lambda m: inbox.put_nowait(m.payload), name="results")
-        await bus.add_bridge(_bridge(args, run_id, "producer"))
-        await bus.start()
-        child = await _spawn(args, run_id)
-        try:
-            await _ready(inbox, child, args.redis or args.kafka)
-            return await _stream(args, bus, inbox, engine, chunks, queries)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                child.kill()  # it may wait for messages that will never come
-            raise
-        finally:
-            await bus.stop()
-            await _reap(child)
+    bus = MessageBus(BusConfig(persistence_path=str(bus_file)))
+    bus.create_channel(INGEST, persistent=True)
+    bus.create_channel(RESULTS)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    bus.subscribe(RESULTS, lambda m: inbox.put_nowait(m.payload), name="results")
+    await bus.add_bridge(_bridge(args, run_id, "producer"))
+    await bus.start()
+    child = await _spawn(args, run_id)
+    try:
+        await _ready(inbox, child, "the server")
+        return await _stream(args, bus, inbox, engine, chunks, queries)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()  # it may wait for messages that will never come
+        raise
+    finally:
+        await bus.stop()
+        await _reap(child)
 
 
 async def _stream(
@@ -135,8 +178,12 @@ async def _stream(
     reply = await _next(inbox, "answers", _ANSWER_TIMEOUT)
     wait = time.perf_counter() - t0
     answers = [[Hit(float(s), str(t), str(x)) for s, t, x in hits] for hits in reply["answers"]]
-    remote = Timing("index", float(reply["index_seconds"]), int(reply["indexed"]), "vectors")
-    roundtrip = Timing("answer", wait, len(queries), "queries")
+    remote = Timing(
+        "index", float(reply["index_seconds"]), int(reply["indexed"]), "vectors",
+        "HNSW add, in the indexer process",
+    )  # fmt: skip
+    what = "embed query + search in the indexer process, reply over the bridge"
+    roundtrip = Timing("query", wait, len(queries), "queries", what)
     return RemoteResult([embedded, published, remote, roundtrip], answers)
 
 
@@ -154,7 +201,7 @@ async def _ready(
     exited.cancel()
     why = f"exited with status {child.returncode}" if exited.done() else "sent nothing"
     raise BridgeConnectionError(
-        f"the indexer process {why} within {_READY_TIMEOUT:.0f}s; is {server} reachable?"
+        f"the indexer process {why} within {_READY_TIMEOUT:.0f} s; is {server} reachable?"
     )
 
 
