@@ -20,7 +20,7 @@ from neuralcore.core import (
     KeyNotFoundError,
     NonFiniteError,
 )
-from neuralcore.vectors._hnsw import HNSWIndex, describe_hnsw_backend
+from neuralcore.vectors.hnsw._index import HNSWIndex, describe_hnsw_backend
 
 HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
 BACKENDS = [
@@ -312,17 +312,20 @@ def test_describe_backend_reports_hnswlib(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_missing_hnswlib_falls_back_to_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEURALCORE_BACKEND", raising=False)
-    monkeypatch.setattr("neuralcore.vectors._hnsw._native_available", lambda: False)
+    monkeypatch.setattr("neuralcore.vectors.hnsw._index._native_available", lambda: False)
     assert HNSWIndex(4).backend.backend == "python"
     assert describe_hnsw_backend().backend == "python"
 
 
 def test_import_does_not_load_hnswlib_and_survives_without_numpy() -> None:
-    code = "import sys\nimport neuralcore.vectors._hnsw as h\nassert 'hnswlib' not in sys.modules\n"
+    code = (
+        "import sys\nimport neuralcore.vectors.hnsw._index as h\n"
+        "assert 'hnswlib' not in sys.modules\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     blocked = (
         "import sys; sys.modules['numpy'] = None\n"
-        "import neuralcore.vectors._hnsw as h\n"
+        "import neuralcore.vectors.hnsw._index as h\n"
         "from neuralcore.core import MissingDependencyError\n"
         "assert h.describe_hnsw_backend().library == 'none'\n"
         "try:\n    h.HNSWIndex(4)\nexcept MissingDependencyError as e:\n"

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neuralcore.core import ConfigError, IndexFileError, InvalidInputError
-from neuralcore.vectors import _hnsw_file
-from neuralcore.vectors._hnsw import HNSWIndex
+from neuralcore.vectors.hnsw import _file as _hnsw_file
+from neuralcore.vectors.hnsw._index import HNSWIndex
 
 HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
 BACKENDS = [

@@ -9,7 +9,7 @@ import pytest
 
 from neuralcore._bench._common import format_table
 from neuralcore._bench._hnsw import clustered, exact_top_k, hnsw_rows, recall_at
-from neuralcore.vectors._hnsw import HNSWIndex
+from neuralcore.vectors.hnsw._index import HNSWIndex
 
 HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
 needs_hnswlib = pytest.mark.skipif(not HAVE_HNSWLIB, reason="no hnswlib")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from neuralcore.vectors._hnsw import HNSWIndex
+from neuralcore.vectors.hnsw._index import HNSWIndex
 
 HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
 BACKENDS = [

@@ -15,7 +15,8 @@ import pytest
 from vector_oracle import needs_native
 
 from neuralcore.core import NonFiniteError
-from neuralcore.vectors import VectorOps, _native
+from neuralcore.vectors import VectorOps
+from neuralcore.vectors._kernels import native as _native
 
 simsimd = pytest.importorskip("simsimd")
 

@@ -46,8 +46,8 @@ def test_missing_native_names_the_module(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @needs_native
 def test_instances_use_the_requested_kernels() -> None:
-    assert VectorOps(backend="python").kernels.__name__.endswith("_pure")
-    assert VectorOps(backend="native").kernels.__name__.endswith("_native")
+    assert VectorOps(backend="python").kernels.__name__.endswith(".pure")
+    assert VectorOps(backend="native").kernels.__name__.endswith(".native")
     assert "python" in repr(VectorOps(backend="python"))
 
 
@@ -60,6 +60,6 @@ def test_backend_info_reports_the_default_choice() -> None:
 
 
 def test_hnsw_is_described_by_its_own_module() -> None:
-    from neuralcore.vectors._hnsw import describe_hnsw_backend
+    from neuralcore.vectors.hnsw._index import describe_hnsw_backend
 
     assert _select.describe_backend("hnsw") == describe_hnsw_backend()

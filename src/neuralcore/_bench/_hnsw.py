@@ -113,7 +113,7 @@ def _timer(quick: bool) -> Callable[[Callable[[], object]], float]:
 def _build(base: NDArray[Any], note: str) -> tuple[Any, Row]:
     import numpy as np
 
-    from neuralcore.vectors._hnsw import HNSWIndex
+    from neuralcore.vectors.hnsw._index import HNSWIndex
 
     wall, cpu = time.perf_counter(), time.process_time()
     index = HNSWIndex(DIM, threads=2)
@@ -153,7 +153,7 @@ def _file_rows(
     import tempfile
     from pathlib import Path
 
-    from neuralcore.vectors._hnsw import HNSWIndex
+    from neuralcore.vectors.hnsw._index import HNSWIndex
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.nchnsw"

@@ -1,11 +1,11 @@
-"""Vector math and search: SIMD distance functions with a stdlib fallback, and an HNSW index.
+"""Vector math and search: SIMD distance functions with a stdlib fallback, reusable corpora,
+and an HNSW index.
 
 >>> from neuralcore.vectors import cosine_similarity
 >>> round(cosine_similarity([1.0, 0.0], [1.0, 0.0]), 6)
 1.0
 """
 
-from neuralcore.vectors._hnsw import HNSWIndex
 from neuralcore.vectors._ops import (
     VectorOps,
     cosine_distance,
@@ -16,8 +16,10 @@ from neuralcore.vectors._ops import (
     sqeuclidean_distance,
     top_k,
 )
+from neuralcore.vectors.hnsw import HNSWIndex
 
 __all__ = (
+    "Corpus",
     "HNSWIndex",
     "VectorOps",
     "cosine_distance",
@@ -28,3 +30,12 @@ __all__ = (
     "sqeuclidean_distance",
     "top_k",
 )
+
+
+def __getattr__(name: str) -> object:
+    if name == "Corpus":  # needs numpy and SimSIMD: imported on first use
+        from neuralcore.vectors._corpus import Corpus
+
+        globals()["Corpus"] = Corpus
+        return Corpus
+    raise AttributeError(f"module 'neuralcore.vectors' has no attribute {name!r}")

@@ -16,13 +16,17 @@ below ~1e-19 in magnitude (squares under float32's normal range) lose precision 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from neuralcore.core._backend import BackendName
 from neuralcore.core._errors import ConfigError
 from neuralcore.vectors._select import load_kernels
 from neuralcore.vectors._spec import Metric
+
+if TYPE_CHECKING:
+    from neuralcore.vectors._corpus import Corpus, StorageType
 
 __all__ = (
     "VectorOps",
@@ -35,17 +39,19 @@ __all__ = (
     "top_k",
 )
 
-
-class _LazyKernels:
-    """Stands in for the default kernels until first use, then replaces itself."""
-
-    def __getattr__(self, name: str) -> Any:
-        global _K
-        _K = load_kernels("auto")[1]
-        return getattr(_K, name)
+F = TypeVar("F", bound=Callable[..., Any])
+# The process default kernels, bound once at import: the module functions below ARE these
+# closures (one Python frame over SimSIMD), not wrappers that dispatch on every call.
+_DEFAULT = load_kernels("auto")[1].bind(False, 1)
 
 
-_K: Any = _LazyKernels()  # the module functions read this global: no indirection once loaded
+def _bound(template: F) -> F:
+    """Replace ``template`` by the default kernel of the same name, keeping its docs."""
+    function = _DEFAULT[template.__name__]
+    function.__doc__ = template.__doc__
+    function.__module__ = "neuralcore.vectors"
+    function.__name__ = function.__qualname__ = template.__name__
+    return function  # type: ignore[no-any-return]
 
 
 class VectorOps:
@@ -75,7 +81,8 @@ class VectorOps:
     ('python', 11.0)
     """
 
-    __slots__ = ("_allow", "_k", "_threads", "backend")
+    # No __slots__: each instance holds its own bound kernels in ``__dict__``, where they
+    # shadow the documented methods below (which state the contract and serve help()).
 
     def __init__(
         self, *, backend: BackendName = "auto", threads: int = 1, allow_nonfinite: bool = False
@@ -85,6 +92,7 @@ class VectorOps:
         self.backend, self._k = load_kernels(backend)
         self._threads = threads
         self._allow = bool(allow_nonfinite)
+        self.__dict__.update(self._k.bind(self._allow, threads))
 
     def __repr__(self) -> str:
         return (
@@ -94,17 +102,28 @@ class VectorOps:
 
     @property
     def kernels(self) -> ModuleType:
-        """The kernel module in use (``_native`` or ``_pure``).
+        """The kernel module in use (``_kernels.native`` or ``_kernels.pure``).
 
         Examples
         --------
         >>> VectorOps(backend="python").kernels.__name__
-        'neuralcore.vectors._pure'
+        'neuralcore.vectors._kernels.pure'
         """
         return self._k
 
-    def _a(self, allow_nonfinite: bool | None) -> bool:
-        return self._allow if allow_nonfinite is None else allow_nonfinite
+    def corpus(
+        self, rows: Any = None, *, dim: int | None = None, dtype: StorageType = "f32"
+    ) -> Corpus:
+        """A :class:`~neuralcore.vectors.Corpus` of ``rows`` using this instance's threads.
+
+        Examples
+        --------
+        >>> VectorOps().corpus([[1.0, 0.0], [0.0, 2.0]]).top_k([0.0, 1.0], 1)[0].tolist()
+        [1]
+        """
+        from neuralcore.vectors._corpus import Corpus
+
+        return Corpus(rows, dim=dim, dtype=dtype, threads=self._threads)
 
     def cosine_similarity(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`cosine_similarity`.
@@ -114,7 +133,7 @@ class VectorOps:
         >>> VectorOps().cosine_similarity([1.0, 0.0], [0.0, 0.0])
         0.0
         """
-        return self._k.cosine_similarity(a, b, self._a(allow_nonfinite), self._threads)
+        return self.__dict__["cosine_similarity"](a, b, allow_nonfinite=allow_nonfinite)
 
     def cosine_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`cosine_distance`.
@@ -124,7 +143,7 @@ class VectorOps:
         >>> VectorOps().cosine_distance([1.0, 0.0], [0.0, 2.0])
         1.0
         """
-        return self._k.cosine_distance(a, b, self._a(allow_nonfinite), self._threads)
+        return self.__dict__["cosine_distance"](a, b, allow_nonfinite=allow_nonfinite)
 
     def dot(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`dot`.
@@ -134,7 +153,7 @@ class VectorOps:
         >>> VectorOps().dot([1, 2], [3, 4])
         11.0
         """
-        return self._k.dot(a, b, self._a(allow_nonfinite), self._threads)
+        return self.__dict__["dot"](a, b, allow_nonfinite=allow_nonfinite)
 
     def euclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`euclidean_distance`.
@@ -144,7 +163,7 @@ class VectorOps:
         >>> VectorOps().euclidean_distance([0, 0], [3, 4])
         5.0
         """
-        return self._k.euclidean_distance(a, b, self._a(allow_nonfinite), self._threads)
+        return self.__dict__["euclidean_distance"](a, b, allow_nonfinite=allow_nonfinite)
 
     def sqeuclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`sqeuclidean_distance`.
@@ -154,7 +173,7 @@ class VectorOps:
         >>> VectorOps().sqeuclidean_distance([0, 0], [3, 4])
         25.0
         """
-        return self._k.sqeuclidean_distance(a, b, self._a(allow_nonfinite), self._threads)
+        return self.__dict__["sqeuclidean_distance"](a, b, allow_nonfinite=allow_nonfinite)
 
     def normalize(
         self, x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None
@@ -166,7 +185,7 @@ class VectorOps:
         >>> [float(v) for v in VectorOps().normalize([3.0, 4.0])]
         [0.6, 0.8]
         """
-        return self._k.normalize(x, inplace, self._a(allow_nonfinite))
+        return self.__dict__["normalize"](x, inplace=inplace, allow_nonfinite=allow_nonfinite)
 
     def top_k(
         self,
@@ -184,11 +203,11 @@ class VectorOps:
         >>> [int(i) for i in VectorOps().top_k([1, 0], [[0, 1], [1, 0]], 1)[0]]
         [1]
         """
-        allow = self._a(allow_nonfinite)
-        result: tuple[Any, Any] = self._k.top_k(query, matrix, k, metric, allow, self._threads)
-        return result
+        top: Callable[..., tuple[Any, Any]] = self.__dict__["top_k"]
+        return top(query, matrix, k, metric=metric, allow_nonfinite=allow_nonfinite)
 
 
+@_bound
 def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     """Cosine similarity of vectors or of every pair of rows.
 
@@ -224,9 +243,10 @@ def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     >>> [round(float(s), 6) for s in cosine_similarity([1, 0], [[2, 0], [0, 3]])]
     [1.0, 0.0]
     """
-    return _K.cosine_similarity(a, b, allow_nonfinite, 1)
+    raise NotImplementedError  # replaced by the bound kernel
 
 
+@_bound
 def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     """``1 - cosine_similarity(a, b)``; shapes, arguments and errors as there.
 
@@ -235,9 +255,10 @@ def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     >>> round(cosine_distance([1.0, 0.0], [0.0, 1.0]), 6)
     1.0
     """
-    return _K.cosine_distance(a, b, allow_nonfinite, 1)
+    raise NotImplementedError  # replaced by the bound kernel
 
 
+@_bound
 def dot(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     """Inner product; shapes, arguments and errors as in :func:`cosine_similarity`.
 
@@ -246,9 +267,10 @@ def dot(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     >>> dot([1, 2, 3], [4, 5, 6])
     32.0
     """
-    return _K.dot(a, b, allow_nonfinite, 1)
+    raise NotImplementedError  # replaced by the bound kernel
 
 
+@_bound
 def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     """L2 distance; shapes, arguments and errors as in :func:`cosine_similarity`.
 
@@ -257,9 +279,10 @@ def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     >>> euclidean_distance([0, 0], [3, 4])
     5.0
     """
-    return _K.euclidean_distance(a, b, allow_nonfinite, 1)
+    raise NotImplementedError  # replaced by the bound kernel
 
 
+@_bound
 def sqeuclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
     """Squared L2 distance; shapes, arguments and errors as in :func:`cosine_similarity`.
 
@@ -268,9 +291,10 @@ def sqeuclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> An
     >>> sqeuclidean_distance([0, 0], [3, 4])
     25.0
     """
-    return _K.sqeuclidean_distance(a, b, allow_nonfinite, 1)
+    raise NotImplementedError  # replaced by the bound kernel
 
 
+@_bound
 def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool = False) -> Any:
     """Scale a vector, or each row of a matrix, to unit L2 norm; zero vectors stay zero.
 
@@ -301,9 +325,10 @@ def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool = False) -
     >>> [float(v) for v in normalize([3.0, 4.0])]
     [0.6, 0.8]
     """
-    return _K.normalize(x, inplace, allow_nonfinite)
+    raise NotImplementedError  # replaced by the bound kernel
 
 
+@_bound
 def top_k(
     query: Any, matrix: Any, k: int, *, metric: Metric = "cosine", allow_nonfinite: bool = False
 ) -> tuple[Any, Any]:
@@ -339,5 +364,4 @@ def top_k(
     >>> [int(i) for i in idx]
     [1, 2]
     """
-    result: tuple[Any, Any] = _K.top_k(query, matrix, k, metric, allow_nonfinite, 1)
-    return result
+    raise NotImplementedError  # replaced by the bound kernel

@@ -19,7 +19,10 @@ from neuralcore.core._errors import MissingDependencyError
 __all__ = ("default_choice", "describe_backend", "load_kernels")
 
 Choice = Literal["native", "python"]
-_MODULES = {"native": "neuralcore.vectors._native", "python": "neuralcore.vectors._pure"}
+_MODULES = {
+    "native": "neuralcore.vectors._kernels.native",
+    "python": "neuralcore.vectors._kernels.pure",
+}
 _HINT = 'pip install "neuralcore-runtime[vectors]"'
 
 
@@ -84,7 +87,7 @@ def describe_backend(engine: str) -> BackendInfo:
     'vectors'
     """
     if engine == "hnsw":
-        from neuralcore.vectors._hnsw import describe_hnsw_backend
+        from neuralcore.vectors.hnsw._index import describe_hnsw_backend
 
         return describe_hnsw_backend()
     choice, reason = default_choice()
@@ -93,7 +96,7 @@ def describe_backend(engine: str) -> BackendInfo:
     import numpy
     import simsimd
 
-    from neuralcore.vectors import _native
+    from neuralcore.vectors._kernels import native as _native
 
     caps = ",".join(k for k, on in simsimd.get_capabilities().items() if on and k != "serial")
     detail = f"simsimd for pairs/one-vs-many (SIMD: {caps or 'none'}); BLAS for matrix-matrix"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 from neuralcore.core._errors import InputTypeError, InvalidInputError
@@ -30,15 +31,15 @@ def check_metric(metric: str) -> None:
 
 
 def check_k(k: object) -> int:
-    """Return ``k`` if it is a non-negative int, else raise naming it.
+    """Return ``k`` as an int if it is a non-negative integer (numpy ones too), else raise.
 
     Examples
     --------
     >>> check_k(3)
     3
     """
-    if isinstance(k, bool) or not isinstance(k, int):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise InputTypeError(f"k must be an int, got {type(k).__name__}")
     if k < 0:
         raise InvalidInputError(f"k must be >= 0, got {k}")
-    return k
+    return int(k)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.vectors._hnsw_filter import KeyFilter
+from neuralcore.vectors.hnsw._filter import KeyFilter
 
 __all__ = ("ExactEngine", "top_k")
 

@@ -17,18 +17,15 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from neuralcore.core._errors import DimensionMismatchError, InputTypeError, NonFiniteError
+from neuralcore.core._errors import (
+    DimensionMismatchError,
+    InputTypeError,
+    InvalidInputError,
+    NonFiniteError,
+)
 from neuralcore.vectors._spec import TOP_K_METRICS, check_k, check_metric
 
-__all__ = (
-    "cosine_distance",
-    "cosine_similarity",
-    "dot",
-    "euclidean_distance",
-    "normalize",
-    "sqeuclidean_distance",
-    "top_k",
-)
+__all__ = ("bind",)
 
 Vec = list[float]
 Mat = list[list[float]]
@@ -88,6 +85,15 @@ def _is_vector(value: Any) -> bool:
 
 
 def _row(value: Any, name: str) -> Vec:
+    try:
+        return _floats(value, name)
+    except OverflowError:  # an int too large for a float64
+        big = next((v for v in value if isinstance(v, int) and abs(v) > 2**1023), 0)
+        shown = f"{str(big)[:20]}... ({len(str(big))} digits)"
+        raise InvalidInputError(f"{name} holds an integer too large for float64: {shown}") from None
+
+
+def _floats(value: Any, name: str) -> Vec:
     if not _is_vector(value):
         raise InputTypeError(f"{name} must be a sequence of numbers, got {type(value).__name__}")
     kinds = set(map(type, value))  # one C-level pass decides the common all-float case
@@ -263,3 +269,35 @@ def top_k(query: Any, matrix: Any, k: int, metric: str, allow_nonfinite: bool, t
         return _ranked(scores, k, higher)
     pairs = [_ranked(row, k, higher) for row in scores]
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+_KINDS = (
+    "cosine_similarity",
+    "cosine_distance",
+    "dot",
+    "euclidean_distance",
+    "sqeuclidean_distance",
+)
+
+
+def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
+    """The public functions with ``allow_nonfinite``'s default fixed (``threads`` unused)."""
+
+    def pair(kind: str) -> Callable[..., Any]:
+        def function(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+            return _apply(kind, a, b, allow if allow_nonfinite is None else allow_nonfinite)
+
+        function.__name__ = kind
+        return function
+
+    def normalize_(x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None) -> Any:
+        return normalize(x, inplace, allow if allow_nonfinite is None else allow_nonfinite)
+
+    def top_k_(
+        query: Any, matrix: Any, k: int, *, metric: str = "cosine",
+        allow_nonfinite: bool | None = None,
+    ) -> Any:  # fmt: skip
+        flag = allow if allow_nonfinite is None else allow_nonfinite
+        return top_k(query, matrix, k, metric, flag, threads)
+
+    return {**{kind: pair(kind) for kind in _KINDS}, "normalize": normalize_, "top_k": top_k_}

@@ -42,7 +42,7 @@ def prepare_keys(keys: object, *, name: str = "keys") -> NDArray[np.int64]:
     --------
     >>> prepare_keys([3, 1]).tolist()
     [3, 1]
-    >>> prepare_keys([1, 1])
+    >>> prepare_keys([1, 1])  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ...
     neuralcore.core._errors.InvalidInputError: keys has duplicate key 1

@@ -32,21 +32,14 @@ from neuralcore.core._errors import InputTypeError
 from neuralcore.vectors._spec import TOP_K_METRICS, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 
-__all__ = (
-    "cosine_distance",
-    "cosine_similarity",
-    "dot",
-    "euclidean_distance",
-    "normalize",
-    "sqeuclidean_distance",
-    "top_k",
-)
+__all__ = ("bind",)
 
 Arr = NDArray[np.floating[Any]]
 Names = tuple[str, str]
 
 _ND = np.ndarray
 _FAST = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+_INPLACE = frozenset(np.dtype(t) for t in ("float16", "float32", "float64"))
 # small integer and half-precision inputs are computed in float32 (exact for int8 sums)
 _TO_F32 = frozenset(np.dtype(t) for t in ("float16", "int8", "uint8", "int16", "uint16"))
 _CDIST = {
@@ -83,81 +76,109 @@ def _simd_cosine_precise() -> bool:
 _COSINE_SIMD = _simd_cosine_precise()
 
 
-# The one-pair functions below call SimSIMD directly on two 1-D arrays and let it reject what
-# it cannot take (strided, big-endian, mixed or unsupported dtypes: it raises, and the
-# general path converts). It checks sizes itself. Validation thus costs ~100 ns, not ~1 us.
+# The one-pair functions call SimSIMD directly and let it reject what it cannot take (lists,
+# strided, big-endian, mixed or unsupported dtypes: it raises, and the general path
+# converts). It checks sizes itself, and it answers a ``float`` only for two 1-D vectors (a
+# batch gives a tensor, complex input a complex): anything else takes the general path too.
 _SS_REJECTS = (ValueError, TypeError, LookupError)
 
 
-def _pair(a: Any, b: Any) -> bool:
-    return type(a) is _ND and type(b) is _ND and a.ndim == 1 and b.ndim == 1
+def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
+    """The public functions with ``allow_nonfinite``'s default and the thread count fixed.
 
+    The one-pair fast path is written out in each closure: a call costs one Python frame
+    on top of SimSIMD, the same for the module functions and for :class:`VectorOps`.
+    """
 
-def cosine_similarity(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
-    """Cosine similarity; zero vectors give 0.0."""
-    if _COSINE_SIMD and _pair(a, b):
+    def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             dist = _ss_cos(a, b)
         except _SS_REJECTS:
             pass
         else:
-            # SimSIMD maps zero vectors and NaN/inf to exactly 0, 1, 2 or a non-finite value:
-            # take the general path, which checks and answers them exactly.
-            if 0.0 < dist < 2.0 and dist != 1.0:
+            # SimSIMD maps zero vectors and NaN/inf to exactly 0, 1, 2 or a non-finite
+            # value: the general path checks and answers those exactly.
+            if type(dist) is float and 0.0 < dist < 2.0 and dist != 1.0:
                 return 1.0 - dist
-    return _general("cosine_similarity", a, b, allow_nonfinite, threads)
+        flag = allow if allow_nonfinite is None else allow_nonfinite
+        return _general("cosine_similarity", a, b, flag, threads)
 
-
-def cosine_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
-    """``1 - cosine_similarity``."""
-    if _COSINE_SIMD and _pair(a, b):
+    def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             dist = _ss_cos(a, b)
         except _SS_REJECTS:
             pass
         else:
-            if 0.0 < dist < 2.0 and dist != 1.0:
+            if type(dist) is float and 0.0 < dist < 2.0 and dist != 1.0:
                 return dist
-    return _general("cosine_distance", a, b, allow_nonfinite, threads)
+        flag = allow if allow_nonfinite is None else allow_nonfinite
+        return _general("cosine_distance", a, b, flag, threads)
 
-
-def dot(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
-    """Inner product."""
-    if _pair(a, b):
+    def dot(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             result = _ss_dot(a, b)
         except _SS_REJECTS:
             pass
         else:
-            if result - result == 0.0:  # finite: NaN/inf in any input makes it non-finite
+            if type(result) is float and result - result == 0.0:  # finite: NaN/inf shows
                 return result
-    return _general("dot", a, b, allow_nonfinite, threads)
+        flag = allow if allow_nonfinite is None else allow_nonfinite
+        return _general("dot", a, b, flag, threads)
 
-
-def sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
-    """Squared L2 distance."""
-    if _pair(a, b):
+    def sqeuclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             result = _ss_sq(a, b)
         except _SS_REJECTS:
             pass
         else:
-            if result - result == 0.0:
+            if type(result) is float and result - result == 0.0:
                 return result
-    return _general("sqeuclidean_distance", a, b, allow_nonfinite, threads)
+        flag = allow if allow_nonfinite is None else allow_nonfinite
+        return _general("sqeuclidean_distance", a, b, flag, threads)
 
-
-def euclidean_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
-    """L2 distance."""
-    if _pair(a, b):
+    def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             result = _ss_sq(a, b)
         except _SS_REJECTS:
             pass
         else:
-            if result - result == 0.0:
-                return math.sqrt(result)
-    return _general("euclidean_distance", a, b, allow_nonfinite, threads)
+            if type(result) is float and result - result == 0.0:
+                return _sqrt(result)
+        flag = allow if allow_nonfinite is None else allow_nonfinite
+        return _general("euclidean_distance", a, b, flag, threads)
+
+    def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None) -> Any:
+        return _normalize(x, inplace, allow if allow_nonfinite is None else allow_nonfinite)
+
+    def top_k(
+        query: Any, matrix: Any, k: int, *, metric: str = "cosine",
+        allow_nonfinite: bool | None = None,
+    ) -> Any:  # fmt: skip
+        flag = allow if allow_nonfinite is None else allow_nonfinite
+        return _top_k(query, matrix, k, metric, flag, threads)
+
+    if not _COSINE_SIMD:  # the portable SimSIMD kernel is imprecise: BLAS for every shape
+
+        def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+            flag = allow if allow_nonfinite is None else allow_nonfinite
+            return _general("cosine_similarity", a, b, flag, threads)
+
+        def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+            flag = allow if allow_nonfinite is None else allow_nonfinite
+            return _general("cosine_distance", a, b, flag, threads)
+
+    return {
+        "cosine_similarity": cosine_similarity,
+        "cosine_distance": cosine_distance,
+        "dot": dot,
+        "euclidean_distance": euclidean_distance,
+        "sqeuclidean_distance": sqeuclidean_distance,
+        "normalize": normalize,
+        "top_k": top_k,
+    }
+
+
+_sqrt = math.sqrt
 
 
 def _target(value: Any) -> np.dtype[Any] | None:
@@ -170,9 +191,10 @@ def _arrays(a: Any, b: Any, names: Names, b_ndims: tuple[int, ...] = (1, 2)) -> 
     """Both inputs as contiguous native float arrays of one dtype and one dimension."""
     x = as_float_array(a, name=names[0], allow_nonfinite=True, dtype=_target(a))
     y = as_float_array(b, name=names[1], allow_nonfinite=True, dtype=_target(b))
-    if y.ndim == 1 and y.size == 0 and x.shape[-1]:
-        y = y.reshape(0, x.shape[-1])  # ``[]`` is an empty matrix, as in the pure path
-    if x.ndim == 1 and x.size == 0 and y.shape[-1]:
+    # ``[]`` (not an array) is a matrix with no rows, as in the pure path
+    if y.ndim == 1 and y.size == 0 and (x.shape[-1] or type(b) is not _ND):
+        y = y.reshape(0, x.shape[-1])
+    if x.ndim == 1 and x.size == 0 and (y.shape[-1] or type(a) is not _ND):
         x = x.reshape(0, y.shape[-1])
     if y.ndim not in b_ndims:
         as_float_array(y, name=names[1], ndims=b_ndims, allow_nonfinite=True)  # raises
@@ -273,12 +295,12 @@ def _cosine_rows(kind: str, dist: Arr, q: Arr, m: Arr, allow: bool, names: Names
 
 
 def _unit_rows(x: Arr) -> Arr | None:
-    with np.errstate(all="ignore"):
-        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    """Rows scaled to unit length; norms in float64, so float32 rows cannot under/overflow."""
+    norms = _row_norms(x)
     if not np.isfinite(norms).all():
         return None
     norms[norms == 0] = 1.0
-    return cast(Arr, x / norms[:, None])
+    return cast(Arr, (x / norms[:, None]).astype(x.dtype, copy=False))
 
 
 def _many_many(kind: str, x: Arr, y: Arr, allow: bool, threads: int, names: Names) -> Arr:
@@ -296,7 +318,7 @@ def _many_many(kind: str, x: Arr, y: Arr, allow: bool, threads: int, names: Name
     return result
 
 
-def normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
+def _normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
     """Scale each vector (row) to unit L2 norm; zero vectors stay zero."""
     if not inplace and type(x) is _ND and x.ndim == 1 and x.dtype in _FAST:
         try:
@@ -323,15 +345,15 @@ def normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
 
 def _row_norms(arr: Arr) -> NDArray[np.float64]:
     with np.errstate(all="ignore"):
-        return cast(
-            NDArray[np.float64], np.sqrt(np.einsum("...i,...i->...", arr, arr, dtype=np.float64))
-        )
+        squares = np.einsum("...i,...i->...", arr, arr, dtype=np.float64, casting="unsafe")
+        return cast(NDArray[np.float64], np.sqrt(squares))
 
 
 def _inplace_target(x: Any) -> Arr:
-    if not (isinstance(x, _ND) and x.dtype.kind == "f" and x.ndim in (1, 2)):
+    if not (isinstance(x, _ND) and x.dtype in _INPLACE and x.ndim in (1, 2)):
         kind = type(x).__name__
-        raise InputTypeError(f"inplace=True needs a 1-D or 2-D float ndarray, got {kind}")
+        what = f"{kind} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}".strip()
+        raise InputTypeError(f"inplace=True needs a 1-D or 2-D float16/32/64 ndarray, got {what}")
     if not x.flags.writeable:
         raise InputTypeError("inplace=True needs a writeable array, got a read-only one")
     return x
@@ -352,7 +374,9 @@ def _best(scores: Arr, k: int, higher: bool) -> NDArray[np.int64]:
     return np.take_along_axis(part, order, axis=-1)
 
 
-def top_k(query: Any, matrix: Any, k: int, metric: str, allow_nonfinite: bool, threads: int) -> Any:
+def _top_k(
+    query: Any, matrix: Any, k: int, metric: str, allow_nonfinite: bool, threads: int
+) -> Any:
     """Indices and scores of the ``k`` best rows of ``matrix`` for each query, best first."""
     check_metric(metric)
     check_k(k)

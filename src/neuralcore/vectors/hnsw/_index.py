@@ -32,12 +32,12 @@ from neuralcore.core._errors import (
 try:
     import numpy as np
 
-    from neuralcore.vectors import _hnsw_io
-    from neuralcore.vectors._hnsw_exact import ExactEngine
-    from neuralcore.vectors._hnsw_filter import FilterSpec, KeyFilter
-    from neuralcore.vectors._hnsw_input import prepare_key, prepare_keys, prepare_vectors
-    from neuralcore.vectors._hnsw_lock import RWLock
-    from neuralcore.vectors._hnsw_native import NativeEngine, hnswlib_version
+    from neuralcore.vectors.hnsw import _io as _hnsw_io
+    from neuralcore.vectors.hnsw._exact import ExactEngine
+    from neuralcore.vectors.hnsw._filter import FilterSpec, KeyFilter
+    from neuralcore.vectors.hnsw._hnswlib_old import NativeEngine, hnswlib_version
+    from neuralcore.vectors.hnsw._input import prepare_key, prepare_keys, prepare_vectors
+    from neuralcore.vectors.hnsw._lock import RWLock
 except ModuleNotFoundError as _err:  # the no-extras install: numpy missing
     if _err.name != "numpy":
         raise
@@ -48,7 +48,7 @@ else:
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from neuralcore.vectors._hnsw_file import IndexFile
+    from neuralcore.vectors.hnsw._file import IndexFile
 
 __all__ = (
     "DEFAULT_EF_CONSTRUCTION",

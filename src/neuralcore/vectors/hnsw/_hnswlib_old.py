@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 
 from neuralcore.core._errors import IndexFileError
 from neuralcore.core._optional import require
-from neuralcore.vectors._hnsw_exact import ExactEngine, top_k
-from neuralcore.vectors._hnsw_filter import KeyFilter
+from neuralcore.vectors.hnsw._exact import ExactEngine, top_k
+from neuralcore.vectors.hnsw._filter import KeyFilter
 
 __all__ = ("NativeEngine", "check_blob", "hnswlib_version")
 

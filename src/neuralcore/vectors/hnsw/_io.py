@@ -19,9 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuralcore.core._errors import IndexFileError
-from neuralcore.vectors._hnsw_exact import ExactEngine
-from neuralcore.vectors._hnsw_file import IndexFile, Section, read_index_file, write_index_file
-from neuralcore.vectors._hnsw_native import NativeEngine, check_blob, hnswlib_version
+from neuralcore.vectors.hnsw._exact import ExactEngine
+from neuralcore.vectors.hnsw._file import IndexFile, Section, read_index_file, write_index_file
+from neuralcore.vectors.hnsw._hnswlib_old import NativeEngine, check_blob, hnswlib_version
 
 __all__ = ("Settings", "load_engine", "open_view", "save_engine")
 

@@ -1,0 +1,1 @@
+"""The vector kernels, one module per backend: ``native`` (SimSIMD + BLAS) and ``pure``."""
