@@ -14,7 +14,6 @@ from typing import Any
 from neuralcore.messaging import MsgpackCodec
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._types import Outcome
-from servers import RedisServer
 
 _CODEC = MsgpackCodec()
 
@@ -55,6 +54,9 @@ class PortBus:
             self.unsettled.append((msg, on_settled))
         return True
 
+    def subscribed(self, channel: str) -> bool:
+        return True  # every channel has a (recording) subscriber here
+
     def encode(self, msg: Message) -> bytes:
         return _CODEC.encode(msg)
 
@@ -79,16 +81,6 @@ class PortBus:
             except TimeoutError:
                 break
         return self.received
-
-
-class DurableRedisServer(RedisServer):
-    """redis-server with an fsync-always append-only file, so a SIGKILL loses nothing."""
-
-    def command(self) -> list[str]:
-        cmd = super().command()
-        i = cmd.index("--appendonly")
-        cmd[i + 1] = "yes"
-        return [*cmd, "--appendfsync", "always"]
 
 
 class Peer:

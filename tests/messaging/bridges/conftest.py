@@ -13,9 +13,9 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)  # bridge_helpers
 
-from bridge_helpers import DurableRedisServer, Peer  # noqa: E402
+from bridge_helpers import Peer  # noqa: E402
 
-from servers import RedisServer, TansuServer  # noqa: E402
+from servers import DurableRedisServer, RedisServer, TansuServer  # noqa: E402
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_publisher_sigkilled_then_restarted_delivers_all_exactly_once(
     try:
         if server == "up":
             redis.start()
-        out = {"config": {"direction": "out"}, "db": str(db)}
+        out = {"config": {"direction": "out", "startup_timeout_s": 0}, "db": str(db)}
         a = peers("a1", spec(redis.url, "durable", n, **out))
         assert a.wait_until(lambda p: bool(p.events("published")), 40), a.err.read_text()
         sent_before = a.events("published")[0]["metrics"]["sent"]
@@ -105,7 +105,8 @@ async def test_full_buffer_leaves_messages_in_the_outbox_and_sends_them_in_order
     bus = MessageBus(persistence_path=str(db))
     bus.create_channel("orders", persistent=True, max_size=10 * n)
     cfg = RedisBridgeConfig(url=redis.url, channels=("orders",), direction="out",
-                            buffer_size=16, reconnect_max_s=0.05)  # fmt: skip
+                            buffer_size=16, reconnect_max_s=0.05,
+                            startup_timeout_s=0)  # fmt: skip
     out = RedisBridge(cfg)
     await bus.add_bridge(out)
     receiver = PortBus("receiver")
@@ -116,7 +117,11 @@ async def test_full_buffer_leaves_messages_in_the_outbox_and_sends_them_in_order
             assert (metrics.buffered, metrics.spilled) == (n, n - 16)  # 16 held in memory
             redis.start()
             cfg_in = RedisBridgeConfig(
-                url=redis.url, channels=("orders",), direction="in", claim_interval_s=0.1
+                url=redis.url,
+                channels=("orders",),
+                direction="in",
+                claim_interval_s=0.1,
+                group="late",  # a new work-queue group takes the backlog (fan-out would not)
             )
             inbound = RedisBridge(cfg_in)
             await inbound.start_port(receiver)

@@ -80,9 +80,10 @@ def test_server_killed_mid_stream_loses_nothing(
     durable_redis: RedisServer, peers: PeerFactory
 ) -> None:
     n = 3000
-    sub = peers("sub", {**spec(durable_redis, "sub", n, direction="in"), "seconds": 60})
+    streams = {"stream_channels": ["orders"], "consumer": "sub-1"}
+    sub = peers("sub", {**spec(durable_redis, "sub", n, direction="in", **streams), "seconds": 60})
     origin_of(sub)
-    pub = peers("pub", {**spec(durable_redis, "pub", n, direction="out"), "pace": 0.01})
+    pub = peers("pub", {**spec(durable_redis, "pub", n, direction="out", **streams), "pace": 0.01})
     origin = origin_of(pub)
     assert sub.wait_until(lambda p: len(p.events("got")) >= 300, 30)
     durable_redis.kill()
@@ -103,7 +104,7 @@ def test_dead_consumer_pending_entries_taken_over(
     claim = {"group": "workers", "claim_idle_ms": 500, "direction": "in"}
     holder = peers("hold", {**spec(redis_server, "hold", n, consumer="c", **claim)})
     origin_of(holder)
-    pub = peers("pub", spec(redis_server, "pub", n, direction="out"))
+    pub = peers("pub", spec(redis_server, "pub", n, direction="out", group="workers"))
     origin = origin_of(pub)
     pub.finish()
     assert holder.wait_until(lambda p: len(p.events("got")) >= 1, 30)
@@ -114,12 +115,18 @@ def test_dead_consumer_pending_entries_taken_over(
     assert sorted(got_ids(taker)) == sorted(f"{origin}-{i + 1:x}" for i in range(n))
 
 
+_GOT: dict[int, list[Message]] = {}
+
+
 async def _start_pair(
     url: str, **cfg: Any
 ) -> tuple[MessageBus, MessageBus, RedisBridge, RedisBridge]:
     sender, receiver = MessageBus(), MessageBus()
     for bus in (sender, receiver):
         bus.create_channel("orders")
+    got = _GOT[id(receiver)] = []
+    receiver.subscribe("orders", got.append)  # before start: the bridge reads for it
+    cfg = {"stream_channels": ("orders",), **cfg}  # plain channels, carried as Streams
     out = RedisBridge(RedisBridgeConfig(url=url, channels=("orders",), direction="out", **cfg))
     inn = RedisBridge(RedisBridgeConfig(url=url, channels=("orders",), direction="in", **cfg))
     await sender.add_bridge(out)
@@ -130,16 +137,10 @@ async def _start_pair(
 
 
 async def _collect(bus: MessageBus, n: int, timeout: float = 10.0) -> list[Message]:
-    got: list[Message] = []
-    done = asyncio.Event()
-
-    def handler(msg: Message) -> None:
-        got.append(msg)
-        if len(got) >= n:
-            done.set()
-
-    bus.subscribe("orders", handler)
-    await asyncio.wait_for(done.wait(), timeout)
+    got = _GOT[id(bus)]
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
     return got
 
 
@@ -273,18 +274,26 @@ async def test_unsent_messages_survive_a_bridge_restart_via_spill(
     spill = str(tmp_path / "spill.bin")
     port = PortBus("sender")
     cfg = RedisBridgeConfig(
-        url=redis_server.url, channels=("orders",), direction="out", spill_path=spill
+        url=redis_server.url,
+        channels=("orders",),
+        direction="out",
+        spill_path=spill,
+        stream_channels=("orders",),
+        drain_timeout_s=0.2,
     )
     first = RedisBridge(cfg)
     await first.start_port(port)
     redis_server.kill()
     for i in range(30):
         port.publish("orders", {"i": i})
-    await first.stop(timeout=0.2)  # the server is away: nothing could be sent
+    await first.stop()  # the server is away: nothing could be sent within drain_timeout_s
+    assert first.metrics().unsent == 30
     assert Path(spill).stat().st_size > 0
     redis_server.start()
     receiver = PortBus("receiver")
-    inn = RedisBridge(RedisBridgeConfig(url=redis_server.url, channels=("orders",), direction="in"))
+    inn = RedisBridge(
+        RedisBridgeConfig(url=redis_server.url, channels=("orders",), direction="in", group="g")
+    )  # a work-queue group: it takes what was sent before it connected
     await inn.start_port(receiver)
     second = RedisBridge(cfg)  # a new process would do the same with the same spill_path
     await second.start_port(PortBus("sender"))

@@ -12,9 +12,13 @@ loops, acknowledge, dead-letter); this class runs them under one state machine:
 * replies: each bridge carries ``_reply.<bus id>`` channels (out: replies this bus's
   handlers give to requests from other buses; in: replies to this bus's requests), so
   ``await bus.request(...)`` works across processes.
-* inbound: each record is decoded (bad ones dead-lettered), dropped when it is our own
-  (origin) or already delivered (id), else injected into the bus; the server is
-  acknowledged only once the local handlers settled it.
+* inbound: each record is decoded and checked: a channel outside the selection, or one
+  that does not match the stream/topic the record came from, is dead-lettered with a
+  reason (and counted). This bus's own messages (echo) are acknowledged without
+  delivery; everything else is injected into the bus and acknowledged to the server only
+  once the local handlers settled it (ids already delivered are dropped, not twice).
+* every background task is supervised: one that dies of an error a reconnect cannot fix
+  turns the state to ``failed`` with the error in :meth:`BaseBridge.health`.
 """
 
 from __future__ import annotations
@@ -193,22 +197,14 @@ class BaseBridge(abc.ABC):
         refill = self._refill if durable is not None else None
         self._buffer = OutboundBuffer(cfg.buffer_size, spill, refill)
         self._set_state(BridgeState.CONNECTING)
+        self._counters.unsent = 0
         try:
-            await self._connect()
-        except FatalBridgeError as err:
-            self._set_state(BridgeState.FAILED, err)
-            await self._safe_close()
+            await self._first_connect()
+        except BaseException:
             if spill is not None:
                 spill.close()
             raise
-        except Exception as err:
-            if not self._transient(err):
-                raise
-            self._lost(err)
-        else:
-            self._set_state(BridgeState.CONNECTED)
-            self._connected.set()
-        self._spawn(self._watchdog())
+        self._spawn(self._supervise(self._watchdog))
         if cfg.sends:
             selectors = (*cfg.channels, REPLY_PREFIX + "*")
             if self._durable is not None:
@@ -216,21 +212,68 @@ class BaseBridge(abc.ABC):
                 self._unwatch = self._durable.watch_durable(selectors, self._enqueue, name)
             else:
                 self._unwatch = port.watch(selectors, self._on_local)
-            self._spawn(self._send_loop())
+            self._spawn(self._send_loop())  # never raises: failures requeue and reconnect
         if cfg.receives:
             for loop in self._receive_loops():
                 self._spawn(self._supervise(loop))
-            self._spawn(self._ack_loop())
+            self._spawn(self._supervise(self._ack_loop))
 
-    async def stop(self, *, timeout: float = 5.0) -> None:
-        """Send what is buffered (up to ``timeout`` seconds), acknowledge, disconnect."""
+    async def _first_connect(self) -> None:
+        """Connect, retrying a refused or lost connection for ``startup_timeout_s``.
+
+        Raises :class:`BridgeConnectionError` (state ``failed``) when the server is still
+        unreachable then, or at once for an error retrying cannot fix. With
+        ``startup_timeout_s=0`` a failed first attempt hands over to the background
+        reconnect instead (state ``reconnecting``).
+        """
+        wait = self.config.startup_timeout_s
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                await self._connect()
+            except Exception as err:
+                await self._safe_close()
+                if not wait and self._transient(err):
+                    self._lost(err)
+                    return
+                if not self._transient(err) or time.monotonic() >= deadline:
+                    self._set_state(BridgeState.FAILED, err)
+                    if isinstance(err, BridgeConnectionError) and not self._transient(err):
+                        raise
+                    raise BridgeConnectionError(
+                        f"{self.kind} bridge could not connect to {self.address} within "
+                        f"startup_timeout_s={wait:g}: {self._last_error}"
+                    ) from None
+                self._last_error = self._scrub(f"{type(err).__name__}: {err}")
+                pause = self._backoff.next()
+                await asyncio.sleep(max(0.0, min(pause, deadline - time.monotonic())))
+                continue
+            self._backoff.reset()
+            self._set_state(BridgeState.CONNECTED)
+            self._connected.set()
+            return
+
+    @property
+    def address(self) -> str:
+        """Where the bridge connects, without credentials (for errors and logs)."""
+        return "?"
+
+    async def stop(self, *, timeout: float | None = None) -> None:
+        """Hand what was accepted to the server, acknowledge, disconnect.
+
+        Waits up to ``timeout`` seconds (default ``drain_timeout_s``) for the outbound
+        buffer to empty, also across a reconnect. What is still unsent then is counted in
+        ``metrics().unsent`` and logged; messages of the bus's persistent channels stay in
+        its outbox (and those in a spill file in the file) for the next run.
+        """
         if self._state is BridgeState.STOPPED:
             return
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
-        deadline = time.monotonic() + timeout
-        while self.buffered and self._connected.is_set() and time.monotonic() < deadline:
+        drain = self.config.drain_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + drain
+        while self.buffered and time.monotonic() < deadline and self._sending():
             await asyncio.sleep(0.005)
         await self._flush_acks()
         self._stopping = True
@@ -243,12 +286,15 @@ class BaseBridge(abc.ABC):
             await asyncio.wait(tasks, timeout=2.0)
         self._tasks, self._reconnect_task = [], None
         await self._safe_close()
-        kept = self._buffer.persist_rest()  # cancelled sends were put back first
-        if kept:
-            logger.warning("%s bridge stopped: %d unsent messages kept in the spill file",
-                           self.kind, kept)  # fmt: skip
-        elif self.buffered:
-            logger.warning("%s bridge stopped with %d unsent messages", self.kind, self.buffered)
+        unsent = self.buffered  # cancelled sends were put back first
+        self._counters.unsent = unsent
+        kept = self._buffer.persist_rest()
+        if unsent:
+            logger.warning(
+                "%s bridge stopped with %d accepted messages not sent within %g s "
+                "(%d kept in the spill file; those of persistent channels stay in the bus "
+                "outbox for the next run)", self.kind, unsent, drain, kept,
+            )  # fmt: skip
         if self._buffer.spill is not None:
             self._buffer.spill.close()
         self._connected.clear()
@@ -282,7 +328,8 @@ class BaseBridge(abc.ABC):
 
     @abc.abstractmethod
     def _persistent(self, channel: str) -> bool:
-        """True when ``channel`` must not lose messages (spilled, never dropped)."""
+        """True when ``channel`` travels durably (Redis stream, Kafka topic): its messages
+        are spilled rather than dropped when the buffer is full."""
 
     @abc.abstractmethod
     def _transient(self, err: BaseException) -> bool:
@@ -360,6 +407,10 @@ class BaseBridge(abc.ABC):
         if seqs and self._durable is not None:
             self._durable.forwarded(self.outbox_name, seqs)
 
+    def _sending(self) -> bool:
+        """True while buffered messages can still reach the server (not failed)."""
+        return self.config.sends and self._state is not BridgeState.FAILED
+
     async def _send_loop(self) -> None:
         slots = asyncio.Semaphore(self.max_in_flight)
         linger = self.config.linger_ms / 1000.0
@@ -409,6 +460,8 @@ class BaseBridge(abc.ABC):
     # -- inbound --------------------------------------------------------------------------
 
     async def _supervise(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``loop`` while connected; a transient error reconnects and runs it again,
+        any other error ends the task (its done callback marks the bridge failed)."""
         while not self._stopping:
             await self._connected.wait()
             try:
@@ -417,25 +470,40 @@ class BaseBridge(abc.ABC):
                 raise
             except Exception as err:
                 if not self._transient(err):
-                    logger.exception("%s bridge receive loop failed", self.kind)
+                    raise
                 self._lost(err)
                 await asyncio.sleep(0.01)
 
-    async def _handle(self, raw: bytes, token: Any) -> str | None:
-        """Deliver one record locally; return a reason when it must be dead-lettered."""
+    def _address(self, channel: str) -> str:
+        """The stream key / topic ``channel`` travels on (transports override)."""
+        return channel
+
+    def _rejected(self, reason: str) -> str:
+        self._counters.dead_lettered += 1
+        logger.warning("%s bridge: dead-lettering a record: %s", self.kind, reason)
+        return reason
+
+    async def _handle(self, raw: bytes, token: Any, source: str) -> str | None:
+        """Deliver one record read from ``source`` (stream key, Pub/Sub channel or topic)
+        locally; return a reason when it must be dead-lettered instead."""
         port = self._port
         if port is None:
             return None  # stopping: left unacknowledged, so it is redelivered
         try:
             msg = _checked(port.decode(raw))
         except Exception as err:  # anything undecodable is dead-lettered, never fatal
-            self._counters.dead_lettered += 1
-            logger.warning("%s bridge: dead-lettering a bad record: %s", self.kind, err)
-            return str(err)
+            return self._rejected(f"undecodable: {err}")
+        channel = msg.channel
+        if channel != self._own_reply and not self.config.matches(channel):
+            return self._rejected(f"channel {channel!r:.80} is outside the bridge's selection")
+        if self._address(channel) != source:
+            return self._rejected(f"channel {channel!r:.80} does not belong on {source!r:.80}")
+        private = self.config.fan_out or token is None  # own group, or Pub/Sub
         if msg.origin == port.origin or (
-            msg.channel.startswith(REPLY_PREFIX) and msg.channel != self._own_reply
+            private and channel != self._own_reply and not port.subscribed(channel)
         ):
-            self._settle(token)  # our own message, or a reply to another bus: not ours
+            self._counters.skipped += 1  # own echo, or no local subscriber (private group)
+            self._settle(token)
             return None
         mid = msg.id
         if mid in self._seen:
@@ -484,33 +552,35 @@ class BaseBridge(abc.ABC):
         while not self._stopping:
             await self._ack_ready.wait()
             await self._connected.wait()
-            await self._flush_acks()
+            await self._ack_batch()
 
-    async def _flush_acks(self) -> None:
-        if not self._acks or not self._connected.is_set():
-            return
+    async def _ack_batch(self) -> None:
         tokens, self._acks = self._acks, []
         self._ack_ready.clear()
+        if not tokens:
+            return
         try:
             await self._ack(tokens)
-        except Exception as err:
+        except BaseException:
             self._acks[:0] = tokens  # keep them for after the reconnect
             self._ack_ready.set()
-            if not self._transient(err):
-                raise
-            self._lost(err)
+            raise
+
+    async def _flush_acks(self) -> None:
+        """Acknowledge what is settled (at stop); a failure is logged, never raised."""
+        if not self._acks or not self._connected.is_set():
+            return
+        try:
+            await self._ack_batch()
+        except Exception as err:
+            logger.warning("%s bridge could not acknowledge at stop: %s", self.kind,
+                           self._scrub(f"{type(err).__name__}: {err}"))  # fmt: skip
 
     async def _watchdog(self) -> None:
         while not self._stopping:
             await asyncio.sleep(self.config.health_interval_s)
-            if not self._connected.is_set():
-                continue
-            try:
+            if self._connected.is_set():
                 await self._ping()
-            except Exception as err:
-                if not self._transient(err):
-                    raise
-                self._lost(err)
 
     # -- connection state -----------------------------------------------------------------
 
@@ -558,11 +628,24 @@ class BaseBridge(abc.ABC):
 
     def _spawn(self, coro: Coroutine[Any, Any, None], *, track: bool = True) -> None:
         task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(self._task_done)
         if track:
             self._tasks.append(task)
         else:
             self._side_tasks.add(task)
             task.add_done_callback(self._side_tasks.discard)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """Supervision: a background task that ended with an error fails the bridge, so
+        :meth:`health` shows it instead of reporting ``connected``."""
+        if task.cancelled() or self._stopping:
+            return
+        err = task.exception()
+        if err is None:
+            return
+        logger.error("%s bridge: a background task died", self.kind, exc_info=err)
+        self._connected.clear()
+        self._set_state(BridgeState.FAILED, err)
 
 
 def _checked(msg: Message) -> Message:

@@ -7,12 +7,13 @@ never logged; :meth:`BridgeConfig.redacted` gives a dict safe to print.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
+import functools
 import os
 import socket
 from typing import Any, Literal
 
 from neuralcore.core import Config, ConfigError
+from neuralcore.messaging._routing import Selector
 
 __all__ = ("BridgeConfig", "Direction", "KafkaBridgeConfig", "RedisBridgeConfig")
 
@@ -36,13 +37,17 @@ class BridgeConfig(Config):
     direction : {"out", "in", "both"}
         ``out`` forwards local publishes to the server, ``in`` delivers server messages
         locally, ``both`` does both (own messages are never echoed back).
-    group : str
-        Consumer group: bridges sharing a group share the messages (each goes to one of
-        them, and a dead member's pending messages are taken over); distinct groups each
-        get every message.
+    group : str or None
+        ``None`` (the default) is fan-out: every bus with a local subscriber on a carried
+        channel receives every message on it once, whichever process published it (each
+        bus reads through a private group, ``fanout.<consumer>``). A name makes a work
+        queue: each message is handled by exactly one bus of that group (a dead member's
+        pending messages are taken over).
     consumer : str
-        This member's name in the group; ``""`` means ``hostname-pid``. Keep it stable
-        across restarts to resume this member's pending messages.
+        This bus's name on the server; ``""`` means ``hostname-pid``. Keep it stable
+        across restarts to resume what this bus had not acknowledged (and, in fan-out
+        mode, to receive what was published while it was away); with the default name
+        a fan-out bus receives what is published after its bridge connected.
     batch_size : int
         Most messages sent to the server in one batch (pipeline / producer batch).
     linger_ms : float
@@ -63,6 +68,14 @@ class BridgeConfig(Config):
     health_interval_s : float
         How often an idle connection is checked (PING), so a lost server is noticed
         even when nothing is sent.
+    startup_timeout_s : float
+        How long :meth:`start` keeps trying to reach the server before it raises
+        :class:`BridgeConnectionError` (a refused connection is retried with the backoff
+        until then). ``0`` starts without waiting: the bridge connects in the
+        background, buffering outbound messages (state ``reconnecting``).
+    drain_timeout_s : float
+        At stop, how long the bridge keeps sending what it accepted (also across a
+        reconnect) before it gives up and reports the rest as unsent.
     outbox : str
         Name under which the bus's persistent-channel messages stay recorded until the
         server confirmed them (a durable tap); ``""`` means ``kind>channels``
@@ -78,7 +91,7 @@ class BridgeConfig(Config):
 
     channels: tuple[str, ...] = ("*",)
     direction: Direction = "both"
-    group: str = "neuralcore"
+    group: str | None = None
     consumer: str = ""
     batch_size: int = 512
     linger_ms: float = 0.0
@@ -90,7 +103,13 @@ class BridgeConfig(Config):
     max_reconnect_attempts: int = 0
     dedup_window: int = 100_000
     health_interval_s: float = 0.25
+    startup_timeout_s: float = 2.0
+    drain_timeout_s: float = 10.0
     outbox: str = ""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.redacted().items())
+        return f"{type(self).__name__}({fields})"
 
     def validate(self) -> None:
         """Check ranges; raise :class:`ConfigError` naming the field."""
@@ -102,12 +121,13 @@ class BridgeConfig(Config):
             raise ConfigError("reconnect_max_s", self.reconnect_max_s, "below reconnect_initial_s")
         if not 0.0 <= self.reconnect_jitter <= 1.0:
             raise ConfigError("reconnect_jitter", self.reconnect_jitter, "must be in [0, 1]")
-        if not self.group:
-            raise ConfigError("group", self.group, "must not be empty")
+        _non_negative(self, "startup_timeout_s", "drain_timeout_s")
+        if self.group is not None and not self.group:
+            raise ConfigError("group", self.group, "must not be empty (None means fan-out)")
 
     def matches(self, channel: str) -> bool:
         """True when ``channel`` is selected by :attr:`channels`."""
-        return any(fnmatch.fnmatchcase(channel, p) for p in self.channels)
+        return _selector(self.channels).matches(channel)
 
     @property
     def sends(self) -> bool:
@@ -123,6 +143,16 @@ class BridgeConfig(Config):
         """The consumer name, defaulting to ``hostname-pid``."""
         return self.consumer or f"{socket.gethostname()}-{os.getpid()}"
 
+    @property
+    def fan_out(self) -> bool:
+        """True without a ``group``: every subscribed bus receives every message."""
+        return self.group is None
+
+    def group_name(self) -> str:
+        """The server-side group this bus reads through (``fanout.<consumer>`` in fan-out
+        mode: private to this bus)."""
+        return self.group if self.group is not None else f"fanout.{self.consumer_name()}"
+
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by ``***`` (safe to log)."""
         out: dict[str, Any] = {}
@@ -132,7 +162,7 @@ class BridgeConfig(Config):
         return out
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
 class RedisBridgeConfig(BridgeConfig):
     """Redis bridge settings: Streams for durable channels, Pub/Sub for the rest.
 
@@ -140,7 +170,8 @@ class RedisBridgeConfig(BridgeConfig):
     ----------
     url : str
         ``redis://`` or ``rediss://`` (TLS) URL; credentials belong in ``username`` /
-        ``password``, not in the URL.
+        ``password``, not in the URL (a URL with ``user:password@`` or a ``password=``
+        query is refused, without echoing it).
     username, password : str or None
         ACL credentials (never logged, not in ``repr``).
     ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs
@@ -148,10 +179,17 @@ class RedisBridgeConfig(BridgeConfig):
     prefix : str
         Key prefix of the streams and Pub/Sub channels (``nc:`` + channel).
     pubsub_channels : tuple of str
-        Wildcards of fire-and-forget channels carried by Pub/Sub (no persistence, no
-        acknowledgement); every other selected channel is a durable stream.
+        Wildcards of channels always sent over Pub/Sub (fire-and-forget), whatever the
+        rules below say.
+    stream_channels : tuple of str
+        Wildcards of channels sent as Streams although the local bus keeps them in
+        memory. Otherwise the publishing bus decides per channel: its persistent
+        channels travel as Streams, plain ones over Pub/Sub, and a bridge with a
+        ``group`` (a work queue) sends every channel as a Stream.
     maxlen : int
-        Approximate ``XADD MAXLEN ~`` trimming bound per stream.
+        Most entries kept per stream. Entries every known group acknowledged are trimmed
+        first (``XTRIM MINID``); entries still unread by some group are trimmed only past
+        ``maxlen``, and then counted (``BridgeMetrics.trimmed``) and logged as a warning.
     block_ms : int
         ``XREADGROUP BLOCK`` time.
     claim_idle_ms : int
@@ -180,6 +218,7 @@ class RedisBridgeConfig(BridgeConfig):
     ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
     prefix: str = "nc:"
     pubsub_channels: tuple[str, ...] = ()
+    stream_channels: tuple[str, ...] = ()
     maxlen: int = 1_000_000
     block_ms: int = 100
     claim_idle_ms: int = 30_000
@@ -193,17 +232,28 @@ class RedisBridgeConfig(BridgeConfig):
         super().validate()
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("url", self.url, "expected redis://, rediss:// or unix://")
-        if "@" in self.url.split("//", 1)[-1].split("/", 1)[0]:
+        if _url_has_secret(self.url):
             raise ConfigError("url", "<redacted>", "put credentials in username/password")
         _positive(self, "maxlen", "block_ms", "claim_idle_ms", "claim_interval_s")
         _positive(self, "socket_timeout_s", "connect_timeout_s")
 
     def is_pubsub(self, channel: str) -> bool:
-        """True when ``channel`` is fire-and-forget (Pub/Sub) rather than a stream."""
-        return any(fnmatch.fnmatchcase(channel, p) for p in self.pubsub_channels)
+        """True when ``channel`` is always sent over Pub/Sub (``pubsub_channels``)."""
+        return bool(self.pubsub_channels) and _selector(self.pubsub_channels).matches(channel)
+
+    def is_stream(self, channel: str) -> bool:
+        """True when ``channel`` is sent as a Stream although it is plain locally."""
+        return bool(self.stream_channels) and _selector(self.stream_channels).matches(channel)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings with secrets replaced by ``***`` (a URL secret hides the URL)."""
+        out = super().redacted()
+        if _url_has_secret(self.url):
+            out["url"] = _SECRET
+        return out
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, repr=False)
 class KafkaBridgeConfig(BridgeConfig):
     """Kafka bridge settings (confluent-kafka / librdkafka).
 
@@ -220,8 +270,10 @@ class KafkaBridgeConfig(BridgeConfig):
     batch_bytes : int
         Producer ``batch.size`` in bytes (``batch_size`` is the message count).
     key_header : str
-        Header whose value becomes the record key (per-key ordering); absent header
-        means no key.
+        Header whose value becomes the record key instead of the channel name. Records
+        are keyed by channel by default, so one channel is one partition and messages
+        from one producer keep their publish order; a key header trades that for
+        per-key order spread over partitions.
     security_protocol, sasl_mechanism, sasl_username, sasl_password, ssl_ca_location,
     ssl_certificate_location, ssl_key_location, ssl_key_password
         Passed to librdkafka; secrets are never logged.
@@ -240,7 +292,7 @@ class KafkaBridgeConfig(BridgeConfig):
     replication: int = 1
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
     batch_bytes: int = 1_000_000
-    key_header: str = "key"
+    key_header: str = ""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -262,6 +314,19 @@ class KafkaBridgeConfig(BridgeConfig):
         _positive(self, "fetch_wait_max_ms", "message_timeout_ms")
         if self.sasl_mechanism is not None and not self.security_protocol.startswith("SASL"):
             raise ConfigError("sasl_mechanism", self.sasl_mechanism, "needs a SASL protocol")
+
+
+@functools.lru_cache(maxsize=256)
+def _selector(texts: tuple[str, ...]) -> Selector:
+    return Selector(texts)
+
+
+def _url_has_secret(url: str) -> bool:
+    """True for ``user:pw@`` in the address or a ``password=`` query parameter."""
+    netloc = url.split("//", 1)[-1].partition("/")[0].partition("?")[0]
+    query = url.partition("?")[2].lower()
+    params = {p.split("=", 1)[0].strip() for p in query.replace(";", "&").split("&") if p}
+    return "@" in netloc or "password" in params
 
 
 def _positive(cfg: Config, *names: str) -> None:

@@ -102,9 +102,13 @@ class KafkaBridge(BaseBridge):
 
     Each channel is the topic ``topic_prefix + channel`` (created by the bridge with
     ``partitions`` partitions). The producer is idempotent with ``acks=all``, batches with
-    ``linger_ms``/``batch_size``/``batch_bytes`` and compresses; the ``key_header`` header
-    becomes the record key (per-key ordering). The consumer joins ``group`` and commits an
-    offset only after every earlier record of that partition was settled by local handlers.
+    ``linger_ms``/``batch_size``/``batch_bytes`` and compresses. Records are keyed by
+    channel, so a channel lives on one partition and one producer's messages arrive in
+    publish order (``key_header`` names a header to key by instead). In fan-out mode (no
+    ``group``) the consumer uses a group private to this bus, starting, where it has no
+    committed offset, at the time the bridge started; with ``group`` it joins that shared
+    group (members split the partitions). An offset is committed only after every earlier
+    record of that partition was settled by local handlers or skipped as this bus's echo.
 
     Parameters
     ----------
@@ -160,9 +164,23 @@ class KafkaBridge(BaseBridge):
         self._partitions: dict[tuple[str, int], _Partition] = {}
         self._thread_error: asyncio.Future[None] | None = None
         self._dlq = cfg.topic_prefix + "_dlq"
+        self._since_ms = 0
         self._topic_names: dict[str, str] = {}
         self._rebuild = False
         self._consumer_dead = False
+
+    @property
+    def address(self) -> str:
+        """The bootstrap servers."""
+        return self.cfg.bootstrap
+
+    async def start_port(self, port: Any) -> None:
+        """:meth:`BaseBridge.start_port`; fan-out groups start at this moment."""
+        self._since_ms = int(time.time() * 1000)
+        await super().start_port(port)
+
+    def _address(self, channel: str) -> str:
+        return self.topic(channel)
 
     def topic(self, channel: str) -> str:
         """The Kafka topic carrying ``channel``."""
@@ -215,10 +233,10 @@ class KafkaBridge(BaseBridge):
         cfg = self.cfg
         return {
             **self._common(),
-            "group.id": cfg.group,
+            "group.id": cfg.group_name(),
             "client.id": f"neuralcore-{cfg.consumer_name()}",
             "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+            "auto.offset.reset": "earliest",  # a new work-queue group takes the backlog
             "session.timeout.ms": cfg.session_timeout_ms,
             "heartbeat.interval.ms": max(100, cfg.session_timeout_ms // 4),
             "fetch.wait.max.ms": cfg.fetch_wait_max_ms,
@@ -290,17 +308,43 @@ class KafkaBridge(BaseBridge):
         self._consumer_dead = False
         self._consumer = self._ck.Consumer(self._consumer_conf())
         self._partitions.clear()
-        self._consumer.subscribe(self._subscription(), on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            self._subscription(), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         self._start_thread(self._consume, "consumer")
 
     def _subscription(self) -> list[str]:
+        """Own replies, wildcards, and the exact channels with a local subscriber (a work
+        queue member must not take partitions of channels it does not handle)."""
         topics = [self.topic(self._own_reply)]
+        port = self._port
         for channel in self.cfg.channels:
             if _is_pattern(channel):
                 topics.append("^" + _regex(self.cfg.topic_prefix + channel))
-            else:
+            elif port is None or port.subscribed(channel):
                 topics.append(self.topic(channel))
         return topics
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Rebalance (consumer thread): in fan-out mode a partition without a committed
+        offset starts at the bridge's start time, so nothing published after it is missed
+        and older history is not replayed."""
+        if not self.cfg.fan_out or not partitions:
+            return
+        try:
+            committed = consumer.committed(partitions, timeout=5.0)
+            fresh = [p for p in committed if p.offset < 0]
+            if fresh:
+                tp = self._ck.TopicPartition
+                asked = [tp(p.topic, p.partition, self._since_ms) for p in fresh]
+                found = {(p.topic, p.partition): p.offset
+                         for p in consumer.offsets_for_times(asked, timeout=5.0)}  # fmt: skip
+                for p in committed:
+                    if p.offset < 0 and found.get((p.topic, p.partition), -1) >= 0:
+                        p.offset = found[(p.topic, p.partition)]
+            consumer.assign(committed)
+        except self._ck.KafkaException as err:  # fall back to auto.offset.reset
+            logger.warning("kafka: start offsets by time failed: %s", err.args[0].name())
 
     def _start_thread(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"neuralcore-kafka-{name}", daemon=True)
@@ -361,9 +405,10 @@ class KafkaBridge(BaseBridge):
         return True
 
     def _key(self, msg: Message) -> bytes | None:
-        value = msg._headers.get(self.cfg.key_header) if msg._headers else None
+        header = self.cfg.key_header
+        value = msg._headers.get(header) if header and msg._headers else None
         if value is None:
-            return None
+            return msg.channel.encode()  # one channel, one partition: publish order kept
         return value if isinstance(value, bytes) else str(value).encode()
 
     async def _ensure_topics(self, topics: list[str]) -> None:
@@ -509,7 +554,7 @@ class KafkaBridge(BaseBridge):
             if topic == self._dlq:
                 self._settle(token)
                 continue
-            reason = await self._handle(rec.value() or b"", token)
+            reason = await self._handle(rec.value() or b"", token, topic)
             if reason is not None:
                 self._dead(rec.value() or b"", reason, topic)
                 self._settle(token)

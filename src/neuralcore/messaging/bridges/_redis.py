@@ -1,4 +1,13 @@
-"""Redis bridge: Streams (consumer groups, XACK, XAUTOCLAIM) and Pub/Sub, via redis-py."""
+"""Redis bridge: Streams (consumer groups, XACK, XAUTOCLAIM) and Pub/Sub, via redis-py.
+
+Which way a message travels is decided by the publishing bus, per channel: the bus's
+persistent channels (and every channel of a bridge with a work-queue ``group``, and
+``stream_channels``) are Stream entries; plain channels are Pub/Sub messages
+(``pubsub_channels`` forces Pub/Sub). A receiving bridge reads both. Streams are read
+through a consumer group: ``fanout.<consumer>`` (private to the bus) by default, or the
+configured work-queue group; a stream is read only while the bus has a local subscriber
+on its channel.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from neuralcore.core import require
+from neuralcore.messaging._routing import is_pattern
 from neuralcore.messaging.bridges._base import REPLY_PREFIX, BaseBridge, FatalBridgeError
 from neuralcore.messaging.bridges._buffer import Outgoing
 from neuralcore.messaging.bridges._config import Direction, RedisBridgeConfig
@@ -22,25 +32,33 @@ _FIELD = b"m"
 _REGISTRY = "channels"
 _DLQ = "dlq"
 # One round trip and one reply per channel and batch, instead of one reply per XADD: the
-# client-side cost per message drops to packing one argument.
+# client-side cost per message drops to packing one argument. No MAXLEN here: trimming is
+# done by acknowledged id (see RedisBridge._trim), never silently on the way in.
 _XADD_MANY = """
-local n = 0
-for i = 2, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'm', ARGV[i])
-  n = n + 1
+for i = 1, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
 end
-return n
+return #ARGV
 """
 
 
 class RedisBridge(BaseBridge):
-    """Carry bus channels over Redis: Streams for durable channels, Pub/Sub for the rest.
+    """Carry bus channels over Redis: Streams for persistent channels, Pub/Sub for the rest.
 
-    Outbound messages are ``XADD``-ed (``MAXLEN ~`` trimmed) to ``prefix + channel`` in
-    pipelined batches, or ``PUBLISH``-ed for ``pubsub_channels``. Inbound streams are read
-    with ``XREADGROUP`` in the configured group; an entry is ``XACK``-ed only after the local
-    handlers settled it, and entries a dead member left pending longer than
-    ``claim_idle_ms`` are taken over with ``XAUTOCLAIM``.
+    Outbound, a persistent channel's messages are ``XADD``-ed to ``prefix + channel`` in
+    pipelined batches (one producer's messages keep their order per stream); a plain
+    channel's are ``PUBLISH``-ed. Inbound, the bridge subscribes (``PSUBSCRIBE``) to its
+    selection and reads the selected streams with ``XREADGROUP``: in fan-out mode (no
+    ``group``) through a group private to this bus, created at the moment the bridge first
+    connected, so it receives every entry published after that; with ``group`` through
+    that shared group, each entry going to one member (a dead member's entries pending
+    longer than ``claim_idle_ms`` are taken over with ``XAUTOCLAIM``). An entry is
+    ``XACK``-ed only after the local handlers settled it, or when it is this bus's own
+    message coming back. A stream whose channel has no local subscriber is not read.
+
+    Streams are trimmed by the sending bridge every ``claim_interval_s``: entries every
+    known group has acknowledged go first (``XTRIM MINID``); beyond ``maxlen`` unread ones
+    go too, counted in ``metrics().trimmed`` and logged as a warning.
 
     Parameters
     ----------
@@ -89,11 +107,28 @@ class RedisBridge(BaseBridge):
         self._reader: Any = None
         self._pubsub: Any = None
         self._registered: set[str] = set()
-        self._streams: dict[str, str] = {}  # stream key -> channel
+        self._known: dict[str, str] = {}  # stream key -> channel: selected streams that exist
+        self._streams: dict[str, str] = {}  # stream key -> channel: read (group in place)
+        self._sent_streams: set[str] = set()  # stream keys this bridge added to (trimmed)
         self._holding: set[bytes] = set()  # entry ids delivered locally, not yet settled
         self._next_scan = 0.0
         self._consumer = cfg.consumer_name()
+        self._group = cfg.group_name()
+        self._start_id = ""  # stream id of the first connect: where fan-out groups start
         self._script: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The server URL without its query (credentials never appear in it)."""
+        return self.cfg.url.partition("?")[0]
+
+    async def start_port(self, port: Any) -> None:
+        """:meth:`BaseBridge.start_port`, plus the trimming loop of a sending bridge."""
+        self._start_id = ""
+        self._sent_streams.clear()
+        await super().start_port(port)
+        if self.cfg.sends:
+            self._spawn(self._supervise(self._trim_loop))
 
     # -- connection -----------------------------------------------------------------------
 
@@ -127,14 +162,16 @@ class RedisBridge(BaseBridge):
         self._client = self._make_client(single=False)
         try:
             await self._client.ping()
+            if not self._start_id:
+                seconds, micros = await self._client.time()
+                self._start_id = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
             if self.cfg.receives:
                 self._reader = self._make_client(single=True)
                 await self._reader.ping()
                 self._streams.clear()
                 self._next_scan = 0.0
-                if self.cfg.pubsub_channels:
-                    self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-                    await self._subscribe_pubsub()
+                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.psubscribe(*(self.cfg.prefix + c for c in self.cfg.channels))
         except (errors.AuthenticationError, errors.NoPermissionError) as err:
             raise FatalBridgeError(f"redis refused the credentials: {type(err).__name__}") from err
         except errors.ResponseError as err:
@@ -145,12 +182,27 @@ class RedisBridge(BaseBridge):
         self._script = None
 
     async def _close(self) -> None:
+        if self._stopping and self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._forget_private_groups()
         for name in ("_pubsub", "_reader", "_client"):
             conn = getattr(self, name)
             setattr(self, name, None)
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.aclose()
+
+    async def _forget_private_groups(self) -> None:
+        """At a clean stop of a fan-out bus with a generated name: nobody can resume its
+        private groups, so remove them (they would hold back trimming) and its reply
+        stream."""
+        if not (self.cfg.receives and self.cfg.fan_out and not self.cfg.consumer):
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for key in self._streams:
+            pipe.xgroup_destroy(key, self._group)
+        pipe.delete(self.cfg.prefix + self._own_reply)
+        await pipe.execute(raise_on_error=False)
 
     async def _ping(self) -> None:
         await self._client.ping()
@@ -171,7 +223,19 @@ class RedisBridge(BaseBridge):
         return text
 
     def _persistent(self, channel: str) -> bool:
-        return not self.cfg.is_pubsub(channel)
+        """True when ``channel`` travels as a Stream (see the module docstring)."""
+        cfg = self.cfg
+        if channel.startswith(REPLY_PREFIX):
+            return True  # a waiting request must get its reply even across a reconnect
+        if cfg.is_pubsub(channel):
+            return False
+        if cfg.group is not None or cfg.is_stream(channel):
+            return True
+        durable = self._durable
+        return durable is not None and durable.records(channel)
+
+    def _address(self, channel: str) -> str:
+        return self.cfg.prefix + channel
 
     # -- outbound -------------------------------------------------------------------------
 
@@ -200,8 +264,7 @@ class RedisBridge(BaseBridge):
                 groups[f"\0{len(groups)}"] = [item]  # Pub/Sub: one PUBLISH each
         for channel, group in groups.items():
             if group[0].persistent:
-                args = [cfg.maxlen, *(i.data for i in group)]
-                pipe.evalsha(self._script, 1, prefix + channel, *args)
+                pipe.evalsha(self._script, 1, prefix + channel, *(i.data for i in group))
             else:
                 pipe.publish(prefix + group[0].channel, group[0].data)
         started = time.perf_counter()
@@ -216,6 +279,8 @@ class RedisBridge(BaseBridge):
                 if "NOSCRIPT" in str(result):
                     self._script = None  # server restarted: load it again
                 failed += group
+            elif group[0].persistent and not group[0].channel.startswith(REPLY_PREFIX):
+                self._sent_streams.add(prefix + group[0].channel)
         if failed:
             logger.warning("redis rejected %d of %d messages", len(failed), len(items))
         return failed
@@ -225,42 +290,83 @@ class RedisBridge(BaseBridge):
         started = time.perf_counter()
         key = self.cfg.prefix + item.channel
         if item.persistent:
-            await self._client.xadd(
-                key, {_FIELD: item.data}, maxlen=self.cfg.maxlen, approximate=True
-            )
+            await self._client.xadd(key, {_FIELD: item.data})
         else:
             await self._client.publish(key, item.data)
         self._counters.rtt(started)
         return []
 
+    # -- trimming -------------------------------------------------------------------------
+
+    async def _trim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.claim_interval_s)
+            for key in sorted(self._sent_streams):
+                await self._trim(key)
+
+    async def _trim(self, key: str) -> None:
+        """Trim ``key`` by acknowledged id; past ``maxlen``, count and warn what goes."""
+        client = self._client
+        floor: tuple[int, int] | None = None
+        for group in await client.xinfo_groups(key):
+            name = group["name"]
+            if int(group.get("pending") or 0):
+                summary = await client.xpending(key, name)
+                keep = _id(summary["min"]) if summary.get("min") else None
+            else:
+                ms, seq = _id(group["last-delivered-id"])
+                keep = (ms, seq + 1)
+            if keep is not None and (floor is None or keep < floor):
+                floor = keep
+        if floor is not None and floor > (0, 0):
+            await client.xtrim(key, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+        excess = int(await client.xlen(key)) - self.cfg.maxlen
+        if excess > 0:
+            await client.xtrim(key, maxlen=self.cfg.maxlen, approximate=False)
+            self._counters.trimmed += excess
+            logger.warning(
+                "redis bridge trimmed %d entries of %s not yet read by every group "
+                "(maxlen=%d reached)", excess, key, self.cfg.maxlen,
+            )  # fmt: skip
+
     # -- inbound --------------------------------------------------------------------------
 
     def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [self._stream_loop]
-        if self.cfg.pubsub_channels:
-            loops.append(self._pubsub_loop)
-        return loops
+        return [self._stream_loop, self._pubsub_loop]
 
-    async def _refresh_streams(self) -> None:
-        """Find selected streams (exact names + the registry for wildcards); make groups."""
+    def _wanted(self, channel: str) -> bool:
+        """Read a stream only while the bus has a local subscriber on its channel."""
+        port = self._port
+        return channel == self._own_reply or (port is not None and port.subscribed(channel))
+
+    async def _discover(self) -> None:
+        """Find selected streams: exact names, and the registry for wildcards."""
         cfg = self.cfg
-        names = {c for c in cfg.channels if not _is_pattern(c)}
+        names = {c for c in cfg.channels if not is_pattern(c)}
         names.add(self._own_reply)  # replies to this bus's requests
-        if any(_is_pattern(c) for c in cfg.channels):
+        if any(is_pattern(c) for c in cfg.channels):
             members = await self._client.smembers(cfg.prefix + _REGISTRY)
             names |= {m.decode() for m in members if cfg.matches(m.decode())}
-        for channel in sorted(names):
-            key = cfg.prefix + channel
-            if cfg.is_pubsub(channel) or key in self._streams:
-                continue
-            await self._ensure_group(key)
-            self._streams[key] = channel
-            await self._read_own_pending(key)
+        for channel in names:
+            self._known.setdefault(cfg.prefix + channel, channel)
+
+    async def _activate(self) -> None:
+        """Start reading the known streams whose channel gained a local subscriber (the
+        group is created if missing), stop reading those that lost it."""
+        for key, channel in list(self._known.items()):
+            wanted = self._wanted(channel)
+            if wanted and key not in self._streams:
+                await self._ensure_group(key)
+                self._streams[key] = channel
+                await self._read_own_pending(key)
+            elif not wanted and key in self._streams:
+                del self._streams[key]
 
     async def _ensure_group(self, key: str) -> None:
-        start = "0" if self.cfg.start == "earliest" else "$"
+        cfg = self.cfg
+        start = "0" if cfg.group is not None and cfg.start == "earliest" else self._start_id
         try:
-            await self._client.xgroup_create(key, self.cfg.group, id=start, mkstream=True)
+            await self._client.xgroup_create(key, self._group, id=start, mkstream=True)
         except self._errors.ResponseError as err:
             if "BUSYGROUP" not in str(err):
                 raise
@@ -270,7 +376,7 @@ class RedisBridge(BaseBridge):
         last = "0"
         while True:
             resp = await self._client.xreadgroup(
-                self.cfg.group, self._consumer, {key: last}, count=self.cfg.batch_size
+                self._group, self._consumer, {key: last}, count=self.cfg.batch_size
             )
             entries = resp[0][1] if resp else []
             if not entries:
@@ -283,12 +389,13 @@ class RedisBridge(BaseBridge):
         while True:
             if time.monotonic() >= self._next_scan:
                 await self._housekeeping()
+            await self._activate()
             if not self._streams:
-                await asyncio.sleep(min(0.1, cfg.claim_interval_s))
+                await asyncio.sleep(cfg.block_ms / 1000.0)
                 continue
             try:
                 resp = await self._reader.xreadgroup(
-                    cfg.group, self._consumer, dict.fromkeys(self._streams, ">"),
+                    self._group, self._consumer, dict.fromkeys(self._streams, ">"),
                     count=cfg.batch_size, block=cfg.block_ms,
                 )  # fmt: skip
             except self._errors.ResponseError as err:
@@ -303,12 +410,13 @@ class RedisBridge(BaseBridge):
 
     async def _housekeeping(self) -> None:
         self._next_scan = time.monotonic() + self.cfg.claim_interval_s
-        await self._refresh_streams()
-        await self._claim_stale()
+        await self._discover()
+        if self.cfg.group is not None:  # fan-out groups have one member: nothing to take
+            await self._claim_stale()
         lag = 0
         for key in self._streams:
             for group in await self._client.xinfo_groups(key):
-                if group.get("name") in (self.cfg.group, self.cfg.group.encode()):
+                if group.get("name") in (self._group, self._group.encode()):
                     lag += int(group.get("lag") or 0)
         self._server_lag = lag
 
@@ -319,7 +427,7 @@ class RedisBridge(BaseBridge):
             start = "0-0"
             while True:
                 resp = await self._client.xautoclaim(
-                    key, cfg.group, self._consumer, cfg.claim_idle_ms, start_id=start,
+                    key, self._group, self._consumer, cfg.claim_idle_ms, start_id=start,
                     count=cfg.batch_size,
                 )  # fmt: skip
                 start, entries = resp[0], resp[1]
@@ -334,41 +442,33 @@ class RedisBridge(BaseBridge):
             if skip_holding and entry_id in self._holding:
                 continue  # still being handled here
             token = (key, entry_id)
-            raw = fields.get(_FIELD) if fields else None
-            if fields is None:  # trimmed away while pending
+            if fields is None:  # trimmed away while pending (counted by the trimmer)
                 self._settle(token)
                 continue
-            reason = "no 'm' field: foreign entry" if raw is None else None
-            if raw is not None:
-                self._holding.add(entry_id)
-                reason = await self._handle(raw, token)
+            raw = fields.get(_FIELD)
+            if raw is None:
+                reason: str | None = self._rejected(f"foreign entry on {key!r}: no 'm' field")
             else:
-                self._counters.dead_lettered += 1
-                logger.warning("redis bridge: dead-lettering a foreign entry on %s", key)
+                self._holding.add(entry_id)
+                reason = await self._handle(raw, token, key)
             if reason is not None:
                 self._holding.discard(entry_id)
                 await self._dead_letter(_raw_of(fields), reason, key)
                 self._settle(token)
 
-    async def _subscribe_pubsub(self) -> None:
-        patterns = [self.cfg.prefix + p for p in self.cfg.pubsub_channels]
-        await self._pubsub.psubscribe(*patterns)
-
     async def _pubsub_loop(self) -> None:
-        cfg = self.cfg
         while True:
-            if self._pubsub is None:
+            pubsub = self._pubsub
+            if pubsub is None:
                 await asyncio.sleep(0.05)
                 continue
-            msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if msg is None or msg.get("type") != "pmessage":
                 continue
-            channel = msg["channel"].decode()[len(cfg.prefix) :]
-            if not cfg.matches(channel):
-                continue
-            reason = await self._handle(msg["data"], None)
+            source = msg["channel"].decode()
+            reason = await self._handle(msg["data"], None, source)
             if reason is not None:
-                await self._dead_letter(msg["data"], reason, msg["channel"].decode())
+                await self._dead_letter(msg["data"], reason, source)
 
     async def _ack(self, tokens: list[Any]) -> None:
         by_key: dict[str, list[Any]] = {}
@@ -379,7 +479,7 @@ class RedisBridge(BaseBridge):
             return
         pipe = self._client.pipeline(transaction=False)
         for key, ids in by_key.items():
-            pipe.xack(key, self.cfg.group, *ids)
+            pipe.xack(key, self._group, *ids)
         await pipe.execute()
         for ids in by_key.values():
             self._holding.difference_update(ids)
@@ -389,8 +489,10 @@ class RedisBridge(BaseBridge):
         await self._client.xadd(self.cfg.prefix + _DLQ, fields, maxlen=self.cfg.maxlen)
 
 
-def _is_pattern(channel: str) -> bool:
-    return any(ch in channel for ch in "*?[")
+def _id(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _raw_of(fields: dict[Any, Any] | None) -> bytes:

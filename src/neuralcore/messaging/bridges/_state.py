@@ -48,6 +48,13 @@ class BridgeMetrics(NamedTuple):
     reconnects : successful reconnections after a connection loss.
     lag : received-but-unsettled messages plus the server-side backlog when known.
     rtt_p50_s, rtt_p99_s : server round trip of recent sends (send to server ack), seconds.
+    trimmed : stream entries trimmed past ``maxlen`` before every known group read them
+        (each also logged as a warning); 0 on Kafka (the broker's retention decides).
+    unsent : accepted outbound messages not handed to the server when the last stop's
+        drain timeout ran out (kept in the bus outbox or spill file where there is one).
+    skipped : inbound messages acknowledged without delivery on purpose: this bus's
+        own messages coming back (echo), and, in fan-out mode, channels without a
+        local subscriber.
 
     Examples
     --------
@@ -68,6 +75,9 @@ class BridgeMetrics(NamedTuple):
     lag: int
     rtt_p50_s: float
     rtt_p99_s: float
+    trimmed: int = 0
+    unsent: int = 0
+    skipped: int = 0
 
 
 class BridgeHealth(NamedTuple):
@@ -78,7 +88,8 @@ class BridgeHealth(NamedTuple):
     state : the connection state.
     healthy : connected, or stopped on purpose.
     since : ``time.time()`` of the last state change.
-    last_error : the last connection error (type and message, never credentials), or ``""``.
+    last_error : the last connection error, or the error that stopped a background loop
+        (type and message, never credentials), or ``""``.
     buffered : outbound messages waiting.
 
     Examples
@@ -127,7 +138,7 @@ class Counters:
     def __init__(self) -> None:
         self.sent = self.received = self.acked = self.retried = 0
         self.spilled = self.dropped = self.dead_lettered = self.duplicates = 0
-        self.reconnects = 0
+        self.reconnects = self.trimmed = self.unsent = self.skipped = 0
         self.rtts: deque[float] = deque(maxlen=1024)
 
     def rtt(self, started: float) -> None:
@@ -142,4 +153,5 @@ class Counters:
         return BridgeMetrics(
             self.sent, self.received, self.acked, self.retried, buffered, self.spilled,
             self.dropped, self.dead_lettered, self.duplicates, self.reconnects, lag, p50, p99,
+            self.trimmed, self.unsent, self.skipped,
         )  # fmt: skip
