@@ -4,6 +4,8 @@
 ``task i`` as soon as each publish returned (it is then durable).
 ``consumer DB K``: handles "p"; prints each payload when it starts handling it, and hangs
 forever inside the handler of payload ``K``.
+``killer DB K``: handles "p" (``max_attempts=3``, dead letters to "p.dlq"), SIGKILLs its
+own process on payload ``K`` (a str), prints the other payloads, exits once drained.
 """
 
 from __future__ import annotations
@@ -45,6 +47,30 @@ async def _consumer(db: str, hang_at: int) -> None:
         await asyncio.sleep(3600)
 
 
+async def _killer(db: str, kill_at: str) -> None:
+    import os
+    import signal
+
+    from neuralcore.messaging import Message, MessageBus
+
+    bus = MessageBus(persistence_path=db)
+    bus.create_channel("p", persistent=True, max_attempts=3, dead_letter="p.dlq")
+
+    def handler(m: Message) -> None:
+        if m.payload == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        sys.stdout.write(f"{m.payload}\n")
+        sys.stdout.flush()
+
+    bus.subscribe("p", handler)
+    async with bus:
+        assert await bus.drain(timeout=30)
+
+
 if __name__ == "__main__":
-    role, path, number = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    asyncio.run(_publisher(path, number) if role == "publisher" else _consumer(path, number))
+    role, path, arg = sys.argv[1], sys.argv[2], sys.argv[3]
+    if role == "killer":
+        asyncio.run(_killer(path, arg))
+    else:
+        main = _publisher if role == "publisher" else _consumer
+        asyncio.run(main(path, int(arg)))

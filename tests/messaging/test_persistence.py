@@ -43,7 +43,7 @@ async def test_unacked_messages_replay_in_order_after_restart(tmp_path: Path) ->
     await bus.stop()  # never started: nothing delivered, everything unacknowledged
     got = await _consume(db)
     assert [m.payload["i"] for m in got] == [0, 5, 10, 15] + [i for i in range(20) if i % 5]
-    assert all(m.attempt == 2 for m in got)  # flagged as possibly seen before
+    assert all(m.attempt == 1 for m in got)  # never handed to a handler: first attempt
     assert await _consume(db) == []  # acknowledged now: not replayed again
 
 
@@ -173,11 +173,11 @@ async def test_retention_by_age_and_count(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("durability", "level"), [("process", 1), ("power", 2)])
 def test_durability_sets_synchronous(tmp_path: Path, durability: str, level: int) -> None:
     bus = MessageBus(BusConfig(durability=durability), persistence_path=str(tmp_path / "b.db"))  # type: ignore[arg-type]
-    store = bus._store
-    assert store is not None
-    assert store._con.execute("PRAGMA synchronous").fetchone()[0] == level
-    assert store._con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    store.close()
+    assert bus._journal is not None
+    con = bus._journal.store._con  # the setting lives on the bus's own connection only
+    assert con.execute("PRAGMA synchronous").fetchone()[0] == level
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    bus.close()
 
 
 def test_corrupt_file_is_moved_aside_and_reported(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ async def test_second_bus_on_same_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PersistenceError, match="in use by another"):
         MessageBus(persistence_path=str(db))
     await bus.stop()
-    MessageBus(persistence_path=str(db))._store.close()  # type: ignore[union-attr]
+    MessageBus(persistence_path=str(db)).close()
 
 
 @dataclasses.dataclass
@@ -240,8 +240,8 @@ async def test_group_commit_shares_transactions(tmp_path: Path) -> None:
     db = tmp_path / "bus.db"
     bus = MessageBus(persistence_path=str(db))
     bus.create_channel("p", persistent=True)
-    store = bus._store
-    assert store is not None
+    assert bus._journal is not None
+    store = bus._journal.store  # counting transactions needs the writer itself
     commits = 0
     original = store._write
 
@@ -269,21 +269,52 @@ async def test_file_written_with_json_codec_replays_under_msgpack(tmp_path: Path
     assert got.payload == {"b": b"\x01", "n": 1}
 
 
-async def test_undecodable_stored_row_names_channel_and_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("update", "reason"),
+    [
+        ("UPDATE messages SET data = x'c1c1' WHERE seq = 2", "checksum"),  # bytes changed
+        ("UPDATE messages SET data = x'c1c1', crc = NULL WHERE seq = 2", "cannot decode"),
+    ],
+    ids=["checksum", "undecodable"],
+)
+async def test_unreadable_row_is_set_aside_and_the_rest_replays(
+    tmp_path: Path, caplog: Any, update: str, reason: str
+) -> None:
     db = tmp_path / "bus.db"
-    bus = MessageBus(persistence_path=str(db))
-    bus.create_channel("p", persistent=True)
-    bus.publish("p", 1)
-    await bus.stop()
+    with MessageBus(persistence_path=str(db)) as bus:
+        bus.create_channel("p", persistent=True)
+        bus.publish_batch("p", [1, 2, 3])
     con = sqlite3.connect(db)
-    con.execute("UPDATE messages SET data = x'c1c1'")
+    con.execute(update)
     con.commit()
     con.close()
-    bus = MessageBus(persistence_path=str(db))
-    with pytest.raises(PersistenceError, match=r"stored message 1 of channel 'p' in .*bus\.db"):
+    with caplog.at_level(logging.ERROR):
+        got = await _consume(db)
+    assert [m.payload for m in got] == [1, 3]
+    assert "row 2" in caplog.text
+    assert reason in caplog.text
+    with MessageBus(persistence_path=str(db)) as bus:
         bus.create_channel("p", persistent=True)
-    assert "p" not in bus.channels()  # no half-made channel left behind
-    await bus.stop()
+        [dead] = bus.dead_letters("p")
+    assert reason in dead.error
+    assert dead.message.payload == b"\xc1\xc1"  # the raw bytes, kept for inspection
+
+
+async def test_flipped_bit_in_payload_is_caught_by_the_row_checksum(tmp_path: Path) -> None:
+    db = tmp_path / "bus.db"
+    with MessageBus(BusConfig(codec="json"), persistence_path=str(db)) as bus:
+        bus.create_channel("p", persistent=True)
+        bus.publish("p", {"amount": 100})
+    con = sqlite3.connect(db)
+    [(data,)] = con.execute("SELECT data FROM messages").fetchall()
+    flipped = bytes(data).replace(b"100", b"900")  # still valid JSON: decodes silently
+    con.execute("UPDATE messages SET data = ?", (flipped,))
+    con.commit()
+    con.close()
+    assert await _consume(db) == []
+    with MessageBus(persistence_path=str(db)) as bus:
+        bus.create_channel("p", persistent=True)
+        assert "checksum" in bus.dead_letters("p")[0].error
 
 
 async def test_retention_by_age_keeps_unacknowledged_rows(tmp_path: Path) -> None:

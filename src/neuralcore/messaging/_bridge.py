@@ -75,7 +75,9 @@ class Tap:
     """
 
     __slots__ = (
+        "_auth",
         "_bus",
+        "_trusted",
         "active",
         "callback",
         "durable",
@@ -97,6 +99,8 @@ class Tap:
         name: str | None = None,
     ) -> None:
         self._bus = bus
+        self._auth: str | None = None  # the API key it was made with (never shown)
+        self._trusted = False  # made by the bus's own bridge port: not authorized
         self.selector = selector
         self.selection = Selector(selector)
         self.selectors = self.selection.texts

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import secrets
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,7 +23,6 @@ from neuralcore.core import (
     InputTypeError,
     InvalidInputError,
     PersistenceError,
-    SerializationError,
 )
 from neuralcore.messaging._bridge import Bridge, Tap
 from neuralcore.messaging._channel import Channel
@@ -36,15 +37,40 @@ from neuralcore.messaging._subscription import Subscription
 from neuralcore.messaging._types import Filter, Handler
 
 if TYPE_CHECKING:
-    from neuralcore.messaging._store import SQLiteStore
+    from neuralcore.messaging._journal import Journal
+    from neuralcore.messaging._store import Commit
 
-__all__ = ("DeadLetter", "MessageBus")
+__all__ = ("BusHealth", "DeadLetter", "MessageBus")
 
 logger = logging.getLogger(__name__)
 _DEAD_KEPT = 10_000
 
 DispatchBefore = Callable[[Message, Subscription], None]
 DispatchAfter = Callable[[Message, Subscription, BaseException | None], None]
+
+
+class BusHealth(NamedTuple):
+    """What :meth:`MessageBus.health` reports.
+
+    Attributes
+    ----------
+    ok : bool
+        Nothing failed in the background and the writer (if any) runs.
+    running : bool
+        The bus is started and not stopped.
+    writer : str
+        The SQLite writer thread: ``"running"``, ``"stopped"``, ``"dead"`` or ``"none"``.
+    store_failures : int
+        Transactions that failed (each failed only the calls that joined it).
+    failed_tasks : tuple of str
+        Background tasks that failed, ``"task name: Error: text"``, most recent last.
+    """
+
+    ok: bool
+    running: bool
+    writer: str
+    store_failures: int
+    failed_tasks: tuple[str, ...]
 
 
 class DeadLetter(NamedTuple):
@@ -114,7 +140,7 @@ class MessageBus(Publisher, BridgeSeams):
         self._subs: list[Subscription] = []
         self._publish_hooks: list[Callable[[Message], Message]] = []
         self._dispatch_hooks: list[tuple[DispatchBefore | None, DispatchAfter | None]] = []
-        self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._replies: dict[str, _Pending] = {}
         self._bridges: list[Bridge] = []
         self._dead: deque[DeadLetter] = deque(maxlen=_DEAD_KEPT)
         self._codec: Codec | None = None
@@ -125,10 +151,20 @@ class MessageBus(Publisher, BridgeSeams):
         self.running = False
         self._closed = False
         self._stopping = False
+        self._failures: list[str] = []  # background tasks that failed (see health())
+        self._journal: Journal | None = None
         path = persistence_path or config.persistence_path
-        self._store = _open_store(path, config) if path else None
-        for channel in config.channels:
-            self.create_channel(channel)
+        try:
+            if path:
+                from neuralcore.messaging._journal import Journal
+
+                self._journal = Journal(path, config, lambda: self.codec)
+                self._journal.bind(self)
+            for channel in config.channels:
+                self.create_channel(channel)
+        except BaseException:
+            self.close()  # a failed constructor keeps no file, lock or thread
+            raise
 
     # -- channels -------------------------------------------------------------------------
 
@@ -168,11 +204,19 @@ class MessageBus(Publisher, BridgeSeams):
             )
         if cfg.name in self._channels:
             raise ConfigError("name", cfg.name, "channel already exists")
-        if cfg.persistent and self._store is None:
+        if self._closed:
+            raise BusClosedError(f"bus {self.bus_id} is stopped")
+        if cfg.persistent and self._journal is None:
             raise ConfigError("persistent", True, f"channel {cfg.name!r} needs persistence_path")
         ch = self._channels[cfg.name] = Channel(self, cfg)
         if cfg.dead_letter and cfg.dead_letter not in self._channels:
-            self.create_channel(cfg.dead_letter, persistent=cfg.persistent)
+            # The dead letters of a protected channel are as protected as the channel.
+            self.create_channel(
+                cfg.dead_letter,
+                persistent=cfg.persistent,
+                allow_publish=cfg.allow_publish,
+                allow_subscribe=cfg.allow_subscribe,
+            )
         if cfg.persistent:
             try:
                 self._restore(ch)
@@ -180,10 +224,24 @@ class MessageBus(Publisher, BridgeSeams):
                 del self._channels[cfg.name]
                 raise
         for sub in self._patterns:
-            if sub.selection.matches(cfg.name):
+            if sub.selection.matches(cfg.name) and self._may(ch, sub._auth, "subscribe"):
                 ch.attach(sub)
+            elif sub.selection.matches(cfg.name):
+                ch.stats.denied += 1
+                logger.warning(
+                    "pattern subscription %s (%r) not attached to new channel %r: not "
+                    "authorized to subscribe there",
+                    sub.name, sub.selector, cfg.name,
+                )  # fmt: skip
         for tap in self._pattern_taps:
             if tap.matches(cfg.name):
+                if not (tap._trusted or self._may(ch, tap._auth, "subscribe")):
+                    ch.stats.denied += 1
+                    logger.warning(
+                        "tap %r not attached to new channel %r: not authorized to subscribe",
+                        tap.selector, cfg.name,
+                    )  # fmt: skip
+                    continue
                 ch.taps.append(tap)
                 ch.refresh()
         if self.running:
@@ -204,39 +262,37 @@ class MessageBus(Publisher, BridgeSeams):
         return ch
 
     def _restore(self, ch: Channel) -> None:
-        """Replay a persistent channel's unacknowledged messages, keys and dead letters."""
-        assert self._store is not None
-        for seq, data in self._store.unacked(ch.name):
-            msg = self._decode_stored(ch, seq, data)
-            msg.attempt += 1  # it may have been delivered before the restart
-            msg._tracker = Tracker(seq, self._tracked_done)
+        """Replay a persistent channel's unacknowledged messages, keys and dead letters.
+
+        Messages whose recorded delivery attempts are used up (the process died during
+        each of them) are dead-lettered now, with that error.
+        """
+        assert self._journal is not None
+        got = self._journal.restore(ch.name, ch.config.max_attempts, self._tracked_done)
+        for msg in got.messages:
             ch.queue.push(msg)
         if ch.idem is not None:
-            for key, msg_id, expiry in self._store.keys(ch.name):
+            for key, msg_id, expiry in got.keys:
                 ch.idem.restore(key, msg_id, expiry)
-        for subscriber, error, ts, data in self._store.dead_letters(ch.name):
-            self._dead.append(DeadLetter(self._decode_stored(ch, 0, data), error, subscriber, ts))
+        for msg, error, subscriber, ts in got.dead:
+            self._dead.append(DeadLetter(msg, error, subscriber, ts))
+        for msg, error in got.exhausted:
+            self._dead_letter_restored(ch, msg, error)
         if ch.queue.size:
             logger.info("channel %r: replaying %d unacknowledged messages", ch.name, ch.queue.size)
 
-    def _decode_stored(self, ch: Channel | str, seq: int, data: bytes) -> Message:
-        """Decode a stored message with the codec that wrote it (the file may predate a
-        ``codec`` setting change: JSON envelopes start with ``[``)."""
-        from neuralcore.messaging._codec import JsonCodec
+    def _dead_letter_restored(self, ch: Channel, msg: Message, error: str) -> None:
+        from neuralcore.messaging._journal import RESTORE_SUBSCRIBER
 
-        codec = self.codec
-        if data[:1] == b"[" and codec.name != "json":
-            codec = JsonCodec(max_size=self.config.max_message_size)
-        try:
-            return codec.decode(data)
-        except SerializationError as err:
-            raise PersistenceError(
-                f"stored message {seq} of {_where(ch)} in {self._store_path()} "
-                f"cannot be decoded: {err}"
-            ) from err
-
-    def _store_path(self) -> str:
-        return str(self._store.path) if self._store is not None else "-"
+        assert self._journal is not None
+        ch.stats.dead_lettered += 1
+        logger.error("channel %r: message %s dead-lettered at restore: %s", ch.name, msg.id, error)
+        self._dead.append(DeadLetter(msg, error, RESTORE_SUBSCRIBER, time.time()))
+        dlq = ch.config.dead_letter
+        if dlq is not None:
+            headers = _dead_headers(msg, error, ch.name, RESTORE_SUBSCRIBER)
+            self._publish_sync(dlq, msg.payload, msg.priority, headers, None, None, internal=True)
+        self._journal.exhausted(ch.name, msg, error)
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -305,6 +361,8 @@ class MessageBus(Publisher, BridgeSeams):
         )
         for ch in matched:
             self._authorize(ch, auth, "subscribe")
+        if pattern and self.config.api_keys and auth is not None:
+            self._known_key(auth)
         label = (
             name
             or f"{getattr(handler, '__qualname__', type(handler).__name__)}#{len(self._subs) + 1}"
@@ -312,6 +370,7 @@ class MessageBus(Publisher, BridgeSeams):
         sub = Subscription(
             self, channel, handler, group=group, concurrency=concurrency, filter=filter, name=label
         )
+        sub._auth = auth  # checked again on each protected channel the pattern meets
         self._subs.append(sub)
         if pattern:
             self._patterns.append(sub)
@@ -333,16 +392,32 @@ class MessageBus(Publisher, BridgeSeams):
         self._subs = [s for s in self._subs if s is not sub]
         self._patterns = [s for s in self._patterns if s is not sub]
 
-    def _authorize(self, ch: Channel, auth: str | None, action: str) -> None:
+    def _may(self, ch: Channel, auth: str | None, action: str) -> bool:
+        """Whether ``auth`` may ``action`` on ``ch`` (no counting, no error)."""
         if (action, auth) in ch.granted:
+            return True
+        allowed = ch.config.allow_publish if action == "publish" else ch.config.allow_subscribe
+        if allowed is None:
+            if not self.config.api_keys:
+                return True
+            allowed = ("*",)  # api_keys set: deny by default, any known key may
+        roles = self.config.api_keys.get(auth) if type(auth) is str else None
+        if roles is not None and ("*" in allowed or not set(allowed).isdisjoint(roles)):
+            ch.granted.add((action, auth))
+            return True
+        return False
+
+    def _known_key(self, auth: str) -> None:
+        if auth not in self.config.api_keys:
+            raise AuthorizationError("an unknown API key was given")
+
+    def _authorize(self, ch: Channel, auth: str | None, action: str) -> None:
+        if self._may(ch, auth, action):
             return
         allowed = ch.config.allow_publish if action == "publish" else ch.config.allow_subscribe
         if allowed is None:
-            return
-        roles = self.config.api_keys.get(auth) if auth is not None else None
-        if roles is not None and ("*" in allowed or not set(allowed).isdisjoint(roles)):
-            ch.granted.add((action, auth))
-            return
+            allowed = ("*",)
+        roles = self.config.api_keys.get(auth) if type(auth) is str else None
         ch.stats.denied += 1
         who = (
             "no API key"
@@ -446,6 +521,7 @@ class MessageBus(Publisher, BridgeSeams):
 
     def _start_channel(self, ch: Channel) -> None:
         ch.task = asyncio.get_running_loop().create_task(ch.run(), name=f"bus:{ch.name}")
+        ch.task.add_done_callback(self.supervise)
         for target in ch.targets:
             for sub in target.members:
                 ch.start_workers(target, sub)
@@ -489,10 +565,73 @@ class MessageBus(Publisher, BridgeSeams):
         if self.running:
             await self._cancel_tasks()
         self.running = False
-        for fut in self._replies.values():
-            fut.cancel()
-        if self._store is not None:
-            self._store.close()
+        self._release()
+
+    def close(self) -> None:
+        """Release the bus's resources now: the SQLite file, its lock and the writer thread.
+
+        Unlike :meth:`stop` it does not drain: on persistent channels what is not yet
+        acknowledged stays in the file and is replayed by the next bus. Safe to call more
+        than once, after :meth:`stop`, and from ``with MessageBus(...) as bus:``. A bus
+        that is garbage collected, or still open at interpreter exit, is closed the same
+        way.
+
+        Examples
+        --------
+        >>> with MessageBus() as bus:
+        ...     _ = bus.create_channel("a")
+        >>> bus.health().running
+        False
+        """
+        self._stopping = True
+        self._closed = True
+        for ch in self._channels.values():
+            ch.refresh()
+        if self.running:
+            self.running = False
+            self._cancel_soon()
+        self._release()
+
+    def _cancel_soon(self) -> None:
+        """Cancel the bus's tasks from any thread (``close()`` cannot await them)."""
+        loop = self._loop
+        tasks = self._tasks()
+        if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            for task in tasks:
+                task.cancel()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                for task in tasks:
+                    loop.call_soon_threadsafe(task.cancel)
+
+    def _release(self) -> None:
+        for pending in self._replies.values():
+            pending.future.cancel()
+        self._replies.clear()
+        if self._journal is not None:
+            self._journal.close()
+
+    def __enter__(self) -> MessageBus:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _tasks(self) -> list[asyncio.Task[Any]]:
+        tasks: list[asyncio.Task[Any]] = list(self._background)
+        for ch in self._channels.values():
+            if ch.task is not None:
+                tasks.append(ch.task)
+            for target in ch.targets:
+                tasks += [w for ws in target.workers.values() for w in ws]
+        return tasks
 
     async def _cancel_tasks(self) -> None:
         tasks: list[asyncio.Task[Any]] = list(self._background)
@@ -531,8 +670,8 @@ class MessageBus(Publisher, BridgeSeams):
     # -- acknowledgement, dead letters, replies -------------------------------------------
 
     def _tracked_done(self, tracker: Tracker, msg: Message) -> None:
-        if tracker.seq is not None and self._store is not None:
-            self._store.ack([tracker.seq])
+        if tracker.seq is not None and self._journal is not None:
+            self._journal.ack(tracker.seq)
         if tracker.on_settled is not None:
             try:
                 tracker.on_settled(msg, tracker.outcome)
@@ -542,26 +681,61 @@ class MessageBus(Publisher, BridgeSeams):
     def _dead_letter(
         self, ch: Channel, sub: Subscription, msg: Message, err: BaseException
     ) -> None:
-        text = f"{type(err).__name__}: {err}"
-        now = time.time()
-        self._dead.append(DeadLetter(msg, text, sub.name, now))
-        if ch.config.persistent and self._store is not None:
-            self._store.dead_letter((ch.name, msg.id, now, sub.name, text, self.codec.encode(msg)))
+        from neuralcore.messaging._journal import describe
+
+        text = describe(err)
+        self._dead.append(DeadLetter(msg, text, sub.name, time.time()))
+        if ch.config.persistent and self._journal is not None:
+            self._journal.dead_letter(ch.name, msg, sub.name, text)
         dlq = ch.config.dead_letter
         if dlq is None:
             ch.settle(msg, "dead_lettered")
             return
-        headers = {
-            **(msg._headers or {}),
-            "dead_letter_error": text,
-            "dead_letter_channel": ch.name,
-            "dead_letter_subscriber": sub.name,
-            "dead_letter_attempts": msg.attempt,
-            "original_id": msg.id,
-        }
-        task = asyncio.get_running_loop().create_task(self._forward_dead(ch, msg, dlq, headers))
+        headers = _dead_headers(msg, text, ch.name, sub.name)
+        self._spawn(self._forward_dead(ch, msg, dlq, headers), f"bus:dead-letter:{ch.name}")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """A supervised background task: its failure is logged and shown in health()."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        self.supervise(task)
+
+    def supervise(self, task: asyncio.Task[Any]) -> None:
+        """Record the failure of a finished background task (called by its done callback)."""
+        if task.cancelled():
+            return
+        err = task.exception()
+        if err is not None:
+            from neuralcore.messaging._journal import describe
+
+            text = f"{task.get_name()}: {describe(err)}"
+            self._failures.append(text)
+            del self._failures[:-100]
+            logger.error("bus %s: background task failed: %s", self.bus_id, text, exc_info=err)
+
+    def health(self) -> BusHealth:
+        """Whether the bus runs and what failed in the background.
+
+        Examples
+        --------
+        >>> MessageBus().health().ok
+        True
+        """
+        journal = self._journal
+        writer = journal.store.writer_state() if journal is not None else "none"
+        failed = tuple(self._failures)
+        for ch in self._channels.values():
+            task = ch.task
+            if task is not None and task.done() and not task.cancelled() and self.running:
+                failed += (f"dispatcher of {ch.name!r} stopped",)
+        ok = not failed and writer in ("running", "none", "stopped")
+        store_failures = journal.store.failures if journal is not None else 0
+        return BusHealth(ok, self.running, writer, store_failures, failed)
 
     async def _forward_dead(
         self, ch: Channel, msg: Message, dlq: str, headers: dict[str, Any]
@@ -575,15 +749,32 @@ class MessageBus(Publisher, BridgeSeams):
             logger.exception("could not forward message %s to dead-letter channel %r", msg.id, dlq)
         ch.settle(msg, "dead_lettered")
 
-    def dead_letters(self, channel: str | None = None) -> list[DeadLetter]:
+    def dead_letters(
+        self, channel: str | None = None, *, auth: str | None = None
+    ) -> list[DeadLetter]:
         """Dead letters of this run and, for persistent channels, earlier runs (oldest first).
+
+        Dead letters of a channel with ``allow_subscribe`` (or of any channel once
+        ``api_keys`` is set) are shown only to an API key that may subscribe there:
+        naming such a ``channel`` without one raises ``AuthorizationError``; without a
+        ``channel``, they are left out.
 
         Examples
         --------
         >>> MessageBus().dead_letters()
         []
         """
-        return [d for d in self._dead if channel is None or d.message.channel == channel]
+        if channel is not None:
+            ch = self._channels.get(channel)
+            if ch is not None:
+                self._authorize(ch, auth, "subscribe")
+            return [d for d in self._dead if d.message.channel == channel]
+        out = []
+        for d in self._dead:
+            ch = self._channels.get(d.message.channel)
+            if ch is None or self._may(ch, auth, "subscribe"):
+                out.append(d)
+        return out
 
     def reply(self, request: Message, payload: Any) -> None:
         """Answer a :meth:`request` (a handler can also just return the answer).
@@ -609,16 +800,52 @@ class MessageBus(Publisher, BridgeSeams):
         if cid is None or to is None:
             raise InvalidInputError(f"message {request.id} is not a request (no reply_to header)")
         if to != self.bus_id:  # another bus: a bridge carries "_reply.<bus id>" home
-            self.publish(self._reply_channel(str(to)), payload, headers={"correlation_id": cid})
+            self._publish_sync(
+                self._reply_channel(str(to)),
+                payload,
+                None,
+                {"correlation_id": cid},
+                None,
+                None,
+                internal=True,
+            )
         elif self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._resolve_reply, str(cid), payload)
+            self._loop.call_soon_threadsafe(self._resolve_local, request, str(cid), payload)
         else:
-            self._resolve_reply(str(cid), payload)
+            self._resolve_local(request, str(cid), payload)
+
+    async def _await_mark(self, commit: Commit) -> None:
+        """Wait for a delivery-attempt record; failing, deliver anyway (at least once)."""
+        assert self._journal is not None
+        try:
+            await commit.wait_async(self._journal.timeout)
+        except PersistenceError as err:
+            logger.warning("bus %s: delivery attempt not recorded: %s", self.bus_id, err)
+
+    def _answer(self, request: Message, payload: Any) -> None:
+        """A handler's return value answers a request; never raises into the dispatcher."""
+        try:
+            self.reply(request, payload)
+        except Exception:
+            logger.exception("reply to request %s failed", request.id)
+
+    def _resolve_local(self, request: Message, cid: str, payload: Any) -> None:
+        """Answer a request of this bus, only with the request message itself."""
+        pending = self._replies.get(cid)
+        if pending is None:
+            return
+        if request.channel != pending.channel or request.id != pending.msg_id:
+            logger.warning(
+                "reply ignored: message %s on %r is not the request %s waits for",
+                request.id, request.channel, cid[:8] + "...",
+            )  # fmt: skip
+            return
+        self._resolve_reply(cid, payload)
 
     def _resolve_reply(self, cid: str, payload: Any) -> None:
-        fut = self._replies.pop(cid, None)
-        if fut is not None and not fut.done():
-            fut.set_result(payload)
+        pending = self._replies.pop(cid, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(payload)
 
     # -- metrics --------------------------------------------------------------------------
 
@@ -647,17 +874,28 @@ class MessageBus(Publisher, BridgeSeams):
         return prometheus_text(self.metrics())
 
 
-def _where(ch: Channel | str) -> str:
-    return f"the {ch} table" if isinstance(ch, str) else f"channel {ch.name!r}"
+def _dead_headers(msg: Message, error: str, channel: str, subscriber: str) -> dict[str, Any]:
+    return {
+        **(msg._headers or {}),
+        "dead_letter_error": error,
+        "dead_letter_channel": channel,
+        "dead_letter_subscriber": subscriber,
+        "dead_letter_attempts": msg.attempt,
+        "original_id": msg.id,
+    }
 
 
-def _open_store(path: str, config: BusConfig) -> SQLiteStore:
-    from neuralcore.messaging._store import SQLiteStore  # sqlite3 only when persistence is used
+class _Pending:
+    """A request waiting for its answer: only its own message may answer it."""
 
-    return SQLiteStore(
-        path,
-        durability=config.durability,
-        retention_seconds=config.retention_seconds,
-        retention_count=config.retention_count,
-        on_corrupt=config.on_corrupt,
-    )
+    __slots__ = ("channel", "future", "msg_id")
+
+    def __init__(self, future: asyncio.Future[Any], channel: str) -> None:
+        self.future = future
+        self.channel = channel
+        self.msg_id: str | None = None
+
+
+def new_correlation_id() -> str:
+    """An unguessable correlation id (128 random bits)."""
+    return secrets.token_hex(16)

@@ -169,12 +169,15 @@ class Channel:
             return
         for t_sub in target.members:  # a target that stopped being inline needs all workers
             if t_sub not in target.workers:
-                target.workers[t_sub] = [
+                tasks = [
                     asyncio.create_task(
                         self.work(target, t_sub), name=f"bus:{self.name}:{t_sub.name}"
                     )
                     for _ in range(t_sub.concurrency)
                 ]
+                for task in tasks:
+                    task.add_done_callback(self.bus.supervise)
+                target.workers[t_sub] = tasks
 
     # -- dispatching ----------------------------------------------------------------------
 
@@ -207,11 +210,21 @@ class Channel:
                 stats.expired += 1
                 self.settle_all(msg, "expired")
                 continue
+            tracker = msg._tracker
+            if tracker is not None and tracker.seq is not None and msg.attempt > tracker.marked:
+                # A stored message: record the attempt, so that one whose delivery kills
+                # the process still counts. Replayed ones wait for the record first.
+                journal = self.bus._journal
+                assert journal is not None  # stored messages exist only with a journal
+                commit = journal.mark(tracker, msg.attempt, wake=True)
+                if tracker.replayed:
+                    await self.bus._await_mark(commit)
+                    if self.batch is not batch:
+                        return  # detach() took the batch back meanwhile
             targets = self.targets
             if not targets:  # the last subscriber left during this batch
                 self.queue.push_front(batch[i:])
                 return
-            tracker = msg._tracker
             if tracker is not None:
                 tracker.pending = len(targets)
             self._tick += 1
@@ -238,7 +251,7 @@ class Channel:
                         continue
                     ok += 1
                     if result is not None and msg._headers and "reply_to" in msg._headers:
-                        self.bus.reply(msg, result)
+                        self.bus._answer(msg, result)
                     if tracker is not None:
                         tracker.settle(msg, "acked")
                 elif t.inline:
@@ -259,7 +272,7 @@ class Channel:
                             self.busy -= 1
                             ok += 1
                             if result is not None and msg._headers and "reply_to" in msg._headers:
-                                self.bus.reply(msg, result)
+                                self.bus._answer(msg, result)
                             if tracker is not None:
                                 tracker.settle(msg, "acked")
                     else:
@@ -295,7 +308,7 @@ class Channel:
                     self.failed(t, t.members[0], msg, err)
                     continue
                 if result is not None:
-                    self.bus.reply(msg, result)
+                    self.bus._answer(msg, result)
         else:
             for t, handler in fanout:
                 try:
@@ -335,7 +348,7 @@ class Channel:
         if timed:
             self.stats.handler_latency.observe(_perf() - t0)
         if result is not None and msg._headers and "reply_to" in msg._headers:
-            self.bus.reply(msg, result)
+            self.bus._answer(msg, result)
         tracker = msg._tracker
         if tracker is not None:
             tracker.settle(msg, "acked")
@@ -367,7 +380,7 @@ class Channel:
         """Count a handled delivery, send a reply if it was a request, settle."""
         self.stats.delivered += 1
         if result is not None and msg._headers and "reply_to" in msg._headers:
-            self.bus.reply(msg, result)
+            self.bus._answer(msg, result)
         tracker = msg._tracker
         if tracker is not None:
             tracker.settle(msg, "acked")
@@ -414,7 +427,7 @@ class Channel:
                 self.busy -= 1
                 stats.delivered += 1
                 if result is not None and msg._headers and "reply_to" in msg._headers:
-                    self.bus.reply(msg, result)
+                    self.bus._answer(msg, result)
                 tracker = msg._tracker
                 if tracker is not None:
                     tracker.settle(msg, "acked")
@@ -490,6 +503,11 @@ class Channel:
     def retry(self, target: Target, msg: Message, handle: list[asyncio.TimerHandle]) -> None:
         """Timer callback: deliver the next attempt to the same target."""
         self.timers.discard(handle[0])
+        tracker = msg._tracker
+        if tracker is not None and tracker.seq is not None and msg.attempt > tracker.marked:
+            journal = self.bus._journal
+            assert journal is not None  # stored messages exist only with a journal
+            journal.mark(tracker, msg.attempt, wake=True)
         if target.closed:
             self.orphan([msg])
         elif target.inline:

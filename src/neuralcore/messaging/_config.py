@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from neuralcore.core import Config, ConfigError
 from neuralcore.messaging._routing import is_pattern
@@ -13,6 +15,13 @@ from neuralcore.messaging._types import Durability, Overflow
 __all__ = ("BusConfig", "ChannelConfig")
 
 _TUPLE_FIELDS = ("allow_publish", "allow_subscribe")
+_C = TypeVar("_C", bound="BusConfig")
+_HIDDEN = "<hidden>"
+_SECRET_FIELDS = ("api_keys",)
+_INT64 = 2**63
+_COUNT_MAX = 10**9  # queue sizes, bursts, batch sizes...
+_DAY = 86_400.0
+_YEAR = 365 * _DAY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,15 +106,19 @@ class ChannelConfig(Config):
             raise ConfigError(
                 "name", self.name, "must be non-empty and contain none of '*', '?', '['"
             )
-        _positive("max_size", self.max_size)
-        _positive("max_attempts", self.max_attempts)
-        for field in ("rate_limit", "idempotency_window", "ttl", "handler_timeout"):
-            value = getattr(self, field)
-            if value is not None:
-                _positive(field, value)
-        if self.rate_burst is not None:
-            _positive("rate_burst", self.rate_burst)
-        if self.retry_backoff < 0 or self.retry_backoff_max < self.retry_backoff:
+        _count("max_size", self.max_size)
+        _count("max_attempts", self.max_attempts, 10**6)
+        _count("rate_burst", self.rate_burst)
+        if not -_INT64 <= self.default_priority < _INT64:
+            raise ConfigError(
+                "default_priority", self.default_priority, "must fit a signed 64-bit integer"
+            )
+        _seconds("rate_limit", self.rate_limit, 1e9, positive=True)
+        for field in ("idempotency_window", "ttl", "handler_timeout"):
+            _seconds(field, getattr(self, field), 10 * _YEAR, positive=True)
+        _seconds("retry_backoff", self.retry_backoff, _DAY)
+        _seconds("retry_backoff_max", self.retry_backoff_max, _DAY)
+        if self.retry_backoff_max < self.retry_backoff:
             raise ConfigError(
                 "retry_backoff", self.retry_backoff, "must be >= 0 and <= retry_backoff_max"
             )
@@ -137,8 +150,12 @@ class BusConfig(Config):
         Seconds ``stop()`` waits for queued and in-flight messages.
     block_timeout : float
         Seconds a ``block`` channel makes a publisher wait before ``QueueFullError``.
+    commit_timeout : float
+        Seconds any wait on the SQLite writer may take before ``PersistenceError``.
     api_keys : dict of str to tuple of str
-        API key -> roles, for channels with ``allow_publish``/``allow_subscribe``.
+        API key -> roles, for channels with ``allow_publish``/``allow_subscribe``. Once
+        set, every way in is checked: a channel without ``allow_*`` then admits any known
+        key (deny by default). Never shown in reprs or errors.
     prefetch : int
         Messages handed ahead to an async subscriber (larger: faster, coarser priority).
     batch_size : int
@@ -171,7 +188,8 @@ class BusConfig(Config):
     max_message_size: int = 16 * 1024 * 1024
     drain_timeout: float = 5.0
     block_timeout: float = 5.0
-    api_keys: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    commit_timeout: float = 30.0
+    api_keys: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, repr=False)
     prefetch: int = 64
     batch_size: int = 512
     metrics_sample_every: int = 8
@@ -181,23 +199,78 @@ class BusConfig(Config):
     default_channel: ChannelConfig | None = None
 
     def __post_init__(self) -> None:
-        keys = {k: tuple(v) if isinstance(v, list) else v for k, v in self.api_keys.items()}
-        object.__setattr__(self, "api_keys", keys)
+        object.__setattr__(self, "api_keys", _api_keys(self.api_keys))
         super().__post_init__()
+
+    @classmethod
+    def from_dict(cls: type[_C], data: Mapping[str, Any], *, path: str = "") -> _C:
+        """Build from a mapping (see :meth:`Config.from_dict`); errors about a secret
+        field name the field, never its value."""
+        try:
+            return super().from_dict(data, path=path)
+        except ConfigError as err:
+            if err.value == _HIDDEN:
+                raise
+            top = err.field.removeprefix(f"{path}." if path else "").split(".")[0].split("[")[0]
+            if top in _SECRET_FIELDS:
+                field = f"{path}.{top}" if path else top
+                raise ConfigError(field, _HIDDEN, _strip_value(err.reason)) from None
+            raise
 
     def validate(self) -> None:
         """Check value ranges; raise :class:`ConfigError` naming the field."""
-        for field in ("max_message_size", "prefetch", "batch_size", "metrics_sample_every"):
-            _positive(field, getattr(self, field))
-        for field in ("drain_timeout", "block_timeout", "retention_seconds"):
-            if getattr(self, field) < 0:
-                raise ConfigError(field, getattr(self, field), "must be >= 0")
+        _count("max_message_size", self.max_message_size, 2**30)
+        for field in ("prefetch", "batch_size"):
+            _count(field, getattr(self, field), 10**6)
+        _count("metrics_sample_every", self.metrics_sample_every)
+        for field in ("drain_timeout", "block_timeout"):
+            _seconds(field, getattr(self, field), 7 * _DAY)
+        _seconds("commit_timeout", self.commit_timeout, 7 * _DAY, positive=True)
+        _seconds("retention_seconds", self.retention_seconds, 100 * _YEAR)
+        if self.retention_count is not None:
+            _count("retention_count", self.retention_count, 2**62, zero=True)
         names = [c.name for c in self.channels]
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ConfigError(f"channels[{i}].name", name, "duplicate channel name")
 
 
-def _positive(field: str, value: Any) -> None:
-    if value <= 0:
-        raise ConfigError(field, value, "must be > 0")
+def _count(field: str, value: int | None, most: int = _COUNT_MAX, *, zero: bool = False) -> None:
+    """An integer count: ``None`` (unset) or in ``[1, most]`` (``[0, most]`` with zero)."""
+    if value is not None and not (0 if zero else 1) <= value <= most:
+        raise ConfigError(field, value, f"must be between {0 if zero else 1} and {most}")
+
+
+def _seconds(field: str, value: float | None, most: float, *, positive: bool = False) -> None:
+    """A finite duration or rate: ``None`` (unset) or in ``[0, most]`` (``(0, most]``)."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise ConfigError(field, value, "must be a finite number (not NaN or infinity)")
+    if value < 0 or (positive and value == 0) or value > most:
+        low = "> 0" if positive else ">= 0"
+        raise ConfigError(field, value, f"must be {low} and <= {most:g}")
+
+
+def _api_keys(keys: Any) -> dict[str, tuple[str, ...]]:
+    """Check ``api_keys`` without ever echoing a key (they are secrets)."""
+    if not isinstance(keys, Mapping):
+        raise ConfigError("api_keys", _HIDDEN, "expected a mapping of API key to roles")
+    out: dict[str, tuple[str, ...]] = {}
+    for i, (key, roles) in enumerate(keys.items()):
+        if type(key) is not str or not key:
+            raise ConfigError(
+                "api_keys", _HIDDEN, f"key #{i + 1} must be a non-empty str (value hidden)"
+            )
+        roles = tuple(roles) if isinstance(roles, list | tuple) else roles
+        if type(roles) is not tuple or not all(type(r) is str for r in roles):
+            raise ConfigError(
+                "api_keys", _HIDDEN, f"the roles of key #{i + 1} must be a list of str"
+            )
+        out[key] = roles
+    return out
+
+
+def _strip_value(reason: str) -> str:
+    """A type-check reason without anything that could hold the value."""
+    return reason if "expected" in reason or "unknown key" in reason else "invalid value"

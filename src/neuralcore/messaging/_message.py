@@ -22,7 +22,7 @@ class Tracker:
     plain in-memory path pays nothing for acknowledgement tracking.
     """
 
-    __slots__ = ("done", "on_settled", "outcome", "pending", "seq")
+    __slots__ = ("done", "marked", "on_settled", "outcome", "pending", "replayed", "seq")
 
     def __init__(
         self,
@@ -35,6 +35,8 @@ class Tracker:
         self.on_settled = on_settled
         self.pending = 0
         self.outcome: Outcome = "acked"
+        self.marked = 0  # delivery attempts recorded in the file (stored messages)
+        self.replayed = False  # read back after a restart: attempts are recorded first
 
     def settle(self, msg: Message, outcome: Outcome) -> None:
         """Record one delivery's outcome; the last one fires ``done``."""

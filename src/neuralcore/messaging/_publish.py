@@ -15,6 +15,7 @@ from neuralcore.core import (
     BusClosedError,
     InputTypeError,
     InvalidInputError,
+    MessagingError,
     QueueFullError,
     RateLimitedError,
     RequestTimeoutError,
@@ -22,10 +23,12 @@ from neuralcore.core import (
 from neuralcore.messaging._message import Message, Tracker, _new
 
 if TYPE_CHECKING:
+    from neuralcore.messaging._bus import _Pending
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import BusConfig
-    from neuralcore.messaging._store import Commit, SQLiteStore
+    from neuralcore.messaging._journal import Journal
+    from neuralcore.messaging._store import Commit
     from neuralcore.messaging._types import Outcome
 
 __all__ = ("Publisher",)
@@ -46,8 +49,8 @@ class Publisher:
     _counter: itertools.count[int]
     _channels: dict[str, Channel]
     _publish_hooks: list[Callable[[Message], Message]]
-    _replies: dict[str, asyncio.Future[Any]]
-    _store: SQLiteStore | None
+    _replies: dict[str, _Pending]
+    _journal: Journal | None
     _loop: asyncio.AbstractEventLoop | None
     _loop_thread: int | None
     _prestart: threading.Lock
@@ -132,13 +135,13 @@ class Publisher:
         ):
             if priority is None:
                 priority = ch.default_priority
-            elif type(priority) is not int:
+            elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
                 priority = _check_priority(priority)
             msg = _new(
                 channel,
                 payload,
                 priority,
-                dict(headers) if headers else None,
+                _headers(headers) if headers else None,
                 self.bus_id,
                 next(self._counter),
             )
@@ -195,13 +198,13 @@ class Publisher:
         ):
             if priority is None:
                 priority = ch.default_priority
-            elif type(priority) is not int:
+            elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
                 priority = _check_priority(priority)
             msg = _new(
                 channel,
                 payload,
                 priority,
-                dict(headers) if headers else None,
+                _headers(headers) if headers else None,
                 self.bus_id,
                 next(self._counter),
             )
@@ -259,7 +262,7 @@ class Publisher:
         ch = self._channels[channel]
         kept = self._fit(ch, prepared)
         if ch.config.persistent and kept:
-            self._persist(ch, kept, []).wait(self.config.block_timeout + 60.0)
+            self._persist(ch, kept, []).wait(self._commit_timeout())
         accepted = [self._accept(ch, m) for m in kept]
         return accepted + [None] * (len(prepared) - len(kept))
 
@@ -302,7 +305,7 @@ class Publisher:
         if ch.config.overflow != "block":
             kept = self._fit(ch, prepared)
             if ch.config.persistent and kept:
-                await self._persist(ch, kept, []).wait_async()
+                await self._persist(ch, kept, []).wait_async(self._commit_timeout())
             accepted = [self._accept(ch, m) for m in kept]
             return accepted + [None] * (len(prepared) - len(kept))
         out: list[Message | None] = []
@@ -311,7 +314,7 @@ class Publisher:
             room = max(1, ch.max_size - ch.queue.size)
             chunk = prepared[len(out) : len(out) + room]
             if ch.config.persistent:
-                await self._persist(ch, chunk, []).wait_async()
+                await self._persist(ch, chunk, []).wait_async(self._commit_timeout())
             out += [self._accept(ch, m) for m in chunk]
         return out
 
@@ -344,15 +347,20 @@ class Publisher:
         >>> asyncio.run(main())
         42
         """
+        from neuralcore.messaging._bus import _Pending, new_correlation_id
+
         loop = asyncio.get_running_loop()
-        cid = f"{self.bus_id}-r{next(self._counter):x}"
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._replies[cid] = fut
-        hdrs = {**(headers or {}), "correlation_id": cid, "reply_to": self.bus_id}
+        cid = new_correlation_id()
+        pending = self._replies[cid] = _Pending(loop.create_future(), channel)
+        hdrs = {**_headers(headers or {}), "correlation_id": cid, "reply_to": self.bus_id}
         try:
-            await self.publish_async(channel, payload, priority=priority, headers=hdrs, auth=auth)
+            sent = await self.publish_async(
+                channel, payload, priority=priority, headers=hdrs, auth=auth
+            )
+            if sent is not None:
+                pending.msg_id = sent.id
             async with asyncio.timeout(timeout):
-                return await fut
+                return await pending.future
         except TimeoutError as err:
             raise RequestTimeoutError(
                 f"no reply on channel {channel!r} within {timeout} s (correlation_id={cid})"
@@ -381,11 +389,18 @@ class Publisher:
         except RuntimeError as err:  # loop closed
             coro.close()
             raise BusClosedError(f"bus {self.bus_id} has no running event loop") from err
+        limit = self.config.block_timeout + self._commit_timeout() + 5.0
         try:
-            return future.result(self.config.block_timeout + 60.0)
+            return future.result(limit)
         except concurrent.futures.TimeoutError as err:
             future.cancel()
-            raise QueueFullError(f"publish to {channel!r} got no answer from the bus loop") from err
+            raise MessagingError(
+                f"publish to {channel!r} got no answer from the bus's event loop within "
+                f"{limit:g} s (block_timeout + commit_timeout + 5): the loop is blocked"
+            ) from err
+
+    def _commit_timeout(self) -> float:
+        return float(self.config.commit_timeout)
 
     def _publish_sync(
         self,
@@ -395,18 +410,18 @@ class Publisher:
         headers: Mapping[str, Any] | None,
         key: str | None,
         auth: str | None,
+        *,
+        internal: bool = False,
     ) -> Message | None:
         t0 = _perf()
-        ch, msg = self._prepare(channel, payload, priority, headers, key, auth)
+        ch, msg = self._prepare(channel, payload, priority, headers, key, auth, internal=internal)
         if msg is None:
             return None
         try:
             if not self._admit_sync(ch):
                 return None
             if ch.config.persistent:
-                self._persist(ch, [msg], [key] if key else []).wait(
-                    self.config.block_timeout + 60.0
-                )
+                self._persist(ch, [msg], [key] if key else []).wait(self._commit_timeout())
         except BaseException:
             if key is not None and ch.idem is not None:
                 ch.idem.forget(key)
@@ -436,7 +451,9 @@ class Publisher:
             if ch.queue.size >= ch.max_size and not await self._admit_async(ch):
                 return None
             if ch.config.persistent:
-                await self._persist(ch, [msg], [key] if key else []).wait_async()
+                await self._persist(ch, [msg], [key] if key else []).wait_async(
+                    self._commit_timeout()
+                )
         except BaseException:
             if key is not None and ch.idem is not None:
                 ch.idem.forget(key)
@@ -461,10 +478,16 @@ class Publisher:
         """Checks and hooks shared by every publish path; ``None`` message = duplicate."""
         if self._closed and not internal:
             raise BusClosedError(f"bus {self.bus_id} is stopped; cannot publish to {channel!r}")
+        if type(channel) is not str:
+            raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
         ch = self._channel(channel)
-        if ch.config.allow_publish is not None:
+        if key is not None:
+            _check_key(key)
+        if internal:
+            pass  # the bus's own dead letters and replies: authorized by their source
+        elif ch.config.allow_publish is not None or self.config.api_keys:
             self._authorize(ch, auth, "publish")
-        if ch.limiter is not None and not ch.limiter.take():
+        if ch.limiter is not None and not internal and not ch.limiter.take():
             ch.stats.dropped += 1
             raise RateLimitedError(
                 f"channel {channel!r} is limited to {ch.config.rate_limit}/s "
@@ -472,13 +495,13 @@ class Publisher:
             )
         if priority is None:
             priority = ch.default_priority
-        elif type(priority) is not int:
+        elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
             priority = _check_priority(priority)
         msg = _new(
             channel,
             payload,
             priority,
-            dict(headers) if headers else None,
+            _headers(headers) if headers else None,
             self.bus_id,
             next(self._counter),
         )
@@ -568,23 +591,20 @@ class Publisher:
 
     def _persist(self, ch: Channel, msgs: list[Message], keys: list[str]) -> Commit:
         """Encode (``SerializationError`` before anything is written) and join a commit."""
-        assert self._store is not None
-        encode = self.codec.encode
-        blobs = [encode(m) for m in msgs]
-        first = self._store.reserve(len(msgs))
-        rows = []
-        for i, (msg, blob) in enumerate(zip(msgs, blobs, strict=True)):
-            rows.append((first + i, ch.name, msg.id, msg.priority, msg.timestamp, blob))
-            tracker = msg._tracker
-            if tracker is None:
-                msg._tracker = Tracker(first + i, self._tracked_done)
-            else:
-                tracker.seq = first + i
-        if ch.idem is not None:
-            for key in keys:
-                self._store.remember_key(ch.name, key, msgs[0].id, time.time() + ch.idem.window)
-        outbox = self._outbox_rows(ch, msgs, first) if ch.taps else None
-        return self._store.insert(rows, outbox)
+        assert self._journal is not None
+        idem = ch.idem
+        stored_keys = (
+            [(key, msgs[0].id, time.time() + idem.window) for key in keys]
+            if idem is not None
+            else []
+        )
+        return self._journal.persist(
+            ch.name,
+            msgs,
+            self._tracked_done,
+            keys=stored_keys,
+            outbox=(lambda first: self._outbox_rows(ch, msgs, first)) if ch.taps else None,
+        )
 
     def _accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
@@ -626,11 +646,39 @@ class Publisher:
                 on_settled(message, "dropped")
             return False
         if ch.config.persistent:
-            await self._persist(ch, [message], []).wait_async()
+            await self._persist(ch, [message], []).wait_async(self._commit_timeout())
         return self._accept(ch, message) is not None
+
+
+_PMIN, _PMAX = -(2**63), 2**63 - 1  # priorities are stored as signed 64-bit integers
 
 
 def _check_priority(priority: Any) -> int:
     if isinstance(priority, int) and not isinstance(priority, bool):
+        if not _PMIN <= priority <= _PMAX:
+            raise InvalidInputError(
+                f"priority {priority} is outside the signed 64-bit range [-2**63, 2**63)"
+            )
         return int(priority)
     raise InputTypeError(f"priority must be an int (see Priority), got {priority!r}")
+
+
+def _headers(headers: Any) -> dict[str, Any]:
+    """A copy of ``headers``, which must be a mapping with str keys."""
+    if type(headers) is dict or isinstance(headers, Mapping):
+        out = dict(headers)
+        for key in out:
+            if type(key) is not str:
+                raise InputTypeError(f"header names must be str, got {type(key).__name__}")
+        return out
+    raise InputTypeError(
+        f"headers must be a mapping of str to values, got {type(headers).__name__}"
+    )
+
+
+def _check_key(key: Any) -> None:
+    from neuralcore.messaging._journal import storable_text
+
+    if type(key) is not str:
+        raise InputTypeError(f"idempotency_key must be a str, got {type(key).__name__}")
+    storable_text("idempotency_key", key)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import BusConfig
-    from neuralcore.messaging._store import SQLiteStore
+    from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._types import Outcome
 
 __all__ = ("BridgeSeams",)
@@ -42,7 +42,7 @@ class BridgeSeams:
     _pattern_taps: list[Tap]
     _durable_taps: dict[str, Tap]
     _replay_due: dict[Tap, int]
-    _store: SQLiteStore | None
+    _journal: Journal | None
 
     if TYPE_CHECKING:  # provided by MessageBus / Publisher; for the type checker only
 
@@ -50,7 +50,7 @@ class BridgeSeams:
 
         def create_channel(self, channel: str | ChannelConfig) -> ChannelConfig: ...
 
-        def _decode_stored(self, ch: Channel | str, seq: int, data: bytes) -> Message: ...
+        def _authorize(self, ch: Channel, auth: str | None, action: str) -> None: ...
 
         def _resolve_reply(self, cid: str, payload: Any) -> None: ...
 
@@ -128,6 +128,7 @@ class BridgeSeams:
         include_remote: bool = False,
         durable: bool = False,
         name: str | None = None,
+        auth: str | None = None,
     ) -> Tap:
         """Observe messages accepted on ``channel`` (name or pattern), for outbound bridges.
 
@@ -152,6 +153,9 @@ class BridgeSeams:
             :meth:`start`. Replayed messages keep their original ``origin``.
         name : str or None
             Required with ``durable``; unique among the bus's durable taps.
+        auth : str or None
+            API key: a tap reads messages, so it needs the right to subscribe on every
+            protected channel it selects (also on those created later).
 
         Returns
         -------
@@ -161,6 +165,8 @@ class BridgeSeams:
         ------
         ChannelNotFoundError
             A plain name that is not a channel.
+        AuthorizationError
+            ``auth`` may not subscribe on a selected channel.
         InvalidInputError
             ``durable`` without a ``name``, or a durable tap of that name already open.
 
@@ -175,6 +181,30 @@ class BridgeSeams:
         >>> [m.payload for m in seen]
         [1]
         """
+        return self._open_tap(
+            channel,
+            callback,
+            include_remote=include_remote,
+            durable=durable,
+            name=name,
+            auth=auth,
+            trusted=False,
+        )
+
+    def _open_tap(
+        self,
+        channel: str | tuple[str, ...],
+        callback: Callable[[Message], None],
+        *,
+        include_remote: bool,
+        durable: bool,
+        name: str | None,
+        auth: str | None,
+        trusted: bool,
+    ) -> Tap:
+        """:meth:`tap`; ``trusted`` taps (the bus's own bridge port) skip authorization."""
+        if not callable(callback):
+            raise InputTypeError(f"callback must be callable, got {type(callback).__name__}")
         if durable and not name:
             raise InvalidInputError("a durable tap needs a name (its records are kept under it)")
         if durable and name in self._durable_taps:
@@ -183,53 +213,56 @@ class BridgeSeams:
             self._as_bus(), channel, callback,
             include_remote=include_remote, durable=durable, name=name,
         )  # fmt: skip
+        tap._auth, tap._trusted = auth, trusted
         matched: dict[str, Channel] = {}
         if tap.selection.is_pattern:
             matched.update((n, c) for n, c in self._channels.items() if tap.matches(n))
             self._pattern_taps.append(tap)
         for selector in tap.selection.names:
             matched[selector] = self._channel(selector)
+        if not trusted:
+            for ch in matched.values():
+                self._authorize(ch, auth, "subscribe")
         for ch in matched.values():
             ch.taps.append(tap)
             ch.refresh()
         if durable and name is not None:
             self._durable_taps[name] = tap
-            if self._store is not None:
-                self._replay_due[tap] = self._store.reserve(0) - 1  # rows up to now
+            if self._journal is not None:
+                self._replay_due[tap] = self._journal.reserve_none()  # rows up to now
                 if self.running:
                     self._replay(tap)
         return tap
 
     def _records(self, channel: str) -> bool:
         ch = self._channels.get(channel)
-        return ch is not None and ch.config.persistent and self._store is not None
+        return ch is not None and ch.config.persistent and self._journal is not None
 
     def _forwarded(self, name: str, seqs: list[int]) -> None:
-        if self._store is not None and seqs:
-            self._store.forwarded(name, seqs)
+        if self._journal is not None and seqs:
+            self._journal.forwarded(name, seqs)
 
     def _replay(self, tap: Tap) -> None:
         """Give a durable tap the messages it never acknowledged, oldest first (read in
         pages: a long outbox is not decoded all at once)."""
         upto = self._replay_due.pop(tap, None)
-        store = self._store
-        if upto is None or store is None or tap.name is None or not tap.active:
+        journal = self._journal
+        if upto is None or journal is None or tap.name is None or not tap.active:
             return
         after, count = 0, 0
         while True:
-            rows = [r for r in store.outbox(tap.name, after=after, limit=_PAGE) if r[0] <= upto]
+            page = journal.outbox(tap.name, after, _PAGE, _untracked)
+            rows = [m for m in page if _seq(m) <= upto]
             if not rows:
                 break
-            for seq, data in rows:
-                msg = self._decode_stored("outbox", seq, data)
-                msg._tracker = Tracker(seq, _untracked)  # carries the seq; never settled
+            for msg in rows:
                 try:
                     tap.callback(msg)
                 except Exception:
                     logger.exception(
                         "durable tap %r failed on replayed message %s", tap.name, msg.id
                     )
-            after, count = rows[-1][0], count + len(rows)
+            after, count = _seq(rows[-1]), count + len(rows)
         if count:
             logger.info("durable tap %r: replayed %d unforwarded messages", tap.name, count)
 
@@ -339,6 +372,11 @@ class BridgeSeams:
 
     def _as_bus(self) -> MessageBus:
         return cast("MessageBus", self)  # the mixin only ever lives inside MessageBus
+
+
+def _seq(msg: Message) -> int:
+    tracker = msg._tracker
+    return tracker.seq or 0 if tracker is not None else 0
 
 
 def _untracked(_tracker: Tracker, _msg: Message) -> None:

@@ -36,7 +36,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY, channel TEXT NOT NULL, msg_id TEXT NOT NULL,
     priority INTEGER NOT NULL, ts REAL NOT NULL, data BLOB NOT NULL,
-    acked INTEGER NOT NULL DEFAULT 0);
+    acked INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0, crc INTEGER);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY, channel TEXT NOT NULL, msg_id TEXT NOT NULL, ts REAL NOT NULL,
     subscriber TEXT NOT NULL, error TEXT NOT NULL, data BLOB NOT NULL);
@@ -54,31 +54,47 @@ _DELETE_DONE = "DELETE FROM messages WHERE seq=?1 AND acked=1" + _NOT_TAPPED
 
 
 class Commit:
-    """One group commit: publishers that joined it wait until it is durable."""
+    """One group commit: publishers that joined it wait until it is durable.
 
-    __slots__ = ("error", "event", "waiters")
+    Every wait is bounded: a writer that cannot finish in ``timeout`` seconds (a stuck
+    disk, a dead thread) gives a ``PersistenceError`` saying so, never a hang.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("error", "event", "store", "waiters")
+
+    def __init__(self, store: SQLiteStore | None = None) -> None:
         self.event = threading.Event()
         self.error: BaseException | None = None
+        self.store = store
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until committed; raise ``PersistenceError`` if the commit failed."""
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until committed; raise ``PersistenceError`` if the commit failed or
+        did not finish within ``timeout`` seconds."""
         if not self.event.wait(timeout):
-            raise PersistenceError(f"group commit not durable after {timeout} s")
+            raise self._timeout(timeout)
         self._raise()
 
-    async def wait_async(self) -> None:
-        """Await the commit from an event loop."""
+    async def wait_async(self, timeout: float = 30.0) -> None:
+        """Await the commit from an event loop (same errors as :meth:`wait`)."""
         if not self.event.is_set():
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()
             self.waiters.append((loop, fut))
             if self.event.is_set() and not fut.done():  # raced with the writer
                 fut.set_result(None)
-            await fut
+            try:
+                async with asyncio.timeout(timeout):
+                    await fut
+            except TimeoutError:
+                raise self._timeout(timeout) from None
         self._raise()
+
+    def _timeout(self, timeout: float) -> PersistenceError:
+        store = self.store
+        where = f" to {store.path}" if store is not None else ""
+        state = "" if store is None else f" (writer thread {store.writer_state()})"
+        return PersistenceError(f"group commit{where} not durable after {timeout:g} s{state}")
 
     def _raise(self) -> None:
         if self.error is not None:
@@ -139,11 +155,18 @@ class SQLiteStore:
         self._keys: list[tuple[Any, ...]] = []
         self._outbox: list[tuple[int, str]] = []
         self._forwarded: list[tuple[int, str]] = []
-        self._commit = Commit()
+        self._marks: list[tuple[int, int]] = []
+        self._aside: list[tuple[int, tuple[Any, ...]]] = []
+        self._commit = Commit(self)
+        self.failures = 0  # transactions that failed (each failed only its own callers)
         self._closing = False
-        row = self._con.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()
+        try:
+            row = self._con.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()
+            tapped = self._con.execute("SELECT 1 FROM outbox LIMIT 1").fetchone()
+        except sqlite3.Error as err:
+            self._con.close()  # release the file lock: nothing else will
+            raise PersistenceError(f"reading {self.path} failed: {err}") from err
         self._seq = int(row[0])
-        tapped = self._con.execute("SELECT 1 FROM outbox LIMIT 1").fetchone()
         self._taps_used = tapped is not None  # else acks delete rows without a look
         self._thread = threading.Thread(target=self._run, name="neuralcore-bus-writer", daemon=True)
         self._thread.start()
@@ -159,10 +182,10 @@ class SQLiteStore:
 
     def insert(
         self,
-        rows: list[tuple[int, str, str, int, float, bytes]],
+        rows: list[tuple[int, str, str, int, float, bytes, int]],
         outbox: list[tuple[int, str]] | None = None,
     ) -> Commit:
-        """Queue ``(seq, channel, msg_id, priority, ts, data)`` rows, and ``(seq, tap)``
+        """Queue ``(seq, channel, msg_id, priority, ts, data, crc)`` rows, and ``(seq, tap)``
         outbox rows committed with them; wait on the result."""
         with self._cond:
             if self._closing:
@@ -191,6 +214,29 @@ class SQLiteStore:
                 return  # not recorded: the rows are forwarded again after a restart
             self._forwarded.extend((s, tap) for s in seqs)
 
+    def mark(self, seq: int, attempts: int, *, wake: bool = True) -> Commit:
+        """Record that delivery attempt ``attempts`` of message ``seq`` started; the
+        returned commit may be waited on (a replayed message is, before its handler runs).
+        Without ``wake`` it rides the next commit."""
+        with self._cond:
+            self._marks.append((attempts, seq))
+            commit = self._commit
+            if wake:
+                self._cond.notify()
+        return commit
+
+    def set_aside(self, seq: int, row: tuple[str, str, float, str, str, bytes]) -> None:
+        """Move message ``seq`` to the dead letters as ``row`` (one transaction)."""
+        with self._cond:
+            self._aside.append((seq, row))
+            self._cond.notify()
+
+    def writer_state(self) -> str:
+        """``"running"``, ``"stopped"`` or ``"dead"`` (for error messages)."""
+        if self._thread.is_alive():
+            return "running"
+        return "stopped" if self._closing else "dead"
+
     def dead_letter(self, row: tuple[str, str, float, str, str, bytes]) -> None:
         """Record ``(channel, msg_id, ts, subscriber, error, data)`` (not waited for)."""
         with self._cond:
@@ -202,21 +248,25 @@ class SQLiteStore:
         with self._cond:
             self._keys.append((channel, key, msg_id, expiry))
 
-    def flush(self, timeout: float = 10.0) -> None:
+    def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything queued so far is committed."""
         with self._cond:
             commit = self._commit
             self._cond.notify()
         commit.wait(timeout)
 
-    def close(self) -> None:
-        """Commit what is queued, stop the writer and close the file."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, stop the writer and close the file (and its lock)."""
         with self._cond:
             if self._closing:
                 return
             self._closing = True
             self._cond.notify()
-        self._thread.join()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("bus writer for %s did not stop within %g s", self.path, timeout)
+                return  # closing the connection under a running writer would be worse
         with self._db:
             self._con.close()
 
@@ -229,24 +279,35 @@ class SQLiteStore:
             except sqlite3.Error as err:
                 raise PersistenceError(f"reading {self.path} failed: {err}") from err
 
-    def unacked(self, channel: str) -> list[tuple[int, bytes]]:
-        """``(seq, data)`` of the channel's unacknowledged messages, oldest first."""
-        sql = "SELECT seq, data FROM messages WHERE channel=? AND acked=0 ORDER BY seq"
-        return [(int(s), bytes(d)) for s, d in self._read(sql, (channel,))]
-
-    def dead_letters(self, channel: str) -> list[tuple[str, str, float, bytes]]:
-        """``(subscriber, error, ts, data)`` of the channel's dead letters, oldest first."""
-        sql = "SELECT subscriber, error, ts, data FROM dead_letters WHERE channel=? ORDER BY id"
-        rows = self._read(sql, (channel,))
-        return [(str(s), str(e), float(t), bytes(d)) for s, e, t, d in rows]
-
-    def outbox(self, tap: str, *, after: int = 0, limit: int = -1) -> list[tuple[int, bytes]]:
-        """``(seq, data)`` of the messages ``tap`` has not acknowledged, oldest first."""
+    def unacked(self, channel: str) -> list[tuple[int, bytes, int, int | None]]:
+        """``(seq, data, attempts, crc)`` of the channel's unacknowledged messages, oldest
+        first (``crc`` is ``None`` on rows written before checksums)."""
         sql = (
-            "SELECT o.seq, m.data FROM outbox o JOIN messages m ON m.seq = o.seq "
+            "SELECT seq, data, attempts, crc FROM messages WHERE channel=? AND acked=0 ORDER BY seq"
+        )
+        rows = self._read(sql, (channel,))
+        return [(int(s), bytes(d), int(a), None if c is None else int(c)) for s, d, a, c in rows]
+
+    def dead_letters(self, channel: str) -> list[tuple[str, str, str, float, bytes]]:
+        """``(msg_id, subscriber, error, ts, data)`` of the channel's dead letters, oldest
+        first."""
+        sql = (
+            "SELECT msg_id, subscriber, error, ts, data FROM dead_letters "
+            "WHERE channel=? ORDER BY id"
+        )
+        rows = self._read(sql, (channel,))
+        return [(str(m), str(s), str(e), float(t), bytes(d)) for m, s, e, t, d in rows]
+
+    def outbox(
+        self, tap: str, *, after: int = 0, limit: int = -1
+    ) -> list[tuple[int, bytes, int | None]]:
+        """``(seq, data, crc)`` of the messages ``tap`` has not acknowledged, oldest first."""
+        sql = (
+            "SELECT o.seq, m.data, m.crc FROM outbox o JOIN messages m ON m.seq = o.seq "
             "WHERE o.tap=? AND o.seq>? ORDER BY o.seq LIMIT ?"
         )
-        return [(int(s), bytes(d)) for s, d in self._read(sql, (tap, after, limit))]
+        rows = self._read(sql, (tap, after, limit))
+        return [(int(s), bytes(d), None if c is None else int(c)) for s, d, c in rows]
 
     def keys(self, channel: str) -> list[tuple[str, str, float]]:
         """Live idempotency keys ``(key, msg_id, expiry)`` in expiry order."""
@@ -262,17 +323,29 @@ class SQLiteStore:
         last_prune = time.monotonic()
         while True:
             with self._cond:
-                while not (self._inserts or self._acks or self._dead or self._closing):
+                while not (
+                    self._inserts
+                    or self._acks
+                    or self._dead
+                    or self._marks
+                    or self._aside
+                    or self._closing
+                ):
                     if not self._cond.wait(_PRUNE_EVERY):
                         break
                 batch = (self._inserts, self._acks, self._dead, self._keys)
-                outbox = (self._outbox, self._forwarded)
+                extra = (self._outbox, self._forwarded, self._marks, self._aside)
                 self._inserts, self._acks, self._dead, self._keys = [], [], [], []
-                self._outbox, self._forwarded = [], []
-                commit, self._commit = self._commit, Commit()
+                self._outbox, self._forwarded, self._marks, self._aside = [], [], [], []
+                commit, self._commit = self._commit, Commit(self)
                 closing = self._closing
             prune = closing or time.monotonic() - last_prune > _PRUNE_EVERY
-            commit.finish(self._write(*batch, outbox, prune=prune))
+            try:
+                error = self._write(*batch, extra, prune=prune)
+            except BaseException as err:  # the writer must never die
+                logger.exception("bus writer for %s: unexpected failure", self.path)
+                error = err
+            commit.finish(error)
             if prune:
                 last_prune = time.monotonic()
             if closing:
@@ -284,11 +357,17 @@ class SQLiteStore:
         acks: list[tuple[int]],
         dead: list[tuple[Any, ...]],
         keys: list[tuple[Any, ...]],
-        outbox: tuple[list[tuple[int, str]], list[tuple[int, str]]],
+        extra: tuple[
+            list[tuple[int, str]],
+            list[tuple[int, str]],
+            list[tuple[int, int]],
+            list[tuple[int, tuple[Any, ...]]],
+        ],
         *,
         prune: bool,
     ) -> BaseException | None:
-        if not (inserts or acks or dead or keys or outbox[0] or outbox[1] or prune):
+        outbox, forwarded, marks, aside = extra
+        if not (inserts or acks or dead or keys or outbox or forwarded or marks or aside or prune):
             return None
         with self._db:
             con = self._con
@@ -296,13 +375,17 @@ class SQLiteStore:
                 con.execute("BEGIN")
                 if inserts:
                     con.executemany(
-                        "INSERT INTO messages(seq, channel, msg_id, priority, ts, data) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO messages(seq, channel, msg_id, priority, ts, data, crc) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         inserts,
                     )
-                if outbox[0]:
+                if outbox:
                     self._taps_used = True
-                    con.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", outbox[0])
+                    con.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", outbox)
+                if marks:
+                    con.executemany(
+                        "UPDATE messages SET attempts=MAX(attempts, ?) WHERE seq=?", marks
+                    )
                 if acks:
                     self._write_acks(con, acks)
                 if dead:
@@ -313,17 +396,31 @@ class SQLiteStore:
                     )
                 if keys:
                     con.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", keys)
-                if outbox[1]:
-                    self._write_forwarded(con, outbox[1])
+                if forwarded:
+                    self._write_forwarded(con, forwarded)
+                if aside:
+                    self._write_aside(con, aside)
                 if prune:
                     self._prune(con)
                 con.execute("COMMIT")
-            except sqlite3.Error as err:
-                logger.error("writing %s failed: %s", self.path, err)
+            except Exception as err:  # any failure fails this transaction's callers only
+                self.failures += 1
+                logger.error("writing %s failed: %s", self.path, _describe(err))
                 if con.in_transaction:
-                    con.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        con.execute("ROLLBACK")
                 return err
         return None
+
+    def _write_aside(
+        self, con: sqlite3.Connection, aside: list[tuple[int, tuple[Any, ...]]]
+    ) -> None:
+        con.executemany(
+            "INSERT INTO dead_letters(channel, msg_id, ts, subscriber, error, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [row for _, row in aside],
+        )
+        con.executemany("DELETE FROM messages WHERE seq=?", [(seq,) for seq, _ in aside])
 
     def _write_acks(self, con: sqlite3.Connection, acks: list[tuple[int]]) -> None:
         if not self._delete_on_ack:
@@ -357,6 +454,11 @@ class SQLiteStore:
                 "AND seq NOT IN (SELECT seq FROM outbox)",
                 (self._retention_count,),
             )
+
+
+def _describe(err: BaseException) -> str:
+    """``Type: text`` of an error, safe to log (no lone surrogates)."""
+    return f"{type(err).__name__}: {err}".encode("utf-8", "backslashreplace").decode()
 
 
 def _open(path: Path, durability: Durability, on_corrupt: str) -> sqlite3.Connection:
@@ -412,6 +514,10 @@ def _init_schema(con: sqlite3.Connection, path: Path) -> None:
         raise PersistenceError(f"{path} is an SQLite file of another application; not touching it")
     # Writing the header takes the exclusive lock now, not at the first publish.
     con.executescript(_SCHEMA + f"PRAGMA application_id={_APP_ID};")
+    columns = {row[1] for row in con.execute("PRAGMA table_info(messages)")}
+    for column, decl in (("attempts", "INTEGER NOT NULL DEFAULT 0"), ("crc", "INTEGER")):
+        if column not in columns:  # a file of an earlier version
+            con.execute(f"ALTER TABLE messages ADD COLUMN {column} {decl}")
 
 
 def _close(con: sqlite3.Connection | None) -> None:

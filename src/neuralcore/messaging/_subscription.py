@@ -44,6 +44,7 @@ class Subscription:
     """
 
     __slots__ = (
+        "_auth",
         "_bus",
         "active",
         "concurrency",
@@ -70,6 +71,7 @@ class Subscription:
         name: str,
     ) -> None:
         self._bus = bus
+        self._auth: str | None = None  # the API key it was made with (never shown)
         self.selector = selector
         self.selection = Selector(selector)
         self.handler: Any = handler

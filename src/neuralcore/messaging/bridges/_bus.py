@@ -49,7 +49,15 @@ class MessageBusPort:
             if not is_pattern(selector):
                 self._ensure_channel(selector)
         selectors = channels[0] if len(channels) == 1 else tuple(channels)
-        return self.bus.tap(selectors, sink, durable=name is not None, name=name)
+        return self.bus._open_tap(
+            selectors,
+            sink,
+            include_remote=False,
+            durable=name is not None,
+            name=name,
+            auth=None,
+            trusted=True,  # the bridge is configured by the bus's owner
+        )
 
     def records(self, channel: str) -> bool:
         """True for the bus's persistent channels."""
@@ -66,15 +74,10 @@ class MessageBusPort:
 
     def outbox(self, name: str, after: int, limit: int) -> list[Message]:
         """Recorded messages of ``name`` after ``after``, read back from the file."""
-        store = self.bus._store
-        if store is None:
+        journal = self.bus._journal
+        if journal is None:
             return []
-        out = []
-        for seq, data in store.outbox(name, after=after, limit=limit):
-            msg = self.bus._decode_stored("outbox", seq, data)
-            msg._tracker = Tracker(seq, _untracked)
-            out.append(msg)
-        return out
+        return journal.outbox(name, after, limit, _untracked)
 
     async def inject(self, msg: Message, on_settled: OnSettled) -> bool:
         """Deliver locally (creating a missing channel from the bus's template)."""
