@@ -454,30 +454,97 @@ async def test_hot_reload_applies_file_changes(tmp_path: Path) -> None:
         await bus.stop()
 
 
-async def test_persistent_channel_keeps_unhandled_messages_across_restart(tmp_path: Path) -> None:
+def _atlas_file(path: Path, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """A persistence file as ATLAS's own bus writes it (its schema, msgpack blobs)."""
+    import sqlite3
+
+    import msgpack
+
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE ncb_messages (channel TEXT NOT NULL, seq INTEGER PRIMARY KEY "
+        "AUTOINCREMENT, msg_id TEXT NOT NULL, ts REAL NOT NULL, priority INTEGER NOT NULL, "
+        "data BLOB NOT NULL)"
+    )
+    for channel, d in rows:
+        con.execute(
+            "INSERT INTO ncb_messages(channel, msg_id, ts, priority, data) VALUES(?,?,?,?,?)",
+            (channel, d["id"], d["ts"], d["priority"], msgpack.packb(d, use_bin_type=True)),
+        )
+    con.commit()
+    con.close()
+
+
+async def test_restart_redelivers_nothing_as_in_atlas(tmp_path: Path) -> None:
     db = tmp_path / "ncb.sqlite"
     first = NeuralCognitiveBus(persistence_path=db)
-    first.create_channel("durable", ChannelConfig(name="durable", persistent=True))
-    assert await first.publish("durable", {"n": 1})  # never started: not delivered
-    await first.stop()  # releases the file; the message stays unacknowledged in it
+    first.create_channel("tool.invoke", ChannelConfig(name="tool.invoke", persistent=True))
+    assert await first.publish("tool.invoke", {"n": 1})  # never started: never delivered
+    await first.stop()
     second = NeuralCognitiveBus(persistence_path=db)
-    second.create_channel("durable", ChannelConfig(name="durable", persistent=True))
+    second.create_channel("tool.invoke", ChannelConfig(name="tool.invoke", persistent=True))
     got: list[Any] = []
 
     async def handler(msg: Message) -> None:
         got.append(msg.payload)
 
-    await second.register_subscriber("durable", "h", handler)
+    await second.register_subscriber("tool.invoke", "h", handler)
     await second.start()
     try:
-        await _until(lambda: got == [{"n": 1}])
+        await second.publish("tool.invoke", {"n": 2})
+        await _until(lambda: got != [])
+        assert got == [{"n": 2}]  # the stale {"n": 1} is not redelivered
     finally:
         await second.stop()
 
 
+async def test_existing_atlas_persistence_file_opens_and_replays(tmp_path: Path) -> None:
+    db = tmp_path / "atlas.sqlite"
+    old = {"id": "m1", "channel": "jobs", "ts": 1.0, "priority": 5, "payload": {"n": 1},
+           "meta": {"trace_id": "t1"}}  # fmt: skip
+    _atlas_file(db, [("jobs", old), ("other", {**old, "id": "m0", "channel": "other"})])
+    bus = NeuralCognitiveBus(persistence_path=db)
+    bus.create_channel("jobs", ChannelConfig(name="jobs", persistent=True))
+    got: list[Message] = []
+
+    async def handler(msg: Message) -> None:
+        got.append(msg)
+
+    await bus.register_subscriber("jobs", "h", handler, replay_on_register=True)
+    assert [(m.id, m.payload, m.meta["replay"], m.meta["persist_seq"]) for m in got] == [
+        ("m1", {"n": 1}, True, 1)
+    ]
+    await bus.start()
+    try:
+        new_id = await bus.publish("jobs", {"n": 2})
+        await _until(lambda: len(got) == 2)
+    finally:
+        await bus.stop()
+    import sqlite3
+
+    import msgpack
+
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT seq, msg_id, data FROM ncb_messages WHERE channel='jobs'").fetchall()
+    con.close()  # ATLAS's own bus reads this file back: same table, same codec
+    assert [(seq, mid) for seq, mid, _ in rows] == [(1, "m1"), (3, new_id)]
+    assert msgpack.unpackb(rows[1][2])["payload"] == {"n": 2}
+    late: list[Message] = []
+
+    async def late_handler(msg: Message) -> None:
+        late.append(msg)
+
+    again = NeuralCognitiveBus(persistence_path=db)
+    again.create_channel("jobs", ChannelConfig(name="jobs", persistent=True))
+    await again.register_subscriber(
+        "jobs", "late", late_handler, replay_on_register=True, replay_after_seq=1
+    )
+    assert [m.payload for m in late] == [{"n": 2}]
+
+
 async def test_waiters_run_between_deliveries(bus: NeuralCognitiveBus) -> None:
-    """As under ATLAS's bus, each delivery is its own task: a coroutine woken by one
-    delivery runs before the channel moves far on (ATLAS's AgentBus tests rely on it)."""
+    """As under ATLAS's bus, the loop runs other ready work between deliveries: a
+    coroutine woken by one delivery runs before the channel moves far on."""
     bus.create_channel("steps")
     seen: list[int] = []
     second = asyncio.Event()
@@ -493,6 +560,106 @@ async def test_waiters_run_between_deliveries(bus: NeuralCognitiveBus) -> None:
         await bus.publish("steps", i)
     await asyncio.wait_for(second.wait(), 2)
     assert len(seen) < 20
+
+
+async def test_drop_old_evicts_the_least_urgent_queued_and_accepts_the_new(
+    bus: NeuralCognitiveBus,
+) -> None:
+    """ATLAS: when full, drop the worst queued (highest number, newest) and accept."""
+    bus.create_channel("d", ChannelConfig(name="d", max_queue_size=3, drop_policy="drop_old"))
+    got: list[int] = []
+
+    async def handler(msg: Message) -> None:
+        got.append(msg.payload)
+
+    await bus.register_subscriber("d", "h", handler)
+    for i, pr in enumerate([1, 1, 1, 9]):
+        assert await bus.publish("d", i, priority=pr) is not None
+    assert bus.snapshot_metrics()["d"]["queue_size"] == 3
+    await bus.start()
+    await _until(lambda: len(got) == 3)
+    assert got == [0, 1, 3]
+    for i in range(4, 8):  # equal priorities: the newest queued (6) goes
+        await bus.publish("d", i, priority=5)
+    await _until(lambda: len(got) == 6)
+    assert got[3:] == [4, 5, 7]
+
+
+async def test_apply_config_reaches_a_live_channel(tmp_path: Path) -> None:
+    bus = NeuralCognitiveBus(persistence_path=tmp_path / "ncb.sqlite")
+    bus.create_channel("live", ChannelConfig(name="live", max_queue_size=2))
+    await bus.publish("live", "a", priority=1)
+    await bus.publish("live", "b", priority=9)
+    assert await bus.publish("live", "c", priority=1) is None  # drop_new
+    bus.apply_config({"channels": {"live": {"drop_policy": "drop_old", "persistent": True}}})
+    assert await bus.publish("live", "d", priority=1) is not None  # now drop_old: "b" goes
+    got: list[str] = []
+
+    async def handler(msg: Message) -> None:
+        got.append(msg.payload)
+
+    await bus.register_subscriber("live", "h", handler)
+    await bus.start()
+    try:
+        await _until(lambda: len(got) == 2)
+        assert got == ["a", "d"]
+    finally:
+        await bus.stop()
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "ncb.sqlite")
+    logged = con.execute("SELECT count(*) FROM ncb_messages WHERE channel='live'").fetchone()
+    con.close()
+    assert logged == (1,)  # persistence switched on live: "d" was logged
+
+
+async def test_published_by_never_holds_the_api_key() -> None:
+    sec = SecurityConfig(enabled=True, api_keys={"s3cret-key"})
+    bus = NeuralCognitiveBus(security=sec)
+    bus.create_channel("c")
+    got: list[Message] = []
+
+    async def handler(msg: Message) -> None:
+        got.append(msg)
+
+    await bus.register_subscriber("c", "h", handler, auth={"api_key": "s3cret-key"})
+    await bus.start()
+    try:
+        await bus.publish("c", 1, auth={"api_key": "s3cret-key"})
+        await bus.publish("c", 2, auth={"api_key": "s3cret-key", "sub": "alice"})
+        await _until(lambda: len(got) == 2)
+    finally:
+        await bus.stop()
+    by = [m.meta["published_by"] for m in got]
+    assert "s3cret-key" not in by[0]
+    assert by[0].startswith("api_key:sha256:")
+    assert by[1] == "alice"
+
+
+def test_jwt_without_pyjwt_is_a_permission_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jwt", None)  # import jwt raises ImportError
+    sec = SecurityConfig(enabled=True, jwt_secret="s")
+    with pytest.raises(PermissionError, match="PyJWT"):
+        sec.verify({"jwt": "token"}, "c")
+
+
+async def test_benchmark_on_unknown_channel_is_a_value_error(bus: NeuralCognitiveBus) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        await bus.benchmark("nope", messages=10)
+
+
+async def test_message_ids_are_unique_uuid_strings(bus: NeuralCognitiveBus) -> None:
+    import uuid
+
+    bus.create_channel("ids", ChannelConfig(name="ids", max_queue_size=100))
+    ids = [await bus.publish("ids", i) for i in range(50)]
+    assert len(set(ids)) == 50
+    assert all(uuid.UUID(str(i)).version == 4 for i in ids)
+    other = NeuralCognitiveBus()
+    other.create_channel("ids")
+    assert await other.publish("ids", 0) not in ids
 
 
 async def test_benchmark_reports_atlas_keys(bus: NeuralCognitiveBus) -> None:

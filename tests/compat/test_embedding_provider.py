@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from neuralcore.compat._atlas_embedding_types import atlas_flavoured
 from neuralcore.compat.atlas import (
     BatchEmbeddingResult,
     EmbeddingGenerationError,
@@ -21,6 +20,7 @@ from neuralcore.compat.atlas import (
     NeuralcoreEmbeddingProvider,
     register_with_atlas,
 )
+from neuralcore.compat.atlas.embedding._types import atlas_flavoured
 from neuralcore.core import InvalidInputError, ModelNotFoundError, NeuralcoreError
 
 
@@ -72,7 +72,7 @@ def test_result_types_have_atlas_fields() -> None:
 def test_properties_before_and_after_init() -> None:
     p = NeuralcoreEmbeddingProvider(model="all-MiniLM-L6-v2", batch_size=8)
     assert (p.name, p.model_name, p.dimension, p.max_batch_size) == (
-        "neuralcore",
+        "huggingface",
         "all-MiniLM-L6-v2",
         384,
         8,
@@ -96,7 +96,9 @@ async def test_embed_methods_route_by_input_type_and_batch() -> None:
     docs = await p.embed_documents(["a", "bb", "ccc"])
     assert [r.text for r in docs] == ["a", "bb", "ccc"]
     assert docs.vectors == [[1.0, 2.0, 1.0], [2.0, 2.0, 1.0], [3.0, 2.0, 1.0]]
-    assert engine.calls[-2:] == [("doc", ["a", "bb"]), ("doc", ["ccc"])]  # slices of batch_size
+    # one engine call: the engine batches by its token budget, batch_size does not slice
+    assert engine.calls[-1] == ("doc", ["a", "bb", "ccc"])
+    assert all(type(v) is not list and isinstance(v, list) for v in docs.vectors)
     assert len(await p.embed_batch([])) == 0
     assert await p.health_check()
 
@@ -134,6 +136,7 @@ async def test_shutdown_then_reinitialise_on_use() -> None:
 _FAKE_BASE = '''
 """A stand-in for ATLAS's embedding base module (registry + ABC + errors)."""
 import abc
+import dataclasses
 
 class EmbeddingError(Exception):
     pass
@@ -143,6 +146,25 @@ class EmbeddingGenerationError(EmbeddingError):
 
 class EmbeddingProvider(abc.ABC):
     pass
+
+@dataclasses.dataclass(slots=True)
+class EmbeddingResult:
+    embedding: list
+    text: str
+    model: str
+    token_count: int = None
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+@dataclasses.dataclass(slots=True)
+class BatchEmbeddingResult:
+    embeddings: list
+    model: str
+    total_tokens: int = None
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def vectors(self):
+        return [r.embedding for r in self.embeddings]
 
 _REG = {}
 
@@ -196,6 +218,16 @@ async def test_errors_are_also_atlas_errors_when_importable(fake_atlas: Any) -> 
     assert isinstance(info.value, EmbeddingGenerationError)
 
 
+async def test_results_are_atlas_result_classes_when_importable(fake_atlas: Any) -> None:
+    p = NeuralcoreEmbeddingProvider(engine=FakeEngine())
+    batch = await p.embed_batch(["a", "bb"])
+    assert isinstance(batch, fake_atlas.BatchEmbeddingResult)
+    assert all(isinstance(r, fake_atlas.EmbeddingResult) for r in batch.embeddings)
+    assert batch.vectors == [[1.0, 0.0, 1.0], [2.0, 0.0, 1.0]]
+    assert isinstance(await p.embed_text("x"), fake_atlas.EmbeddingResult)
+    assert isinstance(await p.embed_batch([]), fake_atlas.BatchEmbeddingResult)
+
+
 def test_standalone_without_atlas() -> None:
     assert register_with_atlas() is False
 
@@ -243,3 +275,43 @@ async def test_concurrent_first_calls_load_the_model_once(monkeypatch: pytest.Mo
     assert [r.embedding[0] for r in results] == [1.0, 2.0, 3.0]
     assert len(made) == 1
     assert p.dimension == 3
+
+
+async def test_vectors_are_lists_that_keep_their_float64_row() -> None:
+    from neuralcore.compat.atlas import EmbeddingVector, cosine_similarity
+
+    p = NeuralcoreEmbeddingProvider(engine=FakeEngine())
+    docs = await p.embed_batch(["a" * 20, "b" * 21])
+    a, b = docs.vectors
+    assert isinstance(a, EmbeddingVector)
+    assert a == [20.0, 0.0, 1.0]
+    assert a.row64 is not None
+    assert a.row64.dtype == np.float64
+    assert cosine_similarity(a, b) == pytest.approx(cosine_similarity(list(a), list(b)), 1e-15)
+
+
+def test_sentence_transformers_folder_error_names_the_convert_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    monkeypatch.setenv("NEURALCORE_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "my-st-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    p = NeuralcoreEmbeddingProvider(model=str(folder))
+    with pytest.raises(EmbeddingProviderError) as info:
+        asyncio.run(p.initialize())
+    text = str(info.value)
+    assert "sentence-transformers folder" in text
+    assert f"neuralcore models convert {folder} -o " in text
+    assert str(tmp_path / "home") in text  # where the converted model must go
+
+
+async def test_hub_id_loads_the_converted_model_of_that_name(
+    real_provider: NeuralcoreEmbeddingProvider,
+) -> None:
+    p = NeuralcoreEmbeddingProvider(model="sentence-transformers/all-MiniLM-L6-v2")
+    await p.initialize()
+    assert (p.dimension, p.model_name) == (384, "sentence-transformers/all-MiniLM-L6-v2")
+    await p.shutdown()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from neuralcore.cli import main as cli_main
-from neuralcore.compat._migrate import main, migrate_source
+from neuralcore.compat.migrate import main, migrate_source
 
 Capture = pytest.CaptureFixture[str]
 
@@ -19,7 +19,7 @@ def _src(text: str) -> str:
 
 def test_rewrites_a_fully_replaced_import() -> None:
     new, n, notes = migrate_source("from core.messaging.NCB import NeuralCognitiveBus, Message\n")
-    assert new == "from neuralcore.compat.atlas import NeuralCognitiveBus, Message\n"
+    assert new == "from neuralcore.compat.atlas import Message, NeuralCognitiveBus\n"
     assert (n, notes) == (1, [])
 
 
@@ -36,8 +36,8 @@ def test_splits_kept_and_moved_names_keeping_aliases_and_indent() -> None:
     assert new == _src(
         """
         def f():
-            from modules.storage.retrieval.cache import EmbeddingCache
-            from neuralcore.compat.atlas import QueryResultCache as Q  # hi
+            from neuralcore.compat.atlas import QueryResultCache as Q
+            from modules.storage.retrieval.cache import EmbeddingCache  # hi
             return Q
         """
     )
@@ -46,8 +46,8 @@ def test_splits_kept_and_moved_names_keeping_aliases_and_indent() -> None:
 def test_renamed_export_keeps_the_local_name() -> None:
     new, _, _ = migrate_source("from core.messaging import AgentBus, NCBMessage\n")
     assert new == (
-        "from core.messaging import AgentBus\n"
         "from neuralcore.compat.atlas import Message as NCBMessage\n"
+        "from core.messaging import AgentBus\n"
     )
 
 
@@ -57,7 +57,7 @@ def test_relative_import_is_resolved_from_the_package() -> None:
     assert n == 1
     assert (
         new
-        == "from neuralcore.compat.atlas import NeuralCognitiveBus, ChannelConfig as Cfg\nx = 1\n"
+        == "from neuralcore.compat.atlas import ChannelConfig as Cfg, NeuralCognitiveBus\nx = 1\n"
     )
     assert migrate_source(src, package="other.pkg")[1] == 0
 
@@ -87,7 +87,7 @@ def test_long_result_lines_are_wrapped() -> None:
     )
     new, _, _ = migrate_source(f"from core.messaging.NCB import {names}, SecurityConfig\n")
     assert all(len(line) <= 99 for line in new.splitlines())
-    assert new.startswith("from neuralcore.compat.atlas import (\n    NeuralCognitiveBus,\n")
+    assert new.startswith("from neuralcore.compat.atlas import (\n    ChannelConfig,\n")
     compile(new, "x", "exec")
 
 
@@ -136,12 +136,12 @@ def test_directory_run_rewrites_resolves_and_skips(
     assert "skipped" in err
     assert "broken.py" in err
     assert "latin1.py" in err
-    assert "rewrote 2 import(s) in 2 of" in err
+    assert "rewrote 2 statement(s) in 2 of" in err
     # idempotent: a second run changes nothing and prints no diff
     assert main([str(app)]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert "rewrote 0 import(s)" in err
+    assert "rewrote 0 statement(s)" in err
 
 
 def test_dry_run_prints_the_diff_and_writes_nothing(
@@ -152,7 +152,7 @@ def test_dry_run_prints_the_diff_and_writes_nothing(
     assert main([str(app), "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert "+from neuralcore.compat.atlas import NeuralCognitiveBus" in out
-    assert "would rewrite 2 import(s)" in err
+    assert "would rewrite 2 statement(s)" in err
     assert {p: p.read_bytes() for p in app.rglob("*.py")} == before
 
 
@@ -172,3 +172,72 @@ def test_cli_routes_to_migrate(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert cli_main(["migrate", str(f), "--dry-run"]) == 0
     assert "+from neuralcore.compat.atlas import Plugin" in capsys.readouterr().out
     assert f.read_text() == "from core.messaging.NCB import Plugin\n"
+
+
+def test_comments_inside_a_split_statement_are_kept() -> None:
+    src = _src(
+        """
+        from modules.storage.retrieval.cache import (
+            # Data classes
+            CacheEntry,
+            # Caches
+            EmbeddingCache,
+            QueryResultCache,  # semantic
+        )
+        """
+    )
+    new, n, _ = migrate_source(src)
+    assert n == 1
+    assert new == _src(
+        """
+        from neuralcore.compat.atlas import QueryResultCache  # semantic
+        from modules.storage.retrieval.cache import (
+            # Data classes
+            CacheEntry,
+            # Caches
+            EmbeddingCache,
+        )
+        """
+    )
+    compile(new, "x", "exec")
+
+
+def test_comments_of_a_fully_moved_statement_are_kept() -> None:
+    src = "from core.messaging.NCB import (\n    # the bus\n    NeuralCognitiveBus,\n)\n"
+    new, _, _ = migrate_source(src)
+    assert new == "# the bus\nfrom neuralcore.compat.atlas import NeuralCognitiveBus\n"
+
+
+def test_moved_names_are_sorted_isort_style() -> None:
+    new, _, _ = migrate_source("from core.messaging.NCB import Plugin, ChannelConfig, Message\n")
+    assert new == "from neuralcore.compat.atlas import ChannelConfig, Message, Plugin\n"
+
+
+def test_module_defining_a_cosine_loop_gets_it_rebound_once() -> None:
+    src = "def _cosine_score(a, b):\n    return 0.0\n"
+    module = "modules.Tools.providers.vector_store.faiss"
+    new, n, _ = migrate_source(src, module=module)
+    assert n == 1
+    assert new.startswith(src)
+    assert "from neuralcore.compat.atlas import accelerated as _nc_accelerated" in new
+    assert new.endswith("_cosine_score = _nc_accelerated(_cosine_score)\n")
+    namespace: dict[str, object] = {}
+    exec(compile(new, "faiss.py", "exec"), namespace)
+    assert getattr(namespace["_cosine_score"], "__wrapped__", None) is not None
+    assert migrate_source(new, module=module) == (new, 0, [])
+    assert migrate_source(src, module="other")[1] == 0
+
+
+def test_tests_are_left_alone_unless_asked(tmp_path: Path, capsys: Capture) -> None:
+    app = tmp_path / "app"
+    (app / "tests" / "rag").mkdir(parents=True)
+    line = "from core.messaging.NCB import Message\n"
+    for rel in ("tests/rag/test_x.py", "tests/conftest.py", "test_top.py", "lib.py"):
+        (app / rel).write_text(line)
+    assert main([str(app)]) == 0
+    assert (app / "lib.py").read_text() != line
+    for rel in ("tests/rag/test_x.py", "tests/conftest.py", "test_top.py"):
+        assert (app / rel).read_text() == line
+    assert main([str(app), "--include-tests"]) == 0
+    assert (app / "tests/rag/test_x.py").read_text() != line
+    capsys.readouterr()

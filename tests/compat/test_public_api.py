@@ -12,11 +12,11 @@ ATLAS_NAMES = (
     "AtlasChannelSettings", "AtlasKafkaSettings", "AtlasMessagingConfig", "AtlasSecuritySettings",
     "BatchEmbeddingResult", "CacheEntry", "ChannelConfig", "EmbeddingError",
     "EmbeddingGenerationError", "EmbeddingInputType", "EmbeddingProviderError", "EmbeddingResult",
-    "HuggingFaceEmbeddingProvider", "Message", "NeuralCognitiveBus", "NeuralcoreCognitiveBus",
-    "NeuralcoreEmbeddingProvider", "Plugin", "QueryResultCache", "SecurityConfig",
-    "SubscriberConfig", "TokenBucket", "adjacent_similarities", "best_semantic_match",
-    "buffer_similarity", "cosine_similarity", "load_atlas_messaging", "register_with_atlas",
-    "semantic_breaks", "to_channel_config",
+    "EmbeddingVector", "HuggingFaceEmbeddingProvider", "Message", "NeuralCognitiveBus",
+    "NeuralcoreCognitiveBus", "NeuralcoreEmbeddingProvider", "Plugin", "QueryResultCache",
+    "SecurityConfig", "SubscriberConfig", "TokenBucket", "accelerated", "adjacent_similarities",
+    "best_semantic_match", "buffer_similarity", "cosine_similarity", "load_atlas_messaging",
+    "register_with_atlas", "semantic_breaks", "to_channel_config",
 )  # fmt: skip
 
 

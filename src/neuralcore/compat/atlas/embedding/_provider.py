@@ -1,10 +1,15 @@
 """An embedding provider with ATLAS's interface, running on neuralcore's EmbeddingEngine.
 
 It takes the same constructor options as ATLAS's local (sentence-transformers) provider,
-so ATLAS's ``rag.embeddings.huggingface`` settings apply unchanged, and it registers itself
-in ATLAS's provider registry (as ``"neuralcore"``, and as ``"huggingface"`` when that name
-is free) once ATLAS is importable. Inference runs in a worker thread; the event loop is
-never blocked.
+so ATLAS's ``rag.embeddings.huggingface`` settings apply unchanged; its ``name`` is
+ATLAS's (``"huggingface"``), and it registers itself in ATLAS's provider registry (as
+``"neuralcore"``, and as ``"huggingface"`` when that name is free) once ATLAS is
+importable. Results are ATLAS's own result classes when ATLAS is importable.
+
+Speed: the engine is built with its defaults (the fastest variant that passes parity) and
+gets whole batches, which it splits by its token budget; ``batch_size`` is not used to
+slice. Inference runs in a worker thread; the event loop is never blocked. numpy is only
+imported when vectors are computed, so importing this module never needs it.
 """
 
 from __future__ import annotations
@@ -13,29 +18,20 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from neuralcore.compat._atlas_embedding_types import (
-    BatchEmbeddingResult,
+from neuralcore.compat.atlas.embedding._types import (
     EmbeddingGenerationError,
     EmbeddingInputType,
     EmbeddingProviderError,
-    EmbeddingResult,
     atlas_base,
     atlas_flavoured,
+    result_types,
 )
-from neuralcore.core._errors import MissingDependencyError, NeuralcoreError
+from neuralcore.core._errors import ModelNotFoundError, NeuralcoreError
 
-try:
-    import numpy as np
-    from numpy.typing import NDArray
-except ModuleNotFoundError as _err:  # the no-extras install
-    if _err.name != "numpy":
-        raise
-    _HINT = 'pip install "neuralcore-runtime[embedding]"'
-    raise MissingDependencyError(
-        f"numpy is required for the ATLAS embedding provider: {_HINT}"
-    ) from _err
+if TYPE_CHECKING:
+    from neuralcore.compat.atlas.embedding._types import BatchEmbeddingResult, EmbeddingResult
 
 __all__ = ("NeuralcoreEmbeddingProvider", "register_with_atlas")
 
@@ -48,9 +44,9 @@ _KNOWN_DIMENSIONS = {"all-MiniLM-L6-v2": 384, "all-mpnet-base-v2": 768, "bge-sma
 class _Engine(Protocol):
     """The part of :class:`neuralcore.embedding.EmbeddingEngine` the provider uses."""
 
-    def embed(self, texts: Sequence[str], /) -> NDArray[np.float32]: ...
-    def embed_queries(self, texts: Sequence[str], /) -> NDArray[np.float32]: ...
-    def embed_documents(self, texts: Sequence[str], /) -> NDArray[np.float32]: ...
+    def embed(self, texts: Sequence[str], /) -> Any: ...
+    def embed_queries(self, texts: Sequence[str], /) -> Any: ...
+    def embed_documents(self, texts: Sequence[str], /) -> Any: ...
 
 
 class NeuralcoreEmbeddingProvider:
@@ -65,7 +61,7 @@ class NeuralcoreEmbeddingProvider:
     normalize_embeddings
         L2-normalise vectors (applied by the engine).
     batch_size
-        Largest batch handed to the engine at once (also ``max_batch_size``).
+        Reported as ``max_batch_size``; the engine batches by its token budget instead.
     show_progress
         Accepted for compatibility; no progress output.
     cache_folder
@@ -73,7 +69,8 @@ class NeuralcoreEmbeddingProvider:
     max_workers
         Accepted for compatibility; the engine runs its own thread pool.
     quantization
-        neuralcore's own option: ``"int8"`` (CPU) or ``"fp16"`` graphs; fp32 by default.
+        neuralcore's own option: ``"int8"`` (CPU) or ``"fp16"`` graphs; by default the
+        engine's default variant.
     engine
         An existing ``EmbeddingEngine`` to share (skips loading a model).
 
@@ -81,7 +78,7 @@ class NeuralcoreEmbeddingProvider:
     --------
     >>> provider = NeuralcoreEmbeddingProvider(model="all-MiniLM-L6-v2")
     >>> provider.name, provider.dimension, provider.is_initialized
-    ('neuralcore', 384, False)
+    ('huggingface', 384, False)
     """
 
     def __init__(
@@ -115,8 +112,8 @@ class NeuralcoreEmbeddingProvider:
 
     @property
     def name(self) -> str:
-        """Provider name: ``"neuralcore"``."""
-        return "neuralcore"
+        """Provider name: ``"huggingface"``, as ATLAS's local provider it stands in for."""
+        return "huggingface"
 
     @property
     def model_name(self) -> str:
@@ -141,7 +138,7 @@ class NeuralcoreEmbeddingProvider:
 
     @property
     def max_batch_size(self) -> int:
-        """Largest batch embedded at once."""
+        """The ``batch_size`` given (ATLAS's callers size their batches by it)."""
         return self._batch_size
 
     @property
@@ -186,17 +183,29 @@ class NeuralcoreEmbeddingProvider:
     def _make_engine(self) -> _Engine:
         from neuralcore.embedding import EmbeddingEngine
 
-        engine: _Engine = EmbeddingEngine(
-            self._model_path(), quantization=self._quantization, normalize=self._normalize
-        )
+        options: dict[str, Any] = {"normalize": self._normalize}
+        if self._quantization is not None:  # else the engine's default (fastest) variant
+            options["quantization"] = self._quantization
+        try:
+            engine: _Engine = EmbeddingEngine(self._model_path(), **options)
+        except ModelNotFoundError as err:
+            raise ModelNotFoundError(_convert_hint(self._model_name, err)) from err
         return engine
 
     def _model_path(self) -> str:
-        """``model``, or its converted folder inside ``cache_folder`` when there is one."""
+        """The converted folder for ``model``: in ``cache_folder``, under its short name
+        (``sentence-transformers/all-MiniLM-L6-v2`` is ``all-MiniLM-L6-v2``), or as given."""
+        short = _short_name(self._model_name)
         if self._cache_folder:
             for candidate in (Path(self._cache_folder) / "models", Path(self._cache_folder)):
-                if (candidate / self._model_name / "neuralcore.json").is_file():
-                    return str(candidate / self._model_name)
+                for name in (self._model_name, short):
+                    if (candidate / name / "neuralcore.json").is_file():
+                        return str(candidate / name)
+        given = Path(self._model_name).expanduser()
+        if given.is_dir() and not (given / "neuralcore.json").is_file():
+            return short  # a sentence-transformers folder: its converted twin, by name
+        if "/" in self._model_name and not given.exists():
+            return short  # a hub id: the converted model of the same name
         return self._model_name
 
     async def shutdown(self) -> None:
@@ -225,19 +234,19 @@ class NeuralcoreEmbeddingProvider:
     async def embed_batch(
         self, texts: Sequence[str], *, input_type: EmbeddingInputType | None = None
     ) -> BatchEmbeddingResult:
-        """Embed many texts, in slices of ``max_batch_size``."""
+        """Embed many texts in one engine call (it batches by its token budget)."""
         if not self._initialized:
             await self.initialize()
-        if not texts:
-            return BatchEmbeddingResult(embeddings=[], model=self._model_name)
-        vectors = await asyncio.to_thread(self._run, list(texts), input_type)
+        result_cls, batch_cls = result_types()
+        rows = await asyncio.to_thread(self._run, list(texts), input_type) if texts else []
         results = [
-            EmbeddingResult(embedding=row, text=text, model=self._model_name)
-            for text, row in zip(texts, vectors.tolist(), strict=True)
+            result_cls(embedding=row, text=text, model=self._model_name)
+            for text, row in zip(texts, rows, strict=True)
         ]
-        return BatchEmbeddingResult(embeddings=results, model=self._model_name)
+        batch: BatchEmbeddingResult = batch_cls(embeddings=results, model=self._model_name)
+        return batch
 
-    def _run(self, texts: list[str], input_type: EmbeddingInputType | None) -> NDArray[Any]:
+    def _run(self, texts: list[str], input_type: EmbeddingInputType | None) -> list[Any]:
         engine = self._engine
         if engine is None:
             raise atlas_flavoured(EmbeddingProviderError)("provider is shut down")
@@ -247,13 +256,10 @@ class NeuralcoreEmbeddingProvider:
         elif input_type is EmbeddingInputType.DOCUMENT:
             embed = engine.embed_documents
         try:
-            parts = [
-                embed(texts[i : i + self._batch_size])
-                for i in range(0, len(texts), self._batch_size)
-            ]
+            matrix = embed(texts)  # one call: the engine batches by its token budget
         except NeuralcoreError as err:
             raise atlas_flavoured(EmbeddingGenerationError)(f"embedding failed: {err}") from err
-        return np.concatenate(parts, axis=0)
+        return _vectors(matrix)
 
     async def embed_query(self, text: str) -> EmbeddingResult:
         """Embed a search query (query prefix applied when the model has one)."""
@@ -278,6 +284,38 @@ class NeuralcoreEmbeddingProvider:
             logger.warning("neuralcore embedding health check failed: %s", err)
             return False
         return result.dimension == self.dimension
+
+
+def _vectors(matrix: Any) -> list[Any]:
+    """Rows as lists of floats (ATLAS's type) that keep their float64 row for similarity."""
+    from neuralcore.compat.atlas._np import real_numpy
+    from neuralcore.compat.atlas._vectors import EmbeddingVector
+
+    np = real_numpy()
+    if np is None or not hasattr(matrix, "astype"):
+        return [list(row) for row in matrix.tolist()]
+    rows64 = matrix.astype(np.float64)
+    return [EmbeddingVector(row.tolist(), row) for row in rows64]
+
+
+def _short_name(model: str) -> str:
+    return Path(model.rstrip("/\\")).name or model
+
+
+def _convert_hint(model: str, err: NeuralcoreError) -> str:
+    """The engine's "not converted" error, with the command that converts this model."""
+    from neuralcore.embedding._models import models_dir
+
+    given = Path(model).expanduser()
+    target = models_dir() / _short_name(model)
+    if given.is_dir() and (given / "config.json").is_file():
+        return (
+            f"{model} is a sentence-transformers folder, not a converted neuralcore model; "
+            f"convert it once with `neuralcore models convert {given} -o {target}` "
+            "(needs the convert extra; where ATLAS pins protobuf<6, run it from a separate "
+            "environment as docs/migration.md shows; inference needs no onnx)"
+        )
+    return str(err)
 
 
 def _engine_dimension(engine: Any) -> int | None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from neuralcore.core._errors import AuthorizationError, ConfigError, MissingDependencyError
+from neuralcore.core._errors import AuthorizationError, ConfigError
+from neuralcore.messaging._limits import TokenBucket as _Bucket
 
 __all__ = (
     "ChannelConfig",
@@ -143,7 +143,7 @@ class SecurityConfig:
     >>> sec.verify({"api_key": "k"}, "ops")
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.AuthorizationError: Insufficient role for channel 'ops'
+    neuralcore.errors.AuthorizationError: Insufficient role for channel 'ops'
     """
 
     enabled: bool = False
@@ -174,8 +174,10 @@ class SecurityConfig:
     def _jwt_claims(self, token: str) -> dict[str, Any]:
         try:
             jwt: Any = importlib.import_module("jwt")  # PyJWT, optional
-        except ImportError as err:
-            raise MissingDependencyError("JWT auth needs PyJWT: pip install PyJWT") from err
+        except ImportError as err:  # a PermissionError, as ATLAS raises it
+            raise AuthorizationError(
+                "JWT support not installed (PyJWT missing): pip install PyJWT"
+            ) from err
         if not self.jwt_secret:
             raise AuthorizationError("JWT secret not configured")
         try:
@@ -198,17 +200,17 @@ class SecurityConfig:
 
 
 class TokenBucket:
-    """Async token bucket: :meth:`acquire` waits until a token is available.
+    """ATLAS's async token bucket on the bus's own bucket: :meth:`acquire` waits for a token.
 
     Examples
     --------
     >>> TokenBucket(0, 1)
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.ConfigError: config field 'rate_per_sec' = 0: must be > 0
+    neuralcore.errors.ConfigError: config field 'rate_per_sec' = 0: must be > 0
     """
 
-    __slots__ = ("_last", "_lock", "_tokens", "capacity", "rate")
+    __slots__ = ("_bucket", "capacity", "rate")
 
     def __init__(self, rate_per_sec: float, capacity: float) -> None:
         if rate_per_sec <= 0:
@@ -216,25 +218,10 @@ class TokenBucket:
         if capacity <= 0:
             raise ConfigError("capacity", capacity, "must be > 0")
         self.rate, self.capacity = float(rate_per_sec), float(capacity)
-        self._tokens, self._last = self.capacity, time.perf_counter()
-        self._lock: asyncio.Lock | None = None
+        self._bucket = _Bucket(rate=self.rate, burst=max(1, int(capacity)))
 
     async def acquire(self, tokens: float = 1.0) -> None:
-        """Take ``tokens``, sleeping until the bucket has refilled enough."""
-        if tokens <= 0:
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            while not self._take(tokens):
-                wait = (tokens - self._tokens) / self.rate
-                await asyncio.sleep(min(max(wait, 0.001), 0.25))
-
-    def _take(self, tokens: float) -> bool:
-        now = time.perf_counter()
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= tokens:
-            self._tokens -= tokens
-            return True
-        return False
+        """Take ``tokens`` (whole tokens, at least one), sleeping until they refill."""
+        for _ in range(max(1, round(tokens)) if tokens > 0 else 0):
+            while not self._bucket.take():
+                await asyncio.sleep(min(max(1.0 / self.rate, 0.001), 0.25))

@@ -27,6 +27,7 @@ __all__ = (
     "EmbeddingResult",
     "atlas_base",
     "atlas_flavoured",
+    "result_types",
 )
 
 logger = logging.getLogger(__name__)
@@ -139,3 +140,19 @@ def atlas_flavoured(cls: type[EmbeddingError]) -> type[EmbeddingError]:
     if not (isinstance(theirs, type) and issubclass(theirs, Exception)):
         return cls
     return type(cls.__name__, (cls, theirs), {"__module__": __name__})
+
+
+def result_types() -> tuple[type[Any], type[Any]]:
+    """``(EmbeddingResult, BatchEmbeddingResult)``: ATLAS's own classes when ATLAS is
+    importable (so its ``isinstance`` checks hold), else the ones restated here.
+
+    Examples
+    --------
+    >>> result_types() == (EmbeddingResult, BatchEmbeddingResult)  # ATLAS not installed
+    True
+    """
+    base = atlas_base()
+    theirs = (getattr(base, "EmbeddingResult", None), getattr(base, "BatchEmbeddingResult", None))
+    if all(isinstance(cls, type) for cls in theirs):
+        return theirs  # type: ignore[return-value]
+    return EmbeddingResult, BatchEmbeddingResult

@@ -1,25 +1,45 @@
 """A bus with the public interface of ATLAS's NeuralCognitiveBus, built on MessageBus.
 
-Each compat channel is a neuralcore channel (priority queue, overflow policy, SQLite
-persistence, Redis/Kafka bridges, metrics) with one subscription that fans messages out to
-the ATLAS-style subscribers (:mod:`neuralcore.compat._atlas_dispatch`). ATLAS's AgentBus
-reads two private attributes of the bus it wraps, ``_queues`` (membership) and
-``_channel_cfg`` (configs it edits in place); both are provided.
+Each compat channel is a neuralcore channel (priority queue, batched dispatcher, Redis and
+Kafka bridges, metrics) with one subscription that fans messages out to the ATLAS-style
+subscribers (:mod:`neuralcore.compat.atlas.bus._dispatch`). ATLAS's AgentBus reads two
+private attributes of the bus it wraps, ``_queues`` (membership) and ``_channel_cfg``
+(configs it edits in place); both are provided.
+
+The per-message path does no more than ATLAS's semantics need: the envelope is built once
+(its id is a per-bus prefix plus a counter, in UUID form; no ``uuid4`` per message) and
+travels as the MessageBus payload, so dispatch neither copies headers nor rebuilds it; one
+subscriber is awaited directly, several are fanned out as ATLAS does.
+
+ATLAS's queue rules are kept here, where the settings live (``apply_config`` changes them
+on live channels): ``max_queue_size`` counts queued messages; ``drop_new`` rejects when
+full; ``drop_old`` drops the least urgent, newest queued message and accepts the new one.
+A dropped message stays in the MessageBus queue as a tombstone and is skipped on dispatch.
+``persistent`` channels append to ATLAS's own persistence file (:mod:`._log`); as in
+ATLAS, nothing queued is redelivered after a restart, and ``replay_on_register`` replays
+from that file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import hashlib
+import itertools
 import logging
+import sys
 import time
+import types
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from neuralcore.compat._atlas_bridges import kafka_bridges, redis_bridges
-from neuralcore.compat._atlas_bus_config import BusConfigMixin
-from neuralcore.compat._atlas_bus_types import (
+from neuralcore.compat.atlas.bus._bridges import kafka_bridges, redis_bridges
+from neuralcore.compat.atlas.bus._config import BusConfigMixin
+from neuralcore.compat.atlas.bus._dispatch import ChannelStats, Dispatcher, dead_letter_payload
+from neuralcore.compat.atlas.bus._log import AtlasLog, decode, encode
+from neuralcore.compat.atlas.bus._types import (
     ChannelConfig,
     Message,
     Plugin,
@@ -27,7 +47,6 @@ from neuralcore.compat._atlas_bus_types import (
     SubscriberConfig,
     TokenBucket,
 )
-from neuralcore.compat._atlas_dispatch import ChannelStats, Dispatcher, dead_letter_payload
 from neuralcore.core._errors import ChannelNotFoundError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -38,12 +57,40 @@ if TYPE_CHECKING:
 __all__ = ("NeuralcoreCognitiveBus", "UnknownChannelError")
 
 _log = logging.getLogger(__name__)
-_ID = "_ncb_id"  # header carrying the compat message id across the MessageBus
-_OVERFLOW = {"drop_old": "drop_oldest"}  # anything else behaves as drop_new, as in ATLAS
+_perf, _now = time.perf_counter, time.time
+
+
+@types.coroutine
+def _yield() -> Generator[None, None, None]:
+    """One pass of the event loop (``asyncio.sleep(0)`` without its call overhead)."""
+    yield
+
+
+_fast_new = object.__new__
+_set_dict = object.__setattr__  # builds a frozen envelope without a __setattr__ per field
+_UNBOUNDED = 1_000_000_000  # the MessageBus queue bound (its most); ATLAS's bound is applied here
 
 
 class UnknownChannelError(ChannelNotFoundError, ValueError):
-    """Subscribing to a channel that was never created (a ``ValueError``, as in ATLAS)."""
+    """A channel that was never created, where ATLAS raises ``ValueError``."""
+
+
+def _envelope_class() -> type[Message]:
+    """Our :class:`Message`, also a subclass of ATLAS's when ATLAS's bus module is loaded
+    (so ``isinstance(msg, core.messaging.NCB.Message)`` holds in ATLAS's code)."""
+    ncb = sys.modules.get("core.messaging.NCB")
+    theirs = getattr(ncb, "Message", None)
+    if not isinstance(theirs, type) or issubclass(Message, theirs):
+        return Message
+    cached = _SUBCLASSES.get(theirs)
+    if cached is None:
+        cached = _SUBCLASSES[theirs] = type(
+            "Message", (Message, theirs), {"__module__": Message.__module__, "__slots__": ()}
+        )
+    return cached
+
+
+_SUBCLASSES: dict[type, type[Message]] = {}
 
 
 class NeuralcoreCognitiveBus(BusConfigMixin):
@@ -119,10 +166,21 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         self._stats: dict[str, ChannelStats] = {}
         self._limiters: dict[str, TokenBucket] = {}
         self._plugins: list[Plugin] = []
+        self._plain = channel_validator is None  # no validator and no plugins yet
+        self._ready: collections.deque[Any] | None = None  # the loop's ready queue
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bus_subs: dict[str, Subscription] = {}
         self._dispatcher = Dispatcher(self._stat, self._dead_letter, self.logger)
         self._bus: MessageBus | None = None  # built on first use, again after stop()
+        self._store = AtlasLog(self._persistence_path) if self._persistence_path else None
+        self._queued: dict[str, dict[str, int]] = {}  # channel -> queued id -> priority
+        self._tombs: set[str] = set()  # ids dropped by drop_old, still in the MessageBus
+        self._publishers: dict[str, str] = {}  # api key -> its published_by label
+        self._last_seq: dict[tuple[str, str], int] = {}
+        t = uuid.uuid4().hex  # ids: this prefix and a counter, laid out as a version-4 UUID
+        self._id_head = f"{t[:8]}-{t[8:12]}-4{t[13:16]}-{'89ab'[int(t[16], 16) % 4]}{t[17:20]}-"
+        self._ids = itertools.count(1)
+        self._msg_cls = _envelope_class()
 
     # -- ATLAS's AgentBus reads these -----------------------------------------------------
 
@@ -141,7 +199,7 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         if self._bus is None:
             from neuralcore.messaging import BusConfig, MessageBus
 
-            config = BusConfig(persistence_path=self._persistence_path, drain_timeout=0.0)
+            config = BusConfig(drain_timeout=0.0)  # persistence is ATLAS's file (_log)
             self._bus, self._bus_subs = MessageBus(config), {}
             for cfg in self._channel_cfg.values():
                 self._attach(cfg)
@@ -152,6 +210,7 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
     def add_plugin(self, plugin: Plugin) -> None:
         """Add publish/dispatch hooks (run in the order added)."""
         self._plugins.append(plugin)
+        self._plain = False
 
     def create_channel(self, channel_name: str, cfg: ChannelConfig | None = None) -> None:
         """Create a channel (a no-op, logged, when it exists); also its dead-letter channel."""
@@ -162,6 +221,7 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         cfg.name = channel_name
         self._channel_cfg[channel_name] = cfg
         self._subs[channel_name] = []
+        self._queued[channel_name] = {}
         self._stat(channel_name)
         self._set_limiter(cfg)
         if self._bus is not None:
@@ -186,10 +246,8 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
 
         return NcChannelConfig(
             name=cfg.name,
-            max_size=max(1, int(cfg.max_queue_size)),
-            overflow=_OVERFLOW.get(cfg.drop_policy, "drop_new"),  # type: ignore[arg-type]
+            max_size=_UNBOUNDED,  # ATLAS's bound and drop policy are applied in _enqueue
             default_priority=int(cfg.default_priority),
-            persistent=bool(cfg.persistent and self._persistence_path),
             max_attempts=1,  # retries and dead letters are per subscriber, in the dispatcher
         )
 
@@ -203,6 +261,7 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         """Forget a channel: its subscribers stop receiving and publishes return ``None``."""
         self._channel_cfg.pop(channel_name, None)
         self._subs.pop(channel_name, None)
+        self._queued.pop(channel_name, None)
         self._limiters.pop(channel_name, None)
         self._dispatcher.fanout.pop(channel_name, None)
         sub = self._bus_subs.pop(channel_name, None)
@@ -250,11 +309,29 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             self._dispatcher.limiters[key] = TokenBucket(rate_limit_per_sec, rate_limit_burst)
         if concurrency > 1:
             self._dispatcher.slots[key] = asyncio.Semaphore(concurrency)
-        if replay_on_register:
-            self.logger.warning(
-                "replay_on_register is not supported; unacknowledged messages of persistent "
-                "channels are replayed when the bus restarts instead"
-            )
+        if replay_on_register and self._store and self._channel_cfg[channel_name].persistent:
+            await self._replay(channel_name, sub, int(replay_after_seq))
+
+    async def _replay(self, channel: str, sub: SubscriberConfig, after_seq: int) -> None:
+        """ATLAS's ``replay_on_register``: the channel's logged messages after ``after_seq``."""
+        assert self._store is not None  # checked by the caller
+        cfg = self._channel_cfg[channel]
+        self._last_seq[(channel, sub.module_name)] = after_seq
+        try:
+            for seq, blob in await self._store.replay(channel, after_seq):
+                d = decode(blob, cfg.serializer, cfg.compress)
+                meta = dict(d.get("meta") or {})
+                meta["replay"], meta["persist_seq"] = True, seq
+                meta.setdefault("trace_id", str(d.get("id") or ""))
+                msg = self._msg_cls(
+                    str(d.get("id") or ""), str(d.get("channel") or ""),
+                    float(d.get("ts") or 0.0), int(d.get("priority") or 0), d.get("payload"), meta,
+                )  # fmt: skip
+                await self._dispatcher.dispatch(cfg, msg, [sub])
+                self._last_seq[(channel, sub.module_name)] = seq
+        except Exception:  # as in ATLAS: a failed replay is counted and logged
+            self._stat(channel).errors += 1
+            self.logger.exception("replay of %s to %s failed", channel, sub.module_name)
 
     async def unregister_subscriber(self, channel_name: str, module_name: str) -> None:
         """Remove every subscriber named ``module_name`` from the channel."""
@@ -306,15 +383,21 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             await bus.add_bridge(bridge)
         await bus.start()
         self.running = True
+        # CPython's loop keeps its ready callbacks in ``_ready``: dispatch yields to them
+        # only when there are some; with another loop it yields after every delivery.
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        self._ready = ready if isinstance(ready, collections.deque) else None
         if self._hot_path is not None:
             self._spawn(self._hot_reload_loop())
 
     async def stop(self) -> None:
-        """Stop: cancel in-flight work and discard queued messages (persistent channels keep
-        theirs for the next start). The bus can be started again."""
+        """Stop: cancel in-flight work and discard queued messages, as ATLAS does (persistent
+        channels' messages stay in the persistence file for ``replay_on_register``). The bus
+        can be started again; stopping a bus that is not running only logs."""
         if not self.running:
             self.logger.warning("bus not running")
-            await self._close_bus()  # still release the persistence file
+            if self._store is not None:
+                await self._store.flush()
             return
         self.running = False
         tasks, self._tasks = list(self._tasks), set()
@@ -324,9 +407,13 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         await self._close_bus()
 
     async def _close_bus(self) -> None:
-        """Stop the MessageBus (queued in-memory messages are dropped, persistent ones stay
-        in the file); the next use builds a fresh one."""
+        """Stop the MessageBus and drop what is queued; the next use builds a fresh one."""
         bus, self._bus, self._bus_subs = self._bus, None, {}
+        for queued in self._queued.values():  # queued messages are dropped, as in ATLAS
+            queued.clear()
+        self._tombs.clear()
+        if self._store is not None:
+            await self._store.flush()
         if bus is not None:
             await bus.stop(timeout=0.0)
 
@@ -347,65 +434,203 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         Raises
         ------
         AuthorizationError
-            security is enabled and ``auth`` may not publish there.
+            security is enabled and ``auth`` may not publish there (a ``PermissionError``).
         """
-        self._check_name(channel_name)
         cfg = self._channel_cfg.get(channel_name)
+        queued = self._queued.get(channel_name)
+        bus = self._bus
+        if (  # the common case, inlined: nothing but queueing to do
+            cfg is not None
+            and queued is not None
+            and bus is not None
+            and not meta
+            and self._plain
+            and not self._security.enabled
+            and len(queued) < cfg.max_queue_size
+            and not (cfg.persistent or cfg.redis_out or cfg.kafka_out)
+            and channel_name not in self._limiters
+        ):
+            t0 = _perf()
+            msg_id = f"{self._id_head}{next(self._ids):012x}"
+            pr = cfg.default_priority if priority is None else int(priority)
+            by = self._publisher(auth) if auth else "unknown"
+            msg = _fast_new(self._msg_cls)
+            _set_dict(msg, "__dict__", {
+                "id": msg_id, "channel": channel_name, "ts": _now(), "priority": pr,
+                "payload": payload, "meta": {"trace_id": msg_id, "published_by": by},
+            })  # fmt: skip
+            bus.publish(channel_name, msg, priority=pr)
+            queued[msg_id] = pr
+            stats = self._stats[channel_name]
+            stats.published += 1
+            stats.publish_latency_ms_sum += (_perf() - t0) * 1000.0
+            return msg_id
+        if self._validator is not None:
+            self._check_name(channel_name)
         if cfg is None:
             self.logger.error("publish to unknown channel %s", channel_name)
             return None
-        self._security.verify(auth, channel_name)
-        msg = _envelope(channel_name, payload, cfg, priority, meta, auth)
+        if self._security.enabled:
+            self._security.verify(auth, channel_name)
+        msg = self._new(channel_name, payload, cfg, priority, meta, auth)
         if self._plugins:
             transformed = await self._hooked(msg, "pre_publish")
             if transformed is None:
                 return None
             msg = transformed
-        return await self._enqueue(msg)
+        return await self._enqueue(msg, cfg)
 
-    async def _enqueue(self, msg: Message) -> str | None:
-        limiter = self._limiters.get(msg.channel)
+    def _new(
+        self,
+        channel: str,
+        payload: Any,
+        cfg: ChannelConfig,
+        priority: int | None,
+        meta: dict[str, Any] | None,
+        auth: dict[str, Any] | None,
+    ) -> Message:
+        """A new envelope; ``trace_id`` defaults to the message id (both unique)."""
+        msg_id = f"{self._id_head}{next(self._ids):012x}"
+        if meta:
+            m = dict(meta)
+            m.setdefault("trace_id", msg_id)
+            if "published_by" not in m:
+                m["published_by"] = self._publisher(auth)
+        else:
+            m = {"trace_id": msg_id, "published_by": self._publisher(auth) if auth else "unknown"}
+        pr = cfg.default_priority if priority is None else int(priority)
+        return self._msg_cls(msg_id, channel, time.time(), pr, payload, m)
+
+    def _publisher(self, auth: dict[str, Any] | None) -> str:
+        """``published_by``: the JWT subject, a fingerprint of the API key (never the key
+        itself), or ``"unknown"``."""
+        if not auth:
+            return "unknown"
+        if auth.get("sub"):
+            return str(auth["sub"])
+        key = auth.get("api_key")
+        if not key:
+            return "unknown"
+        label = self._publishers.get(key)
+        if label is None:
+            digest = hashlib.sha256(str(key).encode()).hexdigest()[:12]
+            label = self._publishers[key] = f"api_key:sha256:{digest}"
+        return label
+
+    async def _enqueue(self, msg: Message, cfg: ChannelConfig) -> str | None:
+        name = msg.channel
+        limiter = self._limiters.get(name)
         if limiter is not None:
             await limiter.acquire(1.0)
-        stats, t0 = self._stat(msg.channel), time.perf_counter()
-        headers = {**msg.meta, _ID: msg.id}
-        queued = await self._live().publish_async(
-            msg.channel, msg.payload, priority=msg.priority, headers=headers
-        )
-        stats.publish_latency_ms_sum += (time.perf_counter() - t0) * 1000.0
-        if queued is None:
+        stats, t0 = self._stat(name), time.perf_counter()
+        queued = self._queued[name]
+        if len(queued) >= cfg.max_queue_size > 0 and not self._make_room(cfg, queued, msg):
+            stats.publish_latency_ms_sum += (time.perf_counter() - t0) * 1000.0
             stats.dropped += 1
-            self.logger.warning("queue of %s full; dropped message %s", msg.channel, msg.id)
+            self.logger.warning("queue of %s full; dropped message %s", name, msg.id)
             return None
+        bus = self._bus or self._live()
+        wire: Any = msg.to_dict() if cfg.redis_out or cfg.kafka_out else msg
+        await bus.publish_async(name, wire, priority=msg.priority)
+        queued[msg.id] = msg.priority
+        stats.publish_latency_ms_sum += (time.perf_counter() - t0) * 1000.0
         stats.published += 1
+        if cfg.persistent and self._store is not None:
+            self._persist(msg, cfg)
         if self._plugins:
             self._spawn(self._sinks(msg, "post_publish"))
         return msg.id
 
+    def _make_room(self, cfg: ChannelConfig, queued: dict[str, int], msg: Message) -> bool:
+        """ATLAS's ``drop_old``: drop the least urgent, newest queued message (it stays in
+        the MessageBus as a tombstone); any other policy drops the new one."""
+        if cfg.drop_policy != "drop_old" or not queued:
+            return False
+        worst = max(reversed(queued.items()), key=lambda item: item[1])[0]
+        del queued[worst]
+        self._tombs.add(worst)
+        self.logger.warning("queue of %s full; drop_old dropped message %s", msg.channel, worst)
+        return True
+
+    def _persist(self, msg: Message, cfg: ChannelConfig) -> None:
+        assert self._store is not None  # checked by the caller
+        try:
+            blob = encode(msg.to_dict(), cfg.serializer, cfg.compress, cfg.compression_level)
+        except ValueError:  # as in ATLAS: counted and logged, the publish stands
+            self._stat(msg.channel).errors += 1
+            self.logger.exception("cannot persist message %s", msg.id)
+            return
+        self._store.append((msg.channel, msg.id, msg.ts, msg.priority, blob))
+
     # -- dispatch -------------------------------------------------------------------------
 
     async def _on_message(self, raw: NcMessage) -> None:
-        """The neuralcore subscription of every channel: rebuild the envelope, fan out."""
-        cfg = self._channel_cfg.get(raw.channel)
-        subs = list(self._subs.get(raw.channel, ()))
-        if cfg is None:
+        """The neuralcore subscription of every channel: the envelope is the payload."""
+        msg = raw.payload
+        if type(msg) is not self._msg_cls:
+            msg = self._from_wire(raw)
+        name = msg.channel
+        queued = self._queued.get(name)
+        if queued is None:
             return
-        msg = _from_nc(raw)
+        if queued.pop(msg.id, None) is None and msg.id in self._tombs:
+            self._tombs.discard(msg.id)  # dropped by drop_old after it was queued
+            return
         if self._plugins:
             transformed = await self._hooked(msg, "pre_dispatch")
             if transformed is None:
                 return
             msg = transformed
+        subs = self._subs.get(name)
         if not subs:
             return
-        if any(s.concurrency > 1 for s in subs):
-            self._spawn(self._dispatcher.dispatch(cfg, msg, subs))
+        cfg = self._channel_cfg[name]
+        if len(subs) == 1 and subs[0].concurrency <= 1:  # one delivery, awaited in place
+            sub, stats, t0 = subs[0], self._stats[name], _perf()
+            if (
+                sub.filter_fn is None
+                and sub.retry_attempts <= 0
+                and not cfg.idempotency_key_field
+                and not self._dispatcher.limiters
+            ):
+                try:
+                    await sub.callback_fn(msg)
+                except Exception as err:  # counted, logged and dead-lettered, as in ATLAS
+                    await self._dispatcher.failed(cfg, msg, sub, err)
+                else:
+                    stats.dispatched += 1
+            else:
+                await self._dispatcher.deliver_one(cfg, msg, sub)
+            stats.dispatch_latency_ms_sum += (_perf() - t0) * 1000.0
+            ready = self._ready
+            if ready is None:
+                await _yield()
+            else:  # let what the delivery woke run first, as ATLAS's per-delivery gather
+                for _ in range(3):  # does: its task and gather take up to three passes
+                    if not ready:
+                        break
+                    await _yield()
+        elif any(s.concurrency > 1 for s in subs):
+            self._spawn(self._dispatcher.dispatch(cfg, msg, list(subs)))
         else:
-            t0 = time.perf_counter()
-            await self._dispatcher.dispatch(cfg, msg, subs)
-            self._stat(cfg.name).dispatch_latency_ms_sum += (time.perf_counter() - t0) * 1000.0
+            t0 = _perf()
+            await self._dispatcher.dispatch(cfg, msg, list(subs))
+            self._stats[name].dispatch_latency_ms_sum += (_perf() - t0) * 1000.0
         if self._plugins:
             self._spawn(self._sinks(msg, "post_dispatch"))
+
+    def _from_wire(self, raw: NcMessage) -> Message:
+        """An envelope from a bridge (its dict form) or from a plain MessageBus publisher."""
+        d = raw.payload
+        if isinstance(d, dict) and {"id", "channel", "priority", "payload"} <= d.keys():
+            meta = d.get("meta")
+            return self._msg_cls(
+                str(d["id"]), raw.channel, float(d.get("ts") or raw.timestamp),
+                int(d["priority"]), d["payload"], dict(meta) if isinstance(meta, dict) else {},
+            )  # fmt: skip
+        meta = dict(raw.headers)
+        meta.setdefault("trace_id", raw.id)
+        return self._msg_cls(raw.id, raw.channel, raw.timestamp, raw.priority, raw.payload, meta)
 
     async def _dead_letter(
         self, origin: str, msg: Message, subscriber: str, err: BaseException
@@ -418,7 +643,8 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             self.create_channel(dlq)
         meta = {"trace_id": msg.trace_id, "dlq": True, "origin_msg_id": msg.id}
         payload = dead_letter_payload(origin, subscriber, msg, err)
-        await self._enqueue(_envelope(dlq, payload, self._channel_cfg[dlq], 0, meta, None))
+        dlq_cfg = self._channel_cfg[dlq]
+        await self._enqueue(self._new(dlq, payload, dlq_cfg, 0, meta, None), dlq_cfg)
 
     # -- plugins --------------------------------------------------------------------------
 
@@ -467,12 +693,8 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
     def snapshot_metrics(self) -> dict[str, dict[str, Any]]:
         """Per channel: published, dropped, dispatched, errors, publish/dispatch latency sums
         (ms) and queue_size."""
-        depth = {name: m.queue_depth for name, m in self._live().metrics().items()}
         return {
-            name: {
-                **vars(stats),
-                "queue_size": depth.get(name, 0) if name in self._channel_cfg else 0,
-            }
+            name: {**vars(stats), "queue_size": len(self._queued.get(name, ()))}
             for name, stats in self._stats.items()
         }
 
@@ -490,7 +712,7 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         Returns ``channel``, ``messages``, ``concurrency``, ``seconds``, ``msgs_per_sec``
         and the channel's ``metrics``, as ATLAS's bus does.
         """
-        from neuralcore.compat._atlas_bus_bench import run_benchmark
+        from neuralcore.compat.atlas.bus._bench import run_benchmark
 
         return await run_benchmark(
             self,
@@ -504,26 +726,3 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
     def metrics_text(self) -> str:
         """The underlying bus's metrics in Prometheus text format."""
         return self._live().metrics_text()
-
-
-def _envelope(
-    channel: str,
-    payload: Any,
-    cfg: ChannelConfig,
-    priority: int | None,
-    meta: dict[str, Any] | None,
-    auth: dict[str, Any] | None,
-) -> Message:
-    m = dict(meta or {})
-    m.setdefault("trace_id", str(uuid.uuid4()))
-    m.setdefault(
-        "published_by", (auth or {}).get("sub") or (auth or {}).get("api_key") or "unknown"
-    )
-    pr = int(priority if priority is not None else cfg.default_priority)
-    return Message(str(uuid.uuid4()), channel, time.time(), pr, payload, m)
-
-
-def _from_nc(raw: NcMessage) -> Message:
-    meta = dict(raw.headers)
-    msg_id = str(meta.pop(_ID, None) or raw.id)
-    return Message(msg_id, raw.channel, raw.timestamp, raw.priority, raw.payload, meta)

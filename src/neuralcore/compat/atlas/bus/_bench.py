@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from neuralcore.core._errors import ChannelNotFoundError
+from neuralcore.compat.atlas.bus._bus import UnknownChannelError
 
 if TYPE_CHECKING:
-    from neuralcore.compat._atlas_bus import NeuralcoreCognitiveBus
-    from neuralcore.compat._atlas_bus_types import Message
+    from neuralcore.compat.atlas.bus._bus import NeuralcoreCognitiveBus
+    from neuralcore.compat.atlas.bus._types import Message
 
 __all__ = ("run_benchmark",)
 
@@ -31,7 +31,7 @@ async def run_benchmark(
     ``msgs_per_sec`` and the channel's ``metrics``.
     """
     if channel not in bus._channel_cfg:
-        raise ChannelNotFoundError(f"Channel '{channel}' does not exist")
+        raise UnknownChannelError(f"Channel '{channel}' does not exist")
     make = payload_factory or (lambda i: {"i": i, "t": time.time()})
     done, received = asyncio.Event(), 0
 

@@ -3,8 +3,9 @@
 Same constructor, ``stats`` keys, ``get``/``set``/``clear``/``invalidate_knowledge_base`` and
 matching rules as ATLAS's ``QueryResultCache``: exact hits by a hash of the normalised query
 and knowledge-base ids, then (given a query embedding) the most similar live entry at or
-above ``similarity_threshold``. Query embeddings are kept in a float64 matrix, rebuilt only
-when entries change, so a lookup scans thousands of entries without a Python loop.
+above ``similarity_threshold``. With a working numpy, query embeddings are kept in a float64
+matrix, rebuilt only when entries change, so a lookup scans thousands of entries without a
+Python loop; without one (or with ATLAS's test stub in its place) the scan is ATLAS's loop.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from threading import RLock
 from typing import Any
 
-import numpy as np
-
-from neuralcore.compat._atlas_vectors import F64, _row_cosines
+from neuralcore.compat.atlas._np import real_numpy
+from neuralcore.compat.atlas._vectors import _np_row_cosines, _py_cosine
 
 __all__ = ("CacheEntry", "QueryResultCache")
 
@@ -91,7 +91,7 @@ class QueryResultCache:
         self._embedding_cache = embedding_cache
         self._cache: OrderedDict[str, CacheEntry] = OrderedDict()
         self._query_embeddings: dict[str, list[float]] = {}
-        self._matrix: tuple[list[str], F64] | None = None
+        self._matrix: tuple[list[str], Any] | None = None
         self._lock = RLock()
         self._hits = self._misses = self._semantic_hits = 0
 
@@ -151,12 +151,17 @@ class QueryResultCache:
         return entry.value
 
     def _best_match(self, query_embedding: Sequence[float]) -> str | None:
-        keys, rows = self._rows(len(query_embedding))
+        keys, scores = self._scores(query_embedding)
         if not keys:
             return None
-        scores = _row_cosines(rows, np.asarray(query_embedding, dtype=np.float64))
-        for i in (int(j) for j in np.argsort(-scores, kind="stable")):
-            score = float(scores[i])
+        top = max(range(len(keys)), key=scores.__getitem__)  # the first of equal best wins
+        entry = self._cache.get(keys[top])
+        if entry is not None and not entry.is_expired:
+            order: Iterable[int] = (top,)
+        else:  # the best one expired: walk down in score order, as ATLAS's scan would pick
+            order = sorted(range(len(keys)), key=lambda i: -scores[i])
+        for i in order:
+            score = scores[i]
             if not (score > 0.0 and score >= self._similarity_threshold):
                 return None
             entry = self._cache.get(keys[i])
@@ -165,13 +170,22 @@ class QueryResultCache:
                 return keys[i]
         return None
 
-    def _rows(self, dim: int) -> tuple[list[str], F64]:
-        """Keys and stacked embeddings of length ``dim`` (cached until entries change)."""
+    def _scores(self, query: Sequence[float]) -> tuple[list[str], list[float]]:
+        """Keys of stored embeddings of the query's length, and their cosine to ``query``."""
+        dim = len(query)
+        np = real_numpy()
+        if np is None:
+            keys = [k for k, v in self._query_embeddings.items() if len(v) == dim]
+            return keys, [_py_cosine(self._query_embeddings[k], query) for k in keys]
         if self._matrix is None or self._matrix[1].shape[1] != dim:
             keys = [k for k, v in self._query_embeddings.items() if len(v) == dim]
             rows = np.asarray([self._query_embeddings[k] for k in keys], dtype=np.float64)
             self._matrix = (keys, rows.reshape(len(keys), dim))
-        return self._matrix
+        keys, rows = self._matrix
+        if not keys:
+            return [], []
+        scores = _np_row_cosines(np, rows, np.asarray(query, dtype=np.float64))
+        return keys, scores.tolist()
 
     def set(
         self,

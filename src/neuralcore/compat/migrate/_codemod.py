@@ -1,27 +1,44 @@
-"""``neuralcore migrate PATH [--dry-run]``: point an application's imports at the adapters.
+"""The codemod behind ``neuralcore migrate``: point an application's imports at the adapters.
 
-The codemod uses the standard library's :mod:`ast` to find ``from X import ...`` statements
-naming a replaced module (absolute or relative, resolved from the file's package), and
-rewrites only those lines: names we replace move to ``from neuralcore.compat.atlas import``,
-the rest keep their original import. Everything else in the file stays byte for byte.
+It uses the standard library's :mod:`ast` to find ``from X import ...`` statements naming a
+replaced module (absolute or relative, resolved from the file's package), and rewrites only
+those statements: names we replace move to a ``from neuralcore.compat.atlas import`` line
+(names sorted, placed just above, where isort puts a third-party import), the rest stay in
+the original statement with its comments; a statement all of whose names move keeps its
+comment lines. In modules that define one of ATLAS's pure-Python cosine loops
+(:data:`ACCELERATE`), one line is appended that rebinds the function to
+:func:`neuralcore.compat.atlas.accelerated` of itself, so the module's own callers (the
+semantic splitter, the vector stores) get the vector kernels; ``NEURALCORE_COMPAT=off``
+hands back the original function. Everything else in the file stays byte for byte.
+
+Tests are left alone unless asked (:func:`is_test_file`): an application's tests should
+exercise it, migrated or not.
 
 Guarantees: a file that does not parse (or does not decode as UTF-8) is reported and left
-alone; a rewrite that would not parse is discarded; running twice changes nothing more;
-``--dry-run`` prints the unified diff and writes nothing.
+alone; a rewrite that would not parse is discarded; running twice changes nothing more.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import difflib
-import sys
+import io
+import re
+import tokenize
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
-__all__ = ("REPLACEMENTS", "TARGET_MODULE", "MigrationResult", "main", "migrate_source")
+__all__ = (
+    "ACCELERATE",
+    "REPLACEMENTS",
+    "TARGET_MODULE",
+    "MigrationResult",
+    "is_test_file",
+    "iter_python_files",
+    "migrate_file",
+    "migrate_source",
+)
 
 TARGET_MODULE = "neuralcore.compat.atlas"
 
@@ -46,6 +63,16 @@ REPLACEMENTS: dict[str, dict[str, str]] = {
     "modules.storage.retrieval.cache": {"QueryResultCache": "QueryResultCache"},
     "modules.storage.retrieval": {"QueryResultCache": "QueryResultCache"},
 }
+
+#: module -> module-level functions rebound to ``accelerated(function)``
+ACCELERATE: dict[str, tuple[str, ...]] = {
+    "modules.storage.chunking.semantic": ("cosine_similarity",),
+    "modules.Server.conversation_routes": ("_cosine_similarity",),
+    "modules.conversation_store.vector_pipeline": ("_cosine_similarity",),
+    "modules.Tools.providers.vector_store.in_memory": ("_cosine_similarity",),
+    "modules.Tools.providers.vector_store.faiss": ("_cosine_score",),
+}
+_MARK = "# neuralcore migrate:"
 
 _SKIP_DIRS = frozenset(
     {".git", ".hg", ".venv", "venv", "__pycache__", "node_modules", "site-packages", ".tox"}
@@ -109,6 +136,13 @@ def _alias_text(name: str, asname: str | None) -> str:
     return name if asname is None or asname == name else f"{name} as {asname}"
 
 
+def _isort_key(text: str) -> tuple[int, str]:
+    """isort's default order: CONSTANTS, then Classes, then functions; each alphabetical."""
+    name = text.split(" as ")[0]
+    kind = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
+    return kind, name
+
+
 def _import_line(indent: str, module: str, names: Sequence[str]) -> str:
     line = f"{indent}from {module} import {', '.join(names)}"
     if len(line) <= _MAX_LINE:
@@ -117,8 +151,43 @@ def _import_line(indent: str, module: str, names: Sequence[str]) -> str:
     return f"{indent}from {module} import (\n{inner}{indent})"
 
 
-def _rewrite_node(node: ast.ImportFrom, package: str, indent: str) -> str | None:
-    """Replacement text for one import statement, or ``None`` to leave it."""
+def _comments(text: str) -> list[str]:
+    """Every comment in a statement's text, in order."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return re.findall(r"#.*", text)
+    return [t.string for t in tokens if t.type == tokenize.COMMENT]
+
+
+_OWN_LINE = re.compile(r"\s*(\w+)(?:\s+as\s+\w+)?\s*,?\s*(#.*)?")
+
+
+def _without(stmt: list[str], moved: set[str]) -> tuple[str, list[str]] | None:
+    """The statement's text without the lines of moved names (comment lines kept), and the
+    trailing comments of those lines; ``None`` unless every moved name has its own line."""
+    out, carried, found = [], [], set()
+    for line in stmt:
+        m = _OWN_LINE.fullmatch(line)
+        if m is not None and m.group(1) in moved:
+            found.add(m.group(1))
+            if m.group(2):
+                carried.append(m.group(2))
+            continue
+        out.append(line)
+    if found != moved:
+        return None
+    body = "\n".join(out)
+    try:
+        ast.parse(body.strip())
+    except SyntaxError:
+        return None
+    return body, carried
+
+
+def _rewrite_node(node: ast.ImportFrom, package: str, indent: str, stmt: list[str]) -> str | None:
+    """Replacement text for one import statement (``stmt``: its source lines), or ``None``
+    to leave it. Comments inside the statement are kept."""
     table = _table_for(_resolve(node, package))
     if table is None or any(a.name == "*" for a in node.names):
         return None
@@ -126,14 +195,20 @@ def _rewrite_node(node: ast.ImportFrom, package: str, indent: str) -> str | None
     if not moved:
         return None
     kept = [a for a in node.names if a.name not in table]
-    lines = []
+    names = sorted((_alias_text(table[a.name], a.asname or a.name) for a in moved), key=_isort_key)
+    ours = _import_line(indent, TARGET_MODULE, names)
+    stripped = _without(stmt, {a.name for a in moved}) if kept and len(stmt) > 1 else None
+    if stripped is not None:  # one name per line: drop the moved lines, keep the rest as is
+        body, carried = stripped
+        if carried and "\n" not in ours:
+            ours += "  " + "  ".join(carried)
+        return f"{ours}\n{body}"
+    comments = [f"{indent}{c}" for c in _comments("\n".join(s.strip() for s in stmt))]
+    lines = [*comments, ours]
     if kept:
         source_module = "." * node.level + (node.module or "")
-        lines.append(
-            _import_line(indent, source_module, [_alias_text(a.name, a.asname) for a in kept])
-        )
-    new_names = [_alias_text(table[a.name], a.asname or a.name) for a in moved]
-    lines.append(_import_line(indent, TARGET_MODULE, new_names))
+        kept_names = [_alias_text(a.name, a.asname) for a in kept]
+        lines.append(_import_line(indent, source_module, kept_names))
     return "\n".join(lines)
 
 
@@ -152,7 +227,9 @@ def _package_of(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def migrate_source(source: str, *, package: str = "") -> tuple[str, int, list[str]]:
+def migrate_source(
+    source: str, *, package: str = "", module: str = ""
+) -> tuple[str, int, list[str]]:
     """Rewrite the replaced imports in ``source``.
 
     Parameters
@@ -161,11 +238,14 @@ def migrate_source(source: str, *, package: str = "") -> tuple[str, int, list[st
         Python source text.
     package
         The dotted package the source lives in (resolves relative imports).
+    module
+        The source's own dotted module name (selects :data:`ACCELERATE` entries).
 
     Returns
     -------
     tuple
-        ``(new_source, statements_rewritten, notes)``.
+        ``(new_source, edits, notes)``: edits counts rewritten import statements and an
+        appended acceleration block.
 
     Raises
     ------
@@ -187,7 +267,27 @@ def migrate_source(source: str, *, package: str = "") -> tuple[str, int, list[st
         tail = lines[end - 1]
         newline = tail[len(tail.rstrip("\r\n")) :] or "\n"
         lines[start - 1 : end] = [text + newline]
-    return "".join(lines), len(edits), notes
+    new = "".join(lines)
+    extra = _acceleration(tree, source, module)
+    if extra:
+        new = new + ("" if new.endswith("\n") or not new else "\n") + extra
+    return new, len(edits) + bool(extra), notes
+
+
+def _acceleration(tree: ast.Module, source: str, module: str) -> str:
+    """Lines appended to a module defining one of :data:`ACCELERATE`'s functions."""
+    wanted = ACCELERATE.get(module) or ACCELERATE.get(module.removeprefix("ATLAS."), ())
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    names = [n for n in wanted if n in defined]
+    if not names or _MARK in source:
+        return ""
+    rebinds = "".join(f"{n} = _nc_accelerated({n})\n" for n in names)
+    return (
+        f"\n\n{_MARK} the loop above runs on neuralcore's vector kernels\n"
+        "# (NEURALCORE_COMPAT=off hands back the original function).\n"
+        f"from {TARGET_MODULE} import accelerated as _nc_accelerated  # noqa: E402\n\n"
+        f"{rebinds}"
+    )
 
 
 def _plan_edits(
@@ -202,10 +302,15 @@ def _plan_edits(
             continue
         first, last = lines[node.lineno - 1], lines[node.end_lineno - 1]
         indent = first[: node.col_offset]
-        text = _rewrite_node(node, package, indent)
+        stmt = [x.rstrip("\r\n") for x in lines[node.lineno - 1 : node.end_lineno]]
+        end = node.end_col_offset or len(stmt[-1])
+        stmt[-1] = stmt[-1][:end] if len(stmt) > 1 else stmt[-1][node.col_offset : end]
+        if len(stmt) == 1:
+            stmt[0] = indent + stmt[0]
+        text = _rewrite_node(node, package, indent, stmt)
         if text is None:
             continue
-        rest = last[node.end_col_offset :].rstrip("\r\n") if node.end_col_offset else ""
+        rest = last[end:].rstrip("\r\n")
         if indent.strip() or (rest.strip() and not rest.strip().startswith("#")):
             notes.append(f"line {node.lineno}: shares its line with other code; not rewritten")
             continue
@@ -227,8 +332,10 @@ def migrate_file(path: Path, *, root: Path, write: bool) -> MigrationResult:
     result = MigrationResult(path, label=_label(path, root))
     try:
         result.old = path.read_text(encoding="utf-8")
+        package = _package_of(path, root)
+        module = package if path.stem == "__init__" else f"{package}.{path.stem}".strip(".")
         result.new, result.rewrites, result.notes = migrate_source(
-            result.old, package=_package_of(path, root)
+            result.old, package=package, module=module
         )
         ast.parse(result.new)
     except (UnicodeDecodeError, SyntaxError, ValueError) as err:
@@ -244,57 +351,30 @@ def _label(path: Path, root: Path) -> str:
     return path.name if root.is_file() else path.relative_to(root).as_posix()
 
 
-def iter_python_files(root: Path) -> Iterator[Path]:
-    """``root`` itself if it is a file, else every ``*.py`` below it outside tool dirs."""
+def is_test_file(path: Path) -> bool:
+    """A test module or fixture file: under a ``tests``/``test`` folder, or named
+    ``test_*.py``, ``*_test.py`` or ``conftest.py``.
+
+    Examples
+    --------
+    >>> is_test_file(Path("tests/rag/test_x.py")), is_test_file(Path("modules/x.py"))
+    (True, False)
+    """
+    name = path.name
+    if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
+        return True
+    return bool({"tests", "test"}.intersection(path.parts[:-1]))
+
+
+def iter_python_files(root: Path, *, include_tests: bool = False) -> Iterator[Path]:
+    """``root`` itself if it is a file, else every ``*.py`` below it outside tool dirs
+    (and outside tests unless ``include_tests``)."""
     if root.is_file():
         yield root
         return
     for path in sorted(root.rglob("*.py")):
-        if not _SKIP_DIRS.intersection(path.relative_to(root).parts[:-1]):
+        rel = path.relative_to(root)
+        if _SKIP_DIRS.intersection(rel.parts[:-1]):
+            continue
+        if include_tests or not is_test_file(rel):
             yield path
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="neuralcore migrate",
-        description="Rewrite imports of ATLAS's bus, embedding provider and similarity code "
-        f"to {TARGET_MODULE} (set NEURALCORE_COMPAT=off to switch back at run time).",
-    )
-    parser.add_argument("path", type=Path, help="a Python file or a directory to migrate")
-    parser.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Entry point of ``neuralcore migrate``; returns the exit status.
-
-    Prints the unified diff of every changed file on stdout and a summary (skipped files,
-    notes) on stderr. Exit status 0 on success, 2 when ``PATH`` does not exist.
-    """
-    items = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(items[1:] if items[:1] == ["--"] else items)
-    stdout = out or sys.stdout
-    root: Path = args.path
-    if not root.exists():
-        print(f"neuralcore migrate: {root}: no such file or directory", file=sys.stderr)
-        return 2
-    results = [migrate_file(p, root=root, write=not args.dry_run) for p in iter_python_files(root)]
-    for result in results:
-        stdout.write(result.diff())
-    _summary(results, dry_run=args.dry_run)
-    return 0
-
-
-def _summary(results: Sequence[MigrationResult], *, dry_run: bool) -> None:
-    for result in results:
-        if result.skipped:
-            print(f"skipped {result.path}: {result.skipped}", file=sys.stderr)
-        for note in result.notes:
-            print(f"note {result.path}: {note}", file=sys.stderr)
-    changed = [r for r in results if r.changed]
-    statements = sum(r.rewrites for r in changed)
-    verb = "would rewrite" if dry_run else "rewrote"
-    print(
-        f"{verb} {statements} import(s) in {len(changed)} of {len(results)} file(s)",
-        file=sys.stderr,
-    )

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from neuralcore.compat._atlas_bus_types import ChannelConfig, Message, SubscriberConfig, TokenBucket
+from neuralcore.compat.atlas.bus._types import ChannelConfig, Message, SubscriberConfig, TokenBucket
 
 __all__ = ("ChannelStats", "Dispatcher", "dead_letter_payload")
 
@@ -82,9 +82,33 @@ class Dispatcher:
         sem = self.fanout.setdefault(
             cfg.name, asyncio.Semaphore(max(1, cfg.fanout_max_concurrency))
         )
-        # gather, even for one subscriber: each delivery is a task, so the loop runs other
-        # work between messages exactly as under ATLAS's bus (its tests depend on that)
         await asyncio.gather(*(self._deliver(cfg, msg, sub, sem) for sub in subs))
+
+    async def deliver_one(self, cfg: ChannelConfig, msg: Message, sub: SubscriberConfig) -> None:
+        """Deliver ``msg`` to a channel's only subscriber: awaited in place, no task (the
+        fan-out bound cannot matter for one delivery at a time)."""
+        if cfg.idempotency_key_field and self._duplicate(cfg, msg):
+            self.log.debug("skipping duplicate message %s on %s", msg.id, cfg.name)
+            return
+        limiter = self.limiters.get((cfg.name, sub.module_name))
+        if limiter is not None:
+            await limiter.acquire(1.0)
+        if sub.filter_fn is not None and not await self._passes(cfg, msg, sub):
+            return
+        await self._call_with_retries(cfg, msg, sub)
+
+    async def failed(
+        self, cfg: ChannelConfig, msg: Message, sub: SubscriberConfig, err: Exception
+    ) -> None:
+        """A delivery failed for good: count, log and dead-letter it."""
+        self.stats(cfg.name).errors += 1
+        self.log.error(
+            "subscriber %s failed on %s",
+            sub.module_name,
+            msg.id,
+            exc_info=(type(err), err, err.__traceback__),
+        )
+        await self.dead_letter(cfg.name, msg, sub.module_name, err)
 
     def _duplicate(self, cfg: ChannelConfig, msg: Message) -> bool:
         """True when the payload's idempotency key was seen within the channel's TTL."""

@@ -24,18 +24,8 @@ from neuralcore.compat._switch import compat_enabled
 from neuralcore.core._errors import MissingDependencyError
 
 if TYPE_CHECKING:
-    from neuralcore.compat._atlas_bus import NeuralcoreCognitiveBus
-    from neuralcore.compat._atlas_bus import NeuralcoreCognitiveBus as NeuralCognitiveBus
-    from neuralcore.compat._atlas_bus_types import (
-        ChannelConfig,
-        Message,
-        Plugin,
-        SecurityConfig,
-        SubscriberConfig,
-        TokenBucket,
-    )
-    from neuralcore.compat._atlas_cache import CacheEntry, QueryResultCache
-    from neuralcore.compat._atlas_config import (
+    from neuralcore.compat.atlas._cache import CacheEntry, QueryResultCache
+    from neuralcore.compat.atlas._settings import (
         AtlasChannelSettings,
         AtlasKafkaSettings,
         AtlasMessagingConfig,
@@ -43,11 +33,33 @@ if TYPE_CHECKING:
         load_atlas_messaging,
         to_channel_config,
     )
-    from neuralcore.compat._atlas_embedding import NeuralcoreEmbeddingProvider, register_with_atlas
-    from neuralcore.compat._atlas_embedding import (
+    from neuralcore.compat.atlas._vectors import (
+        EmbeddingVector,
+        accelerated,
+        adjacent_similarities,
+        best_semantic_match,
+        buffer_similarity,
+        cosine_similarity,
+        semantic_breaks,
+    )
+    from neuralcore.compat.atlas.bus._bus import NeuralcoreCognitiveBus
+    from neuralcore.compat.atlas.bus._bus import NeuralcoreCognitiveBus as NeuralCognitiveBus
+    from neuralcore.compat.atlas.bus._types import (
+        ChannelConfig,
+        Message,
+        Plugin,
+        SecurityConfig,
+        SubscriberConfig,
+        TokenBucket,
+    )
+    from neuralcore.compat.atlas.embedding._provider import (
+        NeuralcoreEmbeddingProvider,
+        register_with_atlas,
+    )
+    from neuralcore.compat.atlas.embedding._provider import (
         NeuralcoreEmbeddingProvider as HuggingFaceEmbeddingProvider,
     )
-    from neuralcore.compat._atlas_embedding_types import (
+    from neuralcore.compat.atlas.embedding._types import (
         BatchEmbeddingResult,
         EmbeddingError,
         EmbeddingGenerationError,
@@ -55,28 +67,24 @@ if TYPE_CHECKING:
         EmbeddingProviderError,
         EmbeddingResult,
     )
-    from neuralcore.compat._atlas_vectors import (
-        adjacent_similarities,
-        best_semantic_match,
-        buffer_similarity,
-        cosine_similarity,
-        semantic_breaks,
-    )
 
-_P = "neuralcore.compat."
+_P = "neuralcore.compat.atlas."
 _NCB = "core.messaging.NCB"
+_BUS, _BUS_TYPES = _P + "bus._bus", _P + "bus._types"
+_PROVIDER, _EMB_TYPES = _P + "embedding._provider", _P + "embedding._types"
 
 #: name -> (our module, our name)
 _OURS: dict[str, tuple[str, str]] = {
-    **{n: (_P + "_atlas_bus", n) for n in ("NeuralcoreCognitiveBus",)},
+    "NeuralcoreCognitiveBus": (_BUS, "NeuralcoreCognitiveBus"),
+    "NeuralCognitiveBus": (_BUS, "NeuralcoreCognitiveBus"),
     **{
-        n: (_P + "_atlas_bus_types", n)
+        n: (_BUS_TYPES, n)
         for n in ("ChannelConfig", "Message", "Plugin", "SecurityConfig", "SubscriberConfig")
     },
-    "TokenBucket": (_P + "_atlas_bus_types", "TokenBucket"),
-    **{n: (_P + "_atlas_cache", n) for n in ("CacheEntry", "QueryResultCache")},
+    "TokenBucket": (_BUS_TYPES, "TokenBucket"),
+    **{n: (_P + "_cache", n) for n in ("CacheEntry", "QueryResultCache")},
     **{
-        n: (_P + "_atlas_config", n)
+        n: (_P + "_settings", n)
         for n in (
             "AtlasChannelSettings",
             "AtlasKafkaSettings",
@@ -86,12 +94,11 @@ _OURS: dict[str, tuple[str, str]] = {
             "to_channel_config",
         )
     },
+    "NeuralcoreEmbeddingProvider": (_PROVIDER, "NeuralcoreEmbeddingProvider"),
+    "HuggingFaceEmbeddingProvider": (_PROVIDER, "NeuralcoreEmbeddingProvider"),
+    "register_with_atlas": (_PROVIDER, "register_with_atlas"),
     **{
-        n: (_P + "_atlas_embedding", n)
-        for n in ("NeuralcoreEmbeddingProvider", "register_with_atlas")
-    },
-    **{
-        n: (_P + "_atlas_embedding_types", n)
+        n: (_EMB_TYPES, n)
         for n in (
             "BatchEmbeddingResult",
             "EmbeddingError",
@@ -102,8 +109,10 @@ _OURS: dict[str, tuple[str, str]] = {
         )
     },
     **{
-        n: (_P + "_atlas_vectors", n)
+        n: (_P + "_vectors", n)
         for n in (
+            "EmbeddingVector",
+            "accelerated",
             "adjacent_similarities",
             "best_semantic_match",
             "buffer_similarity",
@@ -111,8 +120,6 @@ _OURS: dict[str, tuple[str, str]] = {
             "semantic_breaks",
         )
     },
-    "NeuralCognitiveBus": (_P + "_atlas_bus", "NeuralcoreCognitiveBus"),
-    "HuggingFaceEmbeddingProvider": (_P + "_atlas_embedding", "NeuralcoreEmbeddingProvider"),
 }
 
 #: ATLAS names that follow NEURALCORE_COMPAT -> (ATLAS module, ATLAS name)
@@ -151,6 +158,7 @@ __all__ = (
     "EmbeddingInputType",
     "EmbeddingProviderError",
     "EmbeddingResult",
+    "EmbeddingVector",
     "HuggingFaceEmbeddingProvider",
     "Message",
     "NeuralCognitiveBus",
@@ -161,6 +169,7 @@ __all__ = (
     "SecurityConfig",
     "SubscriberConfig",
     "TokenBucket",
+    "accelerated",
     "adjacent_similarities",
     "best_semantic_match",
     "buffer_similarity",
@@ -191,7 +200,7 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(target[0]), target[1])
-    if target[0].endswith("_atlas_embedding"):
+    if target[0] == _PROVIDER:
         _register_once()
     return value
 
@@ -200,7 +209,7 @@ def _register_once() -> None:
     global _registered
     if not _registered:
         _registered = True
-        from neuralcore.compat._atlas_embedding import register_with_atlas
+        from neuralcore.compat.atlas.embedding._provider import register_with_atlas
 
         register_with_atlas()
 

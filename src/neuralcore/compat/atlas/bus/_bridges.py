@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from neuralcore.compat._atlas_bus_types import ChannelConfig
+from neuralcore.compat.atlas.bus._types import ChannelConfig
 
 __all__ = ("kafka_bridges", "redis_bridges")
 

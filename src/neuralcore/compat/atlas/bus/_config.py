@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from neuralcore.compat._atlas_bus_types import ChannelConfig, SecurityConfig
+from neuralcore.compat.atlas.bus._types import ChannelConfig, SecurityConfig
 
 if TYPE_CHECKING:
-    from neuralcore.compat._atlas_dispatch import Dispatcher
+    from neuralcore.compat.atlas.bus._dispatch import Dispatcher
 
 __all__ = ("BusConfigMixin",)
 
@@ -63,7 +63,7 @@ class BusConfigMixin:
         ConfigError
             an unknown key or bad value; the error names it (``channels.jobs.max_queue``).
         """
-        from neuralcore.compat._atlas_config import AtlasMessagingConfig
+        from neuralcore.compat.atlas._settings import AtlasMessagingConfig
 
         parsed = AtlasMessagingConfig.from_dict(cfg)
         if isinstance(cfg.get("security"), Mapping):
