@@ -224,24 +224,14 @@ class MessageBus(Publisher, BridgeSeams):
                 del self._channels[cfg.name]
                 raise
         for sub in self._patterns:
-            if sub.selection.matches(cfg.name) and self._may(ch, sub._auth, "subscribe"):
+            if sub.selection.matches(cfg.name) and self._pattern_may(
+                ch, sub._auth, f"subscription {sub.name}"
+            ):
                 ch.attach(sub)
-            elif sub.selection.matches(cfg.name):
-                ch.stats.denied += 1
-                logger.warning(
-                    "pattern subscription %s (%r) not attached to new channel %r: not "
-                    "authorized to subscribe there",
-                    sub.name, sub.selector, cfg.name,
-                )  # fmt: skip
         for tap in self._pattern_taps:
-            if tap.matches(cfg.name):
-                if not (tap._trusted or self._may(ch, tap._auth, "subscribe")):
-                    ch.stats.denied += 1
-                    logger.warning(
-                        "tap %r not attached to new channel %r: not authorized to subscribe",
-                        tap.selector, cfg.name,
-                    )  # fmt: skip
-                    continue
+            if tap.matches(cfg.name) and (
+                tap._trusted or self._pattern_may(ch, tap._auth, f"tap {tap.selector!r}")
+            ):
                 ch.taps.append(tap)
                 ch.refresh()
         if self.running:
@@ -359,10 +349,12 @@ class MessageBus(Publisher, BridgeSeams):
             if pattern
             else [self._channel(channel)]
         )
-        for ch in matched:
-            self._authorize(ch, auth, "subscribe")
-        if pattern and self.config.api_keys and auth is not None:
-            self._known_key(auth)
+        if pattern:  # a pattern reaches only the channels this key may read
+            if self.config.api_keys and auth is not None:
+                self._known_key(auth)
+            matched = [ch for ch in matched if self._pattern_may(ch, auth, repr(channel))]
+        else:
+            self._authorize(matched[0], auth, "subscribe")
         label = (
             name
             or f"{getattr(handler, '__qualname__', type(handler).__name__)}#{len(self._subs) + 1}"
@@ -405,6 +397,14 @@ class MessageBus(Publisher, BridgeSeams):
         if roles is not None and ("*" in allowed or not set(allowed).isdisjoint(roles)):
             ch.granted.add((action, auth))
             return True
+        return False
+
+    def _pattern_may(self, ch: Channel, auth: str | None, who: str) -> bool:
+        """Whether a pattern subscription may reach ``ch``; a refusal is logged."""
+        if self._may(ch, auth, "subscribe"):
+            return True
+        ch.stats.denied += 1
+        logger.warning("pattern %s not attached to channel %r: not authorized", who, ch.name)
         return False
 
     def _known_key(self, auth: str) -> None:

@@ -2,7 +2,9 @@
 
 A message is encoded as the array ``[id, channel, priority, timestamp, headers, payload,
 attempt, origin]``. Payloads may be JSON types, bytes, numpy arrays (numeric dtypes),
-dataclasses and msgspec Structs; the last two decode as plain dicts.
+dataclasses and msgspec Structs; the last two decode as plain dicts. What would not come
+back as it went in is refused with ``SerializationError``: sets (they would decode as
+lists), strings with lone surrogates (not UTF-8), nesting deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,35 @@ __all__ = ("Codec", "JsonCodec", "MsgpackCodec")
 
 _NDARRAY_EXT = 1
 _object_new = object.__new__
+MAX_DEPTH = 200
+"""Deepest nesting of lists/dicts a payload or header value may have."""
+_LEAVES = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def check_tree(obj: Any, where: str) -> None:
+    """Refuse what a codec would not round-trip faithfully (sets) or cannot encode at all
+    without a ``RecursionError`` (nesting deeper than :data:`MAX_DEPTH`)."""
+    stack = [(obj, 0)]
+    leaves = _LEAVES
+    while stack:
+        node, depth = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            items: Any = node.values()
+        elif kind is list or kind is tuple:
+            items = node
+        elif kind is set or kind is frozenset:
+            raise SerializationError(
+                f"{where} holds a {kind.__name__}, which would come back as a list; "
+                "convert it to a list first"
+            )
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            raise SerializationError(f"{where} is nested deeper than {MAX_DEPTH} levels")
+        for item in items:
+            if type(item) not in leaves:
+                stack.append((item, depth + 1))
 
 
 class Codec(Protocol):
@@ -119,13 +150,18 @@ class MsgpackCodec:
     def encode(self, msg: Message) -> bytes:
         """Encode one message to MessagePack bytes."""
         mid = msg._id if type(msg._id) is str else msg.id
+        payload = msg.payload
+        if type(payload) not in _LEAVES:
+            check_tree(payload, f"payload of message on {msg.channel!r}")
+        if msg._headers:
+            check_tree(msg._headers, f"headers of message on {msg.channel!r}")
         envelope = (mid, msg.channel, msg.priority, msg.timestamp, msg._headers or {},
-                    msg.payload, msg.attempt, msg.origin)  # fmt: skip
+                    payload, msg.attempt, msg.origin)  # fmt: skip
         try:
             data = self._encoder.encode(envelope)
-        except (TypeError, NotImplementedError, OverflowError) as err:
+        except (TypeError, NotImplementedError, OverflowError, ValueError, RecursionError) as err:
             raise SerializationError(
-                f"payload of message on {msg.channel!r} cannot be encoded: {err}"
+                f"message on {msg.channel!r} cannot be encoded: {err}"
             ) from err
         if len(data) > self._max:
             _check_size(data, self._max, f"message on {msg.channel!r}")
@@ -157,16 +193,22 @@ class JsonCodec:
 
     def __init__(self, *, max_size: int = 16 * 1024 * 1024) -> None:
         self._max = max_size
-        self._dumps = json.JSONEncoder(default=_json_default, separators=(",", ":")).encode
+        self._dumps = json.JSONEncoder(
+            default=_json_default, separators=(",", ":"), ensure_ascii=False
+        ).encode
         self._loads = json.JSONDecoder(object_hook=_json_object).decode
 
     def encode(self, msg: Message) -> bytes:
         """Encode one message to JSON bytes."""
+        if type(msg.payload) not in _LEAVES:
+            check_tree(msg.payload, f"payload of message on {msg.channel!r}")
+        if msg._headers:
+            check_tree(msg._headers, f"headers of message on {msg.channel!r}")
         try:
             data = self._dumps(_envelope(msg)).encode()
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, RecursionError) as err:
             raise SerializationError(
-                f"payload of message on {msg.channel!r} cannot be encoded: {err}"
+                f"message on {msg.channel!r} cannot be encoded: {err}"
             ) from err
         _check_size(data, self._max, f"message on {msg.channel!r}")
         return data

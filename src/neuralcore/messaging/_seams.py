@@ -52,6 +52,8 @@ class BridgeSeams:
 
         def _authorize(self, ch: Channel, auth: str | None, action: str) -> None: ...
 
+        def _pattern_may(self, ch: Channel, auth: str | None, who: str) -> bool: ...
+
         def _resolve_reply(self, cid: str, payload: Any) -> None: ...
 
         async def _inject(
@@ -215,14 +217,19 @@ class BridgeSeams:
         )  # fmt: skip
         tap._auth, tap._trusted = auth, trusted
         matched: dict[str, Channel] = {}
-        if tap.selection.is_pattern:
-            matched.update((n, c) for n, c in self._channels.items() if tap.matches(n))
-            self._pattern_taps.append(tap)
         for selector in tap.selection.names:
-            matched[selector] = self._channel(selector)
-        if not trusted:
-            for ch in matched.values():
+            matched[selector] = ch = self._channel(selector)
+            if not trusted:
                 self._authorize(ch, auth, "subscribe")
+        if tap.selection.is_pattern:  # a pattern reaches only the channels it may read
+            for n, c in self._channels.items():
+                if (
+                    n not in matched
+                    and tap.matches(n)
+                    and (trusted or self._pattern_may(c, auth, f"tap {tap.selector!r}"))
+                ):
+                    matched[n] = c
+            self._pattern_taps.append(tap)
         for ch in matched.values():
             ch.taps.append(tap)
             ch.refresh()

@@ -1,0 +1,367 @@
+"""Probes from outside the happy path: the writer thread, bad input, bad config, secrets,
+and the release of files, threads and locks. Real SQLite files throughout; the writer is
+patched only to inject faults."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neuralcore.core import (
+    AuthorizationError,
+    ConfigError,
+    InputTypeError,
+    InvalidInputError,
+    NeuralcoreError,
+    PersistenceError,
+    SerializationError,
+)
+from neuralcore.messaging import BusConfig, ChannelConfig, Message, MessageBus
+
+SECRET = "sk-live-7c1e9d0b"
+
+
+def _writers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "neuralcore-bus-writer"]
+
+
+async def _durable_bus(tmp_path: Path, **cfg: Any) -> MessageBus:
+    bus = MessageBus(BusConfig(**cfg), persistence_path=str(tmp_path / "bus.db"))
+    bus.create_channel("p", persistent=True, idempotency_window=60.0, max_attempts=1)
+    await bus.start()
+    return bus
+
+
+async def _still_durable(bus: MessageBus) -> None:
+    """The writer still commits: a durable publish returns and health says so."""
+    msg = await asyncio.wait_for(bus.publish_async("p", "after"), 10)
+    assert msg is not None
+    health = bus.health()
+    assert health.writer == "running"
+    assert health.ok, health
+
+
+# -- the writer thread --------------------------------------------------------------------
+
+
+async def test_lone_surrogate_idempotency_key_fails_only_its_publish(tmp_path: Path) -> None:
+    bus = await _durable_bus(tmp_path)
+    with pytest.raises(SerializationError, match="lone surrogate"):
+        await bus.publish_async("p", 1, idempotency_key="user-\udcff")
+    await _still_durable(bus)
+    await bus.stop()
+
+
+@pytest.mark.parametrize("priority", [2**63, 2**64 - 1, -(2**63) - 1])
+async def test_priority_outside_int64_is_refused_up_front(tmp_path: Path, priority: int) -> None:
+    bus = await _durable_bus(tmp_path)
+    bus.create_channel("mem")
+    for channel in ("p", "mem"):
+        with pytest.raises(InvalidInputError, match="64-bit"):
+            await bus.publish_async(channel, 1, priority=priority)
+        with pytest.raises(InvalidInputError, match="64-bit"):
+            bus.publish(channel, 1, priority=priority)
+    await _still_durable(bus)
+    await bus.stop()
+
+
+async def test_dead_letter_with_lone_surrogate_error_text_is_stored(tmp_path: Path) -> None:
+    bus = await _durable_bus(tmp_path)
+    failed = asyncio.Event()
+
+    def handler(m: Message) -> None:
+        if m.payload == "bad":
+            failed.set()
+            raise ValueError("broken \udcff text")
+
+    bus.subscribe("p", handler)
+    await bus.publish_async("p", "bad")
+    await asyncio.wait_for(failed.wait(), 10)
+    assert await bus.drain()
+    await _still_durable(bus)
+    await bus.stop()
+    with MessageBus(persistence_path=str(tmp_path / "bus.db")) as again:
+        again.create_channel("p", persistent=True)
+        [dead] = again.dead_letters("p")
+    assert dead.error == "ValueError: broken \\udcff text"  # escaped, not lost
+
+
+async def test_any_writer_exception_fails_only_the_calls_that_joined_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = await _durable_bus(tmp_path)
+    assert bus._journal is not None
+    store = bus._journal.store
+    original = store._write
+    calls = 0
+
+    def once_broken(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OverflowError("injected")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_write", once_broken)
+    with pytest.raises(PersistenceError, match="injected"):
+        await bus.publish_async("p", "lost")
+    await _still_durable(bus)
+    await bus.stop()
+
+
+async def test_wait_on_a_stuck_writer_times_out_with_a_truthful_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = await _durable_bus(tmp_path, commit_timeout=0.3)
+    assert bus._journal is not None
+    store = bus._journal.store
+    original = store._write
+    release = threading.Event()
+
+    def stuck(*args: Any, **kwargs: Any) -> Any:
+        release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store, "_write", stuck)
+    try:
+        with pytest.raises(PersistenceError, match=r"not durable after 0\.3 s \(writer thread"):
+            await bus.publish_async("p", 1)
+        with pytest.raises(PersistenceError, match=r"not durable after 0\.3 s"):
+            await asyncio.to_thread(bus.publish, "p", 2)  # the sync path, from a thread
+    finally:
+        release.set()
+    await bus.stop()
+
+
+# -- bad input: clear errors, never a raw UnicodeEncodeError or RecursionError ------------
+
+
+def _deep(n: int) -> Any:
+    out: Any = []
+    for _ in range(n):
+        out = [out]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"headers": ["a"]}, InputTypeError),
+        ({"headers": "a=1"}, InputTypeError),
+        ({"headers": {1: "x"}}, InputTypeError),
+        ({"idempotency_key": ["k"]}, InputTypeError),
+        ({"priority": "high"}, InputTypeError),
+    ],
+)
+def test_publish_with_malformed_arguments_names_them(kwargs: dict[str, Any], error: type) -> None:
+    bus = MessageBus()
+    bus.create_channel("a", idempotency_window=5.0)
+    with pytest.raises(error) as info:
+        bus.publish("a", 1, **kwargs)
+    assert isinstance(info.value, NeuralcoreError)
+
+
+@pytest.mark.parametrize(
+    ("payload", "headers", "match"),
+    [
+        ("x\udcff", None, "surrogate"),
+        (1, {"h": "x\udcff"}, "surrogate"),
+        (_deep(100_000), None, "nested deeper"),
+        ({"tags": {"a", "b"}}, None, "set"),
+        (frozenset({1}), None, "frozenset"),
+    ],
+    ids=["payload-surrogate", "header-surrogate", "deep", "set", "frozenset"],
+)
+async def test_unencodable_payloads_raise_serialization_error_on_persistent_channels(
+    tmp_path: Path, payload: Any, headers: dict[str, Any] | None, match: str
+) -> None:
+    bus = await _durable_bus(tmp_path)
+    with pytest.raises(SerializationError, match=match):
+        await bus.publish_async("p", payload, headers=headers)
+    with pytest.raises(SerializationError, match=match):
+        bus.publish("p", payload, headers=headers)
+    await _still_durable(bus)
+    await bus.stop()
+
+
+async def test_set_payload_on_memory_channel_is_delivered_as_is(until) -> None:  # type: ignore[no-untyped-def]
+    got: list[Any] = []
+    async with MessageBus() as bus:
+        bus.create_channel("m")
+        bus.subscribe("m", lambda m: got.append(m.payload))
+        await bus.publish_async("m", {1, 2})
+        await until(lambda: got)
+    assert got == [{1, 2}]  # in-process delivery never encodes
+
+
+# -- configuration ------------------------------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("drain_timeout", NAN),
+        ("drain_timeout", INF),
+        ("block_timeout", NAN),
+        ("block_timeout", -1.0),
+        ("commit_timeout", 0.0),
+        ("commit_timeout", INF),
+        ("retention_seconds", NAN),
+        ("max_message_size", 2**40),
+        ("prefetch", 10**9),
+        ("batch_size", 0),
+        ("metrics_sample_every", 10**12),
+        ("retention_count", -1),
+    ],
+)
+def test_bus_config_rejects_non_finite_and_absurd_numbers(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        BusConfig(**{field: value})
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rate_limit", NAN),
+        ("rate_limit", INF),
+        ("rate_limit", 0.0),
+        ("rate_burst", 10**12),
+        ("max_size", 10**12),
+        ("max_attempts", 10**9),
+        ("default_priority", 2**63),
+        ("idempotency_window", NAN),
+        ("ttl", INF),
+        ("handler_timeout", NAN),
+        ("retry_backoff", NAN),
+        ("retry_backoff_max", INF),
+    ],
+)
+def test_channel_config_rejects_non_finite_and_absurd_numbers(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        ChannelConfig(name="c", **{field: value})
+    assert info.value.field == field
+
+
+async def test_stop_returns_with_nan_free_drain_timeout() -> None:
+    # drain_timeout=nan used to be accepted and made stop() hang; now it cannot be set.
+    with pytest.raises(ConfigError, match="drain_timeout"):
+        MessageBus(BusConfig(drain_timeout=NAN))
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BusConfig(api_keys={SECRET: 5}),  # type: ignore[dict-item]
+        lambda: BusConfig(api_keys={SECRET: [1]}),  # type: ignore[list-item]
+        lambda: BusConfig(api_keys=[SECRET]),  # type: ignore[arg-type]
+        lambda: BusConfig.from_dict({"api_keys": {SECRET: 5}}),
+        lambda: BusConfig.from_dict({"api_keys": {SECRET: [None]}}),
+        lambda: BusConfig.from_dict({"api_keys": SECRET}),
+        lambda: BusConfig.from_yaml(f"api_keys:\n  {SECRET}: 3\n"),
+    ],
+)
+def test_config_errors_never_show_an_api_key(make: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr(info.value.value)
+    assert info.value.field == "api_keys"
+
+
+async def test_api_keys_never_appear_in_reprs_errors_or_logs(caplog: Any) -> None:
+    cfg = BusConfig(api_keys={SECRET: ("ops",)})
+    assert SECRET not in repr(cfg)
+    assert SECRET not in str(cfg)
+    with caplog.at_level(logging.DEBUG):
+        async with MessageBus(cfg) as bus:
+            bus.create_channel("ops", allow_publish=("ops",), allow_subscribe=("ops",))
+            bus.create_channel("admin", allow_publish=("admin",), allow_subscribe=("admin",))
+            sub = bus.subscribe("*", lambda m: None, auth=SECRET)  # admin: not attached
+            texts = [repr(sub), repr(bus.channels()), repr(bus.health())]
+            for call in (
+                lambda: bus.publish("admin", 1, auth=SECRET),
+                lambda: bus.subscribe("admin", print, auth=SECRET),
+                lambda: bus.tap("admin", print, auth=SECRET),
+                lambda: bus.dead_letters("admin", auth=SECRET),
+            ):
+                with pytest.raises(AuthorizationError) as info:
+                    call()
+                texts.append(str(info.value))
+            bus.create_channel("admin.late", allow_subscribe=("admin",))  # logs a refusal
+    texts.append(caplog.text)
+    assert "not authorized" in caplog.text
+    assert all(SECRET not in t for t in texts)
+
+
+# -- resources ----------------------------------------------------------------------------
+
+
+def test_close_releases_thread_and_file_lock(tmp_path: Path) -> None:
+    db = str(tmp_path / "bus.db")
+    before = len(_writers())
+    bus = MessageBus(persistence_path=db)
+    assert len(_writers()) == before + 1
+    bus.close()
+    bus.close()  # idempotent
+    assert len(_writers()) == before
+    MessageBus(persistence_path=db).close()  # the exclusive lock is free again
+
+
+def test_with_block_closes_the_bus(tmp_path: Path) -> None:
+    db = str(tmp_path / "bus.db")
+    with MessageBus(persistence_path=db) as bus:
+        bus.create_channel("p", persistent=True)
+        bus.publish("p", 1)
+    with MessageBus(persistence_path=db) as again:
+        again.create_channel("p", persistent=True)
+        assert again.metrics()["p"].queue_depth == 1
+
+
+async def test_async_with_stops_and_releases_the_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "bus.db")
+    before = len(_writers())
+    async with MessageBus(persistence_path=db) as bus:
+        bus.create_channel("p", persistent=True)
+    assert len(_writers()) == before
+    MessageBus(persistence_path=db).close()
+
+
+def test_dropped_bus_is_finalised(tmp_path: Path) -> None:
+    db = str(tmp_path / "bus.db")
+    before = len(_writers())
+    bus = MessageBus(persistence_path=db)
+    bus.create_channel("p", persistent=True)
+    bus.publish("p", 1)
+    del bus
+    gc.collect()
+    assert len(_writers()) == before
+    with MessageBus(persistence_path=db) as again:  # lock released, message kept
+        again.create_channel("p", persistent=True)
+        assert again.metrics()["p"].queue_depth == 1
+
+
+def test_failed_constructor_releases_the_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "bus.db")
+    before = len(_writers())
+    bad = BusConfig(
+        channels=(
+            ChannelConfig(name="a", persistent=True, dead_letter="b"),  # makes "b"...
+            ChannelConfig(name="b", persistent=True),  # ...so this one is a duplicate
+        )
+    )
+    with pytest.raises(ConfigError, match="already exists"):
+        MessageBus(bad, persistence_path=db)
+    assert len(_writers()) == before
+    MessageBus(persistence_path=db).close()
