@@ -1,4 +1,4 @@
-"""HNSWIndex API contract, run against hnswlib and the exact numpy fallback."""
+"""HNSWIndex API contract, run against FAISS and the exact numpy fallback."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from neuralcore.core import (
 )
 from neuralcore.vectors.hnsw._index import HNSWIndex, describe_hnsw_backend
 
-HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
+HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [
-    pytest.param("native", marks=pytest.mark.skipif(not HAVE_HNSWLIB, reason="no hnswlib")),
+    pytest.param("native", marks=pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")),
     "python",
 ]
 
@@ -279,19 +279,34 @@ def test_bad_dim_raises_config_error() -> None:
         HNSWIndex(0)
 
 
-def test_f16_storage_uses_exact_engine() -> None:
-    index = HNSWIndex(4, dtype="f16", metric="l2")
-    assert index.backend.backend == "python"
-    assert index.dtype == "f16"
+@pytest.mark.parametrize("dtype", ["f16", "bf16"])
+def test_half_storage_round_trips_and_halves_memory(backend: str, dtype: str, tmp_path) -> None:
+    index = HNSWIndex(4, dtype=dtype, metric="l2", backend=backend)
+    assert index.dtype == dtype
     index.add([1, 2], [[0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0]])
     assert index.search([0.1, 0.2, 0.3, 0.4], k=1)[0].tolist() == [1]
-    np.testing.assert_allclose(index.get(1), [0.1, 0.2, 0.3, 0.4], rtol=1e-3)
+    np.testing.assert_allclose(index.get(1), [0.1, 0.2, 0.3, 0.4], rtol=1e-2)
+    index.save(tmp_path / "half.nchnsw")
+    for opened in (
+        HNSWIndex.load(tmp_path / "half.nchnsw"),
+        HNSWIndex.view(tmp_path / "half.nchnsw"),
+    ):
+        assert opened.dtype == dtype
+        assert opened.search([1.0, 1.0, 1.0, 1.0], k=1)[0].tolist() == [2]
+    big = _data(2000, 64)
+    sizes = {}
+    for kind in ("f32", dtype):
+        full = HNSWIndex(64, dtype=kind, metric="l2", M=8, backend=backend)
+        full.add(np.arange(2000), big)
+        sizes[kind] = full.nbytes
+    assert sizes[dtype] < 0.75 * sizes["f32"]
 
 
-@pytest.mark.skipif(not HAVE_HNSWLIB, reason="no hnswlib")
-def test_f16_with_native_backend_is_refused() -> None:
-    with pytest.raises(ConfigError, match="float32 only"):
-        HNSWIndex(4, dtype="f16", backend="native")
+def test_f16_refuses_values_it_cannot_store(backend: str) -> None:
+    index = HNSWIndex(2, dtype="f16", metric="l2", backend=backend)
+    with pytest.raises(InvalidInputError, match="70000"):
+        index.add(1, [70000.0, 1.0])
+    assert len(index) == 0
 
 
 def test_env_forces_python_backend(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,26 +316,26 @@ def test_env_forces_python_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (info.engine, info.backend, info.library) == ("hnsw", "python", "numpy")
 
 
-@pytest.mark.skipif(not HAVE_HNSWLIB, reason="no hnswlib")
-def test_describe_backend_reports_hnswlib(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")
+def test_describe_backend_reports_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEURALCORE_BACKEND", raising=False)
     info = describe_hnsw_backend()
-    assert (info.backend, info.library) == ("native", "hnswlib")
+    assert (info.backend, info.library) == ("native", "faiss")
     assert info.version
     assert HNSWIndex(4).backend == info
 
 
-def test_missing_hnswlib_falls_back_to_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_faiss_falls_back_to_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEURALCORE_BACKEND", raising=False)
     monkeypatch.setattr("neuralcore.vectors.hnsw._index._native_available", lambda: False)
     assert HNSWIndex(4).backend.backend == "python"
     assert describe_hnsw_backend().backend == "python"
 
 
-def test_import_does_not_load_hnswlib_and_survives_without_numpy() -> None:
+def test_import_does_not_load_faiss_and_survives_without_numpy() -> None:
     code = (
         "import sys\nimport neuralcore.vectors.hnsw._index as h\n"
-        "assert 'hnswlib' not in sys.modules\n"
+        "assert 'faiss' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     blocked = (

@@ -11,11 +11,11 @@ from neuralcore._bench._common import format_table
 from neuralcore._bench._hnsw import clustered, exact_top_k, hnsw_rows, recall_at
 from neuralcore.vectors.hnsw._index import HNSWIndex
 
-HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
-needs_hnswlib = pytest.mark.skipif(not HAVE_HNSWLIB, reason="no hnswlib")
+HAVE_FAISS = importlib.util.find_spec("faiss") is not None
+needs_faiss = pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")
 
 
-@needs_hnswlib
+@needs_faiss
 @pytest.mark.slow
 def test_recall_at_defaults_on_clustered_100k_x_384() -> None:
     data = clustered(101_000)
@@ -28,7 +28,7 @@ def test_recall_at_defaults_on_clustered_100k_x_384() -> None:
     assert recall >= 0.95, f"recall@10 {recall:.4f} at defaults"
 
 
-@needs_hnswlib
+@needs_faiss
 def test_recall_at_defaults_on_clustered_10k() -> None:
     """The same distribution as the 100k set (100 points per centre), a tenth of the size."""
     data = clustered(10_300, centres=100, seed=1)

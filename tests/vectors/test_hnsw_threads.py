@@ -11,9 +11,9 @@ import pytest
 
 from neuralcore.vectors.hnsw._index import HNSWIndex
 
-HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
+HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [
-    pytest.param("native", marks=pytest.mark.skipif(not HAVE_HNSWLIB, reason="no hnswlib")),
+    pytest.param("native", marks=pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")),
     "python",
 ]
 DIM = 16

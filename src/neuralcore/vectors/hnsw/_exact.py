@@ -1,9 +1,10 @@
 """Exact brute-force engine behind :class:`~neuralcore.vectors.HNSWIndex` (numpy only).
 
-Used when the native library is missing or ``backend="python"``, and for read-only
-memory-mapped views. Rows ``[0, len)`` are always live: removal moves the last row into
-the hole, so searches never skip tombstones. Vectors arrive already prepared by the
-front class (float32, unit length for cosine); storage may be float16.
+Used when FAISS is missing or ``backend="python"``, for views of exact-engine files, and
+for small filtered searches. Rows ``[0, len)`` are always live: removal moves the last row
+into the hole, so searches never skip tombstones. Vectors arrive already prepared by the
+front class (float32, unit length for cosine); storage may be float16 or bfloat16 (kept
+as the upper 16 bits of each float32, rounded to nearest even).
 """
 
 from __future__ import annotations
@@ -15,7 +16,37 @@ from numpy.typing import NDArray
 
 from neuralcore.vectors.hnsw._filter import KeyFilter
 
-__all__ = ("ExactEngine", "top_k")
+__all__ = ("STORAGE", "ExactEngine", "decode", "encode", "top_k")
+
+# storage name -> numpy dtype of the stored array (bf16 is held as uint16 bit patterns)
+STORAGE: dict[str, np.dtype[Any]] = {
+    "f32": np.dtype(np.float32),
+    "f16": np.dtype(np.float16),
+    "bf16": np.dtype(np.uint16),
+}
+
+
+def encode(vectors: NDArray[np.float32], storage: str) -> NDArray[Any]:
+    """float32 rows in the storage type (bf16: round to nearest even).
+
+    Examples
+    --------
+    >>> decode(encode(np.array([[1.0, 3.14159]], np.float32), "bf16")).tolist()
+    [[1.0, 3.140625]]
+    """
+    if storage != "bf16":
+        return vectors.astype(STORAGE[storage])
+    bits = np.ascontiguousarray(vectors, dtype=np.float32).view(np.uint32)
+    rounded = bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
+    return (rounded >> np.uint32(16)).astype(np.uint16)
+
+
+def decode(stored: NDArray[Any]) -> NDArray[np.float32]:
+    """Stored rows back as float32."""
+    if stored.dtype == np.uint16:
+        return (stored.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    return stored if stored.dtype == np.float32 else stored.astype(np.float32)
+
 
 _BLOCK = 1 << 24  # score-matrix elements per block: caps temporary memory at 64 MiB
 
@@ -55,7 +86,7 @@ class ExactEngine:
 
     Examples
     --------
-    >>> e = ExactEngine(2, "l2", np.dtype(np.float32))
+    >>> e = ExactEngine(2, "l2", "f32")
     >>> e.add(np.array([5]), np.array([[3.0, 4.0]], dtype=np.float32))
     >>> e.search(np.zeros((1, 2), dtype=np.float32), 1, None)[1].tolist()
     [[5.0]]
@@ -65,15 +96,16 @@ class ExactEngine:
         self,
         dim: int,
         metric: str,
-        dtype: np.dtype[Any],
+        storage: str,
         *,
         keys: NDArray[np.int64] | None = None,
         vectors: NDArray[Any] | None = None,
         sorted_keys: bool = False,
     ) -> None:
-        self.dim, self.metric, self.dtype = dim, metric, dtype
+        self.dim, self.metric, self.storage = dim, metric, storage
+        self.dtype = STORAGE[storage]
         self._keys = keys if keys is not None else np.empty(0, dtype=np.int64)
-        self._vecs = vectors if vectors is not None else np.empty((0, dim), dtype=dtype)
+        self._vecs = vectors if vectors is not None else np.empty((0, dim), dtype=self.dtype)
         self._count = len(self._keys)
         self._rows: dict[int, int] | None = None
         if not sorted_keys:
@@ -109,7 +141,7 @@ class ExactEngine:
         if self._rows is None:
             raise TypeError("this exact engine is read-only")
         self._grow(len(keys))
-        for key, vec in zip(keys.tolist(), vectors, strict=True):
+        for key, vec in zip(keys.tolist(), encode(vectors, self.storage), strict=True):
             row = self._rows.setdefault(key, self._count)
             if row == self._count:
                 self._keys[row] = key
@@ -131,12 +163,14 @@ class ExactEngine:
 
     def get(self, key: int) -> NDArray[np.float32]:
         """The stored vector of ``key`` as float32 (the caller checked it exists)."""
-        return np.asarray(self._vecs[self.row_of(key)], dtype=np.float32).copy()
+        row = self.row_of(key)
+        found: NDArray[np.float32] = decode(self._vecs[row : row + 1])[0].copy()
+        return found
 
     def live(self) -> tuple[NDArray[np.int64], NDArray[Any]]:
         """Keys in ascending order and their vectors (copies), for saving."""
         order = np.argsort(self._keys[: self._count], kind="stable")
-        return self._keys[order], self._vecs[order]
+        return self._keys[order], decode(self._vecs[order])
 
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: KeyFilter | None, ef: int = 0
@@ -157,7 +191,7 @@ class ExactEngine:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _distances(self, queries: NDArray[np.float32], vecs: NDArray[Any]) -> NDArray[np.float32]:
-        mat = vecs if vecs.dtype == np.float32 else vecs.astype(np.float32)
+        mat = decode(vecs)
         dots = queries @ mat.T
         if self.metric == "ip":
             return np.asarray(1.0 - dots, dtype=np.float32)

@@ -22,6 +22,7 @@ import contextlib
 import json
 import mmap
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -139,6 +140,15 @@ def write_index_file(
     >>> f.close()
     """
     target = Path(path)
+    if target.is_dir():
+        raise IndexFileError(f"{target}: is a directory; give a file path to save to")
+    try:
+        _write(target, meta, sections)
+    except OSError as err:
+        raise IndexFileError(f"{target}: cannot write index file: {err}") from err
+
+
+def _write(target: Path, meta: Mapping[str, Any], sections: list[Section]) -> None:
     blob, offsets = _layout(meta, sections)
     end = _align(offsets[-1] + _length(sections[-1].data)) if sections else _HEADER.size + len(blob)
     header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(blob), zlib.crc32(blob), 0, end)
@@ -161,13 +171,25 @@ def write_index_file(
 
 
 def _open_map(path: Path) -> mmap.mmap:
+    """Map a regular file read-only; a FIFO, device or directory is refused, never read.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a writer.
+    """
     try:
-        with path.open("rb") as src:
-            if os.fstat(src.fileno()).st_size < _HEADER.size:
-                raise IndexFileError(f"{path}: too short to be a neuralcore HNSW index file")
-            return mmap.mmap(src.fileno(), 0, access=mmap.ACCESS_READ)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as err:
         raise IndexFileError(f"{path}: cannot open index file: {err}") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IndexFileError(f"{path}: not a regular file")
+        if info.st_size < _HEADER.size:
+            raise IndexFileError(f"{path}: too short to be a neuralcore HNSW index file")
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    except OSError as err:
+        raise IndexFileError(f"{path}: cannot map index file: {err}") from err
+    finally:
+        os.close(fd)
 
 
 def _parse_header(path: Path, mapped: mmap.mmap) -> tuple[int, int]:

@@ -64,30 +64,54 @@ def prepare_keys(keys: object, *, name: str = "keys") -> NDArray[np.int64]:
     return out
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+_F16_MAX = float(np.finfo(np.float16).max)
+
+
 def prepare_vectors(
-    vectors: object, *, dim: int, metric: str, name: str = "vectors"
+    vectors: object, *, dim: int, metric: str, name: str = "vectors", storage: str = "f32"
 ) -> tuple[NDArray[np.float32], bool]:
     """2-D float32 rows of length ``dim`` (unit length for cosine) and whether input was 1-D.
+
+    Norms are taken in float64 (huge rows rescaled first), so any finite non-zero row
+    normalises faithfully. For ``ip``/``l2`` the values themselves are stored: a value
+    beyond float32's range (or float16's, with ``storage="f16"``) is refused.
 
     Examples
     --------
     >>> prepare_vectors([3.0, 4.0], dim=2, metric="cosine")[0].tolist()
     [[0.6000000238418579, 0.800000011920929]]
+    >>> rows, _ = prepare_vectors([[1e20, 1e20]], dim=2, metric="cosine")
+    >>> [round(v, 4) for v in rows[0].tolist()]
+    [0.7071, 0.7071]
     """
-    array = as_float_array(vectors, name=name, dtype=np.dtype(np.float32))
+    array = as_float_array(vectors, name=name)
     single = array.ndim == 1
     rows = array.reshape(1, -1) if single else array
     if rows.shape[1] != dim:
         raise DimensionMismatchError(
             f"{name} have dimension {rows.shape[1]} (shape {array.shape}), the index has {dim}"
         )
-    return (_unit(rows, name) if metric == "cosine" else rows), single
+    if metric == "cosine":
+        return _unit(rows, name), single
+    top = _F16_MAX if storage == "f16" else _F32_MAX
+    if rows.size and float(np.abs(rows).max()) > top:
+        where = np.argwhere(np.abs(rows) > top)[0]
+        value = rows[tuple(where)]
+        raise InvalidInputError(
+            f"{name} value {value:g} at {tuple(int(i) for i in where)} does not fit "
+            f"{'float16' if storage == 'f16' else 'float32'} storage (max {top:g})"
+        )
+    return np.ascontiguousarray(rows, dtype=np.float32), single
 
 
 def _unit(rows: NDArray[Any], name: str) -> NDArray[np.float32]:
-    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-    if len(norms) and not norms.all():
+    x = rows.astype(np.float64, copy=False)
+    top = np.abs(x).max(axis=1, initial=0.0) if len(x) else np.zeros(0)
+    if len(top) and not top.all():
         raise InvalidInputError(
-            f"{name} row {int(np.argmin(norms))} has zero length: cosine distance is undefined"
+            f"{name} row {int(np.argmin(top))} has zero length: cosine distance is undefined"
         )
-    return np.asarray(rows / norms[:, None], dtype=np.float32)
+    scaled = x / top[:, None]  # largest component 1: the norm cannot under- or overflow
+    norms = np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+    return np.ascontiguousarray(scaled / norms[:, None], dtype=np.float32)

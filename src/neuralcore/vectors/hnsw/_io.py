@@ -1,15 +1,22 @@
 """Saving and opening :class:`~neuralcore.vectors.HNSWIndex` files.
 
-A file holds the settings (JSON metadata), the live keys in ascending order (``<i8``),
-their prepared vectors (``<f4``/``<f2``, row-major) and, for the hnswlib engine, the
-library's own ``saveIndex`` binary. ``load`` copies what it needs and closes the file;
-``view`` keeps the file memory-mapped and searches the mapped vectors exactly, so no
-graph and no vector matrix is read into process memory up front (see ``HNSWIndex.view``).
+Two layouts share the container of :mod:`._file` (header, JSON metadata, checksummed
+sections):
+
+* ``engine: "faiss"``: ``labels`` (``<i8``, the key of each graph row, -1 for a dead row)
+  and ``faiss`` (FAISS's own serialised HNSW graph and codes). Before FAISS sees the
+  section, :func:`~._graph.validate_faiss_hnsw` checks every structural field.
+* ``engine: "exact"``: ``keys`` (``<i8``, ascending) and ``vectors`` (``<f4``/``<f2``/
+  ``<u2`` for bf16, row-major). Files written by the earlier hnswlib engine
+  (``engine: "hnswlib"``) have the same two sections and load the same way (the graph is
+  rebuilt; their hnswlib section is never parsed).
+
+``load`` copies what it needs and closes the file; ``view`` keeps the file mapped: FAISS
+reads the graph and codes zero-copy from the mapping and searches the graph there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,15 +26,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuralcore.core._errors import IndexFileError
-from neuralcore.vectors.hnsw._exact import ExactEngine
+from neuralcore.vectors.hnsw._exact import STORAGE, ExactEngine, decode, encode
+from neuralcore.vectors.hnsw._faiss import FaissEngine, _faiss, faiss_version, new_faiss_index
 from neuralcore.vectors.hnsw._file import IndexFile, Section, read_index_file, write_index_file
-from neuralcore.vectors.hnsw._hnswlib_old import NativeEngine, check_blob, hnswlib_version
+from neuralcore.vectors.hnsw._graph import validate_faiss_hnsw
 
-__all__ = ("Settings", "load_engine", "open_view", "save_engine")
+__all__ = ("LIMITS", "Engine", "Settings", "load_engine", "open_view", "save_engine")
 
 FORMAT_NAME = "neuralcore-hnsw"
-_DTYPES: dict[str, np.dtype[Any]] = {"f32": np.dtype("<f4"), "f16": np.dtype("<f2")}
+_FILE_DTYPES: dict[str, np.dtype[Any]] = {
+    "f32": np.dtype("<f4"),
+    "f16": np.dtype("<f2"),
+    "bf16": np.dtype("<u2"),
+}
 _METRICS = ("cosine", "ip", "l2")
+# upper bounds on settings, checked at construction and again on every file read
+LIMITS = {"dim": 65_536, "M": 512, "ef_construction": 1 << 16, "ef_search": 1 << 16}
+_LOWER = {"dim": 1, "M": 2, "ef_construction": 1, "ef_search": 1}
+
+Engine = ExactEngine | FaissEngine
+Chooser = Callable[[str], str]
 
 
 class Settings(NamedTuple):
@@ -41,40 +59,32 @@ class Settings(NamedTuple):
     ef_search: int
 
 
-def save_engine(
-    path: str | os.PathLike[str], settings: Settings, engine: ExactEngine | NativeEngine
-) -> None:
-    """Write ``engine``'s live content atomically to ``path``.
+def save_engine(path: str | os.PathLike[str], settings: Settings, engine: Engine) -> None:
+    """Write ``engine``'s content atomically to ``path``.
 
     Examples
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "i.nchnsw"
     >>> s = Settings(2, "l2", "f32", 16, 64, 32)
-    >>> e = ExactEngine(2, "l2", np.dtype(np.float32))
+    >>> e = ExactEngine(2, "l2", "f32")
     >>> e.add(np.array([4]), np.ones((1, 2), dtype=np.float32))
     >>> save_engine(p, s, e)
     >>> settings, loaded = load_engine(p, lambda dtype: "python", threads=1)
     >>> len(loaded), settings == s
     (1, True)
     """
-    target = Path(path)
-    keys, vecs = engine.live()
-    meta = {"format": FORMAT_NAME, **settings._asdict(), "count": len(keys)}
-    sections = [
-        Section("keys", keys.astype("<i8").tobytes()),
-        Section("vectors", np.ascontiguousarray(vecs, dtype=_DTYPES[settings.dtype]).data),
-    ]
-    if not isinstance(engine, NativeEngine):
-        write_index_file(target, {**meta, "engine": "exact"}, sections)
-        return
-    blob = engine.save_blob(target.parent)
-    try:
-        meta |= {"engine": "hnswlib", "hnswlib_version": hnswlib_version()}
-        write_index_file(target, meta, [*sections, Section("hnswlib", blob)])
-    finally:
-        with contextlib.suppress(OSError):
-            blob.unlink()
+    meta: dict[str, Any] = {"format": FORMAT_NAME, **settings._asdict(), "count": len(engine)}
+    if isinstance(engine, FaissEngine):
+        blob, labels = engine.serialize()
+        meta |= {"engine": "faiss", "rows": len(labels), "faiss_version": faiss_version()}
+        sections = [Section("labels", labels.astype("<i8").tobytes()), Section("faiss", blob.data)]
+    else:
+        keys, vecs = engine.live()
+        stored = encode(vecs, settings.dtype).astype(_FILE_DTYPES[settings.dtype])
+        meta |= {"engine": "exact"}
+        sections = [Section("keys", keys.astype("<i8").tobytes()), Section("vectors", stored.data)]
+    write_index_file(path, meta, sections)
 
 
 def _settings(file: IndexFile) -> tuple[Settings, int]:
@@ -83,38 +93,75 @@ def _settings(file: IndexFile) -> tuple[Settings, int]:
         settings = Settings(*(meta[name] for name in Settings._fields))
         count = meta["count"]
     except KeyError as err:
-        raise IndexFileError(f"{file.path}: metadata lacks {err.args[0]!r}") from err
-    numbers = (settings.dim, settings.M, settings.ef_construction, settings.ef_search, count)
-    if meta.get("format") != FORMAT_NAME or meta.get("engine") not in ("exact", "hnswlib"):
+        raise IndexFileError(f"{file.path}: metadata lacks {err.args[0]!r}") from None
+    if meta.get("format") != FORMAT_NAME or meta.get("engine") not in ("exact", "faiss", "hnswlib"):
         raise IndexFileError(f"{file.path}: not a {FORMAT_NAME} file or unknown engine")
-    if not all(type(n) is int and n >= 0 for n in numbers) or settings.dim < 1:
-        raise IndexFileError(f"{file.path}: bad sizes in metadata {numbers}")
-    if settings.metric not in _METRICS or settings.dtype not in _DTYPES:
+    if type(count) is not int or count < 0:
+        raise IndexFileError(f"{file.path}: bad count {count!r} in metadata")
+    for name, top in LIMITS.items():
+        value = getattr(settings, name)
+        if type(value) is not int or not _LOWER[name] <= value <= top:
+            raise IndexFileError(f"{file.path}: {name}={value!r} out of range in metadata")
+    if settings.metric not in _METRICS or settings.dtype not in _FILE_DTYPES:
         raise IndexFileError(f"{file.path}: unknown metric or dtype in metadata")
     return settings, count
 
 
-def _arrays(
+def _section(file: IndexFile, name: str, size: int | None = None) -> memoryview:
+    view = file.sections.get(name)
+    if view is None or (size is not None and view.nbytes != size):
+        raise IndexFileError(f"{file.path}: section {name!r} missing or not {size} bytes")
+    return view
+
+
+def _exact_arrays(
     file: IndexFile, settings: Settings, count: int
 ) -> tuple[NDArray[np.int64], NDArray[Any]]:
-    """Zero-copy keys and vectors over the file's sections, sizes checked first."""
-    dtype = _DTYPES[settings.dtype]
-    sizes = {"keys": count * 8, "vectors": count * settings.dim * dtype.itemsize}
-    for name, size in sizes.items():
-        if name not in file.sections or file.sections[name].nbytes != size:
-            raise IndexFileError(f"{file.path}: section {name!r} missing or not {size} bytes")
-    if "hnswlib" in file.sections:
-        check_blob(file.path, file.sections["hnswlib"], dim=settings.dim, m=settings.M, count=count)
-    keys = np.frombuffer(file.sections["keys"], dtype="<i8")
-    vecs = np.frombuffer(file.sections["vectors"], dtype=dtype).reshape(count, settings.dim)
+    """Zero-copy keys and stored vectors of an exact (or legacy hnswlib) file."""
+    dtype = _FILE_DTYPES[settings.dtype]
+    keys = np.frombuffer(_section(file, "keys", count * 8), dtype="<i8")
+    raw = _section(file, "vectors", count * settings.dim * dtype.itemsize)
+    vecs = np.frombuffer(raw, dtype=dtype).reshape(count, settings.dim)
     if count and (keys[0] < 0 or not bool(np.all(keys[1:] > keys[:-1]))):
         raise IndexFileError(f"{file.path}: keys are not unique, ascending and >= 0")
     return keys, vecs
 
 
+def _faiss_arrays(
+    file: IndexFile, settings: Settings, count: int
+) -> tuple[NDArray[np.int64], memoryview, int]:
+    """Validated labels and FAISS blob of a faiss file, and the codes' offset in the blob."""
+    rows = file.meta.get("rows")
+    if type(rows) is not int or not count <= rows <= _section(file, "labels").nbytes // 8:
+        raise IndexFileError(f"{file.path}: bad row count {rows!r} in metadata")
+    labels = np.frombuffer(_section(file, "labels", rows * 8), dtype="<i8")
+    live = labels[labels >= 0]
+    if np.any(labels < -1) or len(live) != count or len(np.unique(live)) != count:
+        raise IndexFileError(f"{file.path}: row labels are not unique keys >= 0 (or -1)")
+    blob = _section(file, "faiss")
+    info = validate_faiss_hnsw(
+        file.path, blob, dim=settings.dim, rows=rows, metric=settings.metric,
+        dtype=settings.dtype, m=settings.M,
+    )  # fmt: skip
+    return labels, blob, info.codes_offset
+
+
+def _faiss_exact(file: IndexFile, settings: Settings, count: int) -> ExactEngine:
+    """An exact engine (copies) over a faiss file's live rows: the no-FAISS fallback."""
+    labels, blob, offset = _faiss_arrays(file, settings, count)
+    dtype = _FILE_DTYPES[settings.dtype]
+    codes = np.frombuffer(blob, dtype=dtype, count=len(labels) * settings.dim, offset=offset)
+    rows = np.flatnonzero(labels >= 0)
+    rows = rows[np.argsort(labels[rows], kind="stable")]
+    stored = codes.reshape(len(labels), settings.dim)[rows].astype(STORAGE[settings.dtype])
+    return ExactEngine(
+        settings.dim, settings.metric, settings.dtype, keys=labels[rows].copy(), vectors=stored
+    )
+
+
 def load_engine(
-    path: str | os.PathLike[str], choose: Callable[[str], str], *, threads: int
-) -> tuple[Settings, ExactEngine | NativeEngine]:
+    path: str | os.PathLike[str], choose: Chooser, *, threads: int
+) -> tuple[Settings, Engine]:
     """Read ``path`` (checksums verified) into a mutable engine; ``choose(dtype)`` picks it."""
     file = read_index_file(path, verify=True)
     try:
@@ -124,41 +171,61 @@ def load_engine(
         file.close()
 
 
-def _build(
-    file: IndexFile, settings: Settings, count: int, backend: str, threads: int
-) -> ExactEngine | NativeEngine:
-    keys, vecs = _arrays(file, settings, count)
-    dtype = _DTYPES[settings.dtype].newbyteorder("=")
-    if backend == "python":
-        return ExactEngine(
-            settings.dim, settings.metric, dtype, keys=keys.copy(), vectors=vecs.astype(dtype)
+def _build(file: IndexFile, settings: Settings, count: int, backend: str, threads: int) -> Engine:
+    s = settings
+    if file.meta["engine"] == "faiss":
+        if backend == "python":
+            return _faiss_exact(file, s, count)
+        labels, blob, _ = _faiss_arrays(file, s, count)
+        index = _faiss().deserialize_index(np.frombuffer(blob, dtype=np.uint8).copy())
+        return FaissEngine(
+            index, s.dim, s.metric, ef_search=s.ef_search, threads=threads, labels=labels.copy()
         )
-    if file.meta["engine"] == "hnswlib" and "hnswlib" in file.sections:
-        blob = file.sections["hnswlib"]
-        return NativeEngine.from_blob(
-            blob, keys, dim=settings.dim, metric=settings.metric, threads=threads,
-            ef_search=settings.ef_search,
-        )  # fmt: skip
-    engine = NativeEngine(
-        settings.dim, settings.metric, m=settings.M, ef_construction=settings.ef_construction,
-        ef_search=settings.ef_search, threads=threads,
-    )  # fmt: skip
-    engine.add(keys.copy(), vecs.astype(np.float32))
+    keys, vecs = _exact_arrays(file, s, count)
+    if backend == "python":
+        stored = vecs.astype(STORAGE[s.dtype])
+        return ExactEngine(s.dim, s.metric, s.dtype, keys=keys.copy(), vectors=stored)
+    engine = new_engine(s, threads)
+    engine.add(keys.copy(), decode(vecs.astype(STORAGE[s.dtype])))
     return engine
 
 
+def new_engine(settings: Settings, threads: int) -> FaissEngine:
+    """An empty FAISS engine with these settings."""
+    s = settings
+    index = new_faiss_index(s.dim, s.metric, s.dtype, s.M, s.ef_construction)
+    return FaissEngine(index, s.dim, s.metric, ef_search=s.ef_search, threads=threads)
+
+
 def open_view(
-    path: str | os.PathLike[str], *, verify: bool
-) -> tuple[Settings, ExactEngine, IndexFile]:
-    """Memory-map ``path``; the engine searches the mapped (read-only) arrays exactly."""
-    file = read_index_file(path, verify=verify)
+    path: str | os.PathLike[str], *, verify: bool, backend: str, threads: int
+) -> tuple[Settings, Engine, IndexFile]:
+    """Memory-map ``path``; FAISS searches the mapped graph (exact files: mapped rows)."""
+    file = read_index_file(Path(path), verify=verify)
     try:
         settings, count = _settings(file)
-        keys, vecs = _arrays(file, settings, count)
+        return settings, _view_engine(file, settings, count, backend, threads), file
     except BaseException:
         file.close()
         raise
-    engine = ExactEngine(
-        settings.dim, settings.metric, vecs.dtype, keys=keys, vectors=vecs, sorted_keys=True
-    )
-    return settings, engine, file
+
+
+def _view_engine(
+    file: IndexFile, settings: Settings, count: int, backend: str, threads: int
+) -> Engine:
+    s = settings
+    if file.meta["engine"] != "faiss":
+        keys, vecs = _exact_arrays(file, s, count)
+        stored = vecs if vecs.dtype.isnative else vecs.astype(STORAGE[s.dtype])
+        return ExactEngine(s.dim, s.metric, s.dtype, keys=keys, vectors=stored, sorted_keys=True)
+    if backend == "python":
+        return _faiss_exact(file, s, count)
+    labels, blob, _ = _faiss_arrays(file, s, count)
+    faiss = _faiss()
+    buffer = np.frombuffer(blob, dtype=np.uint8)
+    reader = faiss.ZeroCopyIOReader(faiss.swig_ptr(buffer), buffer.size)
+    index = faiss.read_index(reader, faiss.IO_FLAG_READ_ONLY)
+    return FaissEngine(
+        index, s.dim, s.metric, ef_search=s.ef_search, threads=threads, labels=labels,
+        keepalive=(buffer, reader),
+    )  # fmt: skip
