@@ -101,3 +101,40 @@ def test_scan_scales_and_finds_planted_neighbour(n: int) -> None:
     target = rng.normal(size=16)
     cache.set("target", "T", query_embedding=target.tolist())
     assert cache.get("?", query_embedding=(target * 3).tolist()) == "T"
+
+
+def _atlas_pick(
+    cache: QueryResultCache, vectors: dict[str, list[float]], query: list[float], threshold: float
+) -> str | None:
+    """ATLAS's scan restated: insertion order, strict '>' so the earliest best wins."""
+    best_key, best = None, 0.0
+    for key, stored in vectors.items():
+        entry = cache._cache.get(key)
+        if entry is None or len(stored) != len(query):
+            continue
+        dot = sum(a * b for a, b in zip(stored, query, strict=True))
+        na, nb = sum(a * a for a in stored) ** 0.5, sum(b * b for b in query) ** 0.5
+        score = 0.0 if na == 0 or nb == 0 else dot / (na * nb)
+        if score > best and score >= threshold and not entry.is_expired:
+            best_key, best = key, score
+    return best_key
+
+
+def test_scan_picks_what_atlas_picks_under_churn() -> None:
+    import random
+
+    rnd = random.Random(3)
+    threshold = 0.8
+    cache = QueryResultCache(max_size=60, ttl_seconds=None, similarity_threshold=threshold)
+    basis = [[rnd.gauss(0, 1) for _ in range(24)] for _ in range(5)]
+    for step in range(400):
+        base = basis[rnd.randrange(5)]
+        vec = [x + rnd.choice([0.0, 0.0, 0.05, 0.3]) * rnd.gauss(0, 1) for x in base]
+        if rnd.random() < 0.15:
+            vec = list(base)  # exact duplicates: ties go to the earliest stored
+        if rnd.random() < 0.6:
+            cache.set(f"q{rnd.randrange(90)}", step, query_embedding=vec)
+        else:
+            want = _atlas_pick(cache, cache._query_embeddings, vec, threshold)
+            got = cache._best_match(vec)
+            assert got == want, step
