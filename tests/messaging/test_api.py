@@ -14,6 +14,7 @@ def test_exported_names_are_pinned() -> None:
         "Bridge",
         "BridgeDirection",
         "BusConfig",
+        "BusHealth",
         "ChannelConfig",
         "ChannelMetrics",
         "Codec",

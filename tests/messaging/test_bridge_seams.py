@@ -125,7 +125,7 @@ async def test_on_settled_fires_only_after_every_handler(until: Any) -> None:
         bus.subscribe("c", lambda m: None)
         bus.subscribe("c", slow)
         await bus.inject(Message("c", 1, origin="peer"), on_settled=lambda m, o: settled.append(o))
-        await asyncio.sleep(0.02)
+        await until(lambda: bus.metrics()["c"].delivered == 1)  # the quick one is done
         assert settled == []
         gate.set()
         await until(lambda: settled == ["acked"])
@@ -160,13 +160,13 @@ async def test_bytes_round_trip_between_two_buses(tmp_path: Path, until: Any) ->
         assert got[0].origin != b.bus_id  # b's own taps would skip it: no echo
 
 
-async def test_remote_reply_travels_on_the_reply_channel() -> None:
+async def test_remote_reply_travels_on_the_reply_channel(until: Any) -> None:
     async with MessageBus() as bus:
         bus.create_channel("ask")
         outbound: list[Message] = []
         bus.subscribe("ask", outbound.append)
         task = asyncio.create_task(bus.request("ask", "q", timeout=2))
-        await asyncio.sleep(0.01)
+        await until(lambda: outbound)
         [req] = outbound
         # A remote bus answered: its bridge brings the reply home on "_reply.<bus id>".
         reply = Message(

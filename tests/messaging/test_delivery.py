@@ -149,7 +149,7 @@ async def test_wildcard_subscription_includes_later_channels(until: Any) -> None
         bus.publish("rag.answer", 2)
         bus.publish("other", 3)
         await until(lambda: len(got) == 2)
-        await asyncio.sleep(0.01)
+        assert await bus.drain()  # nothing more arrives
         assert sorted(got) == ["rag.answer", "rag.query"]
 
 
@@ -233,8 +233,8 @@ async def test_handler_timeout_counts_as_failure(until: Any) -> None:
 async def test_ttl_expires_old_messages(until: Any) -> None:
     bus = MessageBus()
     bus.create_channel("c", ttl=0.3)
-    bus.publish("c", "old")
-    await asyncio.sleep(0.35)
+    # A message from a peer keeps its envelope: this one was published a second ago.
+    await bus.inject(Message("c", "old", timestamp=time.time() - 1.0, origin="peer"))
     bus.publish("c", "fresh")
     got: list[str] = []
     bus.subscribe("c", lambda m: got.append(m.payload))
@@ -370,17 +370,19 @@ async def test_stop_drains_follow_up_messages_published_by_handlers() -> None:
     assert bus.metrics()["query"].dropped == 0
 
 
-async def test_stop_deadline_counts_undelivered_in_memory_messages() -> None:
+async def test_stop_deadline_counts_undelivered_in_memory_messages(until: Any) -> None:
     bus = MessageBus()
     bus.create_channel("c")
+    started: list[int] = []
 
     async def stuck(m: Message) -> None:
+        started.append(m.payload)
         await asyncio.sleep(60)
 
     bus.subscribe("c", stuck)
     await bus.start()
     bus.publish_batch("c", range(10))
-    await asyncio.sleep(0.01)
+    await until(lambda: started)
     await bus.stop(timeout=0.05)
     m = bus.metrics()["c"]
     assert m.dropped == 9  # the tenth was being handled when the deadline hit

@@ -117,7 +117,9 @@ async def test_overflow_block_waits_for_room_async(until: Any) -> None:
                 published.append(i)
 
         task = asyncio.create_task(producer())
-        await asyncio.sleep(0.05)
+        await until(lambda: bus.metrics()["c"].queue_depth == 2)  # full: producer waits
+        for _ in range(20):
+            await asyncio.sleep(0)  # it stays blocked however often the loop turns
         assert len(published) < 100  # blocked: queue 2 + inbox prefetch
         assert bus.metrics()["c"].queue_depth <= 2
         gate.set()
@@ -343,7 +345,14 @@ def test_threads_publishing_before_start_are_serialised() -> None:
         th.start()
     for th in threads:
         th.join()
-    queue = bus._channels["c"].queue
-    items = [m.payload for m in queue.clear()]
+    assert bus.metrics()["c"].queue_depth == 8000
+    items: list[Any] = []
+    bus.subscribe("c", lambda m: items.append(m.payload))
+
+    async def consume() -> None:
+        async with bus:
+            assert await bus.drain()
+
+    asyncio.run(consume())
     assert len(items) == 8000
     assert sorted(items) == sorted((t, i) for t in range(4) for i in range(2000))

@@ -29,7 +29,7 @@ Importing this package loads neither msgspec nor sqlite3; the codec is chosen on
 """
 
 from neuralcore.messaging._bridge import Bridge, BridgeDirection, Tap
-from neuralcore.messaging._bus import DeadLetter, MessageBus
+from neuralcore.messaging._bus import BusHealth, DeadLetter, MessageBus
 from neuralcore.messaging._codec import Codec, JsonCodec, MsgpackCodec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
 from neuralcore.messaging._message import Message
@@ -41,6 +41,7 @@ __all__ = (
     "Bridge",
     "BridgeDirection",
     "BusConfig",
+    "BusHealth",
     "ChannelConfig",
     "ChannelMetrics",
     "Codec",
