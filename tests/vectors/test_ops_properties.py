@@ -110,3 +110,51 @@ def test_top_k_matches_oracle(backend: str, case: tuple[np.ndarray, np.ndarray, 
             np.abs(np.asarray(got_scores) - want[: len(got_idx)]),
             slack[row].max(initial=0.0) + 1e-12,
         )
+
+
+# Magnitudes: the same operands scaled by 10**e, e in [-30, 30]. Cosine and normalize are
+# scale-free, so they must match the unscaled oracle in float32 and float64 alike (norms are
+# taken in float64 wherever a float32 square would under- or overflow). Dot and L2 scale
+# with the inputs, so they are checked in float64 (float32 cannot hold 1e-60 or 1e66).
+SCALES = st.integers(-30, 30).map(lambda e: 10.0**e)
+
+
+@pytest.mark.parametrize("backend", VECTOR_BACKENDS)
+@pytest.mark.parametrize("kind", ["cosine_similarity", "cosine_distance"])
+@SETTINGS
+@given(pair=operands(), scale_a=SCALES, scale_b=SCALES)
+def test_cosine_is_exact_at_every_magnitude(
+    backend: str, kind: str, pair: tuple[np.ndarray, np.ndarray], scale_a: float, scale_b: float
+) -> None:
+    a, b = pair
+    sa, sb = (a * a.dtype.type(scale_a)), (b * b.dtype.type(scale_b))
+    result = getattr(VectorOps(backend=backend), kind)(as_input(backend, sa), as_input(backend, sb))
+    _check(kind, result, a, b)  # the oracle of the unscaled operands
+
+
+@pytest.mark.parametrize("backend", VECTOR_BACKENDS)
+@pytest.mark.parametrize("kind", ["dot", "euclidean_distance", "sqeuclidean_distance"])
+@SETTINGS
+@given(pair=operands(), scale=SCALES)
+def test_scaled_distances_match_oracle_in_float64(
+    backend: str, kind: str, pair: tuple[np.ndarray, np.ndarray], scale: float
+) -> None:
+    a, b = (x.astype(np.float64) * scale for x in pair)
+    result = getattr(VectorOps(backend=backend), kind)(as_input(backend, a), as_input(backend, b))
+    _check(kind, result, a, b)
+
+
+@pytest.mark.parametrize("backend", VECTOR_BACKENDS)
+@SETTINGS
+@given(
+    x=hnp.arrays(DTYPES, hnp.array_shapes(min_dims=1, max_dims=2, max_side=12), elements=ELEMENTS),
+    scale=SCALES,
+)
+def test_normalize_is_exact_at_every_magnitude(backend: str, x: np.ndarray, scale: float) -> None:
+    result = np.asarray(
+        VectorOps(backend=backend).normalize(as_input(backend, x * x.dtype.type(scale)))
+    )
+    x64 = np.atleast_2d(x.astype(np.float64))
+    norms = np.linalg.norm(x64, axis=1, keepdims=True)
+    want = np.divide(x64, norms, out=np.zeros_like(x64), where=norms > 0).reshape(x.shape)
+    np.testing.assert_allclose(result, want, rtol=1e-5, atol=1e-6)

@@ -326,7 +326,9 @@ def _normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
         except _SS_REJECTS:
             pass  # strided: the general path copes
         else:
-            if 0.0 < square < math.inf:
+            # SimSIMD may square float32 in float32: outside this range the general path
+            # takes the norm in float64 instead
+            if 1e-30 < square < 1e30:
                 return np.multiply(x, 1.0 / math.sqrt(square))
     arr = _inplace_target(x) if inplace else as_float_array(x, name="x", allow_nonfinite=True)
     src, norms = arr, _row_norms(arr)

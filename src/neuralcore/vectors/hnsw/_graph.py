@@ -39,10 +39,13 @@ _DUMMY = 1 << 20
 
 
 class GraphInfo(NamedTuple):
-    """Where the stored vectors sit inside a validated blob (for decoding them in numpy)."""
+    """Where fields sit inside a validated blob (codes: for decoding them in numpy)."""
 
     codes_offset: int
     code_size: int
+    levels_offset: int
+    links_offset: int
+    entry_offset: int
 
 
 class _Reader:
@@ -103,14 +106,15 @@ def validate_faiss_hnsw(
     if fourcc != (b"IHNf" if dtype == "f32" else b"IHNs"):
         raise r.fail(f"index type {fourcc!r} does not match storage {dtype}")
     _header(r, dim=dim, rows=rows, metric=metric)
-    _graph(r, rows=rows, m=m)
-    info = _storage(r, dim=dim, rows=rows, metric=metric, dtype=dtype)
+    where = _graph(r, rows=rows, m=m)
+    codes = _storage(r, dim=dim, rows=rows, metric=metric, dtype=dtype)
     if r.pos != r.blob.nbytes:
         raise r.fail(f"{r.blob.nbytes - r.pos} unexpected bytes after the index")
-    return info
+    return GraphInfo(*codes, *where)
 
 
-def _graph(r: _Reader, *, rows: int, m: int) -> None:
+def _graph(r: _Reader, *, rows: int, m: int) -> tuple[int, int, int]:
+    """Check the graph; return the offsets of the levels, the links and the entry point."""
     probas = r.array("<f8", "assign_probas")
     if not 1 <= len(probas) <= _MAX_LEVELS or not np.all((probas >= 0) & (probas <= 1)):
         raise r.fail("level probabilities are out of range")
@@ -118,10 +122,12 @@ def _graph(r: _Reader, *, rows: int, m: int) -> None:
     want = np.concatenate(([0, 2 * m], 2 * m + m * np.arange(1, len(probas))))
     if not np.array_equal(cum, want):
         raise r.fail(f"links per level {cum[:4].tolist()}... do not match M={m}")
+    levels_at = r.pos + 8
     levels = r.array("<i4", "levels", count=rows).astype(np.int64)
     if rows and (levels.min() < 1 or levels.max() > len(probas)):
         raise r.fail("a node level is out of range")
     offsets = r.array("<u8", "offsets", count=rows + 1)
+    links_at = r.pos + 8
     links = r.array("<i4", "neighbors")
     sizes = cum[levels] if rows else np.zeros(0, np.int64)
     if offsets[0] != 0 or not np.array_equal(np.diff(offsets.astype(np.int64)), sizes):
@@ -129,6 +135,7 @@ def _graph(r: _Reader, *, rows: int, m: int) -> None:
     if int(offsets[-1]) != len(links):
         raise r.fail(f"{len(links)} links stored, offsets need {int(offsets[-1])}")
     _links(r, links, levels, cum)
+    entry_at = r.pos
     entry, top = r.scalar("i", "entry_point"), r.scalar("i", "max_level")
     ef_c, ef_s, _ = r.scalar("i", "efConstruction"), r.scalar("i", "efSearch"), r.scalar("i", "-")
     if rows == 0:
@@ -138,6 +145,7 @@ def _graph(r: _Reader, *, rows: int, m: int) -> None:
         raise r.fail(f"entry point {entry} / top level {top} do not match the levels")
     if not (1 <= ef_c <= 1 << 20 and 1 <= ef_s <= 1 << 20):
         raise r.fail(f"efConstruction {ef_c} / efSearch {ef_s} out of range")
+    return levels_at, links_at, entry_at
 
 
 def _links(r: _Reader, links: NDArray[Any], levels: NDArray[np.int64], cum: NDArray[Any]) -> None:
@@ -163,7 +171,7 @@ def _links(r: _Reader, links: NDArray[Any], levels: NDArray[np.int64], cum: NDAr
         raise r.fail("an upper-level link points at a node that is not on that level")
 
 
-def _storage(r: _Reader, *, dim: int, rows: int, metric: str, dtype: str) -> GraphInfo:
+def _storage(r: _Reader, *, dim: int, rows: int, metric: str, dtype: str) -> tuple[int, int]:
     fourcc = bytes(r.blob[r.take(4, "storage fourcc") : r.pos])
     if dtype == "f32":
         if fourcc != (b"IxF2" if metric == "l2" else b"IxFI"):
@@ -173,7 +181,7 @@ def _storage(r: _Reader, *, dim: int, rows: int, metric: str, dtype: str) -> Gra
         if size != rows * dim:
             raise r.fail(f"{size} stored floats, expected {rows * dim}")
         start = r.take(size * 4, "codes")
-        return GraphInfo(start, 4 * dim)
+        return start, 4 * dim
     if fourcc != b"IxSQ":
         raise r.fail(f"storage type {fourcc!r} does not match")
     _header(r, dim=dim, rows=rows, metric=metric)
@@ -183,4 +191,4 @@ def _storage(r: _Reader, *, dim: int, rows: int, metric: str, dtype: str) -> Gra
     if (qtype, d, code_size, len(trained)) != (_QT[dtype], dim, 2 * dim, 0) or arg != arg:
         raise r.fail(f"quantiser {(qtype, d, code_size)} does not match {dtype} x {dim}")
     codes = r.array("u1", "codes", count=rows * code_size)
-    return GraphInfo(r.pos - codes.nbytes, code_size)
+    return r.pos - codes.nbytes, code_size
