@@ -678,3 +678,44 @@ async def test_benchmark_reports_atlas_keys(bus: NeuralCognitiveBus) -> None:
     assert result["msgs_per_sec"] == pytest.approx(2000 / result["seconds"])
     with pytest.raises(LookupError):
         await bus.benchmark("missing", messages=1)
+
+
+async def test_envelopes_are_atlas_messages_when_atlas_bus_is_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+    import sys
+    import types
+
+    @dataclasses.dataclass(frozen=True)
+    class AtlasMessage:  # the shape of core.messaging.NCB.Message
+        id: str
+        channel: str
+        ts: float
+        priority: int
+        payload: Any
+        meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    ncb = types.ModuleType("core.messaging.NCB")
+    ncb.Message = AtlasMessage  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "core.messaging.NCB", ncb)
+    bus = NeuralCognitiveBus()
+    bus.create_channel("t")
+    got: list[Any] = []
+
+    async def handler(msg: Any) -> None:
+        got.append(msg)
+
+    await bus.register_subscriber("t", "h", handler)
+    await bus.start()
+    try:
+        await bus.publish("t", {"x": 1}, meta={"k": "v"})
+        await _until(lambda: got != [])
+    finally:
+        await bus.stop()
+    (msg,) = got
+    assert isinstance(msg, AtlasMessage)
+    assert isinstance(msg, Message)
+    assert (msg.payload, msg.meta["k"], msg.trace_id) == ({"x": 1}, "v", msg.id)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        msg.payload = 2  # type: ignore[misc]

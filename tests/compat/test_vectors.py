@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,3 +157,51 @@ def test_best_match_nothing_qualifies() -> None:
 def test_accepts_numpy_input() -> None:
     a = np.array([3.0, 4.0], dtype=np.float32)
     assert math.isclose(cosine_similarity(a, a), 1.0, rel_tol=1e-6)
+
+
+def _atlas_in_memory_loop(lhs: Any, rhs: Any) -> float:
+    """ATLAS's in-memory vector store loop: raises on mismatched lengths."""
+    if len(lhs) != len(rhs):
+        raise LookupError("Query vector dimensionality mismatch.")
+    dot = sum(a * b for a, b in zip(lhs, rhs, strict=True))
+    lm = math.sqrt(sum(a * a for a in lhs))
+    rm = math.sqrt(sum(b * b for b in rhs))
+    if lm == 0 or rm == 0:
+        return 0.0
+    return dot / (lm * rm)
+
+
+def test_accelerated_matches_the_loop_and_keeps_its_edge_rules() -> None:
+    import random
+
+    from neuralcore.compat.atlas import accelerated
+
+    fast = accelerated(_atlas_in_memory_loop)
+    rnd = random.Random(5)
+    for dim in (16, 384, 1536):
+        a = [rnd.gauss(0, 1) for _ in range(dim)]
+        b = [rnd.gauss(0, 1) for _ in range(dim)]
+        assert fast(a, b) == pytest.approx(_atlas_in_memory_loop(a, b), rel=1e-12, abs=1e-15)
+    with pytest.raises(LookupError, match="dimensionality"):
+        fast([1.0] * 20, [1.0] * 21)  # the loop's own error, not ours
+    assert fast([0.0] * 20, [1.0] * 20) == 0.0
+    assert fast([1.0, 2.0], [2.0, 4.0]) == pytest.approx(1.0)  # short: the loop itself
+    assert fast.__wrapped__ is _atlas_in_memory_loop  # type: ignore[attr-defined]
+
+
+def test_accelerated_is_the_original_with_the_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuralcore.compat.atlas import accelerated
+
+    monkeypatch.setenv("NEURALCORE_COMPAT", "off")
+    assert accelerated(_atlas_in_memory_loop) is _atlas_in_memory_loop
+
+
+def test_embedding_vector_is_a_list_with_its_row() -> None:
+    from neuralcore.compat.atlas import EmbeddingVector
+
+    v = EmbeddingVector([3.0, 4.0] * 10, np.asarray([3.0, 4.0] * 10))
+    assert v == [3.0, 4.0] * 10
+    assert isinstance(v, list)
+    assert json.loads(json.dumps(v)) == [3.0, 4.0] * 10
+    assert v.norm == pytest.approx(math.sqrt(250.0))
+    assert cosine_similarity(v, v) == pytest.approx(1.0)
