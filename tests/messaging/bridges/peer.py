@@ -9,6 +9,13 @@ file: ``durable`` publishes ``n`` messages (each returned = committed), prints
 what an earlier run left in the outbox) until ``expect`` were sent. ``responder`` answers
 requests (returns ``{"echo": payload}``); ``requester`` sends ``n`` requests over the
 bridge and prints each reply. Every line on stdout is one JSON object.
+
+Contract options: ``persistent`` makes the channel persistent (needs ``db``);
+``publish_async`` publishes with ``await bus.publish_async``; ``drain`` closes the bus
+right after publishing (the bridge's close must hand everything to the server);
+``subscribe: false`` attaches no local subscriber; ``linger`` keeps a subscriber
+listening after it got ``expect`` messages (to see duplicates); a subscriber also stops
+when the file ``stop_file`` appears.
 """
 
 from __future__ import annotations
@@ -67,7 +74,8 @@ async def forward(bus: MessageBus, bridge: RedisBridge | KafkaBridge, spec: dict
 async def main(spec: dict[str, Any]) -> None:
     bus = MessageBus(persistence_path=spec.get("db"))
     channel, n, role = spec["channel"], spec["n"], spec["role"]
-    bus.create_channel(channel, persistent=bool(spec.get("db")))
+    persistent = spec.get("persistent", bool(spec.get("db")))
+    bus.create_channel(channel, persistent=persistent)
     bridge = make_bridge(spec)
     got: list[str] = []
     done = asyncio.Event()
@@ -81,7 +89,7 @@ async def main(spec: dict[str, Any]) -> None:
         if len(got) >= spec.get("expect", n):
             done.set()
 
-    if role in ("sub", "hold", "both"):
+    if role in ("sub", "hold", "both") and spec.get("subscribe", True):
         bus.subscribe(channel, record)
     if role == "responder":
         bus.subscribe(channel, lambda m: {"echo": m.payload, "pid": os.getpid()})
@@ -97,18 +105,26 @@ async def main(spec: dict[str, Any]) -> None:
     if role in ("pub", "both"):
         pace = spec.get("pace", 0.0)
         for i in range(n):
-            bus.publish(channel, {"i": i, "text": f"message {i}"}, priority=i % 5,
-                        headers={"seq": i, "key": str(i % 4)})  # fmt: skip
+            payload, headers = {"i": i, "text": f"message {i}"}, {"seq": i, "key": str(i % 4)}
+            if spec.get("publish_async"):
+                await bus.publish_async(channel, payload, priority=i % 5, headers=headers)
+            else:
+                bus.publish(channel, payload, priority=i % 5, headers=headers)
             if pace and i % 50 == 49:
                 await asyncio.sleep(pace)
         deadline = time.monotonic() + spec.get("seconds", 30)
-        while bridge.metrics().sent < n and time.monotonic() < deadline:
+        while not spec.get("drain") and bridge.metrics().sent < n and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         emit(ev="sent", metrics=bridge.metrics()._asdict(), state=bridge.state.value)
     if role in ("sub", "hold", "both"):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), spec.get("seconds", 30))
-        if role == "both":
+        stop_file = spec.get("stop_file")
+        deadline = time.monotonic() + spec.get("seconds", 30)
+        while not done.is_set() and time.monotonic() < deadline:
+            if stop_file and os.path.exists(stop_file):
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.02)
+        if role == "both" or "linger" in spec:
             await asyncio.sleep(spec.get("linger", 1.0))
     await bus.stop()
     emit(ev="done", metrics=bridge.metrics()._asdict(), received=len(got))

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 _FATAL_CODES = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL")
 _DOWN_CODES = ("_ALL_BROKERS_DOWN",)
+_REFRESH_S = 1.0  # how often a work-queue member re-checks topics and local subscribers
 _TOPIC_BAD = re.compile(r"[^a-zA-Z0-9._-]")
 
 
@@ -168,6 +169,9 @@ class KafkaBridge(BaseBridge):
         self._topic_names: dict[str, str] = {}
         self._rebuild = False
         self._consumer_dead = False
+        self._listed: set[str] = set()  # topics seen in the last metadata listing
+        self._subscribed_to: list[str] = []
+        self._resubscribe: list[str] | None = None  # handed to the consumer thread
 
     @property
     def address(self) -> str:
@@ -275,6 +279,7 @@ class KafkaBridge(BaseBridge):
             meta = await loop.run_in_executor(None, lambda: admin.list_topics(timeout=2.0))
         except ck.KafkaException as err:
             raise BridgeConnectionError(f"kafka unreachable: {err.args[0].name()}") from err
+        self._listed = set(meta.topics)
         if self._running.is_set():
             lost_state = not self._topics <= set(meta.topics)
             if self._rebuild or lost_state or (cfg.sends and self._producer is None):
@@ -308,29 +313,58 @@ class KafkaBridge(BaseBridge):
         self._consumer_dead = False
         self._consumer = self._ck.Consumer(self._consumer_conf())
         self._partitions.clear()
-        self._consumer.subscribe(
-            self._subscription(), on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        self._resubscribe = None
+        self._subscribed_to = self._subscription()
+        self._subscribe(self._consumer, self._subscribed_to)
         self._start_thread(self._consume, "consumer")
 
+    def _subscribe(self, consumer: Any, topics: list[str]) -> None:
+        consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
     def _subscription(self) -> list[str]:
-        """Own replies, wildcards, and the exact channels with a local subscriber (a work
-        queue member must not take partitions of channels it does not handle)."""
+        """Own replies plus the selection. In fan-out mode (a private group) the selection
+        as given, wildcards as regexes; in a work queue only the existing topics whose
+        channel has a local subscriber, so a member never takes partitions of channels
+        it does not handle (re-checked every second)."""
+        cfg, port = self.cfg, self._port
         topics = [self.topic(self._own_reply)]
-        port = self._port
-        for channel in self.cfg.channels:
-            if _is_pattern(channel):
-                topics.append("^" + _regex(self.cfg.topic_prefix + channel))
-            elif port is None or port.subscribed(channel):
+        if cfg.fan_out:
+            for channel in cfg.channels:
+                wild = _is_pattern(channel)
+                topics.append(
+                    "^" + _regex(cfg.topic_prefix + channel) if wild else self.topic(channel)
+                )
+            return topics
+        names = {c for c in cfg.channels if not _is_pattern(c)}
+        prefix = cfg.topic_prefix
+        names |= {t[len(prefix) :] for t in self._listed if t.startswith(prefix)}
+        for channel in sorted(names):
+            if cfg.matches(channel) and (port is None or port.subscribed(channel)):
                 topics.append(self.topic(channel))
         return topics
 
+    async def _watch_subscription(self) -> None:
+        """Work queue: follow new topics and local subscribers (see :meth:`_subscription`)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_REFRESH_S)
+            admin = self._admin
+            if admin is None:
+                continue
+            meta = await loop.run_in_executor(None, admin.list_topics, None, 2.0)
+            self._listed = set(meta.topics)
+            wanted = self._subscription()
+            if wanted != self._subscribed_to:
+                self._subscribed_to = wanted
+                self._resubscribe = wanted
+
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        """Rebalance (consumer thread): in fan-out mode a partition without a committed
-        offset starts at the bridge's start time, so nothing published after it is missed
-        and older history is not replayed."""
-        if not self.cfg.fan_out or not partitions:
-            return
+        """Rebalance (consumer thread): for a fan-out bus with a generated name, a partition
+        without a committed offset starts at the bridge's start time, so nothing published
+        after it is missed and older history is not replayed. A named consumer is durable:
+        it starts at the earliest retained record it never committed."""
+        if not self.cfg.fan_out or self.cfg.consumer or not partitions:
+            return  # shared or named groups: auto.offset.reset ("earliest") decides
         try:
             committed = consumer.committed(partitions, timeout=5.0)
             fresh = [p for p in committed if p.offset < 0]
@@ -339,9 +373,13 @@ class KafkaBridge(BaseBridge):
                 asked = [tp(p.topic, p.partition, self._since_ms) for p in fresh]
                 found = {(p.topic, p.partition): p.offset
                          for p in consumer.offsets_for_times(asked, timeout=5.0)}  # fmt: skip
+                start = []
                 for p in committed:
                     if p.offset < 0 and found.get((p.topic, p.partition), -1) >= 0:
                         p.offset = found[(p.topic, p.partition)]
+                        start.append(p)
+                if start:  # recorded, so a bus that comes back resumes from here
+                    consumer.commit(offsets=start, asynchronous=False)
             consumer.assign(committed)
         except self._ck.KafkaException as err:  # fall back to auto.offset.reset
             logger.warning("kafka: start offsets by time failed: %s", err.args[0].name())
@@ -485,6 +523,9 @@ class KafkaBridge(BaseBridge):
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + 1.0
                     self._server_lag = _lag(consumer)
+                topics, self._resubscribe = self._resubscribe, None
+                if topics is not None:
+                    self._subscribe(consumer, topics)
                 records = consumer.consume(self.cfg.batch_size, 0.05)
                 if records:  # handled on the loop; waiting for it is the backpressure
                     handled = asyncio.run_coroutine_threadsafe(self._on_records(records), loop)
@@ -527,7 +568,9 @@ class KafkaBridge(BaseBridge):
             self._partitions.pop(key, None)
 
     def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        return [self._watch_threads]
+        if self.cfg.fan_out:
+            return [self._watch_threads]
+        return [self._watch_threads, self._watch_subscription]
 
     async def _watch_threads(self) -> None:
         fut = self._thread_error

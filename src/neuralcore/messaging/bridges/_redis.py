@@ -364,7 +364,10 @@ class RedisBridge(BaseBridge):
 
     async def _ensure_group(self, key: str) -> None:
         cfg = self.cfg
-        start = "0" if cfg.group is not None and cfg.start == "earliest" else self._start_id
+        if cfg.group is not None:  # a work queue
+            start = "0" if cfg.start == "earliest" else self._start_id
+        else:  # fan-out: a named consumer is durable, a generated name starts now
+            start = "0" if cfg.consumer else self._start_id
         try:
             await self._client.xgroup_create(key, self._group, id=start, mkstream=True)
         except self._errors.ResponseError as err:

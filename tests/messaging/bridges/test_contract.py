@@ -1,0 +1,193 @@
+"""The bridges' delivery contract, row by row, with real OS processes at default settings.
+
+Each bus runs in its own process (``peer.py``) against a real redis-server or tansu
+broker started by the fixtures. Counts are exact: every subscribed bus gets every message
+once (fan-out), or the members of a group share them without overlap (work queue); one
+producer's messages arrive in publish order per priority; a publisher that closes at once
+has handed everything to the server; a persistent channel keeps what was published while
+a subscriber was away.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bridge_helpers import Peer
+
+from servers import RedisServer, TansuServer
+
+pytestmark = [pytest.mark.integration]
+
+PeerFactory = Callable[[str, dict[str, Any]], Peer]
+CHANNEL = "x.jobs"
+
+
+def peer_spec(kind: str, address: str, role: str, n: int, **extra: Any) -> dict[str, Any]:
+    """A peer at default bridge settings (``config`` adds to them)."""
+    key = "url" if kind == "redis" else "bootstrap"
+    config = {key: address, "channels": ["x.*"], **extra.pop("config", {})}
+    return {"kind": kind, "channel": CHANNEL, "n": n, "role": role, "config": config,
+            "seconds": 60, **extra}  # fmt: skip
+
+
+def ready(peer: Peer) -> str:
+    assert peer.wait_until(lambda p: bool(p.events("ready")), 60), peer.err.read_text()[-2000:]
+    return str(peer.events("ready")[0]["origin"])
+
+
+def got(peer: Peer) -> list[dict[str, Any]]:
+    return peer.events("got")
+
+
+def assert_in_order(events: list[dict[str, Any]]) -> None:
+    """Per priority, one producer's messages arrive in publish order."""
+    by_priority: dict[int, list[int]] = {}
+    for e in events:
+        by_priority.setdefault(e["priority"], []).append(e["headers"]["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_priority.values())
+
+
+def assert_all_once(events: list[dict[str, Any]], origin: str, n: int) -> None:
+    ids = [e["id"] for e in events]
+    assert len(ids) == n, f"{len(ids)} of {n} delivered"
+    assert set(ids) == {f"{origin}-{i + 1:x}" for i in range(n)}
+
+
+def publisher_done(pub: Peer, n: int) -> dict[str, Any]:
+    """The publisher closed right after publishing: everything was sent, nothing unsent."""
+    done = pub.finish(90)[-1]
+    m = done["metrics"]
+    assert (m["sent"], m["unsent"], m["dropped"], m["buffered"]) == (n, 0, 0, 0), m
+    return m
+
+
+@pytest.fixture(params=["redis-plain", "redis-persistent", "kafka"])
+def transport(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    kind = request.param
+    if kind == "kafka":
+        with TansuServer.running() as server:
+            yield "kafka", server.bootstrap, {}
+    else:
+        extra = {"persistent": True} if kind == "redis-persistent" else {}
+        with RedisServer.running() as server:
+            yield "redis", server.url, extra
+
+
+def test_fan_out_two_subscribers_get_every_message_once_in_order(
+    transport: Any, peers: PeerFactory, tmp_path: Path
+) -> None:
+    kind, address, extra = transport
+    n = 5000
+    subs = [peers(f"sub{i}", {**peer_spec(kind, address, "sub", n), "linger": 0.5}) for i in (1, 2)]
+    for sub in subs:
+        ready(sub)
+    pub_extra = {**extra, "db": str(tmp_path / "pub.db")} if extra else {}
+    pub = peers(
+        "pub", peer_spec(kind, address, "pub", n, publish_async=True, drain=True, **pub_extra)
+    )
+    origin = ready(pub)
+    publisher_done(pub, n)
+    for sub in subs:
+        sub.finish(90)
+        assert_all_once(got(sub), origin, n)
+        assert_in_order(got(sub))
+
+
+def test_work_queue_group_shares_messages_without_overlap(
+    transport: Any, peers: PeerFactory, tmp_path: Path
+) -> None:
+    kind, address, extra = transport
+    n = 2000
+    group = {"config": {"group": "workers"}}
+    stop = tmp_path / "stop"
+    workers = [
+        peers(f"w{i}", {**peer_spec(kind, address, "sub", n, **group), "stop_file": str(stop)})
+        for i in (1, 2)
+    ]
+    for worker in workers:
+        ready(worker)
+    pub_extra = {**extra, "db": str(tmp_path / "pub.db")} if extra else {}
+    spec = peer_spec(kind, address, "pub", n, publish_async=True, drain=True, **group, **pub_extra)
+    pub = peers("pub", spec)
+    origin = ready(pub)
+    publisher_done(pub, n)
+    assert workers[0].wait_until(lambda _: sum(len(got(w)) for w in workers) >= n, 60)
+    time.sleep(0.5)  # a duplicate, if any, would arrive now
+    stop.touch()
+    events = [e for w in workers for e in (w.finish(90), got(w))[1]]
+    assert_all_once(events, origin, n)  # each message handled by exactly one member
+    for w in workers:
+        assert_in_order(got(w))
+
+
+def test_group_member_without_local_subscriber_claims_nothing(
+    redis_server: RedisServer, peers: PeerFactory, tmp_path: Path
+) -> None:
+    """The issue's opening bug: the publisher in the same group claimed its own messages."""
+    n = 3000
+    group = {"config": {"group": "workers"}}
+    worker = peers("w", {**peer_spec("redis", redis_server.url, "sub", n, **group), "linger": 0.5})
+    ready(worker)
+    idle = peers(
+        "idle",
+        {**peer_spec("redis", redis_server.url, "sub", n, subscribe=False, **group),
+         "stop_file": str(tmp_path / "stop")},
+    )  # fmt: skip
+    ready(idle)
+    pub = peers("pub", peer_spec("redis", redis_server.url, "pub", n, drain=True, **group))
+    origin = ready(pub)
+    publisher_done(pub, n)
+    worker.finish(90)
+    assert_all_once(got(worker), origin, n)
+    (tmp_path / "stop").touch()
+    idle_done = idle.finish(90)[-1]["metrics"]
+    assert (idle_done["received"], idle_done["acked"], idle_done["skipped"]) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["redis", "kafka"])
+def test_persistent_channel_kept_while_the_subscriber_is_away(
+    kind: str, peers: PeerFactory, tmp_path: Path
+) -> None:
+    """A named subscriber gets a first batch, goes away, and on its return gets exactly
+    the batch published meanwhile (not the first one again)."""
+    n = 1000
+    server_cls = RedisServer if kind == "redis" else TansuServer
+    with server_cls.running() as server:
+        address = server.url if isinstance(server, RedisServer) else server.bootstrap
+        named = {"config": {"consumer": "b"}}
+
+        def publish(name: str) -> str:
+            spec = peer_spec(kind, address, "pub", n, drain=True, persistent=True,
+                             db=str(tmp_path / f"{name}.db"))  # fmt: skip
+            pub = peers(name, spec)
+            origin = ready(pub)
+            publisher_done(pub, n)
+            return origin
+
+        first = peers("b1", {**peer_spec(kind, address, "sub", n, **named), "linger": 0.2})
+        ready(first)
+        origin1 = publish("pub1")
+        first.finish(90)  # a clean stop: the named bus's position stays on the server
+        assert_all_once(got(first), origin1, n)
+        origin2 = publish("pub2")  # while b is away
+        back = peers("b2", {**peer_spec(kind, address, "sub", n, **named), "linger": 0.5})
+        back.finish(90)
+        assert_all_once(got(back), origin2, n)
+        assert_in_order(got(back))
+
+
+def test_plain_channel_is_fire_and_forget_while_away(
+    redis_server: RedisServer, peers: PeerFactory
+) -> None:
+    """Plain channels travel over Pub/Sub: a bus that is away misses them (documented)."""
+    n = 200
+    pub = peers("pub", peer_spec("redis", redis_server.url, "pub", n, drain=True))
+    ready(pub)
+    publisher_done(pub, n)
+    late = peers("late", {**peer_spec("redis", redis_server.url, "sub", n), "seconds": 1})
+    late.finish(60)
+    assert got(late) == []
