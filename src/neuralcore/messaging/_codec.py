@@ -29,6 +29,31 @@ _LEAVES = frozenset({str, int, float, bool, type(None), bytes})
 def check_tree(obj: Any, where: str) -> None:
     """Refuse what a codec would not round-trip faithfully (sets) or cannot encode at all
     without a ``RecursionError`` (nesting deeper than :data:`MAX_DEPTH`)."""
+    kind = type(obj)
+    if kind is dict:
+        if _shallow(obj.values()):
+            return
+    elif (kind is list or kind is tuple) and _shallow(obj):
+        return
+    _walk(obj, where)
+
+
+def _shallow(items: Any) -> bool:
+    """True for items that are leaves or flat lists of leaves (the common payload)."""
+    leaves = _LEAVES
+    for item in items:
+        kind = type(item)
+        if kind in leaves:
+            continue
+        if kind is not list and kind is not tuple:
+            return False
+        for sub in item:
+            if type(sub) not in leaves:
+                return False
+    return True
+
+
+def _walk(obj: Any, where: str) -> None:
     stack = [(obj, 0)]
     leaves = _LEAVES
     while stack:

@@ -20,6 +20,7 @@ from neuralcore.core import (
     RateLimitedError,
     RequestTimeoutError,
 )
+from neuralcore.messaging._journal import storable_text
 from neuralcore.messaging._message import Message, Tracker, _new
 
 if TYPE_CHECKING:
@@ -481,7 +482,7 @@ class Publisher:
         if type(channel) is not str:
             raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
         ch = self._channel(channel)
-        if key is not None:
+        if key is not None and (type(key) is not str or not key.isascii()):
             _check_key(key)
         if internal:
             pass  # the bus's own dead letters and replies: authorized by their source
@@ -677,8 +678,6 @@ def _headers(headers: Any) -> dict[str, Any]:
 
 
 def _check_key(key: Any) -> None:
-    from neuralcore.messaging._journal import storable_text
-
     if type(key) is not str:
         raise InputTypeError(f"idempotency_key must be a str, got {type(key).__name__}")
     storable_text("idempotency_key", key)

@@ -57,16 +57,18 @@ class Commit:
     """One group commit: publishers that joined it wait until it is durable.
 
     Every wait is bounded: a writer that cannot finish in ``timeout`` seconds (a stuck
-    disk, a dead thread) gives a ``PersistenceError`` saying so, never a hang.
+    disk, a dead thread) gives a ``PersistenceError`` saying so, never a hang. Async
+    waiters share one timer per event loop and commit, not one each.
     """
 
-    __slots__ = ("error", "event", "store", "waiters")
+    __slots__ = ("error", "event", "store", "timers", "waiters")
 
     def __init__(self, store: SQLiteStore | None = None) -> None:
         self.event = threading.Event()
         self.error: BaseException | None = None
         self.store = store
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.timers: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
 
     def wait(self, timeout: float = 30.0) -> None:
         """Block until committed; raise ``PersistenceError`` if the commit failed or
@@ -81,14 +83,22 @@ class Commit:
             loop = asyncio.get_running_loop()
             fut: asyncio.Future[None] = loop.create_future()
             self.waiters.append((loop, fut))
+            if loop not in self.timers:
+                self.timers[loop] = loop.call_later(timeout, self._expire, loop, timeout)
             if self.event.is_set() and not fut.done():  # raced with the writer
                 fut.set_result(None)
-            try:
-                async with asyncio.timeout(timeout):
-                    await fut
-            except TimeoutError:
-                raise self._timeout(timeout) from None
+                _cancel(self, loop)
+            await fut
         self._raise()
+
+    def _expire(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Timer callback on ``loop``: fail its waiters that are still waiting."""
+        self.timers.pop(loop, None)
+        if self.event.is_set():
+            return
+        for owner, fut in list(self.waiters):
+            if owner is loop and not fut.done():
+                fut.set_exception(self._timeout(timeout))
 
     def _timeout(self, timeout: float) -> PersistenceError:
         store = self.store
@@ -109,10 +119,19 @@ class Commit:
             by_loop.setdefault(loop, []).append(fut)
         for loop, futs in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody left to wake
-                loop.call_soon_threadsafe(_resolve, futs)
+                loop.call_soon_threadsafe(_resolve, self, loop, futs)
 
 
-def _resolve(futs: list[asyncio.Future[None]]) -> None:
+def _cancel(commit: Commit, loop: asyncio.AbstractEventLoop) -> None:
+    handle = commit.timers.pop(loop, None)
+    if handle is not None:
+        handle.cancel()
+
+
+def _resolve(
+    commit: Commit, loop: asyncio.AbstractEventLoop, futs: list[asyncio.Future[None]]
+) -> None:
+    _cancel(commit, loop)
     for fut in futs:
         if not fut.done():
             fut.set_result(None)
