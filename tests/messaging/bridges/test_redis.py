@@ -303,3 +303,105 @@ async def test_unsent_messages_survive_a_bridge_restart_via_spill(
     finally:
         await second.stop()
         await inn.stop()
+
+
+async def test_envelope_for_another_channel_is_dead_lettered_not_delivered(
+    redis_server: RedisServer,
+) -> None:
+    """Anyone who can XADD to one selected stream must not reach other local channels."""
+    import redis.asyncio as aioredis
+
+    port = PortBus("local")
+    cfg = RedisBridgeConfig(url=redis_server.url, channels=("orders", "audit.*"), direction="in")
+    bridge = RedisBridge(cfg)
+    await bridge.start_port(port)
+    raw = aioredis.Redis.from_url(redis_server.url)
+    try:
+        bad = [
+            Message("admin", {}, id="r-1", origin="remote"),  # outside the selection
+            Message("audit.log", {}, id="r-2", origin="remote"),
+        ]  # selected, wrong stream
+        for msg in bad:
+            await raw.xadd("nc:orders", {b"m": port.encode(msg)})
+        await raw.xadd("nc:orders", {b"m": port.encode(Message("orders", 1, id="ok", origin="r"))})
+        got = await port.wait_for(1)
+        assert [m.id for m in got] == ["ok"]
+        deadline = time.monotonic() + 5
+        while await raw.xlen("nc:dlq") < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        entries = await raw.xrange("nc:dlq")
+        reasons = sorted(fields[b"reason"].decode() for _, fields in entries)
+        assert "outside the bridge's selection" in reasons[0]
+        assert "does not belong on 'nc:orders'" in reasons[1]
+        assert bridge.metrics().dead_lettered == 2
+        assert [m.id for m in port.received] == ["ok"]  # nothing else reached the bus
+    finally:
+        await raw.aclose()
+        await bridge.stop()
+
+
+async def test_trimming_keeps_unread_entries_and_counts_what_maxlen_forces_out(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as aioredis
+
+    raw = aioredis.Redis.from_url(redis_server.url)
+    # a work-queue group that exists but reads nothing (its consumer is away)
+    await raw.xgroup_create("nc:orders", "workers", id="0", mkstream=True)
+    cfg = RedisBridgeConfig(url=redis_server.url, channels=("orders",), direction="out",
+                            group="workers", maxlen=100, claim_interval_s=0.05)  # fmt: skip
+    sender = PortBus("sender")
+    out = RedisBridge(cfg)
+    await out.start_port(sender)
+    try:
+        for i in range(60):
+            sender.publish("orders", i)
+        deadline = time.monotonic() + 5
+        while out.metrics().sent < 60 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a few trim rounds
+        assert await raw.xlen("nc:orders") == 60  # unread: never trimmed below maxlen
+        assert out.metrics().trimmed == 0
+        entries = await raw.xreadgroup("workers", "c", {"nc:orders": ">"}, count=50)
+        await raw.xack("nc:orders", "workers", *(e[0] for e in entries[0][1]))
+        for i in range(100):
+            sender.publish("orders", 100 + i)
+        while out.metrics().trimmed == 0 and time.monotonic() < deadline + 5:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert await raw.xlen("nc:orders") == 100
+        assert out.metrics().trimmed == 10  # 110 unread, maxlen 100: 10 counted, not silent
+        assert "trimmed 10 entries of nc:orders" in caplog.text
+    finally:
+        await raw.aclose()
+        await out.stop()
+
+
+async def test_a_dead_background_loop_shows_in_health(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = PortBus("local")
+    bridge = RedisBridge(RedisBridgeConfig(url=redis_server.url, channels=("orders",)))
+    await bridge.start_port(port)
+    try:
+
+        async def broken_ack(tokens: list[Any]) -> None:  # fault injection
+            raise RuntimeError("ack path broken")
+
+        monkeypatch.setattr(bridge, "_ack", broken_ack)
+        other = PortBus("other")
+        out_cfg = RedisBridgeConfig(
+            url=redis_server.url, channels=("orders",), direction="out", stream_channels=("orders",)
+        )
+        out = RedisBridge(out_cfg)
+        await out.start_port(other)
+        other.publish("orders", 1)
+        deadline = time.monotonic() + 5
+        while bridge.state is not BridgeState.FAILED and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        health = bridge.health()
+        assert (health.state, health.healthy) == (BridgeState.FAILED, False)
+        assert "ack path broken" in health.last_error
+        await out.stop()
+    finally:
+        await bridge.stop()

@@ -155,3 +155,71 @@ def test_recorded_messages_deferred_when_full_then_read_back_in_order() -> None:
     assert buf.put(store[6]) == "held"  # 7's tap call came after the read-back
     assert len(buf) == 0
     assert buf.put(store[7]) == "memory"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://127.0.0.1:6379/0?password=pa55-word", "redis://h:1/0?db=0&Password=pa55-word",
+     "redis://user:pa55-word@h:1/0", "rediss://:pa55-word@h:1/0"],
+)  # fmt: skip
+def test_redis_url_with_a_password_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RedisBridgeConfig(url=url)
+    assert info.value.field == "url"
+    assert "pa55-word" not in str(info.value)
+    assert "pa55-word" not in repr(info.value)
+
+
+@pytest.mark.parametrize(
+    ("cls", "field"),
+    [(RedisBridgeConfig, "password"), (KafkaBridgeConfig, "sasl_password"),
+     (KafkaBridgeConfig, "ssl_key_password")],
+)  # fmt: skip
+def test_every_secret_field_is_hidden(cls: type, field: str) -> None:
+    extra = {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN"} if "sasl" in field else {}
+    cfg = cls.from_dict({field: "pa55-word", **extra})
+    assert "pa55-word" not in repr(cfg)
+    assert "pa55-word" not in str(cfg)
+    assert cfg.redacted()[field] == "***"
+    assert "pa55-word" not in str(cfg.redacted())
+
+
+def test_fan_out_is_the_default_and_group_makes_a_work_queue() -> None:
+    fan = RedisBridgeConfig(consumer="svc-a")
+    assert (fan.group, fan.fan_out, fan.group_name()) == (None, True, "fanout.svc-a")
+    work = RedisBridgeConfig(group="workers")
+    assert (work.fan_out, work.group_name()) == (False, "workers")
+    with pytest.raises(ConfigError, match="group"):
+        RedisBridgeConfig(group="")
+
+
+@pytest.mark.parametrize("field", ["startup_timeout_s", "drain_timeout_s"])
+def test_timeouts_must_not_be_negative(field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        KafkaBridgeConfig.from_dict({field: -1})
+    assert info.value.field == field
+
+
+async def test_refused_connection_at_start_is_reported_promptly() -> None:
+    from bridge_helpers import PortBus
+
+    from neuralcore.core import BridgeConnectionError
+
+    bridge = RedisBridge(RedisBridgeConfig(url="redis://127.0.0.1:1/0", startup_timeout_s=0.3))
+    with pytest.raises(BridgeConnectionError, match=r"redis://127\.0\.0\.1:1/0.*0\.3"):
+        await bridge.start_port(PortBus("x"))
+    assert bridge.state is BridgeState.FAILED
+    assert "Connect" in bridge.health().last_error or "refused" in bridge.health().last_error
+
+
+async def test_startup_timeout_zero_connects_in_the_background() -> None:
+    from bridge_helpers import PortBus
+
+    bridge = RedisBridge(RedisBridgeConfig(url="redis://127.0.0.1:1/0", startup_timeout_s=0))
+    await bridge.start_port(PortBus("x"))
+    try:
+        assert bridge.state is BridgeState.RECONNECTING
+        assert not bridge.health().healthy
+    finally:
+        await bridge.stop()
+    assert bridge.state is BridgeState.STOPPED
