@@ -6,6 +6,8 @@ and an HNSW index.
 1.0
 """
 
+from typing import TYPE_CHECKING, Any
+
 from neuralcore.vectors._ops import (
     VectorOps,
     cosine_distance,
@@ -17,6 +19,9 @@ from neuralcore.vectors._ops import (
     top_k,
 )
 from neuralcore.vectors.hnsw import HNSWIndex
+
+if TYPE_CHECKING:
+    from neuralcore.vectors._corpus import Corpus
 
 __all__ = (
     "Corpus",
@@ -32,7 +37,7 @@ __all__ = (
 )
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     if name == "Corpus":  # needs numpy and SimSIMD: imported on first use
         from neuralcore.vectors._corpus import Corpus
 

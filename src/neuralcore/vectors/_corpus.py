@@ -221,6 +221,17 @@ class Corpus:
         [[1.0], [0.0]]
         """
         unit, _ = self._snapshot()
+        fast = self._fast(query)
+        if fast is not None:
+            scores: Scores = unit @ query
+            scores *= fast
+            return scores
+        q, _, single = self._query(query)
+        out = self._scores(unit, q)
+        return out[0] if single else out
+
+    def _fast(self, query: Any) -> np.float32 | None:
+        """``1/|query|`` when ``query`` can be used as it is (one finite float32 vector)."""
         if (
             type(query) is _ND
             and query.dtype == _F32
@@ -228,14 +239,10 @@ class Corpus:
             and self._dtype == "f32"
             and len(query) == self._dim
         ):
-            square = _ss_dot(query, query)  # float64 accumulation
-            if 0.0 < square < math.inf:
-                scores: Scores = unit @ query
-                scores *= np.float32(1.0 / math.sqrt(square))
-                return scores
-        q, _, single = self._query(query)
-        out = self._scores(unit, q)
-        return out[0] if single else out
+            square = _ss_dot(query, query)  # float32 squares: safe only in this range
+            if 1e-30 < square < 1e30:
+                return np.float32(1.0 / math.sqrt(square))
+        return None
 
     def dot(self, query: Any) -> Scores:
         """Inner product of ``query`` with every row as added (float64; shapes as cosine).
@@ -282,8 +289,11 @@ class Corpus:
         unit, _ = self._snapshot()
         take = min(k, len(unit))
         if self._splits(metric, len(unit)) and np.ndim(query) == 1:
-            q, _, _ = self._query(query)
-            return self._split_top(unit, q[0], take)
+            fast = self._fast(query)
+            if fast is None:
+                q, _, _ = self._query(query)
+                return self._split_top(unit, q[0], np.float32(1.0), take)
+            return self._split_top(unit, query, fast, take)
         scores = self.cosine(query) if metric == "cosine" else self.dot(query)
         return _best(scores, take)
 
@@ -324,14 +334,16 @@ class Corpus:
         return out
 
     def _split_top(
-        self, unit: NDArray[Any], q: NDArray[Any], take: int
+        self, unit: NDArray[Any], q: NDArray[Any], factor: np.float32, take: int
     ) -> tuple[NDArray[np.int64], Scores]:
         """One query over many rows: each core scores and partitions a share, then merge."""
         bounds = np.linspace(0, len(unit), self._threads + 1).astype(int)
 
         def part(i: int) -> tuple[NDArray[np.int64], Scores]:
             lo, hi = int(bounds[i]), int(bounds[i + 1])
-            idx, sc = _best(unit[lo:hi] @ q, min(take, hi - lo))
+            scores = unit[lo:hi] @ q
+            scores *= factor
+            idx, sc = _best(scores, min(take, hi - lo))
             return idx + lo, sc
 
         parts = list(_pool(self._threads).map(part, range(self._threads)))
