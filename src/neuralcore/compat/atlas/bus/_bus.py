@@ -1,20 +1,22 @@
-"""A bus with the public interface of ATLAS's NeuralCognitiveBus, built on MessageBus.
+"""A bus with the public interface of ATLAS's NeuralCognitiveBus.
 
-Each compat channel is a neuralcore channel (priority queue, batched dispatcher, Redis and
-Kafka bridges, metrics) with one subscription that fans messages out to the ATLAS-style
-subscribers (:mod:`neuralcore.compat.atlas.bus._dispatch`). ATLAS's AgentBus reads two
-private attributes of the bus it wraps, ``_queues`` (membership) and ``_channel_cfg``
-(configs it edits in place); both are provided.
+Each channel has a :class:`~neuralcore.compat.atlas.bus._lane.Lane` (priority buckets with
+ATLAS's queue rules) and one dispatcher task that hands messages to the ATLAS-style
+subscribers (:mod:`neuralcore.compat.atlas.bus._dispatch`). Channels bridged to Redis or
+Kafka (``redis_in``/``redis_out``/``kafka_in``/``kafka_out``) also get a channel on a
+:class:`neuralcore.messaging.MessageBus`, whose bridges carry them between processes.
+ATLAS's AgentBus reads two private attributes of the bus it wraps, ``_queues``
+(membership) and ``_channel_cfg`` (configs it edits in place); both are provided.
 
-The per-message path does no more than ATLAS's semantics need: the envelope is built once
-(its id is a per-bus prefix plus a counter, in UUID form; no ``uuid4`` per message) and
-travels as the MessageBus payload, so dispatch neither copies headers nor rebuilds it; one
-subscriber is awaited directly, several are fanned out as ATLAS does.
+Why not every channel on the MessageBus: ATLAS's envelope must be built anyway (its ids,
+meta and types), and its queue rules (``drop_old`` takes the least urgent, *newest*
+message; ``max_queue_size`` and ``drop_policy`` change on live channels) are not the
+MessageBus's. Stacking the two queues cost as much again per message as the MessageBus
+itself; one lane per channel keeps the per-message path to building the envelope, one
+deque append, one pop and one await. The envelope's id is a per-bus prefix plus a counter,
+in UUID form (no ``uuid4`` per message); one subscriber is awaited in place, several are
+fanned out as ATLAS does.
 
-ATLAS's queue rules are kept here, where the settings live (``apply_config`` changes them
-on live channels): ``max_queue_size`` counts queued messages; ``drop_new`` rejects when
-full; ``drop_old`` drops the least urgent, newest queued message and accepts the new one.
-A dropped message stays in the MessageBus queue as a tombstone and is skipped on dispatch.
 ``persistent`` channels append to ATLAS's own persistence file (:mod:`._log`); as in
 ATLAS, nothing queued is redelivered after a restart, and ``replay_on_register`` replays
 from that file.
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from neuralcore.compat.atlas.bus._bridges import kafka_bridges, redis_bridges
 from neuralcore.compat.atlas.bus._config import BusConfigMixin
 from neuralcore.compat.atlas.bus._dispatch import ChannelStats, Dispatcher, dead_letter_payload
+from neuralcore.compat.atlas.bus._lane import Lane
 from neuralcore.compat.atlas.bus._log import AtlasLog, decode, encode
 from neuralcore.compat.atlas.bus._types import (
     ChannelConfig,
@@ -167,14 +170,12 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         self._limiters: dict[str, TokenBucket] = {}
         self._plugins: list[Plugin] = []
         self._plain = channel_validator is None  # no validator and no plugins yet
-        self._ready: collections.deque[Any] | None = None  # the loop's ready queue
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bus_subs: dict[str, Subscription] = {}
         self._dispatcher = Dispatcher(self._stat, self._dead_letter, self.logger)
         self._bus: MessageBus | None = None  # built on first use, again after stop()
         self._store = AtlasLog(self._persistence_path) if self._persistence_path else None
-        self._queued: dict[str, dict[str, int]] = {}  # channel -> queued id -> priority
-        self._tombs: set[str] = set()  # ids dropped by drop_old, still in the MessageBus
+        self._lanes: dict[str, Lane] = {}  # channel -> its queue and dispatcher
         self._publishers: dict[str, str] = {}  # api key -> its published_by label
         self._last_seq: dict[tuple[str, str], int] = {}
         t = uuid.uuid4().hex  # ids: this prefix and a counter, laid out as a version-4 UUID
@@ -191,18 +192,19 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
 
     @property
     def message_bus(self) -> MessageBus:
-        """The underlying :class:`neuralcore.messaging.MessageBus`."""
+        """The :class:`neuralcore.messaging.MessageBus` carrying the bridged channels."""
         return self._live()
 
     def _live(self) -> MessageBus:
-        """The current MessageBus, with every channel and fan-out subscription attached."""
+        """The current MessageBus, with every bridged channel attached."""
         if self._bus is None:
             from neuralcore.messaging import BusConfig, MessageBus
 
             config = BusConfig(drain_timeout=0.0)  # persistence is ATLAS's file (_log)
             self._bus, self._bus_subs = MessageBus(config), {}
             for cfg in self._channel_cfg.values():
-                self._attach(cfg)
+                if _bridged(cfg):
+                    self._attach(cfg)
         return self._bus
 
     # -- plugins and config ---------------------------------------------------------------
@@ -221,11 +223,13 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         cfg.name = channel_name
         self._channel_cfg[channel_name] = cfg
         self._subs[channel_name] = []
-        self._queued[channel_name] = {}
+        self._lanes[channel_name] = lane = Lane()
         self._stat(channel_name)
         self._set_limiter(cfg)
-        if self._bus is not None:
+        if self._bus is not None and _bridged(cfg):
             self._attach(cfg)
+        if self.running:
+            self._start_lane(channel_name, lane)
         dlq = cfg.dead_letter_channel
         if dlq == channel_name:
             self.logger.warning("channel %s names itself as dead-letter channel; ignored", dlq)
@@ -239,14 +243,14 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         bus = self._live()
         if cfg.name not in bus.channels():
             bus.create_channel(self._nc_config(cfg))
-        self._bus_subs[cfg.name] = bus.subscribe(cfg.name, self._on_message, name="ncb-fanout")
+        self._bus_subs[cfg.name] = bus.subscribe(cfg.name, self._on_remote, name="ncb-bridge")
 
     def _nc_config(self, cfg: ChannelConfig) -> NcChannelConfig:
         from neuralcore.messaging import ChannelConfig as NcChannelConfig
 
         return NcChannelConfig(
             name=cfg.name,
-            max_size=_UNBOUNDED,  # ATLAS's bound and drop policy are applied in _enqueue
+            max_size=_UNBOUNDED,  # ATLAS's bound and drop policy are the lane's
             default_priority=int(cfg.default_priority),
             max_attempts=1,  # retries and dead letters are per subscriber, in the dispatcher
         )
@@ -261,7 +265,9 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         """Forget a channel: its subscribers stop receiving and publishes return ``None``."""
         self._channel_cfg.pop(channel_name, None)
         self._subs.pop(channel_name, None)
-        self._queued.pop(channel_name, None)
+        lane = self._lanes.pop(channel_name, None)
+        if lane is not None and lane.task is not None:
+            lane.task.cancel()
         self._limiters.pop(channel_name, None)
         self._dispatcher.fanout.pop(channel_name, None)
         sub = self._bus_subs.pop(channel_name, None)
@@ -378,15 +384,14 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
                 topic_prefix=kafka_topic_prefix,
                 client_id=kafka_client_id,
             )
-        bus = self._live()
-        for bridge in bridges:
-            await bus.add_bridge(bridge)
-        await bus.start()
+        if bridges:
+            bus = self._live()
+            for bridge in bridges:
+                await bus.add_bridge(bridge)
+            await bus.start()
         self.running = True
-        # CPython's loop keeps its ready callbacks in ``_ready``: dispatch yields to them
-        # only when there are some; with another loop it yields after every delivery.
-        ready = getattr(asyncio.get_running_loop(), "_ready", None)
-        self._ready = ready if isinstance(ready, collections.deque) else None
+        for name, lane in self._lanes.items():
+            self._start_lane(name, lane)
         if self._hot_path is not None:
             self._spawn(self._hot_reload_loop())
 
@@ -401,6 +406,10 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             return
         self.running = False
         tasks, self._tasks = list(self._tasks), set()
+        for lane in self._lanes.values():
+            if lane.task is not None:
+                tasks.append(lane.task)
+                lane.task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -409,9 +418,8 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
     async def _close_bus(self) -> None:
         """Stop the MessageBus and drop what is queued; the next use builds a fresh one."""
         bus, self._bus, self._bus_subs = self._bus, None, {}
-        for queued in self._queued.values():  # queued messages are dropped, as in ATLAS
-            queued.clear()
-        self._tombs.clear()
+        for lane in self._lanes.values():  # queued messages are dropped, as in ATLAS
+            lane.clear()
         if self._store is not None:
             await self._store.flush()
         if bus is not None:
@@ -437,18 +445,14 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             security is enabled and ``auth`` may not publish there (a ``PermissionError``).
         """
         cfg = self._channel_cfg.get(channel_name)
-        queued = self._queued.get(channel_name)
-        bus = self._bus
         if (  # the common case, inlined: nothing but queueing to do
             cfg is not None
-            and queued is not None
-            and bus is not None
             and not meta
             and self._plain
             and not self._security.enabled
-            and len(queued) < cfg.max_queue_size
             and not (cfg.persistent or cfg.redis_out or cfg.kafka_out)
             and channel_name not in self._limiters
+            and (lane := self._lanes[channel_name]).size < cfg.max_queue_size
         ):
             t0 = _perf()
             msg_id = f"{self._id_head}{next(self._ids):012x}"
@@ -459,8 +463,7 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
                 "id": msg_id, "channel": channel_name, "ts": _now(), "priority": pr,
                 "payload": payload, "meta": {"trace_id": msg_id, "published_by": by},
             })  # fmt: skip
-            bus.publish(channel_name, msg, priority=pr)
-            queued[msg_id] = pr
+            lane.push(pr, msg)
             stats = self._stats[channel_name]
             stats.published += 1
             stats.publish_latency_ms_sum += (_perf() - t0) * 1000.0
@@ -517,40 +520,36 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             label = self._publishers[key] = f"api_key:sha256:{digest}"
         return label
 
-    async def _enqueue(self, msg: Message, cfg: ChannelConfig) -> str | None:
+    async def _enqueue(
+        self, msg: Message, cfg: ChannelConfig, *, remote: bool = False
+    ) -> str | None:
+        """Queue an envelope under the channel's rules; log it, bridge it, observe it."""
         name = msg.channel
         limiter = self._limiters.get(name)
         if limiter is not None:
             await limiter.acquire(1.0)
-        stats, t0 = self._stat(name), time.perf_counter()
-        queued = self._queued[name]
-        if len(queued) >= cfg.max_queue_size > 0 and not self._make_room(cfg, queued, msg):
-            stats.publish_latency_ms_sum += (time.perf_counter() - t0) * 1000.0
-            stats.dropped += 1
-            self.logger.warning("queue of %s full; dropped message %s", name, msg.id)
+        lane = self._lanes.get(name)
+        if lane is None:  # removed meanwhile
             return None
-        bus = self._bus or self._live()
-        wire: Any = msg.to_dict() if cfg.redis_out or cfg.kafka_out else msg
-        await bus.publish_async(name, wire, priority=msg.priority)
-        queued[msg.id] = msg.priority
-        stats.publish_latency_ms_sum += (time.perf_counter() - t0) * 1000.0
+        stats, t0 = self._stat(name), _perf()
+        if 0 < cfg.max_queue_size <= lane.size:
+            if cfg.drop_policy != "drop_old":
+                stats.publish_latency_ms_sum += (_perf() - t0) * 1000.0
+                stats.dropped += 1
+                self.logger.warning("queue of %s full; dropped message %s", name, msg.id)
+                return None
+            dropped = lane.drop_worst()  # ATLAS: the least urgent, newest queued one goes
+            self.logger.warning("queue of %s full; drop_old dropped %s", name, dropped.id)
+        lane.push(msg.priority, msg)
+        stats.publish_latency_ms_sum += (_perf() - t0) * 1000.0
         stats.published += 1
         if cfg.persistent and self._store is not None:
             self._persist(msg, cfg)
+        if not remote and (cfg.redis_out or cfg.kafka_out) and self._bus is not None:
+            self._bus.publish(name, msg.to_dict(), priority=msg.priority)
         if self._plugins:
             self._spawn(self._sinks(msg, "post_publish"))
         return msg.id
-
-    def _make_room(self, cfg: ChannelConfig, queued: dict[str, int], msg: Message) -> bool:
-        """ATLAS's ``drop_old``: drop the least urgent, newest queued message (it stays in
-        the MessageBus as a tombstone); any other policy drops the new one."""
-        if cfg.drop_policy != "drop_old" or not queued:
-            return False
-        worst = max(reversed(queued.items()), key=lambda item: item[1])[0]
-        del queued[worst]
-        self._tombs.add(worst)
-        self.logger.warning("queue of %s full; drop_old dropped message %s", msg.channel, worst)
-        return True
 
     def _persist(self, msg: Message, cfg: ChannelConfig) -> None:
         assert self._store is not None  # checked by the caller
@@ -564,45 +563,55 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
 
     # -- dispatch -------------------------------------------------------------------------
 
-    async def _on_message(self, raw: NcMessage) -> None:
-        """The neuralcore subscription of every channel: the envelope is the payload."""
-        msg = raw.payload
-        if type(msg) is not self._msg_cls:
-            msg = self._from_wire(raw)
-        name = msg.channel
-        queued = self._queued.get(name)
-        if queued is None:
-            return
-        if queued.pop(msg.id, None) is None and msg.id in self._tombs:
-            self._tombs.discard(msg.id)  # dropped by drop_old after it was queued
-            return
-        if self._plugins:
-            transformed = await self._hooked(msg, "pre_dispatch")
-            if transformed is None:
+    def _start_lane(self, name: str, lane: Lane) -> None:
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.get_running_loop().create_task(self._run(name, lane))
+
+    async def _run(self, name: str, lane: Lane) -> None:
+        """The channel's dispatcher: most urgent first, one message at a time (concurrent
+        subscribers are spawned, as in ATLAS)."""
+        loop = asyncio.get_running_loop()
+        # CPython's loop keeps ready callbacks in ``_ready``: after a delivery the
+        # dispatcher yields while some are waiting; with another loop, always.
+        ready = getattr(loop, "_ready", None)
+        if not isinstance(ready, collections.deque):
+            ready = None
+        stats, dispatcher = self._stats[name], self._dispatcher
+        while True:
+            if not lane.size:
+                lane.waiter = waiter = loop.create_future()
+                await waiter
+                continue
+            msg = lane.pop()
+            subs, cfg = self._subs.get(name), self._channel_cfg.get(name)
+            if cfg is None:
                 return
-            msg = transformed
-        subs = self._subs.get(name)
-        if not subs:
-            return
-        cfg = self._channel_cfg[name]
-        if len(subs) == 1 and subs[0].concurrency <= 1:  # one delivery, awaited in place
-            sub, stats, t0 = subs[0], self._stats[name], _perf()
-            if (
-                sub.filter_fn is None
-                and sub.retry_attempts <= 0
-                and not cfg.idempotency_key_field
-                and not self._dispatcher.limiters
-            ):
-                try:
-                    await sub.callback_fn(msg)
-                except Exception as err:  # counted, logged and dead-lettered, as in ATLAS
-                    await self._dispatcher.failed(cfg, msg, sub, err)
+            if not subs:
+                continue  # as in ATLAS: nobody listening, the message is gone
+            sub = subs[0]
+            try:
+                if (
+                    self._plain
+                    and len(subs) == 1
+                    and sub.concurrency <= 1
+                    and sub.filter_fn is None
+                    and sub.retry_attempts <= 0
+                    and not cfg.idempotency_key_field
+                    and not dispatcher.limiters
+                ):
+                    t0 = _perf()
+                    try:
+                        await sub.callback_fn(msg)
+                    except Exception as err:  # counted, logged, dead-lettered, as in ATLAS
+                        await dispatcher.failed(cfg, msg, sub, err)
+                    else:
+                        stats.dispatched += 1
+                    stats.dispatch_latency_ms_sum += (_perf() - t0) * 1000.0
                 else:
-                    stats.dispatched += 1
-            else:
-                await self._dispatcher.deliver_one(cfg, msg, sub)
-            stats.dispatch_latency_ms_sum += (_perf() - t0) * 1000.0
-            ready = self._ready
+                    await self._deliver(cfg, msg, subs)
+            except Exception:  # as ATLAS's channel loop: count, log, go on
+                stats.errors += 1
+                self.logger.exception("dispatch on %s failed", name)
             if ready is None:
                 await _yield()
             else:  # let what the delivery woke run first, as ATLAS's per-delivery gather
@@ -610,6 +619,19 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
                     if not ready:
                         break
                     await _yield()
+
+    async def _deliver(self, cfg: ChannelConfig, msg: Message, subs: list[Any]) -> None:
+        """Everything but the common case: plugins, several or concurrent subscribers."""
+        name = cfg.name
+        if self._plugins:
+            transformed = await self._hooked(msg, "pre_dispatch")
+            if transformed is None:
+                return
+            msg = transformed
+        if len(subs) == 1 and subs[0].concurrency <= 1:
+            t0 = _perf()
+            await self._dispatcher.deliver_one(cfg, msg, subs[0])
+            self._stats[name].dispatch_latency_ms_sum += (_perf() - t0) * 1000.0
         elif any(s.concurrency > 1 for s in subs):
             self._spawn(self._dispatcher.dispatch(cfg, msg, list(subs)))
         else:
@@ -618,6 +640,17 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             self._stats[name].dispatch_latency_ms_sum += (_perf() - t0) * 1000.0
         if self._plugins:
             self._spawn(self._sinks(msg, "post_dispatch"))
+
+    async def _on_remote(self, raw: NcMessage) -> None:
+        """The MessageBus subscription of a bridged channel: queue what other processes
+        sent (this bus's own outbound copies come back here too, and are skipped)."""
+        bus = self._bus
+        if bus is None or raw.origin == bus.bus_id:
+            return
+        msg = self._from_wire(raw)
+        cfg = self._channel_cfg.get(msg.channel)
+        if cfg is not None:
+            await self._enqueue(msg, cfg, remote=True)
 
     def _from_wire(self, raw: NcMessage) -> Message:
         """An envelope from a bridge (its dict form) or from a plain MessageBus publisher."""
@@ -694,7 +727,7 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         """Per channel: published, dropped, dispatched, errors, publish/dispatch latency sums
         (ms) and queue_size."""
         return {
-            name: {**vars(stats), "queue_size": len(self._queued.get(name, ()))}
+            name: {**vars(stats), "queue_size": len(self._lanes.get(name, ()))}
             for name, stats in self._stats.items()
         }
 
@@ -724,5 +757,20 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
         )
 
     def metrics_text(self) -> str:
-        """The underlying bus's metrics in Prometheus text format."""
-        return self._live().metrics_text()
+        """:meth:`snapshot_metrics` in Prometheus text format (``ncb_<key>{channel=...}``)."""
+        snapshot = self.snapshot_metrics()
+        lines: list[str] = []
+        for key in (*ChannelStats.__dataclass_fields__, "queue_size"):
+            kind = "counter" if key in ("published", "dropped", "dispatched", "errors") else "gauge"
+            lines.append(f"# TYPE ncb_{key} {kind}")
+            lines += [f"ncb_{key}{{channel={_label(c)}}} {m[key]}" for c, m in snapshot.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _bridged(cfg: ChannelConfig) -> bool:
+    return bool(cfg.redis_in or cfg.redis_out or cfg.kafka_in or cfg.kafka_out)
+
+
+def _label(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
