@@ -292,3 +292,35 @@ def test_bad_thread_count_is_a_config_error(threads: Any) -> None:
 def test_bad_backend_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="backend"):
         VectorOps(backend="gpu")  # type: ignore[arg-type]
+
+
+def test_complex_input_is_refused(vector_ops: VectorOps) -> None:
+    z = np.ones(4, dtype=np.complex128)
+    for name in ("dot", "cosine_similarity", "euclidean_distance"):
+        with pytest.raises(InputTypeError):
+            getattr(vector_ops, name)(z, z)
+
+
+@needs_native
+def test_backends_agree_on_two_empty_lists() -> None:
+    for name in ("dot", "cosine_similarity", "euclidean_distance"):
+        native = getattr(VectorOps(backend="native"), name)([], [])
+        pure = getattr(VectorOps(backend="python"), name)([], [])
+        assert len(native) == len(pure) == 0, name
+
+
+def test_integers_beyond_float64_are_a_clear_error() -> None:
+    with pytest.raises(InvalidInputError, match="too large for float64"):
+        VectorOps(backend="python").dot([10**400, 1], [1, 1])
+
+
+@needs_native
+def test_normalize_inplace_refuses_long_double() -> None:
+    x = np.ones(4, dtype=np.longdouble)
+    with pytest.raises(InputTypeError, match="float16/32/64"):
+        VectorOps(backend="native").normalize(x, inplace=True)
+
+
+def test_top_k_accepts_numpy_integer_k(vector_ops: VectorOps) -> None:
+    idx, _ = vector_ops.top_k([1.0, 0.0], [[0.0, 1.0], [1.0, 0.0]], np.int64(1))
+    assert [int(i) for i in idx] == [1]
