@@ -236,21 +236,26 @@ class Point:
     y: int
 
 
-async def test_group_commit_shares_transactions(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("durability", "method"), [("process", "_commit_rows"), ("power", "_write")]
+)
+async def test_group_commit_shares_transactions(
+    tmp_path: Path, durability: str, method: str
+) -> None:
     db = tmp_path / "bus.db"
-    bus = MessageBus(persistence_path=str(db))
+    bus = MessageBus(BusConfig(durability=durability), persistence_path=str(db))  # type: ignore[arg-type]
     bus.create_channel("p", persistent=True)
     assert bus._journal is not None
     store = bus._journal.store  # counting transactions needs the writer itself
     commits = 0
-    original = store._write
+    original = getattr(store, method)
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         nonlocal commits
         commits += 1
         return original(*args, **kwargs)
 
-    store._write = counting  # type: ignore[method-assign]
+    setattr(store, method, counting)
     async with bus:
         await asyncio.gather(*(bus.publish_async("p", Point(i, i)) for i in range(200)))
     assert 1 <= commits < 100  # 200 durable publishes, far fewer transactions

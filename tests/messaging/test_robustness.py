@@ -92,13 +92,20 @@ async def test_dead_letter_with_lone_surrogate_error_text_is_stored(tmp_path: Pa
     assert dead.error == "ValueError: broken \\udcff text"  # escaped, not lost
 
 
+# "process": loop publishers commit on their loop; "power": through the writer thread.
+WRITERS = pytest.mark.parametrize(
+    ("durability", "method"), [("process", "_commit_rows"), ("power", "_write")]
+)
+
+
+@WRITERS
 async def test_any_writer_exception_fails_only_the_calls_that_joined_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str, method: str
 ) -> None:
-    bus = await _durable_bus(tmp_path)
+    bus = await _durable_bus(tmp_path, durability=durability)
     assert bus._journal is not None
     store = bus._journal.store
-    original = store._write
+    original = getattr(store, method)
     calls = 0
 
     def once_broken(*args: Any, **kwargs: Any) -> Any:
@@ -108,7 +115,7 @@ async def test_any_writer_exception_fails_only_the_calls_that_joined_it(
             raise OverflowError("injected")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_write", once_broken)
+    monkeypatch.setattr(store, method, once_broken)
     with pytest.raises(PersistenceError, match="injected"):
         await bus.publish_async("p", "lost")
     await _still_durable(bus)
@@ -118,7 +125,7 @@ async def test_any_writer_exception_fails_only_the_calls_that_joined_it(
 async def test_wait_on_a_stuck_writer_times_out_with_a_truthful_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bus = await _durable_bus(tmp_path, commit_timeout=0.3)
+    bus = await _durable_bus(tmp_path, commit_timeout=0.3, durability="power")
     assert bus._journal is not None
     store = bus._journal.store
     original = store._write
@@ -136,6 +143,32 @@ async def test_wait_on_a_stuck_writer_times_out_with_a_truthful_error(
             await asyncio.to_thread(bus.publish, "p", 2)  # the sync path, from a thread
     finally:
         release.set()
+    await bus.stop()
+
+
+async def test_loop_commit_behind_a_stuck_writer_times_out_with_a_truthful_error(
+    tmp_path: Path,
+) -> None:
+    bus = await _durable_bus(tmp_path, commit_timeout=0.3)
+    assert bus._journal is not None
+    lock = bus._journal.store._db  # the writer thread holds it while it writes
+    held, release = threading.Event(), threading.Event()
+
+    def stuck_writer() -> None:
+        with lock:
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=stuck_writer)
+    thread.start()
+    held.wait(5)
+    try:
+        with pytest.raises(PersistenceError, match=r"not durable after 0\.3 s"):
+            await bus.publish_async("p", 1)
+    finally:
+        release.set()
+        thread.join()
+    await _still_durable(bus)
     await bus.stop()
 
 

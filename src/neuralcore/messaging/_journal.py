@@ -130,7 +130,40 @@ class Journal:
         outbox: Callable[[int], list[tuple[int, str]]] | None = None,
     ) -> Commit:
         """Encode ``msgs`` (``SerializationError`` before anything is written), give each
-        a tracker with its row number, and join the next group commit."""
+        a tracker with its row number, and join the writer thread's next group commit."""
+        rows, out = self._rows(channel, msgs, done, outbox)
+        for key, msg_id, expiry in keys:
+            self.store.remember_key(channel, key, msg_id, expiry)
+        return self.store.insert(rows, out)
+
+    async def persist_async(
+        self,
+        channel: str,
+        msgs: Sequence[Message],
+        done: Done,
+        *,
+        keys: Sequence[tuple[str, str, float]] = (),
+        outbox: Callable[[int], list[tuple[int, str]]] | None = None,
+    ) -> None:
+        """:meth:`persist` and wait, from an event loop: with ``durability="process"`` the
+        loop's own group commit (one per loop turn), else the writer thread's."""
+        rows, out = self._rows(channel, msgs, done, outbox)
+        store = self.store
+        if store.inline:
+            key_rows = [(channel, key, msg_id, expiry) for key, msg_id, expiry in keys]
+            await store.insert_soon(rows, out, key_rows, self.timeout)
+        else:
+            for key, msg_id, expiry in keys:
+                store.remember_key(channel, key, msg_id, expiry)
+            await store.insert(rows, out).wait_async(self.timeout)
+
+    def _rows(
+        self,
+        channel: str,
+        msgs: Sequence[Message],
+        done: Done,
+        outbox: Callable[[int], list[tuple[int, str]]] | None,
+    ) -> tuple[list[tuple[int, str, str, int, float, bytes, int]], list[tuple[int, str]] | None]:
         encode = self._codec().encode
         blobs = []
         for msg in msgs:
@@ -150,9 +183,7 @@ class Journal:
                 msg._tracker = Tracker(first + i, done)
             else:
                 tracker.seq = first + i
-        for key, msg_id, expiry in keys:
-            store.remember_key(channel, key, msg_id, expiry)
-        return store.insert(rows, outbox(first) if outbox is not None else None)
+        return rows, outbox(first) if outbox is not None else None
 
     def reserve_none(self) -> int:
         """The last row number used so far."""

@@ -306,7 +306,7 @@ class Publisher:
         if ch.config.overflow != "block":
             kept = self._fit(ch, prepared)
             if ch.config.persistent and kept:
-                await self._persist(ch, kept, []).wait_async(self._commit_timeout())
+                await self._persist_async(ch, kept, [])
             accepted = [self._accept(ch, m) for m in kept]
             return accepted + [None] * (len(prepared) - len(kept))
         out: list[Message | None] = []
@@ -315,7 +315,7 @@ class Publisher:
             room = max(1, ch.max_size - ch.queue.size)
             chunk = prepared[len(out) : len(out) + room]
             if ch.config.persistent:
-                await self._persist(ch, chunk, []).wait_async(self._commit_timeout())
+                await self._persist_async(ch, chunk, [])
             out += [self._accept(ch, m) for m in chunk]
         return out
 
@@ -452,9 +452,7 @@ class Publisher:
             if ch.queue.size >= ch.max_size and not await self._admit_async(ch):
                 return None
             if ch.config.persistent:
-                await self._persist(ch, [msg], [key] if key else []).wait_async(
-                    self._commit_timeout()
-                )
+                await self._persist_async(ch, [msg], [key] if key else [])
         except BaseException:
             if key is not None and ch.idem is not None:
                 ch.idem.forget(key)
@@ -607,6 +605,23 @@ class Publisher:
             outbox=(lambda first: self._outbox_rows(ch, msgs, first)) if ch.taps else None,
         )
 
+    async def _persist_async(self, ch: Channel, msgs: list[Message], keys: list[str]) -> None:
+        """Like :meth:`_persist`, awaited from the event loop."""
+        assert self._journal is not None
+        idem = ch.idem
+        stored_keys = (
+            [(key, msgs[0].id, time.time() + idem.window) for key in keys]
+            if idem is not None
+            else []
+        )
+        await self._journal.persist_async(
+            ch.name,
+            msgs,
+            self._tracked_done,
+            keys=stored_keys,
+            outbox=(lambda first: self._outbox_rows(ch, msgs, first)) if ch.taps else None,
+        )
+
     def _accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
         queue = ch.queue
@@ -647,7 +662,7 @@ class Publisher:
                 on_settled(message, "dropped")
             return False
         if ch.config.persistent:
-            await self._persist(ch, [message], []).wait_async(self._commit_timeout())
+            await self._persist_async(ch, [message], [])
         return self._accept(ch, message) is not None
 
 

@@ -179,6 +179,12 @@ class SQLiteStore:
         self._commit = Commit(self)
         self.failures = 0  # transactions that failed (each failed only its own callers)
         self._closing = False
+        self._closed = False  # the connection is closed (set under ``_db``)
+        # durability="process": event-loop publishers commit on their own loop, one
+        # transaction per loop turn (see insert_soon); "power" fsyncs, so it keeps to the
+        # writer thread.
+        self.inline = durability == "process"
+        self._soon: dict[asyncio.AbstractEventLoop, _Soon] = {}
         try:
             row = self._con.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()
             tapped = self._con.execute("SELECT 1 FROM outbox LIMIT 1").fetchone()
@@ -287,7 +293,96 @@ class SQLiteStore:
                 logger.error("bus writer for %s did not stop within %g s", self.path, timeout)
                 return  # closing the connection under a running writer would be worse
         with self._db:
+            self._closed = True
             self._con.close()
+
+    # -- inline group commit on an event loop ---------------------------------------------
+
+    def insert_soon(
+        self,
+        rows: list[tuple[int, str, str, int, float, bytes, int]],
+        outbox: list[tuple[int, str]] | None,
+        keys: list[tuple[str, str, str, float]],
+        timeout: float,
+    ) -> asyncio.Future[None]:
+        """Join the running loop's next inline commit: every publisher of this loop turn
+        shares one transaction, made on the loop thread once the turn's ready callbacks
+        ran. Saves the two thread hand-offs per commit that bound a lone publisher."""
+        if self._closing:
+            raise PersistenceError(f"store {self.path} is closed")
+        loop = asyncio.get_running_loop()
+        soon = self._soon.get(loop)
+        if soon is None:
+            soon = self._soon[loop] = _Soon()
+            loop.call_soon(self._flush_soon, loop, timeout)
+        soon.rows.extend(rows)
+        if outbox:
+            soon.outbox.extend(outbox)
+        if keys:
+            soon.keys.extend(keys)
+        fut: asyncio.Future[None] = loop.create_future()
+        soon.waiters.append(fut)
+        return fut
+
+    def _flush_soon(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        soon = self._soon.pop(loop)
+        error: BaseException | None = None
+        if not self._db.acquire(timeout=timeout):
+            error = PersistenceError(
+                f"group commit to {self.path} not durable after {timeout:g} s "
+                f"(writer thread {self.writer_state()} holds the file)"
+            )
+        else:
+            try:
+                error = self._commit_rows(soon.rows, soon.outbox, soon.keys)
+            except Exception as err:  # never leave the waiters hanging
+                logger.exception("inline commit to %s failed", self.path)
+                error = err
+            finally:
+                self._db.release()
+        for fut in soon.waiters:
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(
+                    error
+                    if isinstance(error, PersistenceError)
+                    else PersistenceError(f"persisting messages failed: {_describe(error)}")
+                )
+
+    def _commit_rows(
+        self,
+        rows: list[tuple[Any, ...]],
+        outbox: list[tuple[int, str]],
+        keys: list[tuple[str, str, str, float]],
+    ) -> BaseException | None:
+        """One transaction of inserts (caller holds ``_db``)."""
+        if self._closed:
+            return PersistenceError(f"store {self.path} is closed")
+        con = self._con
+        try:
+            con.execute("BEGIN")
+            con.executemany(
+                "INSERT INTO messages(seq, channel, msg_id, priority, ts, data, crc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            if outbox:
+                self._taps_used = True
+                con.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", outbox)
+            if keys:
+                con.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", keys)
+            con.execute("COMMIT")
+        except Exception as err:  # fails this transaction's publishers only
+            self.failures += 1
+            logger.error("writing %s failed: %s", self.path, _describe(err))
+            if con.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            return err
+        return None
 
     # -- reads (done at channel creation) -------------------------------------------------
 
@@ -473,6 +568,18 @@ class SQLiteStore:
                 "AND seq NOT IN (SELECT seq FROM outbox)",
                 (self._retention_count,),
             )
+
+
+class _Soon:
+    """Rows of one loop turn waiting for their inline commit."""
+
+    __slots__ = ("keys", "outbox", "rows", "waiters")
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, str, str, float]] = []
+        self.rows: list[tuple[Any, ...]] = []
+        self.outbox: list[tuple[int, str]] = []
+        self.waiters: list[asyncio.Future[None]] = []
 
 
 def _describe(err: BaseException) -> str:
