@@ -6,17 +6,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import secrets
 import threading
-import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from neuralcore.core import (
-    AuthorizationError,
     BusClosedError,
     ChannelNotFoundError,
     ConfigError,
@@ -24,14 +20,18 @@ from neuralcore.core import (
     InvalidInputError,
     PersistenceError,
 )
+from neuralcore.messaging._admission import Gate
 from neuralcore.messaging._bridge import Bridge, Tap
 from neuralcore.messaging._channel import Channel
 from neuralcore.messaging._codec import Codec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
+from neuralcore.messaging._deadletters import DeadLetter, DeadLetters, dead_headers
 from neuralcore.messaging._message import Message, Tracker
 from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
+from neuralcore.messaging._middleware import DispatchAfter, DispatchBefore, Middleware
 from neuralcore.messaging._publish import Publisher
 from neuralcore.messaging._routing import Selector
+from neuralcore.messaging._rpc import Requests
 from neuralcore.messaging._seams import BridgeSeams
 from neuralcore.messaging._subscription import Subscription
 from neuralcore.messaging._types import Filter, Handler
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
 __all__ = ("BusHealth", "DeadLetter", "MessageBus")
 
 logger = logging.getLogger(__name__)
-_DEAD_KEPT = 10_000
-
-DispatchBefore = Callable[[Message, Subscription], None]
-DispatchAfter = Callable[[Message, Subscription, BaseException | None], None]
 
 
 class BusHealth(NamedTuple):
@@ -71,27 +67,6 @@ class BusHealth(NamedTuple):
     writer: str
     store_failures: int
     failed_tasks: tuple[str, ...]
-
-
-class DeadLetter(NamedTuple):
-    """A message given up on after ``max_attempts`` failed deliveries.
-
-    Attributes
-    ----------
-    message : Message
-        The message as last attempted.
-    error : str
-        ``"ExceptionType: text"`` of the last failure.
-    subscriber : str
-        Name of the subscription that failed.
-    timestamp : float
-        When it was dead-lettered (``time.time()``).
-    """
-
-    message: Message
-    error: str
-    subscriber: str
-    timestamp: float
 
 
 class MessageBus(Publisher, BridgeSeams):
@@ -138,11 +113,11 @@ class MessageBus(Publisher, BridgeSeams):
         self._durable_taps: dict[str, Tap] = {}
         self._replay_due: dict[Tap, int] = {}
         self._subs: list[Subscription] = []
-        self._publish_hooks: list[Callable[[Message], Message]] = []
-        self._dispatch_hooks: list[tuple[DispatchBefore | None, DispatchAfter | None]] = []
-        self._replies: dict[str, _Pending] = {}
+        self._middleware = Middleware()
+        self._requests = Requests()
+        self._gate = Gate(config.api_keys)
         self._bridges: list[Bridge] = []
-        self._dead: deque[DeadLetter] = deque(maxlen=_DEAD_KEPT)
+        self._dead = DeadLetters()
         self._codec: Codec | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -224,13 +199,13 @@ class MessageBus(Publisher, BridgeSeams):
                 del self._channels[cfg.name]
                 raise
         for sub in self._patterns:
-            if sub.selection.matches(cfg.name) and self._pattern_may(
+            if sub.selection.matches(cfg.name) and self._gate.pattern_may(
                 ch, sub._auth, f"subscription {sub.name}"
             ):
                 ch.attach(sub)
         for tap in self._pattern_taps:
             if tap.matches(cfg.name) and (
-                tap._trusted or self._pattern_may(ch, tap._auth, f"tap {tap.selector!r}")
+                tap._trusted or self._gate.pattern_may(ch, tap._auth, f"tap {tap.selector!r}")
             ):
                 ch.taps.append(tap)
                 ch.refresh()
@@ -265,7 +240,7 @@ class MessageBus(Publisher, BridgeSeams):
             for key, msg_id, expiry in got.keys:
                 ch.idem.restore(key, msg_id, expiry)
         for msg, error, subscriber, ts in got.dead:
-            self._dead.append(DeadLetter(msg, error, subscriber, ts))
+            self._dead.add(msg, error, subscriber, ts)
         for msg, error in got.exhausted:
             self._dead_letter_restored(ch, msg, error)
         if ch.queue.size:
@@ -277,10 +252,10 @@ class MessageBus(Publisher, BridgeSeams):
         assert self._journal is not None
         ch.stats.dead_lettered += 1
         logger.error("channel %r: message %s dead-lettered at restore: %s", ch.name, msg.id, error)
-        self._dead.append(DeadLetter(msg, error, RESTORE_SUBSCRIBER, time.time()))
+        self._dead.add(msg, error, RESTORE_SUBSCRIBER)
         dlq = ch.config.dead_letter
         if dlq is not None:
-            headers = _dead_headers(msg, error, ch.name, RESTORE_SUBSCRIBER)
+            headers = dead_headers(msg, error, ch.name, RESTORE_SUBSCRIBER)
             self._publish_sync(dlq, msg.payload, msg.priority, headers, None, None, internal=True)
         self._journal.exhausted(ch.name, msg, error)
 
@@ -350,11 +325,10 @@ class MessageBus(Publisher, BridgeSeams):
             else [self._channel(channel)]
         )
         if pattern:  # a pattern reaches only the channels this key may read
-            if self.config.api_keys and auth is not None:
-                self._known_key(auth)
-            matched = [ch for ch in matched if self._pattern_may(ch, auth, repr(channel))]
+            self._gate.known(auth)
+            matched = [ch for ch in matched if self._gate.pattern_may(ch, auth, repr(channel))]
         else:
-            self._authorize(matched[0], auth, "subscribe")
+            self._gate.authorize(matched[0], auth, "subscribe")
         label = (
             name
             or f"{getattr(handler, '__qualname__', type(handler).__name__)}#{len(self._subs) + 1}"
@@ -384,50 +358,6 @@ class MessageBus(Publisher, BridgeSeams):
         self._subs = [s for s in self._subs if s is not sub]
         self._patterns = [s for s in self._patterns if s is not sub]
 
-    def _may(self, ch: Channel, auth: str | None, action: str) -> bool:
-        """Whether ``auth`` may ``action`` on ``ch`` (no counting, no error)."""
-        if (action, auth) in ch.granted:
-            return True
-        allowed = ch.config.allow_publish if action == "publish" else ch.config.allow_subscribe
-        if allowed is None:
-            if not self.config.api_keys:
-                return True
-            allowed = ("*",)  # api_keys set: deny by default, any known key may
-        roles = self.config.api_keys.get(auth) if type(auth) is str else None
-        if roles is not None and ("*" in allowed or not set(allowed).isdisjoint(roles)):
-            ch.granted.add((action, auth))
-            return True
-        return False
-
-    def _pattern_may(self, ch: Channel, auth: str | None, who: str) -> bool:
-        """Whether a pattern subscription may reach ``ch``; a refusal is logged."""
-        if self._may(ch, auth, "subscribe"):
-            return True
-        ch.stats.denied += 1
-        logger.warning("pattern %s not attached to channel %r: not authorized", who, ch.name)
-        return False
-
-    def _known_key(self, auth: str) -> None:
-        if auth not in self.config.api_keys:
-            raise AuthorizationError("an unknown API key was given")
-
-    def _authorize(self, ch: Channel, auth: str | None, action: str) -> None:
-        if self._may(ch, auth, action):
-            return
-        allowed = ch.config.allow_publish if action == "publish" else ch.config.allow_subscribe
-        if allowed is None:
-            allowed = ("*",)
-        roles = self.config.api_keys.get(auth) if type(auth) is str else None
-        ch.stats.denied += 1
-        who = (
-            "no API key"
-            if auth is None
-            else ("an unknown API key" if roles is None else f"roles {list(roles)}")
-        )
-        raise AuthorizationError(
-            f"{action} on channel {ch.name!r} denied for {who}; allowed roles: {list(allowed)}"
-        )
-
     # -- hooks ----------------------------------------------------------------------------
 
     def add_publish_hook(self, hook: Callable[[Message], Message]) -> None:
@@ -440,7 +370,7 @@ class MessageBus(Publisher, BridgeSeams):
         >>> bus = MessageBus()
         >>> bus.add_publish_hook(lambda m: m)
         """
-        self._publish_hooks.append(hook)
+        self._middleware.add_publish(hook)
         for ch in self._channels.values():
             ch.refresh()
 
@@ -455,44 +385,7 @@ class MessageBus(Publisher, BridgeSeams):
         --------
         >>> MessageBus().add_dispatch_hook(before=lambda m, s: None)
         """
-        self._dispatch_hooks.append((before, after))
-
-    def _run_hooked(
-        self, sub: Subscription, msg: Message, handler: Callable[[Message], Any]
-    ) -> Any:
-        hooks = self._dispatch_hooks
-        for before, _ in hooks:
-            if before is not None:
-                before(msg, sub)
-        error: BaseException | None = None
-        try:
-            return handler(msg)
-        except Exception as err:
-            error = err
-            raise
-        finally:
-            for _, after in hooks:
-                if after is not None:
-                    after(msg, sub, error)
-
-    async def _run_hooked_async(
-        self, sub: Subscription, msg: Message, timeout: float | None
-    ) -> Any:
-        hooks = self._dispatch_hooks
-        for before, _ in hooks:
-            if before is not None:
-                before(msg, sub)
-        error: BaseException | None = None
-        try:
-            coro = sub.handler(msg)
-            return await (coro if timeout is None else asyncio.wait_for(coro, timeout))
-        except Exception as err:
-            error = err
-            raise
-        finally:
-            for _, after in hooks:
-                if after is not None:
-                    after(msg, sub, error)
+        self._middleware.add_dispatch(before, after)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -607,9 +500,7 @@ class MessageBus(Publisher, BridgeSeams):
                     loop.call_soon_threadsafe(task.cancel)
 
     def _release(self) -> None:
-        for pending in self._replies.values():
-            pending.future.cancel()
-        self._replies.clear()
+        self._requests.cancel_all()
         if self._journal is not None:
             self._journal.close()
 
@@ -684,14 +575,14 @@ class MessageBus(Publisher, BridgeSeams):
         from neuralcore.messaging._journal import describe
 
         text = describe(err)
-        self._dead.append(DeadLetter(msg, text, sub.name, time.time()))
+        self._dead.add(msg, text, sub.name)
         if ch.config.persistent and self._journal is not None:
             self._journal.dead_letter(ch.name, msg, sub.name, text)
         dlq = ch.config.dead_letter
         if dlq is None:
             ch.settle(msg, "dead_lettered")
             return
-        headers = _dead_headers(msg, text, ch.name, sub.name)
+        headers = dead_headers(msg, text, ch.name, sub.name)
         self._spawn(self._forward_dead(ch, msg, dlq, headers), f"bus:dead-letter:{ch.name}")
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -767,12 +658,12 @@ class MessageBus(Publisher, BridgeSeams):
         if channel is not None:
             ch = self._channels.get(channel)
             if ch is not None:
-                self._authorize(ch, auth, "subscribe")
-            return [d for d in self._dead if d.message.channel == channel]
+                self._gate.authorize(ch, auth, "subscribe")
+            return self._dead.of(channel)
         out = []
-        for d in self._dead:
+        for d in self._dead.all():
             ch = self._channels.get(d.message.channel)
-            if ch is None or self._may(ch, auth, "subscribe"):
+            if ch is None or self._gate.may(ch, auth, "subscribe"):
                 out.append(d)
         return out
 
@@ -810,9 +701,9 @@ class MessageBus(Publisher, BridgeSeams):
                 internal=True,
             )
         elif self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._resolve_local, request, str(cid), payload)
+            self._loop.call_soon_threadsafe(self._requests.answer_local, request, str(cid), payload)
         else:
-            self._resolve_local(request, str(cid), payload)
+            self._requests.answer_local(request, str(cid), payload)
 
     async def _await_mark(self, commit: Commit) -> None:
         """Wait for a delivery-attempt record; failing, deliver anyway (at least once)."""
@@ -828,24 +719,6 @@ class MessageBus(Publisher, BridgeSeams):
             self.reply(request, payload)
         except Exception:
             logger.exception("reply to request %s failed", request.id)
-
-    def _resolve_local(self, request: Message, cid: str, payload: Any) -> None:
-        """Answer a request of this bus, only with the request message itself."""
-        pending = self._replies.get(cid)
-        if pending is None:
-            return
-        if request.channel != pending.channel or request.id != pending.msg_id:
-            logger.warning(
-                "reply ignored: message %s on %r is not the request %s waits for",
-                request.id, request.channel, cid[:8] + "...",
-            )  # fmt: skip
-            return
-        self._resolve_reply(cid, payload)
-
-    def _resolve_reply(self, cid: str, payload: Any) -> None:
-        pending = self._replies.pop(cid, None)
-        if pending is not None and not pending.future.done():
-            pending.future.set_result(payload)
 
     # -- metrics --------------------------------------------------------------------------
 
@@ -872,30 +745,3 @@ class MessageBus(Publisher, BridgeSeams):
         'neuralcore_bus_published_total{channel="a"} 0'
         """
         return prometheus_text(self.metrics())
-
-
-def _dead_headers(msg: Message, error: str, channel: str, subscriber: str) -> dict[str, Any]:
-    return {
-        **(msg._headers or {}),
-        "dead_letter_error": error,
-        "dead_letter_channel": channel,
-        "dead_letter_subscriber": subscriber,
-        "dead_letter_attempts": msg.attempt,
-        "original_id": msg.id,
-    }
-
-
-class _Pending:
-    """A request waiting for its answer: only its own message may answer it."""
-
-    __slots__ = ("channel", "future", "msg_id")
-
-    def __init__(self, future: asyncio.Future[Any], channel: str) -> None:
-        self.future = future
-        self.channel = channel
-        self.msg_id: str | None = None
-
-
-def new_correlation_id() -> str:
-    """An unguessable correlation id (128 random bits)."""
-    return secrets.token_hex(16)

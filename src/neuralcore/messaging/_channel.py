@@ -74,7 +74,7 @@ class Channel:
             or self.idem
             or self.taps
             or cfg.allow_publish is not None
-            or self.bus._publish_hooks
+            or self.bus._middleware.publish
         )
 
     # -- waking ---------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class Channel:
         ttl = self.config.ttl
         now = time.time() if ttl else 0.0
         stats, every = self.stats, self.bus.config.metrics_sample_every
-        hooks = self.bus._dispatch_hooks
+        hooks = self.bus._middleware.dispatch
         direct_ok = self.config.handler_timeout is None
         for i, msg in enumerate(batch):
             self.cur = i
@@ -336,8 +336,8 @@ class Channel:
         self.busy += 1
         t0 = _perf() if timed else 0.0
         try:
-            if self.bus._dispatch_hooks:
-                result = await self.bus._run_hooked_async(sub, msg, None)
+            if self.bus._middleware.dispatch:
+                result = await self.bus._middleware.call_async(sub, msg, None)
             else:
                 result = await sub.handler(msg)
         except Exception as err:
@@ -363,10 +363,10 @@ class Channel:
         if target.filter is not None and not self.passes(target.filter, msg):
             self.settle(msg, "acked")
             return
-        hooks = self.bus._dispatch_hooks
+        hooks = self.bus._middleware.dispatch
         t0 = _perf() if timed else 0.0
         try:
-            result = self.bus._run_hooked(sub, msg, sub.handler) if hooks else sub.handler(msg)
+            result = self.bus._middleware.call(sub, msg, sub.handler) if hooks else sub.handler(msg)
         except Exception as err:
             if timed:
                 self.stats.handler_latency.observe(_perf() - t0)
@@ -399,7 +399,7 @@ class Channel:
         loop = asyncio.get_running_loop()
         inbox, stats = target.inbox, self.stats
         timeout = self.config.handler_timeout
-        handler, hooks = sub.handler, self.bus._dispatch_hooks
+        handler, hooks = sub.handler, self.bus._middleware.dispatch
         every = self.bus.config.metrics_sample_every
         fast = sub.is_async and timeout is None
         while sub.active:
@@ -450,8 +450,8 @@ class Channel:
         t0 = _perf() if timed else 0.0
         try:
             if sub.is_async:
-                if self.bus._dispatch_hooks:
-                    coro = self.bus._run_hooked_async(sub, msg, timeout)
+                if self.bus._middleware.dispatch:
+                    coro = self.bus._middleware.call_async(sub, msg, timeout)
                 elif timeout is None:
                     coro = sub.handler(msg)
                 else:
@@ -459,10 +459,10 @@ class Channel:
                 result = await coro
             elif sub.concurrency > 1:
                 result = await loop.run_in_executor(
-                    None, self.bus._run_hooked, sub, msg, sub.handler
+                    None, self.bus._middleware.call, sub, msg, sub.handler
                 )
             else:
-                result = self.bus._run_hooked(sub, msg, sub.handler)
+                result = self.bus._middleware.call(sub, msg, sub.handler)
         except Exception as err:
             if timed:
                 self.stats.handler_latency.observe(_perf() - t0)

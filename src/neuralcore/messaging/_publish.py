@@ -24,11 +24,13 @@ from neuralcore.messaging._journal import storable_text
 from neuralcore.messaging._message import Message, Tracker, _new
 
 if TYPE_CHECKING:
-    from neuralcore.messaging._bus import _Pending
+    from neuralcore.messaging._admission import Gate
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import BusConfig
     from neuralcore.messaging._journal import Journal
+    from neuralcore.messaging._middleware import Middleware
+    from neuralcore.messaging._rpc import Requests
     from neuralcore.messaging._store import Commit
     from neuralcore.messaging._types import Outcome
 
@@ -49,8 +51,9 @@ class Publisher:
     _closed: bool
     _counter: itertools.count[int]
     _channels: dict[str, Channel]
-    _publish_hooks: list[Callable[[Message], Message]]
-    _replies: dict[str, _Pending]
+    _middleware: Middleware
+    _requests: Requests
+    _gate: Gate
     _journal: Journal | None
     _loop: asyncio.AbstractEventLoop | None
     _loop_thread: int | None
@@ -62,8 +65,6 @@ class Publisher:
         def codec(self) -> Codec: ...
 
         def _channel(self, name: str) -> Channel: ...
-
-        def _authorize(self, ch: Channel, auth: str | None, action: str) -> None: ...
 
         def _tracked_done(self, tracker: Tracker, msg: Message) -> None: ...
 
@@ -348,11 +349,7 @@ class Publisher:
         >>> asyncio.run(main())
         42
         """
-        from neuralcore.messaging._bus import _Pending, new_correlation_id
-
-        loop = asyncio.get_running_loop()
-        cid = new_correlation_id()
-        pending = self._replies[cid] = _Pending(loop.create_future(), channel)
+        cid, pending = self._requests.open(channel)
         hdrs = {**_headers(headers or {}), "correlation_id": cid, "reply_to": self.bus_id}
         try:
             sent = await self.publish_async(
@@ -367,7 +364,7 @@ class Publisher:
                 f"no reply on channel {channel!r} within {timeout} s (correlation_id={cid})"
             ) from err
         finally:
-            self._replies.pop(cid, None)
+            self._requests.close(cid)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -485,7 +482,7 @@ class Publisher:
         if internal:
             pass  # the bus's own dead letters and replies: authorized by their source
         elif ch.config.allow_publish is not None or self.config.api_keys:
-            self._authorize(ch, auth, "publish")
+            self._gate.authorize(ch, auth, "publish")
         if ch.limiter is not None and not internal and not ch.limiter.take():
             ch.stats.dropped += 1
             raise RateLimitedError(
@@ -504,8 +501,8 @@ class Publisher:
             self.bus_id,
             next(self._counter),
         )
-        for hook in self._publish_hooks:
-            msg = self._run_publish_hook(ch, hook, msg)
+        if self._middleware.publish:
+            msg = self._middleware.run_publish(ch.stats, msg)
         if key is not None:
             if ch.idem is None:
                 raise InvalidInputError(
@@ -531,21 +528,6 @@ class Publisher:
             _, msg = self._prepare(channel, payload, priority, headers, None, auth)
             assert msg is not None
             out.append(msg)
-        return out
-
-    def _run_publish_hook(
-        self, ch: Channel, hook: Callable[[Message], Message], msg: Message
-    ) -> Message:
-        try:
-            out = hook(msg)
-        except Exception:
-            ch.stats.errors += 1
-            raise
-        if not isinstance(out, Message):
-            ch.stats.errors += 1
-            raise InputTypeError(
-                f"publish hook {hook!r} returned {type(out).__name__}, not a Message"
-            )
         return out
 
     def _admit_sync(self, ch: Channel) -> bool:

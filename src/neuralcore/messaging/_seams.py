@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from neuralcore.core import InputTypeError, InvalidInputError
 from neuralcore.messaging._bridge import Bridge, Tap
@@ -16,11 +16,13 @@ from neuralcore.messaging._config import ChannelConfig
 from neuralcore.messaging._message import Message, Tracker
 
 if TYPE_CHECKING:
+    from neuralcore.messaging._admission import Gate
     from neuralcore.messaging._bus import MessageBus
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import BusConfig
     from neuralcore.messaging._journal import Journal
+    from neuralcore.messaging._rpc import Requests
     from neuralcore.messaging._types import Outcome
 
 __all__ = ("BridgeSeams",)
@@ -37,6 +39,8 @@ class BridgeSeams:
     running: bool
     _closed: bool
     _codec: Codec | None
+    _gate: Gate
+    _requests: Requests
     _channels: dict[str, Channel]
     _bridges: list[Bridge]
     _pattern_taps: list[Tap]
@@ -49,12 +53,6 @@ class BridgeSeams:
         def _channel(self, name: str) -> Channel: ...
 
         def create_channel(self, channel: str | ChannelConfig) -> ChannelConfig: ...
-
-        def _authorize(self, ch: Channel, auth: str | None, action: str) -> None: ...
-
-        def _pattern_may(self, ch: Channel, auth: str | None, who: str) -> bool: ...
-
-        def _resolve_reply(self, cid: str, payload: Any) -> None: ...
 
         async def _inject(
             self, message: Message, on_settled: Callable[[Message, Outcome], None] | None
@@ -220,13 +218,13 @@ class BridgeSeams:
         for selector in tap.selection.names:
             matched[selector] = ch = self._channel(selector)
             if not trusted:
-                self._authorize(ch, auth, "subscribe")
+                self._gate.authorize(ch, auth, "subscribe")
         if tap.selection.is_pattern:  # a pattern reaches only the channels it may read
             for n, c in self._channels.items():
                 if (
                     n not in matched
                     and tap.matches(n)
-                    and (trusted or self._pattern_may(c, auth, f"tap {tap.selector!r}"))
+                    and (trusted or self._gate.pattern_may(c, auth, f"tap {tap.selector!r}"))
                 ):
                     matched[n] = c
             self._pattern_taps.append(tap)
@@ -340,7 +338,7 @@ class BridgeSeams:
         'acked'
         """
         if message.channel == f"_reply.{self.bus_id}":
-            self._resolve_reply(str(message.correlation_id), message.payload)
+            self._requests.resolve(str(message.correlation_id), message.payload)
             if on_settled is not None:
                 on_settled(message, "acked")
             return True

@@ -1,0 +1,81 @@
+"""Authorization: which API key may publish to or read from which channel.
+
+With ``BusConfig.api_keys`` set, every way in is checked (publish, subscribe, patterns as
+channels appear, taps, dead letters), and a channel without ``allow_*`` admits any known
+key: deny by default. Without ``api_keys``, channels without ``allow_*`` are open. Keys
+are never shown: errors and logs say "no API key", "an unknown API key" or the roles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from neuralcore.core import AuthorizationError
+
+if TYPE_CHECKING:
+    from neuralcore.messaging._channel import Channel
+
+__all__ = ("Gate",)
+
+logger = logging.getLogger(__name__)
+
+
+class Gate:
+    """Decides authorization from ``api_keys`` (key -> roles); caches grants per channel."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, api_keys: Mapping[str, tuple[str, ...]]) -> None:
+        self._keys = api_keys
+
+    @property
+    def enabled(self) -> bool:
+        """True when API keys are configured (deny by default)."""
+        return bool(self._keys)
+
+    def may(self, ch: Channel, auth: str | None, action: str) -> bool:
+        """Whether ``auth`` may ``action`` (``"publish"``/``"subscribe"``) on ``ch``."""
+        if (action, auth) in ch.granted:
+            return True
+        allowed = ch.config.allow_publish if action == "publish" else ch.config.allow_subscribe
+        if allowed is None:
+            if not self._keys:
+                return True
+            allowed = ("*",)  # api_keys set: deny by default, any known key may
+        roles = self._keys.get(auth) if type(auth) is str else None
+        if roles is not None and ("*" in allowed or not set(allowed).isdisjoint(roles)):
+            ch.granted.add((action, auth))
+            return True
+        return False
+
+    def authorize(self, ch: Channel, auth: str | None, action: str) -> None:
+        """:meth:`may`, or ``AuthorizationError`` (counted as denied on the channel)."""
+        if self.may(ch, auth, action):
+            return
+        allowed = ch.config.allow_publish if action == "publish" else ch.config.allow_subscribe
+        roles = self._keys.get(auth) if type(auth) is str else None
+        ch.stats.denied += 1
+        who = (
+            "no API key"
+            if auth is None
+            else ("an unknown API key" if roles is None else f"roles {list(roles)}")
+        )
+        shown = list(allowed) if allowed is not None else ["any known API key"]
+        raise AuthorizationError(
+            f"{action} on channel {ch.name!r} denied for {who}; allowed roles: {shown}"
+        )
+
+    def pattern_may(self, ch: Channel, auth: str | None, who: str) -> bool:
+        """Whether a pattern subscription or tap may reach ``ch``; a refusal is logged."""
+        if self.may(ch, auth, "subscribe"):
+            return True
+        ch.stats.denied += 1
+        logger.warning("pattern %s not attached to channel %r: not authorized", who, ch.name)
+        return False
+
+    def known(self, auth: str | None) -> None:
+        """``AuthorizationError`` for a key that is given but unknown."""
+        if self._keys and auth is not None and auth not in self._keys:
+            raise AuthorizationError("an unknown API key was given")
