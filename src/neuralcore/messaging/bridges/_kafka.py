@@ -166,6 +166,7 @@ class KafkaBridge(BaseBridge):
         self._thread_error: asyncio.Future[None] | None = None
         self._dlq = cfg.topic_prefix + "_dlq"
         self._since_ms = 0
+        self._produce_lock = asyncio.Lock()
         self._topic_names: dict[str, str] = {}
         self._rebuild = False
         self._consumer_dead = False
@@ -483,20 +484,24 @@ class KafkaBridge(BaseBridge):
                     loop.call_soon_threadsafe(self._lost_if_running, exc)
 
     async def _send(self, items: list[Outgoing]) -> list[Outgoing]:
-        producer = self._producer
         topic = self.topic
-        await self._ensure_topics(sorted({topic(c) for c in {i.channel for i in items}}))
         batch = _Batch(items, asyncio.get_running_loop())
-        self._batches.add(batch)
         started = time.perf_counter()
-        report, produce = batch.report, producer.produce
-        for item in items:
-            while True:
-                try:
-                    produce(topic(item.channel), item.data, item.key, on_delivery=report)
-                    break
-                except BufferError:
-                    await asyncio.sleep(0.001)  # librdkafka queue full: let it drain
+        # Batches run concurrently (max_in_flight) but are handed to librdkafka one after
+        # the other, in the order they were taken (asyncio.Lock wakes waiters FIFO): with
+        # records keyed by channel this keeps one producer's publish order per channel.
+        async with self._produce_lock:
+            await self._ensure_topics(sorted({topic(c) for c in {i.channel for i in items}}))
+            producer = self._producer
+            self._batches.add(batch)
+            report, produce = batch.report, producer.produce
+            for item in items:
+                while True:
+                    try:
+                        produce(topic(item.channel), item.data, item.key, on_delivery=report)
+                        break
+                    except BufferError:
+                        await asyncio.sleep(0.001)  # librdkafka queue full: let it drain
         try:
             await batch.future
         finally:
