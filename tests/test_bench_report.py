@@ -22,7 +22,11 @@ def test_report_runs_a_suite_and_writes_markdown_and_chart(
     assert "vs heapq+Condition bus" in text
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"wrote {out}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith("neuralcore bench: running messaging (quick), then writing")
+    assert "== messaging took " in printed  # each suite's duration, then the total
+    assert "Total benchmark time: " in text and "(messaging " in text
+    assert f"wrote {out}" in printed
 
 
 def test_unknown_suite_is_rejected(tmp_path: Path) -> None:

@@ -29,6 +29,8 @@ also importable from ``neuralcore`` itself::
 
 from __future__ import annotations
 
+import reprlib
+
 __all__ = (
     "AuthorizationError",
     "BridgeConnectionError",
@@ -74,7 +76,7 @@ class ConfigError(NeuralcoreError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"config field {field!r} = {value!r}: {reason}")
+        super().__init__(f"config field {field!r} = {_short(value)}: {reason}")
 
 
 class InvalidInputError(NeuralcoreError, ValueError):
@@ -154,3 +156,13 @@ class PersistenceError(MessagingError, OSError):
 
 class BridgeConnectionError(NeuralcoreError, ConnectionError):
     """A bridge cannot reach its server."""
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxdict = 8
+
+
+def _short(value: object) -> str:
+    """A bounded repr: a 100,000-deep list or a 1 MB string still gives a short message."""
+    return _REPR.repr(value)

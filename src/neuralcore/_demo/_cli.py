@@ -157,11 +157,9 @@ def _bus_file(data_dir: Path | None) -> Path:
 
 
 def _engine_line(engine: Any) -> str:
-    """Runtime, variant and threads the engine runs with, as the engine reports them."""
-    info = getattr(engine, "runtime_info", None)
-    if info is not None:
-        return str(info)
-    return repr(engine).removeprefix("EmbeddingEngine(")[:-1]
+    """Runtime, variant and threads the engine runs with (``engine.runtime_info``)."""
+    info = engine.runtime_info
+    return f"{info.variant} on {info.runtime} {info.version}, {info.threads} threads"
 
 
 def _load_corpus(max_docs: int) -> tuple[list[Any], list[Any]]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import socket
 import sys
 import time
 import urllib.parse
@@ -71,8 +73,10 @@ async def probe(args: argparse.Namespace) -> None:
             _, writer = await asyncio.open_connection(host, port)
     except TimeoutError:
         reason = f"no answer within {_PROBE_TIMEOUT:.0f} s"
+    except socket.gaierror as err:
+        reason = f"unknown host ({err.strerror})"
     except OSError as err:
-        reason = err.strerror or str(err)
+        reason = os.strerror(err.errno) if err.errno else str(err)  # "Connection refused"
     else:
         writer.close()
         with contextlib.suppress(OSError):

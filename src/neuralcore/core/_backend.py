@@ -59,8 +59,8 @@ def resolve_backend(requested: BackendName | None = None) -> Literal["native", "
     env = os.environ.get("NEURALCORE_BACKEND", "auto").strip().lower() or "auto"
     if env not in ("auto", "native", "python"):
         raise ConfigError("NEURALCORE_BACKEND", env, "expected auto, native or python")
-    choice = requested or "auto"
-    if choice not in ("auto", "native", "python"):
+    choice = "auto" if requested is None else requested
+    if not isinstance(choice, str) or choice not in ("auto", "native", "python"):
         raise ConfigError("backend", choice, "expected 'auto', 'native' or 'python'")
     if "python" in (env, choice):
         return "python"

@@ -165,8 +165,9 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is Any:
         return True
     origin = get_origin(hint)
-    if origin is Literal:
-        return value in get_args(hint)
+    if origin is Literal:  # compare like with like: an array's == is elementwise
+        args = get_args(hint)
+        return type(value) in {type(a) for a in args} and value in args
     if origin in (Union, types.UnionType):
         return any(_matches(value, arm) for arm in get_args(hint))
     if origin is tuple:
