@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent(
         VectorOps, cosine_distance, cosine_similarity, dot, euclidean_distance,
         normalize, sqeuclidean_distance, top_k,
     )
-    from neuralcore.core import DimensionMismatchError, NonFiniteError
+    from neuralcore.errors import DimensionMismatchError, NonFiniteError
     assert neuralcore.backend_info()["vectors"].backend == "python"
     assert VectorOps().backend == "python"
     a, b, m = [3.0, 4.0], [4.0, 3.0], [[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]]

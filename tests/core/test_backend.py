@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from neuralcore.core import ConfigError, resolve_backend
+from neuralcore.core import resolve_backend
+from neuralcore.errors import ConfigError
 
 
 def test_auto_means_native(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,8 @@ from typing import Literal
 
 import pytest
 
-from neuralcore.core import Config, ConfigError
+from neuralcore.core import Config
+from neuralcore.errors import ConfigError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,3 +92,27 @@ def test_from_yaml_errors(tmp_path: Path) -> None:
         Outer.from_yaml("a: [unclosed\nb: 2")
     with pytest.raises(ConfigError, match="mapping"):
         Outer.from_yaml("- 1\n- 2\n")
+
+
+def test_a_config_relabelled_with_its_public_module_still_checks_types() -> None:
+    """``neuralcore`` sets ``__module__`` of public classes; field types still resolve."""
+
+    @dataclass(frozen=True, kw_only=True)
+    class Local(Config):
+        mode: Literal["a", "b"] = "a"
+        path: Path | None = None
+
+    Local.__module__ = "neuralcore"
+    assert Local.from_dict({"mode": "b"}).mode == "b"
+    with pytest.raises(ConfigError, match="'mode'"):
+        Local(mode="c")  # type: ignore[arg-type]
+
+
+def test_literal_fields_reject_unhashable_and_array_like_values() -> None:
+    @dataclass(frozen=True, kw_only=True)
+    class Local(Config):
+        mode: Literal["a", "b"] = "a"
+
+    for bad in ([], {"a": 1}, b"a", 1):
+        with pytest.raises(ConfigError, match="'mode'"):
+            Local.from_dict({"mode": bad})

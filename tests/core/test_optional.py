@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from neuralcore.core import MissingDependencyError, is_available, require
+from neuralcore.core import is_available, require
+from neuralcore.errors import MissingDependencyError
 
 
 def test_missing_module_names_the_extra() -> None:
