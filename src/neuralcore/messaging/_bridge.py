@@ -19,6 +19,7 @@ from neuralcore.messaging._routing import Selector
 
 if TYPE_CHECKING:
     from neuralcore.messaging._bus import MessageBus
+    from neuralcore.messaging._host import TapHost
 
 __all__ = ("Bridge", "BridgeDirection", "Tap")
 
@@ -76,7 +77,7 @@ class Tap:
 
     __slots__ = (
         "_auth",
-        "_bus",
+        "_host",
         "_trusted",
         "active",
         "callback",
@@ -90,7 +91,7 @@ class Tap:
 
     def __init__(
         self,
-        bus: MessageBus,
+        host: TapHost,
         selector: str | tuple[str, ...],
         callback: Callable[[Message], None],
         *,
@@ -98,7 +99,7 @@ class Tap:
         durable: bool = False,
         name: str | None = None,
     ) -> None:
-        self._bus = bus
+        self._host = host
         self._auth: str | None = None  # the API key it was made with (never shown)
         self._trusted = False  # made by the bus's own bridge port: not authorized
         self.selector = selector
@@ -127,7 +128,7 @@ class Tap:
     def records(self, channel: str) -> bool:
         """True when messages of ``channel`` are recorded until :meth:`ack` (durable tap on
         a persistent channel)."""
-        return self.durable and self._bus._records(channel)
+        return self.durable and self._host.records(channel)
 
     def ack(self, messages: Iterable[Message]) -> None:
         """Mark messages (as given to the callback) forwarded: their records are deleted
@@ -147,10 +148,10 @@ class Tap:
         """
         if self.durable and self.name is not None:
             seqs = [t.seq for t in (m._tracker for m in messages) if t is not None and t.seq]
-            self._bus._forwarded(self.name, seqs)
+            self._host.forwarded(self.name, seqs)
 
     def close(self) -> None:
         """Stop observing (a durable tap's records stay for its next incarnation)."""
         if self.active:
             self.active = False
-            self._bus._remove_tap(self)
+            self._host.remove_tap(self)

@@ -26,6 +26,7 @@ from neuralcore.messaging._channel import Channel
 from neuralcore.messaging._codec import Codec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
 from neuralcore.messaging._deadletters import DeadLetter, DeadLetters, dead_headers
+from neuralcore.messaging._host import BusHost
 from neuralcore.messaging._message import Message, Tracker
 from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
 from neuralcore.messaging._middleware import DispatchAfter, DispatchBefore, Middleware
@@ -113,6 +114,7 @@ class MessageBus(Publisher, BridgeSeams):
         self._durable_taps: dict[str, Tap] = {}
         self._replay_due: dict[Tap, int] = {}
         self._subs: list[Subscription] = []
+        self._host = BusHost(self)  # what channels, subscriptions and taps see
         self._middleware = Middleware()
         self._requests = Requests()
         self._gate = Gate(config.api_keys)
@@ -183,7 +185,7 @@ class MessageBus(Publisher, BridgeSeams):
             raise BusClosedError(f"bus {self.bus_id} is stopped")
         if cfg.persistent and self._journal is None:
             raise ConfigError("persistent", True, f"channel {cfg.name!r} needs persistence_path")
-        ch = self._channels[cfg.name] = Channel(self, cfg)
+        ch = self._channels[cfg.name] = Channel(self._host, cfg)
         if cfg.dead_letter and cfg.dead_letter not in self._channels:
             # The dead letters of a protected channel are as protected as the channel.
             self.create_channel(
@@ -334,7 +336,13 @@ class MessageBus(Publisher, BridgeSeams):
             or f"{getattr(handler, '__qualname__', type(handler).__name__)}#{len(self._subs) + 1}"
         )
         sub = Subscription(
-            self, channel, handler, group=group, concurrency=concurrency, filter=filter, name=label
+            self._host,
+            channel,
+            handler,
+            group=group,
+            concurrency=concurrency,
+            filter=filter,
+            name=label,
         )
         sub._auth = auth  # checked again on each protected channel the pattern meets
         self._subs.append(sub)

@@ -17,7 +17,7 @@ from neuralcore.messaging._subscription import Subscription, Target
 
 if TYPE_CHECKING:
     from neuralcore.messaging._bridge import Tap
-    from neuralcore.messaging._bus import MessageBus
+    from neuralcore.messaging._host import ChannelHost
     from neuralcore.messaging._types import Outcome
 
 __all__ = ("Channel",)
@@ -27,10 +27,13 @@ _perf = time.perf_counter
 
 
 class Channel:
-    """Runtime state of one channel (internal; the public face is :class:`MessageBus`)."""
+    """Runtime state of one channel (internal; the public face is :class:`MessageBus`).
 
-    def __init__(self, bus: MessageBus, config: ChannelConfig) -> None:
-        self.bus = bus
+    It sees its bus only through :class:`~neuralcore.messaging._host.ChannelHost`.
+    """
+
+    def __init__(self, host: ChannelHost, config: ChannelConfig) -> None:
+        self.host = host
         self.config = config
         self.name = config.name
         self.max_size = config.max_size
@@ -68,13 +71,13 @@ class Channel:
         """Recompute whether publishes may take the fast path (no per-message features)."""
         cfg = self.config
         self.fast = not (
-            self.bus._closed
+            self.host.closed
             or cfg.persistent
             or self.limiter
             or self.idem
             or self.taps
             or cfg.allow_publish is not None
-            or self.bus._middleware.publish
+            or self.host.middleware.publish
         )
 
     # -- waking ---------------------------------------------------------------------------
@@ -125,11 +128,11 @@ class Channel:
                 t.refresh()
                 break
         else:
-            t = Target(key, sub, self.bus.config.prefetch)
+            t = Target(key, sub, self.host.config.prefetch)
             self.targets = [*self.targets, t]
         self.refresh_fanout()
         sub.targets.append(t)
-        if self.bus.running:
+        if self.host.running:
             self.start_workers(t, sub)
         self.wake()
 
@@ -176,7 +179,7 @@ class Channel:
                     for _ in range(t_sub.concurrency)
                 ]
                 for task in tasks:
-                    task.add_done_callback(self.bus.supervise)
+                    task.add_done_callback(self.host.supervise)
                 target.workers[t_sub] = tasks
 
     # -- dispatching ----------------------------------------------------------------------
@@ -184,7 +187,7 @@ class Channel:
     async def run(self) -> None:
         """Dispatcher: drain the queue in batches into targets; no task per message."""
         queue, loop = self.queue, asyncio.get_running_loop()
-        batch_size = self.bus.config.batch_size
+        batch_size = self.host.config.batch_size
         while True:
             if not queue.size or not self.targets:
                 self.waiter = fut = loop.create_future()
@@ -201,8 +204,8 @@ class Channel:
         """Hand one batch to every target; stop early if :meth:`detach` reclaimed it."""
         ttl = self.config.ttl
         now = time.time() if ttl else 0.0
-        stats, every = self.stats, self.bus.config.metrics_sample_every
-        hooks = self.bus._middleware.dispatch
+        stats, every = self.stats, self.host.config.metrics_sample_every
+        hooks = self.host.middleware.dispatch
         direct_ok = self.config.handler_timeout is None
         for i, msg in enumerate(batch):
             self.cur = i
@@ -214,11 +217,11 @@ class Channel:
             if tracker is not None and tracker.seq is not None and msg.attempt > tracker.marked:
                 # A stored message: record the attempt, so that one whose delivery kills
                 # the process still counts. Replayed ones wait for the record first.
-                journal = self.bus._journal
+                journal = self.host.journal
                 assert journal is not None  # stored messages exist only with a journal
                 commit = journal.mark(tracker, msg.attempt, wake=True)
                 if tracker.replayed:
-                    await self.bus._await_mark(commit)
+                    await self.host.await_mark(commit)
                     if self.batch is not batch:
                         return  # detach() took the batch back meanwhile
             targets = self.targets
@@ -251,7 +254,7 @@ class Channel:
                         continue
                     ok += 1
                     if result is not None and msg._headers and "reply_to" in msg._headers:
-                        self.bus._answer(msg, result)
+                        self.host.answer(msg, result)
                     if tracker is not None:
                         tracker.settle(msg, "acked")
                 elif t.inline:
@@ -272,7 +275,7 @@ class Channel:
                             self.busy -= 1
                             ok += 1
                             if result is not None and msg._headers and "reply_to" in msg._headers:
-                                self.bus._answer(msg, result)
+                                self.host.answer(msg, result)
                             if tracker is not None:
                                 tracker.settle(msg, "acked")
                     else:
@@ -308,7 +311,7 @@ class Channel:
                     self.failed(t, t.members[0], msg, err)
                     continue
                 if result is not None:
-                    self.bus._answer(msg, result)
+                    self.host.answer(msg, result)
         else:
             for t, handler in fanout:
                 try:
@@ -336,8 +339,8 @@ class Channel:
         self.busy += 1
         t0 = _perf() if timed else 0.0
         try:
-            if self.bus._middleware.dispatch:
-                result = await self.bus._middleware.call_async(sub, msg, None)
+            if self.host.middleware.dispatch:
+                result = await self.host.middleware.call_async(sub, msg, None)
             else:
                 result = await sub.handler(msg)
         except Exception as err:
@@ -348,7 +351,7 @@ class Channel:
         if timed:
             self.stats.handler_latency.observe(_perf() - t0)
         if result is not None and msg._headers and "reply_to" in msg._headers:
-            self.bus._answer(msg, result)
+            self.host.answer(msg, result)
         tracker = msg._tracker
         if tracker is not None:
             tracker.settle(msg, "acked")
@@ -363,10 +366,10 @@ class Channel:
         if target.filter is not None and not self.passes(target.filter, msg):
             self.settle(msg, "acked")
             return
-        hooks = self.bus._middleware.dispatch
+        hooks = self.host.middleware.dispatch
         t0 = _perf() if timed else 0.0
         try:
-            result = self.bus._middleware.call(sub, msg, sub.handler) if hooks else sub.handler(msg)
+            result = self.host.middleware.call(sub, msg, sub.handler) if hooks else sub.handler(msg)
         except Exception as err:
             if timed:
                 self.stats.handler_latency.observe(_perf() - t0)
@@ -380,7 +383,7 @@ class Channel:
         """Count a handled delivery, send a reply if it was a request, settle."""
         self.stats.delivered += 1
         if result is not None and msg._headers and "reply_to" in msg._headers:
-            self.bus._answer(msg, result)
+            self.host.answer(msg, result)
         tracker = msg._tracker
         if tracker is not None:
             tracker.settle(msg, "acked")
@@ -399,8 +402,8 @@ class Channel:
         loop = asyncio.get_running_loop()
         inbox, stats = target.inbox, self.stats
         timeout = self.config.handler_timeout
-        handler, hooks = sub.handler, self.bus._middleware.dispatch
-        every = self.bus.config.metrics_sample_every
+        handler, hooks = sub.handler, self.host.middleware.dispatch
+        every = self.host.config.metrics_sample_every
         fast = sub.is_async and timeout is None
         while sub.active:
             if not inbox:
@@ -427,7 +430,7 @@ class Channel:
                 self.busy -= 1
                 stats.delivered += 1
                 if result is not None and msg._headers and "reply_to" in msg._headers:
-                    self.bus._answer(msg, result)
+                    self.host.answer(msg, result)
                 tracker = msg._tracker
                 if tracker is not None:
                     tracker.settle(msg, "acked")
@@ -450,8 +453,8 @@ class Channel:
         t0 = _perf() if timed else 0.0
         try:
             if sub.is_async:
-                if self.bus._middleware.dispatch:
-                    coro = self.bus._middleware.call_async(sub, msg, timeout)
+                if self.host.middleware.dispatch:
+                    coro = self.host.middleware.call_async(sub, msg, timeout)
                 elif timeout is None:
                     coro = sub.handler(msg)
                 else:
@@ -459,10 +462,10 @@ class Channel:
                 result = await coro
             elif sub.concurrency > 1:
                 result = await loop.run_in_executor(
-                    None, self.bus._middleware.call, sub, msg, sub.handler
+                    None, self.host.middleware.call, sub, msg, sub.handler
                 )
             else:
-                result = self.bus._middleware.call(sub, msg, sub.handler)
+                result = self.host.middleware.call(sub, msg, sub.handler)
         except Exception as err:
             if timed:
                 self.stats.handler_latency.observe(_perf() - t0)
@@ -498,14 +501,14 @@ class Channel:
             "handler %s failed on %s after %d attempts (%r); dead-lettered",
             sub.name, msg.id, msg.attempt, err,
         )  # fmt: skip
-        self.bus._dead_letter(self, sub, msg, err)  # settles once the dead letter is safe
+        self.host.dead_letter(self, sub, msg, err)  # settles once the dead letter is safe
 
     def retry(self, target: Target, msg: Message, handle: list[asyncio.TimerHandle]) -> None:
         """Timer callback: deliver the next attempt to the same target."""
         self.timers.discard(handle[0])
         tracker = msg._tracker
         if tracker is not None and tracker.seq is not None and msg.attempt > tracker.marked:
-            journal = self.bus._journal
+            journal = self.host.journal
             assert journal is not None  # stored messages exist only with a journal
             journal.mark(tracker, msg.attempt, wake=True)
         if target.closed:

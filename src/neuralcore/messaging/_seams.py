@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import BusConfig
+    from neuralcore.messaging._host import BusHost
     from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._rpc import Requests
     from neuralcore.messaging._types import Outcome
@@ -40,6 +41,7 @@ class BridgeSeams:
     _closed: bool
     _codec: Codec | None
     _gate: Gate
+    _host: BusHost
     _requests: Requests
     _channels: dict[str, Channel]
     _bridges: list[Bridge]
@@ -210,7 +212,7 @@ class BridgeSeams:
         if durable and name in self._durable_taps:
             raise InvalidInputError(f"a durable tap named {name!r} is already open")
         tap = Tap(
-            self._as_bus(), channel, callback,
+            self._host, channel, callback,
             include_remote=include_remote, durable=durable, name=name,
         )  # fmt: skip
         tap._auth, tap._trusted = auth, trusted

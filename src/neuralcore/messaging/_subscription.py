@@ -11,7 +11,7 @@ from neuralcore.messaging._message import Message
 from neuralcore.messaging._routing import Selector
 
 if TYPE_CHECKING:
-    from neuralcore.messaging._bus import MessageBus
+    from neuralcore.messaging._host import SubscriptionHost
     from neuralcore.messaging._types import Filter, Handler
 
 __all__ = ("Subscription", "Target")
@@ -45,7 +45,7 @@ class Subscription:
 
     __slots__ = (
         "_auth",
-        "_bus",
+        "_host",
         "active",
         "concurrency",
         "failed",
@@ -61,7 +61,7 @@ class Subscription:
 
     def __init__(
         self,
-        bus: MessageBus,
+        host: SubscriptionHost,
         selector: str,
         handler: Handler,
         *,
@@ -70,7 +70,7 @@ class Subscription:
         filter: Filter | None,
         name: str,
     ) -> None:
-        self._bus = bus
+        self._host = host
         self._auth: str | None = None  # the API key it was made with (never shown)
         self.selector = selector
         self.selection = Selector(selector)
@@ -89,7 +89,7 @@ class Subscription:
     def unsubscribe(self) -> None:
         """Stop receiving; a message being handled finishes, queued ones go elsewhere."""
         if self.active:
-            self._bus._unsubscribe(self)
+            self._host.unsubscribe(self)
 
     def __repr__(self) -> str:
         return f"Subscription({self.name!r}, selector={self.selector!r}, group={self.group!r})"
