@@ -101,7 +101,7 @@ async def test_buffer_bounded_drop_or_reject_without_spill() -> None:
 
 
 async def test_buffer_spills_in_order_and_clears_when_sent(tmp_path: Path) -> None:
-    path = tmp_path / "spill"
+    path = tmp_path / "spill.db"
     buf = OutboundBuffer(4, SpillFile(path))
     results = [buf.put(_item(i)) for i in range(10)]
     assert results.count("spilled") == 6
@@ -110,27 +110,44 @@ async def test_buffer_spills_in_order_and_clears_when_sent(tmp_path: Path) -> No
     for _ in range(10):
         order += [o.data for o in buf.take(3)]
     assert order == [str(i).encode() for i in range(10)]
-    assert path.stat().st_size > 0  # kept until everything read from it was sent
+    assert _rows(path) == 6  # kept until everything read from it was sent
     buf.sent(10, in_flight=0)
-    assert path.stat().st_size == 0
+    assert _rows(path) == 0
     assert buf.spill is not None
     buf.spill.close()
 
 
-def test_spill_file_survives_a_restart_and_a_torn_tail(tmp_path: Path) -> None:
-    path = tmp_path / "spill"
+def _rows(path: Path) -> int:
+    reader = SpillFile(path)
+    try:
+        return len(reader)
+    finally:
+        reader.close()
+
+
+def test_spill_file_survives_a_restart_and_keeps_read_but_unsent_rows(tmp_path: Path) -> None:
+    path = tmp_path / "spill.db"
     spill = SpillFile(path)
     for i in range(3):
         spill.append(_item(i))
-    spill.close()
-    with path.open("ab") as f:
-        f.write(b"\xff\xff\x00")  # a crash mid-append
+    assert [o.data for o in spill.read(2)] == [b"0", b"1"]
+    spill.close()  # a crash before those two were sent: nothing cleared
     again = SpillFile(path)
     try:
         assert len(again) == 3
         assert [o.data for o in again.read(10)] == [b"0", b"1", b"2"]
+        assert [(o.channel, o.key, o.persistent) for o in again.read(1)] == []
     finally:
         again.close()
+
+
+def test_spill_file_that_is_not_sqlite_is_a_persistence_error(tmp_path: Path) -> None:
+    from neuralcore.core import PersistenceError
+
+    path = tmp_path / "spill.db"
+    path.write_bytes(b"not a database, just bytes" * 100)
+    with pytest.raises(PersistenceError, match="spill"):
+        SpillFile(path)
 
 
 def test_bridges_satisfy_the_bus_protocol() -> None:

@@ -1,4 +1,4 @@
-"""Bounded outbound buffer that spills persistent messages to a file when full.
+"""Bounded outbound buffer that spills persistent messages to a SQLite file when full.
 
 Messages of the bus's persistent channels are already in the bus's SQLite outbox (durable
 tap) until the server confirmed them: when the memory buffer is full they are simply not
@@ -8,8 +8,9 @@ Kafka) on channels that are in-memory in the bus.
 
 Order is kept per channel: once anything is spilled (or deferred), new messages of that
 kind go to the spill file (or stay in the outbox) too until it is drained. The spill file
-is only truncated when everything read from it has been sent, so a crash re-sends
-(receivers drop the duplicates by id) rather than loses.
+is SQLite, like the bus store (one committed, fsynced row per message), and is only
+cleared when everything read from it has been sent, so a crash re-sends (receivers drop
+the duplicates by id) rather than loses.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,8 +27,6 @@ from neuralcore.core import PersistenceError, QueueFullError
 __all__ = ("OutboundBuffer", "Outgoing", "SpillFile")
 
 logger = logging.getLogger(__name__)
-
-_LEN = struct.Struct("<I")
 
 
 class Outgoing:
@@ -60,12 +58,17 @@ Refill = Callable[[int, int], list[Outgoing]]
 
 
 class SpillFile:
-    """Append-only file of length-prefixed msgpack records ``[channel, data, key]``.
+    """SQLite file of outbound messages waiting for the server (``channel, data, key``).
+
+    One row per message, in order; each append is its own committed transaction with
+    ``synchronous=FULL`` (fsynced), so a crash loses no appended message and never leaves
+    a torn record. Rows read with :meth:`read` stay until :meth:`clear` (everything read
+    was sent), so a crash re-sends rather than loses (receivers drop duplicates by id).
 
     Examples
     --------
     >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "spill")
+    >>> path = os.path.join(tempfile.mkdtemp(), "spill.db")
     >>> spill = SpillFile(path)
     >>> spill.append(Outgoing("c", b"x", None, True))
     >>> [o.data for o in spill.read(10)], len(spill)
@@ -74,76 +77,59 @@ class SpillFile:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        import sqlite3
+
         self.path = Path(path)
-        self._read_at = 0
-        self._count = 0
+        self._read_at = 0  # rowid of the last row handed out by read()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a+b")  # noqa: SIM115 - held open on purpose
-            self._count = self._count_records()
-        except OSError as err:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " channel TEXT NOT NULL, data BLOB NOT NULL, key BLOB)"
+            )
+            self._count = int(self._db.execute("SELECT COUNT(*) FROM spill").fetchone()[0])
+        except sqlite3.Error as err:
             raise PersistenceError(f"cannot open spill file {self.path}: {err}") from err
-
-    def _count_records(self) -> int:
-        self._file.seek(0)
-        data = self._file.read()
-        count, pos = 0, 0
-        while pos + 4 <= len(data):
-            (size,) = _LEN.unpack_from(data, pos)
-            if pos + 4 + size > len(data):
-                break  # torn tail from a crash mid-append: ignored
-            pos += 4 + size
-            count += 1
-        if pos < len(data):
-            self._file.truncate(pos)  # drop a torn tail so new records follow valid ones
-        return count
 
     def __len__(self) -> int:
         return self._count
 
     def append(self, item: Outgoing) -> None:
-        """Write one message at the end of the file."""
-        import msgspec  # only when spilling: keeps importing the bridges cheap
+        """Write one message at the end (committed and fsynced before returning)."""
+        import sqlite3
 
-        record = msgspec.msgpack.encode([item.channel, item.data, item.key])
         try:
-            self._file.seek(0, os.SEEK_END)
-            self._file.write(_LEN.pack(len(record)) + record)
-            self._file.flush()
-        except OSError as err:
+            self._db.execute(
+                "INSERT INTO spill (channel, data, key) VALUES (?, ?, ?)",
+                (item.channel, item.data, item.key),
+            )
+        except sqlite3.Error as err:
             raise PersistenceError(f"cannot write spill file {self.path}: {err}") from err
         self._count += 1
 
     def read(self, limit: int) -> list[Outgoing]:
         """Take up to ``limit`` messages from the front (the file keeps them until cleared)."""
-        import msgspec
-
-        out: list[Outgoing] = []
-        self._file.seek(self._read_at)
-        while len(out) < limit and self._count:
-            head = self._file.read(4)
-            if len(head) < 4:
-                break
-            record = self._file.read(_LEN.unpack(head)[0])
-            self._read_at += 4 + len(record)
-            self._count -= 1
-            try:
-                channel, data, key = msgspec.msgpack.decode(record)
-            except msgspec.DecodeError:
-                logger.warning("skipping a corrupt spill record in %s", self.path)
-                continue
-            out.append(Outgoing(channel, data, key, True))
-        return out
+        rows = self._db.execute(
+            "SELECT seq, channel, data, key FROM spill WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._read_at, limit),
+        ).fetchall()
+        if rows:
+            self._read_at = rows[-1][0]
+            self._count -= len(rows)
+        return [Outgoing(channel, bytes(data), key, True) for _, channel, data, key in rows]
 
     def clear(self) -> None:
         """Forget every record (after all of them were sent)."""
-        self._file.truncate(0)
+        self._db.execute("DELETE FROM spill")
         self._read_at = 0
         self._count = 0
 
     def close(self) -> None:
         """Close the file (records not yet read stay for the next run)."""
-        self._file.close()
+        self._db.close()
 
 
 class OutboundBuffer:

@@ -187,9 +187,10 @@ class RedisBridgeConfig(BridgeConfig):
         channels travel as Streams, plain ones over Pub/Sub, and a bridge with a
         ``group`` (a work queue) sends every channel as a Stream.
     maxlen : int
-        Most entries kept per stream. Entries every known group acknowledged are trimmed
-        first (``XTRIM MINID``); entries still unread by some group are trimmed only past
-        ``maxlen``, and then counted (``BridgeMetrics.trimmed``) and logged as a warning.
+        Most entries kept per stream (the sending bridge trims the oldest, never on the
+        way in). Each trimmed entry that some known group had not acknowledged yet is
+        counted (``BridgeMetrics.trimmed``) and logged as a warning; a stream no group
+        reads counts every trimmed entry.
     block_ms : int
         ``XREADGROUP BLOCK`` time.
     claim_idle_ms : int

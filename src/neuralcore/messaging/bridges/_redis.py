@@ -56,9 +56,9 @@ class RedisBridge(BaseBridge):
     ``XACK``-ed only after the local handlers settled it, or when it is this bus's own
     message coming back. A stream whose channel has no local subscriber is not read.
 
-    Streams are trimmed by the sending bridge every ``claim_interval_s``: entries every
-    known group has acknowledged go first (``XTRIM MINID``); beyond ``maxlen`` unread ones
-    go too, counted in ``metrics().trimmed`` and logged as a warning.
+    Streams are kept at ``maxlen`` entries by the sending bridge (checked every
+    ``claim_interval_s``): the oldest entries go; each one that some known group had not
+    acknowledged yet is counted in ``metrics().trimmed`` and logged as a warning.
 
     Parameters
     ----------
@@ -305,29 +305,39 @@ class RedisBridge(BaseBridge):
                 await self._trim(key)
 
     async def _trim(self, key: str) -> None:
-        """Trim ``key`` by acknowledged id; past ``maxlen``, count and warn what goes."""
+        """Keep ``key`` at ``maxlen`` entries; count and warn for each removed entry that
+        some known group had not acknowledged yet (acknowledged ones go silently)."""
+        client = self._client
+        excess = int(await client.xlen(key)) - self.cfg.maxlen
+        if excess <= 0:
+            return
+        floor = await self._acked_floor(key)
+        acked = 0
+        if floor is not None:  # entries below the floor: every group is done with them
+            below = await client.xrange(key, "-", f"({floor[0]}-{floor[1]}", count=excess)
+            acked = len(below)
+        await client.xtrim(key, maxlen=self.cfg.maxlen, approximate=False)
+        lost = excess - acked
+        if lost > 0:
+            self._counters.trimmed += lost
+            logger.warning(
+                "redis bridge trimmed %d entries of %s not yet acknowledged by every group "
+                "(maxlen=%d reached)", lost, key, self.cfg.maxlen,
+            )  # fmt: skip
+
+    async def _acked_floor(self, key: str) -> tuple[int, int] | None:
+        """The lowest entry id some group still needs (None: no group knows the stream)."""
         client = self._client
         floor: tuple[int, int] | None = None
         for group in await client.xinfo_groups(key):
-            name = group["name"]
             if int(group.get("pending") or 0):
-                summary = await client.xpending(key, name)
-                keep = _id(summary["min"]) if summary.get("min") else None
+                summary = await client.xpending(key, group["name"])
+                keep = _id(summary["min"])
             else:
                 ms, seq = _id(group["last-delivered-id"])
                 keep = (ms, seq + 1)
-            if keep is not None and (floor is None or keep < floor):
-                floor = keep
-        if floor is not None and floor > (0, 0):
-            await client.xtrim(key, minid=f"{floor[0]}-{floor[1]}", approximate=False)
-        excess = int(await client.xlen(key)) - self.cfg.maxlen
-        if excess > 0:
-            await client.xtrim(key, maxlen=self.cfg.maxlen, approximate=False)
-            self._counters.trimmed += excess
-            logger.warning(
-                "redis bridge trimmed %d entries of %s not yet read by every group "
-                "(maxlen=%d reached)", excess, key, self.cfg.maxlen,
-            )  # fmt: skip
+            floor = keep if floor is None else min(floor, keep)
+        return floor
 
     # -- inbound --------------------------------------------------------------------------
 
