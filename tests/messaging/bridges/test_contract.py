@@ -191,3 +191,26 @@ def test_plain_channel_is_fire_and_forget_while_away(
     late = peers("late", {**peer_spec("redis", redis_server.url, "sub", n), "seconds": 1})
     late.finish(60)
     assert got(late) == []
+
+
+def test_redis_restart_mid_stream_loses_nothing_on_a_persistent_channel(
+    durable_redis: RedisServer, peers: PeerFactory, tmp_path: Path
+) -> None:
+    """Redis (fsync-always AOF) killed and restarted while 3,000 persistent messages flow."""
+    n = 3000
+    sub = peers("sub", {**peer_spec("redis", durable_redis.url, "sub", n), "linger": 0.5})
+    ready(sub)
+    spec = peer_spec("redis", durable_redis.url, "pub", n, persistent=True, pace=0.01,
+                     db=str(tmp_path / "pub.db"))  # fmt: skip
+    pub = peers("pub", spec)
+    origin = ready(pub)
+    assert sub.wait_until(lambda p: len(got(p)) >= 300, 60)
+    durable_redis.kill()
+    time.sleep(0.3)
+    durable_redis.start()
+    done = pub.finish(90)[-1]["metrics"]
+    assert done["reconnects"] >= 1
+    assert (done["sent"] >= n, done["unsent"]) == (True, 0)  # resends after a lost reply
+    sub.finish(90)
+    assert_all_once(got(sub), origin, n)  # duplicates from resends dropped by id
+    assert_in_order(got(sub))
