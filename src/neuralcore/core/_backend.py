@@ -3,7 +3,8 @@
 Each engine subpackage has a ``_select`` module with ``describe_backend() -> BackendInfo``.
 ``NEURALCORE_BACKEND=python`` forces the pure-Python path of every engine that has one (the
 vector kernels, the exact HNSW engine, the bus's JSON codec); objects also take a
-``backend=`` argument. Embeddings have no pure-Python path, and the report says so.
+``backend=`` argument. Embeddings have no pure-Python path: the report says the setting has
+no effect there. The variable is read when an engine first chooses, so set it before.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def backend_info() -> dict[str, BackendInfo]:
             continue
         info = module.describe_backend(engine)
         if info.backend == "native" and resolve_backend() == "python":
-            why = "no pure-Python path, so NEURALCORE_BACKEND=python does not apply"
+            why = "NEURALCORE_BACKEND=python has no effect here"
             info = info._replace(detail=f"{info.detail}; {why}" if info.detail else why)
         report[engine] = info
     return report
