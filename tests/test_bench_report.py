@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from neuralcore._bench import report
+from neuralcore.cli import main
 
 
 @pytest.mark.slow
@@ -15,7 +15,7 @@ def test_report_runs_a_suite_and_writes_markdown_and_chart(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench-report.md"
-    assert report.main(["--quick", "--suites", "messaging", "--out", str(out)]) == 0
+    assert main(["bench", "--quick", "--suites", "messaging", "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# neuralcore benchmark report")
     assert "## Messaging: in-process bus" in text
@@ -32,5 +32,5 @@ def test_report_runs_a_suite_and_writes_markdown_and_chart(
 
 def test_unknown_suite_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
-        report.main(["--suites", "nope", "--out", str(tmp_path / "r.md")])
+        main(["bench", "all", "--suites", "nope", "--out", str(tmp_path / "r.md")])
     assert info.value.code == 2

@@ -40,10 +40,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run benchmarks. Every row times neuralcore beside a baseline in the\n"
         "same run and prints the ratio.\n\nsuites:\n" + lines + "\n\n"
         "Without SUITE every suite runs (several minutes) and bench-report.md is written.\n"
-        "'neuralcore bench SUITE --help' shows a suite's own options.",
+        "'neuralcore bench SUITE --help' shows a suite's own options (given after SUITE).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("suite", nargs="?", choices=(*SUITES, "all"), default="all")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    parser.add_argument("--out", default="bench-report.md", help="report path (all suites)")
+    parser.add_argument("--suites", help="comma-separated subset to run instead of all")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(run=_run, passthrough=True)
 
@@ -55,10 +58,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.suite != "all":  # "all" may be narrowed by --suites; it is checked as it runs
         for module, extra in SUITES[args.suite][1]:
             require(module, extra=extra)
+    argv = (["--quick"] if args.quick else []) + list(args.rest)
+    if args.suite == "all":
+        argv += ["--out", args.out] + (["--suites", args.suites] if args.suites else [])
     name = "report" if args.suite == "all" else args.suite
     try:
         module_ = importlib.import_module(f"neuralcore._bench.{name}")
-        result: Any = module_.main(list(args.rest))
+        result: Any = module_.main(argv)
     except ModuleNotFoundError as err:  # a dependency of a baseline column
         if err.name is None or err.name.startswith("neuralcore"):
             raise
