@@ -438,7 +438,8 @@ class MessageBus(Publisher, BridgeSeams):
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.config.drain_timeout if timeout is None else timeout)
-        while not all(ch.idle() for ch in self._channels.values()):
+        # Background work (dead letters on their way to a dead-letter channel) counts.
+        while self._background or not all(ch.idle() for ch in self._channels.values()):
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(0.001)

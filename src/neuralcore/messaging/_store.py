@@ -91,6 +91,22 @@ class Commit:
             await fut
         self._raise()
 
+    def attach(
+        self, loop: asyncio.AbstractEventLoop, futs: list[asyncio.Future[None]], timeout: float
+    ) -> None:
+        """Resolve ``futs`` (on ``loop``, the running one) when this commit ends."""
+        self.waiters.extend((loop, fut) for fut in futs)
+        if loop not in self.timers:
+            self.timers[loop] = loop.call_later(timeout, self._expire, loop, timeout)
+        if self.event.is_set():  # raced with the writer
+            _cancel(self, loop)
+            for fut in futs:
+                if not fut.done():
+                    if self.error is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(self._failure())
+
     def _expire(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         """Timer callback on ``loop``: fail its waiters that are still waiting."""
         self.timers.pop(loop, None)
@@ -108,7 +124,10 @@ class Commit:
 
     def _raise(self) -> None:
         if self.error is not None:
-            raise PersistenceError(f"persisting messages failed: {self.error}") from self.error
+            raise self._failure() from self.error
+
+    def _failure(self) -> PersistenceError:
+        return PersistenceError(f"persisting messages failed: {self.error}")
 
     def finish(self, error: BaseException | None) -> None:
         """Called by the writer thread once the transaction ended."""
@@ -122,6 +141,11 @@ class Commit:
                 loop.call_soon_threadsafe(_resolve, self, loop, futs)
 
 
+_HAND_OVER = 16
+"""A loop turn with this many rows or more commits on the writer thread: the loop goes
+on encoding the next messages while SQLite writes (the GIL is released there)."""
+
+
 def _cancel(commit: Commit, loop: asyncio.AbstractEventLoop) -> None:
     handle = commit.timers.pop(loop, None)
     if handle is not None:
@@ -132,9 +156,13 @@ def _resolve(
     commit: Commit, loop: asyncio.AbstractEventLoop, futs: list[asyncio.Future[None]]
 ) -> None:
     _cancel(commit, loop)
+    error = commit.error
     for fut in futs:
         if not fut.done():
-            fut.set_result(None)
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(commit._failure())
 
 
 class SQLiteStore:
@@ -327,7 +355,15 @@ class SQLiteStore:
     def _flush_soon(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         soon = self._soon.pop(loop)
         error: BaseException | None = None
-        if not self._db.acquire(timeout=timeout):
+        if len(soon.rows) >= _HAND_OVER:
+            with self._cond:
+                self._keys.extend(soon.keys)
+            try:
+                self.insert(soon.rows, soon.outbox).attach(loop, soon.waiters, timeout)
+                return
+            except PersistenceError as err:  # closed meanwhile
+                error = err
+        elif not self._db.acquire(timeout=timeout):
             error = PersistenceError(
                 f"group commit to {self.path} not durable after {timeout:g} s "
                 f"(writer thread {self.writer_state()} holds the file)"
