@@ -6,8 +6,8 @@ import pytest
 
 from neuralcore.core import ConfigError, InputTypeError, InvalidInputError
 from neuralcore.messaging import ChannelConfig, MessageBus
+from neuralcore.messaging._port import port_for
 from neuralcore.messaging._routing import Selector, is_pattern
-from neuralcore.messaging.bridges._bus import port_for
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,121 @@
+"""The :class:`~neuralcore.messaging.bridges._port.BusPort` a bus builds for its bridges.
+
+The protocol lives with the bridges (``bridges/_port.py``: what they may ask); this
+adapter lives with the bus, the only side that knows how to answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from neuralcore.messaging._bridge import Tap
+from neuralcore.messaging._message import Message, Tracker
+from neuralcore.messaging._routing import is_pattern
+from neuralcore.messaging.bridges._port import BusPort, OnSettled, Sink
+
+if TYPE_CHECKING:
+    from neuralcore.messaging._bus import MessageBus
+
+__all__ = ("MessageBusPort", "port_for")
+
+logger = logging.getLogger(__name__)
+
+
+class MessageBusPort:
+    """:class:`DurablePort` over a real bus: ``tap`` out, ``inject`` in, ``bus.codec`` on
+    the wire, durable taps for persistent channels.
+
+    A channel that arrives from the server but does not exist locally is created from
+    ``BusConfig.default_channel`` (the bridge's channel selection asked for it).
+    """
+
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+        self._codec = bus.codec
+
+    @property
+    def origin(self) -> str:
+        """The bus id."""
+        return self.bus.bus_id
+
+    def watch(self, channels: tuple[str, ...], sink: Sink) -> Callable[[], None]:
+        """One tap over every selector; a channel matched by several is seen once."""
+        return self._tap(channels, sink, None).close
+
+    def watch_durable(self, channels: tuple[str, ...], sink: Sink, name: str) -> Callable[[], None]:
+        """A durable tap named ``name`` (replays what an earlier run did not forward)."""
+        return self._tap(channels, sink, name).close
+
+    def _tap(self, channels: tuple[str, ...], sink: Sink, name: str | None) -> Tap:
+        for selector in channels:
+            if not is_pattern(selector):
+                self._ensure_channel(selector)
+        selectors = channels[0] if len(channels) == 1 else tuple(channels)
+        return self.bus._open_tap(
+            selectors,
+            sink,
+            include_remote=False,
+            durable=name is not None,
+            name=name,
+            auth=None,
+            trusted=True,  # the bridge is configured by the bus's owner
+        )
+
+    def records(self, channel: str) -> bool:
+        """True for the bus's persistent channels."""
+        return self.bus._records(channel)
+
+    def seq(self, msg: Message) -> int:
+        """The message's row in the bus file (0 when it has none)."""
+        tracker = msg._tracker
+        return (tracker.seq or 0) if tracker is not None else 0
+
+    def forwarded(self, name: str, seqs: list[int]) -> None:
+        """Delete the outbox records (rides the bus's next group commit)."""
+        self.bus._forwarded(name, seqs)
+
+    def outbox(self, name: str, after: int, limit: int) -> list[Message]:
+        """Recorded messages of ``name`` after ``after``, read back from the file."""
+        journal = self.bus._journal
+        if journal is None:
+            return []
+        return journal.outbox(name, after, limit, _untracked)
+
+    async def inject(self, msg: Message, on_settled: OnSettled) -> bool:
+        """Deliver locally (creating a missing channel from the bus's template)."""
+        return await self.bus.inject(msg, on_settled=on_settled, create=True)
+
+    def subscribed(self, channel: str) -> bool:
+        """True when an active local subscription (direct or pattern) selects ``channel``."""
+        return self.bus._subscribed(channel)
+
+    def encode(self, msg: Message) -> bytes:
+        """``bus.codec.encode``."""
+        return self._codec.encode(msg)
+
+    def decode(self, data: bytes) -> Message:
+        """``bus.codec.decode``."""
+        return self._codec.decode(data)
+
+    def _ensure_channel(self, name: str) -> None:
+        if name not in self.bus.channels():
+            logger.info("bridge: creating local channel %r from the default template", name)
+            self.bus.create_default_channel(name)
+
+
+def port_for(bus: Any) -> BusPort:
+    """The :class:`BusPort` of ``bus`` (a MessageBus, or already a port)."""
+    from neuralcore.messaging._bus import MessageBus
+
+    if isinstance(bus, MessageBus):
+        return MessageBusPort(bus)
+    if all(hasattr(bus, a) for a in ("origin", "watch", "inject", "encode", "decode")):
+        port: BusPort = bus
+        return port
+    raise TypeError(f"cannot bridge a {type(bus).__name__}: expected a MessageBus")
+
+
+def _untracked(_tracker: Tracker, _msg: Message) -> None:
+    """Done callback of messages read back from the outbox (never dispatched)."""
