@@ -1,8 +1,9 @@
-"""The native fast paths trust SimSIMD's outputs to reveal zero vectors and NaN/inf.
+"""The native fast paths trust the SIMD library's outputs to reveal zero vectors and NaN/inf.
 
-SimSIMD picks a kernel per SIMD level at run time; these tests run the detection-critical
-cases under every level this CPU offers (disabling the faster ones in turn), so a kernel that
-masked NaN differently would fail here rather than return a wrong number.
+The library (NumKong, or SimSIMD without it) picks a kernel per SIMD level at run time;
+these tests run the detection-critical cases under every level this CPU offers (disabling
+the faster ones in turn), so a kernel that masked NaN differently would fail here rather
+than return a wrong number.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from neuralcore.core import NonFiniteError
 from neuralcore.vectors import VectorOps
 from neuralcore.vectors._kernels import native as _native
 
-simsimd = pytest.importorskip("simsimd")
+simsimd = _native._SIMD  # NumKong or SimSIMD: the same capability switches
 
-_ORDER = ("sapphire", "turin", "genoa", "ice", "skylake", "haswell")  # fastest first
+_ORDER = ("sapphire", "turin", "genoa", "icelake", "ice", "skylake", "haswell")  # fastest first
 LEVELS = [c for c in _ORDER if simsimd.get_capabilities().get(c)] + ["serial"]
 DISTANCES = (
     "cosine_similarity",

@@ -19,11 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, cast
 
 import numpy as np
-import simsimd
 from numpy.typing import NDArray
 
 from neuralcore.core._cpu import usable_cores
 from neuralcore.core._errors import ConfigError, DimensionMismatchError, InvalidInputError
+from neuralcore.vectors._kernels.native import _SIMD
 from neuralcore.vectors._spec import check_k
 from neuralcore.vectors._validate import as_float_array
 
@@ -40,7 +40,7 @@ _STORE: dict[str, np.dtype[Any]] = {
 _I8_SCALE = 127.0
 _SPLIT_ROWS = 32_768  # one-query scans at least this long are split over the cores
 _MAX_DIM = 1 << 20
-_ss_dot: Callable[[Any, Any], float] = simsimd.dot  # type: ignore[assignment]
+_ss_dot: Callable[[Any, Any], float] = _SIMD.dot
 _ND = np.ndarray
 _F32 = np.dtype(np.float32)
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -327,7 +327,7 @@ class Corpus:
         elif self._dtype == "f32":
             out = q @ unit.T
         else:
-            raw = simsimd.cdist(q, unit, metric="dot", out_dtype="float32", threads=self._threads)
+            raw = _SIMD.cdist(q, unit, metric="dot", out_dtype="float32", threads=self._threads)
             out = np.asarray(raw)
             if self._dtype == "i8":
                 out *= np.float32(1.0 / (_I8_SCALE * _I8_SCALE))

@@ -28,13 +28,17 @@ _HINT = 'pip install "neuralcore-runtime[vectors]"'
 
 def _missing_native() -> str:
     """Why the native kernels cannot load (``""`` when they can)."""
-    for name in ("numpy", "simsimd"):
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise  # a broken install, not a missing one
-            return f"{name} is not installed ({_HINT})"
+    for names in (("numpy",), ("numkong", "simsimd")):
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as err:
+                if err.name != name:
+                    raise  # a broken install, not a missing one
+            else:
+                break
+        else:
+            return f"{' or '.join(names)} is not installed ({_HINT})"
     return ""
 
 
@@ -94,18 +98,13 @@ def describe_backend(engine: str) -> BackendInfo:
     if choice == "python":
         return BackendInfo(engine, "python", "stdlib", "", reason)
     import numpy
-    import simsimd
 
     from neuralcore.vectors._kernels import native as _native
 
-    caps = ",".join(k for k, on in simsimd.get_capabilities().items() if on and k != "serial")
-    detail = f"simsimd for pairs/one-vs-many (SIMD: {caps or 'none'}); BLAS for matrix-matrix"
+    simd, name = _native._SIMD, _native.SIMD_NAME
+    caps = ",".join(k for k, on in simd.get_capabilities().items() if on and k != "serial")
+    detail = f"{name} for pairs/one-vs-many (SIMD: {caps or 'none'}); BLAS for matrix-matrix"
     if not _native._COSINE_SIMD:
-        detail += "; cosine via BLAS (simsimd's portable kernel is imprecise)"
-    return BackendInfo(
-        engine,
-        "native",
-        "numpy+simsimd",
-        f"{numpy.__version__}+{getattr(simsimd, '__version__', '')}",
-        detail,
-    )
+        detail += f"; cosine via BLAS ({name}'s portable kernel is imprecise)"
+    version = f"{numpy.__version__}+{getattr(simd, '__version__', '')}"
+    return BackendInfo(engine, "native", f"numpy+{name}", version, detail)

@@ -1,4 +1,7 @@
-"""The native kernels: SimSIMD and numpy/BLAS, split by shape. Imported only when chosen.
+"""The native kernels: NumKong/SimSIMD and numpy/BLAS, split by shape. Imported when chosen.
+
+"SimSIMD" below means the SIMD library in use: NumKong (its successor, float64
+accumulation for float32) when installed, else SimSIMD itself.
 
 Which library serves which shape was decided by measurement on the target machine (see
 ``neuralcore bench vectors`` and ``docs``):
@@ -20,19 +23,19 @@ values are checked and recomputed; a test pins this for every SIMD level the CPU
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
-import simsimd
 from numpy.typing import NDArray
 
 from neuralcore.core._errors import InputTypeError
 from neuralcore.vectors._spec import TOP_K_METRICS, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 
-__all__ = ("bind",)
+__all__ = ("SIMD_NAME", "bind")
 
 Arr = NDArray[np.floating[Any]]
 Names = tuple[str, str]
@@ -50,11 +53,29 @@ _CDIST = {
     "euclidean_distance": "euclidean",
 }
 _SCORE_BLOCK = 1 << 24  # top_k, many queries: at most this many scores held at once
-# SimSIMD entry points bound once: a module global is the cheapest lookup on the 1-pair path
-_ss_cos: Callable[[Arr, Arr], float] = simsimd.cosine  # type: ignore[assignment]
-_ss_dot: Callable[[Arr, Arr], float] = simsimd.dot  # type: ignore[assignment]
-_ss_sq: Callable[[Arr, Arr], float] = simsimd.sqeuclidean  # type: ignore[assignment]
-_ss_cdist: Callable[..., Any] = simsimd.cdist
+
+
+# The SIMD library: NumKong (SimSIMD's successor) when installed, else SimSIMD. NumKong
+# accumulates float32 in float64, so norms of float32 vectors cannot underflow or overflow
+# (SimSIMD 6 squares float32 in float32: a vector of norm below ~1e-19 gets a wrong cosine).
+# Both take the same calls; only the cosine metric's name differs. Bound once: a module
+# global is the cheapest lookup on the one-pair path.
+def _simd_library() -> tuple[Any, str]:
+    try:
+        return importlib.import_module("numkong"), "angular"
+    except ModuleNotFoundError as err:
+        if err.name != "numkong":
+            raise
+    return importlib.import_module("simsimd"), "cosine"
+
+
+_SIMD, _COSINE_METRIC = _simd_library()
+SIMD_NAME: str = _SIMD.__name__
+_CDIST["cosine_similarity"] = _CDIST["cosine_distance"] = _COSINE_METRIC
+_ss_cos: Callable[[Arr, Arr], float] = getattr(_SIMD, _COSINE_METRIC)
+_ss_dot: Callable[[Arr, Arr], float] = _SIMD.dot
+_ss_sq: Callable[[Arr, Arr], float] = _SIMD.sqeuclidean
+_ss_cdist: Callable[..., Any] = _SIMD.cdist
 
 
 def _simd_cosine_precise() -> bool:
@@ -93,24 +114,23 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             dist = _ss_cos(a, b)
+            # SimSIMD maps zero vectors and NaN/inf to exactly 0, 1, 2 or a non-finite
+            # value: the general path checks and answers those exactly. A batch result
+            # (tensor) cannot be compared with a float: TypeError, general path too.
+            if 0.0 < dist < 2.0 and dist != 1.0:
+                return 1.0 - dist
         except _SS_REJECTS:
             pass
-        else:
-            # SimSIMD maps zero vectors and NaN/inf to exactly 0, 1, 2 or a non-finite
-            # value: the general path checks and answers those exactly.
-            if type(dist) is float and 0.0 < dist < 2.0 and dist != 1.0:
-                return 1.0 - dist
         flag = allow if allow_nonfinite is None else allow_nonfinite
         return _general("cosine_similarity", a, b, flag, threads)
 
     def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             dist = _ss_cos(a, b)
+            if 0.0 < dist < 2.0 and dist != 1.0:
+                return dist
         except _SS_REJECTS:
             pass
-        else:
-            if type(dist) is float and 0.0 < dist < 2.0 and dist != 1.0:
-                return dist
         flag = allow if allow_nonfinite is None else allow_nonfinite
         return _general("cosine_distance", a, b, flag, threads)
 
