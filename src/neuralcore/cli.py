@@ -22,15 +22,12 @@ _DESCRIPTION = (
     "Run 'neuralcore COMMAND --help' for a command's options."
 )
 
-# command -> (modules that register it, first one found wins; help if it cannot load)
-_COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "demo": (("neuralcore._demo",), "run the end-to-end demo"),
-    "bench": (("neuralcore._bench",), "run benchmarks"),
-    "models": (("neuralcore.embedding._cli",), "convert and inspect embedding models"),
-    "migrate": (
-        ("neuralcore.compat.migrate", "neuralcore.compat._migrate"),
-        "rewrite an application's imports to neuralcore",
-    ),
+# command -> (module whose ``register(sub)`` adds it, help shown if the module cannot load)
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("neuralcore._demo", "run the end-to-end demo"),
+    "bench": ("neuralcore._bench", "run benchmarks"),
+    "models": ("neuralcore.embedding._cli", "convert and inspect embedding models"),
+    "migrate": ("neuralcore.compat.migrate", "rewrite an application's imports to neuralcore"),
 }
 
 Subparsers = argparse._SubParsersAction  # the type add_subparsers() returns
@@ -56,30 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show which library serves each engine, its version, and why.",
     )
     info.set_defaults(run=_info)
-    for name, (modules, text) in _COMMANDS.items():
-        _register(sub, name, modules, text)
+    for name, (module_name, text) in _COMMANDS.items():
+        _register(sub, name, module_name, text)
     return parser
 
 
-def _register(sub: Subparsers[Any], name: str, modules: tuple[str, ...], text: str) -> None:
+def _register(sub: Subparsers[Any], name: str, module_name: str, text: str) -> None:
     from neuralcore.errors import MissingDependencyError
 
-    for module_name in modules:
-        try:
-            module = importlib.import_module(module_name)
-        except MissingDependencyError as err:  # say so when the command is run
-            _unavailable(sub, name, text, err)
-            return
-        except ModuleNotFoundError as err:
-            if err.name is None or not module_name.startswith(err.name):
-                raise
-            continue
-        if hasattr(module, "register"):
-            module.register(sub)
-        else:  # a module that still parses its own argv
-            _passthrough(sub, name, text, module.main)
+    try:
+        module = importlib.import_module(module_name)
+    except MissingDependencyError as err:  # the command says so when it is run
+        _unavailable(sub, name, text, err)
         return
-    raise ModuleNotFoundError(f"no module registers the {name!r} command: {modules}")
+    module.register(sub)
 
 
 def _unavailable(sub: Subparsers[Any], name: str, text: str, err: Exception) -> None:
@@ -88,17 +75,6 @@ def _unavailable(sub: Subparsers[Any], name: str, text: str, err: Exception) -> 
 
     def run(args: argparse.Namespace) -> int:
         raise err
-
-    parser.set_defaults(run=run, passthrough=True)
-
-
-def _passthrough(sub: Subparsers[Any], name: str, text: str, main: Any) -> None:
-    parser = sub.add_parser(name, help=text, add_help=False)
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-    def run(args: argparse.Namespace) -> int:
-        result: int = main(list(args.rest))
-        return result
 
     parser.set_defaults(run=run, passthrough=True)
 
@@ -127,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
-    if extra:  # options a passthrough command parses itself, or a mistake
+    if extra:  # options a suite or an unavailable command gets as they are, or a mistake
         if not getattr(args, "passthrough", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.rest = [*extra, *args.rest]
