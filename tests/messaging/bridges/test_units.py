@@ -25,7 +25,7 @@ def test_public_names_pinned() -> None:
     assert exported == (
         "BaseBridge", "BridgeConfig", "BridgeHealth", "BridgeMetrics", "BridgeState", "BusPort",
         "Direction", "DurablePort", "FatalBridgeError", "KafkaBridge", "KafkaBridgeConfig",
-        "RedisBridge", "RedisBridgeConfig",
+        "MemoryBridge", "MemoryBroker", "RedisBridge", "RedisBridgeConfig",
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """Bridges that extend a :class:`~neuralcore.messaging.MessageBus` over Redis and Kafka.
 
 Importing this module is cheap: redis-py and confluent-kafka are imported when a bridge is
-constructed (``pip install "neuralcore-runtime[redis]"`` / ``[kafka]``).
+constructed (``pip install "neuralcore-runtime[redis]"`` / ``[kafka]``). :class:`MemoryBridge`
+over a :class:`MemoryBroker` runs the same machinery in one process, for tests.
 
 Examples
 --------
@@ -26,6 +27,7 @@ from neuralcore.messaging.bridges._state import (
     BridgeMetrics,
     BridgeState,
 )
+from neuralcore.messaging.bridges.memory import MemoryBridge, MemoryBroker
 
 __all__ = (
     "BaseBridge",
@@ -39,6 +41,8 @@ __all__ = (
     "FatalBridgeError",
     "KafkaBridge",
     "KafkaBridgeConfig",
+    "MemoryBridge",
+    "MemoryBroker",
     "RedisBridge",
     "RedisBridgeConfig",
 )

@@ -105,6 +105,8 @@ class BaseBridge(abc.ABC):
         self._routes: dict[str, tuple[bool, bool, bool]] = {}
         self._durable: DurablePort | None = None
         self._own_reply = ""
+        self._consumer = config.consumer_name()
+        self._group = config.group_name()
 
     # -- public surface -------------------------------------------------------------------
 
@@ -152,6 +154,12 @@ class BaseBridge(abc.ABC):
         return self._state
 
     @property
+    def group(self) -> str:
+        """The server-side group this bus reads through (``fanout.<consumer>`` unless
+        ``BridgeConfig.group`` names a work queue); final once started."""
+        return self._group
+
+    @property
     def origin(self) -> str:
         """The local bus id this bridge stamps and filters on (``""`` before start)."""
         return self._port.origin if self._port is not None else ""
@@ -189,6 +197,8 @@ class BaseBridge(abc.ABC):
         self._port, self._stopping = port, False
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._own_reply = REPLY_PREFIX + port.origin
+        self._consumer = self.config.consumer_name(port.origin)
+        self._group = self.config.group_name(port.origin)
         self._routes.clear()
         cfg = self.config
         durable = port if hasattr(port, "watch_durable") else None

@@ -44,7 +44,7 @@ class BridgeConfig(Config):
         queue: each message is handled by exactly one bus of that group (a dead member's
         pending messages are taken over).
     consumer : str
-        This bus's name on the server; ``""`` means ``hostname-pid``. Keep it stable
+        This bus's name on the server; ``""`` means ``hostname-pid-<bus id>``. Keep it stable
         across restarts to resume what this bus had not acknowledged (and, in fan-out
         mode, to receive what was published while it was away); with the default name
         a fan-out bus receives what is published after its bridge connected.
@@ -139,19 +139,23 @@ class BridgeConfig(Config):
         """True when server messages are delivered locally."""
         return self.direction in ("in", "both")
 
-    def consumer_name(self) -> str:
-        """The consumer name, defaulting to ``hostname-pid``."""
-        return self.consumer or f"{socket.gethostname()}-{os.getpid()}"
+    def consumer_name(self, origin: str = "") -> str:
+        """The consumer name: ``consumer``, or ``hostname-pid-<bus id>`` (unique per bus,
+        also for several buses in one process)."""
+        if self.consumer:
+            return self.consumer
+        generated = f"{socket.gethostname()}-{os.getpid()}"
+        return f"{generated}-{origin}" if origin else generated
 
     @property
     def fan_out(self) -> bool:
         """True without a ``group``: every subscribed bus receives every message."""
         return self.group is None
 
-    def group_name(self) -> str:
+    def group_name(self, origin: str = "") -> str:
         """The server-side group this bus reads through (``fanout.<consumer>`` in fan-out
         mode: private to this bus)."""
-        return self.group if self.group is not None else f"fanout.{self.consumer_name()}"
+        return self.group if self.group is not None else f"fanout.{self.consumer_name(origin)}"
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with every secret replaced by ``***`` (safe to log)."""

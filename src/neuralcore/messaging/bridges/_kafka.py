@@ -201,7 +201,7 @@ class KafkaBridge(BaseBridge):
         conf: dict[str, Any] = {
             "bootstrap.servers": cfg.bootstrap,
             "security.protocol": cfg.security_protocol,
-            "client.id": f"neuralcore-{cfg.consumer_name()}",
+            "client.id": f"neuralcore-{self._consumer}",
             "logger": logging.getLogger(__name__ + ".librdkafka"),
             "log.connection.close": False,
             "error_cb": self._on_error,
@@ -238,8 +238,7 @@ class KafkaBridge(BaseBridge):
         cfg = self.cfg
         return {
             **self._common(),
-            "group.id": cfg.group_name(),
-            "client.id": f"neuralcore-{cfg.consumer_name()}",
+            "group.id": self._group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",  # a new work-queue group takes the backlog
             "session.timeout.ms": cfg.session_timeout_ms,

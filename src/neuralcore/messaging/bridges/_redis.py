@@ -112,8 +112,6 @@ class RedisBridge(BaseBridge):
         self._sent_streams: set[str] = set()  # stream keys this bridge added to (trimmed)
         self._holding: set[bytes] = set()  # entry ids delivered locally, not yet settled
         self._next_scan = 0.0
-        self._consumer = cfg.consumer_name()
-        self._group = cfg.group_name()
         self._start_id = ""  # stream id of the first connect: where fan-out groups start
         self._script: str | None = None
 

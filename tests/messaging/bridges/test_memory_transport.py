@@ -1,0 +1,179 @@
+"""The bridge runner's logic over the in-memory transport: fast and deterministic.
+
+Reconnect and requeue, inbound dedup, acknowledgement only after the local handlers
+settled, echo skipping, fan-out against work queues, supervision. The real-server tests
+cover the same rows against redis-server and tansu.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from neuralcore.messaging import Message, MessageBus
+from neuralcore.messaging.bridges import BridgeConfig, BridgeState, MemoryBridge, MemoryBroker
+
+Until = Callable[..., Any]
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.002)
+
+
+async def bus_with(
+    broker: MemoryBroker, got: list[Message] | None = None, **cfg: Any
+) -> tuple[MessageBus, MemoryBridge]:
+    bus = MessageBus()
+    bus.create_channel("jobs")
+    if got is not None:
+        bus.subscribe("jobs", got.append)
+    config = BridgeConfig(channels=("jobs",), reconnect_initial_s=0.001, reconnect_max_s=0.01,
+                          health_interval_s=0.01, **cfg)  # fmt: skip
+    bridge = MemoryBridge(broker, config)
+    await bus.add_bridge(bridge)
+    await bus.start()
+    return bus, bridge
+
+
+async def test_server_away_buffers_then_resends_in_order() -> None:
+    broker, got = MemoryBroker(), []
+    receiver, _ = await bus_with(broker, got)
+    sender, out = await bus_with(broker)
+    try:
+        broker.down = True
+        await wait_for(lambda: out.state is BridgeState.RECONNECTING)
+        for i in range(20):
+            sender.publish("jobs", i)
+        assert out.buffered == 20
+        broker.down = False
+        await wait_for(lambda: len(got) == 20)
+        assert [m.payload for m in got] == list(range(20))
+        assert out.metrics().reconnects >= 1
+        assert out.state is BridgeState.CONNECTED
+    finally:
+        await sender.stop()
+        await receiver.stop()
+
+
+async def test_redelivered_entry_is_delivered_once() -> None:
+    broker, got = MemoryBroker(), []
+    receiver, inbound = await bus_with(broker, got)
+    try:
+        data = receiver.codec.encode(Message("jobs", 1, id="remote-1", origin="remote"))
+        broker.append("jobs", data)
+        broker.append("jobs", data)  # the same message again (a resend after a lost reply)
+        await wait_for(lambda: inbound.metrics().duplicates == 1)
+        assert [m.id for m in got] == ["remote-1"]
+        await wait_for(lambda: broker.pending("jobs", inbound.group) == 0)
+    finally:
+        await receiver.stop()
+
+
+async def test_acknowledged_only_after_the_handler_settled() -> None:
+    broker = MemoryBroker()
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def slow(msg: Message) -> None:
+        started.append(msg.payload)
+        await release.wait()
+
+    receiver = MessageBus()
+    receiver.create_channel("jobs")
+    receiver.subscribe("jobs", slow)
+    inbound = MemoryBridge(broker, BridgeConfig(channels=("jobs",), group="workers"))
+    await receiver.add_bridge(inbound)
+    await receiver.start()
+    sender, _ = await bus_with(broker)
+    try:
+        sender.publish("jobs", 7)
+        await wait_for(lambda: started == [7])
+        await asyncio.sleep(0.05)
+        assert broker.pending("jobs", "workers") == 1  # delivered, not settled: not acked
+        release.set()
+        await wait_for(lambda: broker.pending("jobs", "workers") == 0)
+        assert inbound.metrics().acked == 1
+    finally:
+        await sender.stop()
+        await receiver.stop()
+
+
+async def test_acks_wait_out_a_lost_connection() -> None:
+    broker, got = MemoryBroker(), []
+    receiver, inbound = await bus_with(broker, got)
+    sender, _ = await bus_with(broker)
+    try:
+        sender.publish("jobs", 1)
+        await wait_for(lambda: len(got) == 1)
+        group = inbound.group
+        await wait_for(lambda: broker.pending("jobs", group) == 0)
+        broker.down = True
+        await wait_for(lambda: inbound.state is BridgeState.RECONNECTING)
+        broker.down = False
+        sender.publish("jobs", 2)
+        await wait_for(lambda: len(got) == 2)
+        await wait_for(lambda: broker.pending("jobs", group) == 0)
+    finally:
+        await sender.stop()
+        await receiver.stop()
+
+
+async def test_fan_out_reaches_every_bus_and_a_group_shares() -> None:
+    broker = MemoryBroker()
+    fan = [list[Message]() for _ in range(2)]
+    work = [list[Message]() for _ in range(2)]
+    buses = [await bus_with(broker, got) for got in fan]
+    buses += [await bus_with(broker, got, group="workers") for got in work]
+    sender, _ = await bus_with(broker, group="workers")
+    try:
+        for i in range(50):
+            sender.publish("jobs", i)
+        await wait_for(lambda: all(len(g) == 50 for g in fan))
+        await wait_for(lambda: sum(len(g) for g in work) == 50)
+        assert all([m.payload for m in g] == list(range(50)) for g in fan)
+        shared = sorted(m.payload for g in work for m in g)
+        assert shared == list(range(50))  # each message handled by one member
+    finally:
+        await sender.stop()
+        for bus, _ in buses:
+            await bus.stop()
+
+
+async def test_own_messages_are_skipped_and_idle_members_claim_nothing() -> None:
+    broker, got = MemoryBroker(), []
+    both, bridge = await bus_with(broker, got)  # subscribed, sends and receives
+    idle, idle_bridge = await bus_with(broker, group="workers")  # no local subscriber
+    try:
+        both.publish("jobs", 1)
+        await wait_for(lambda: bridge.metrics().skipped == 1)
+        assert [m.payload for m in got] == [1]  # delivered locally once, not again
+        assert broker.groups("jobs") == [bridge.group]  # idle never joined
+        assert idle_bridge.metrics().received == 0
+    finally:
+        await both.stop()
+        await idle.stop()
+
+
+async def test_close_drains_what_was_accepted() -> None:
+    broker = MemoryBroker()
+    sender, out = await bus_with(broker)
+    for i in range(200):
+        sender.publish("jobs", i)
+    await sender.stop()
+    assert len(broker.streams["jobs"]) == 200
+    assert (out.metrics().sent, out.metrics().unsent) == (200, 0)
+
+
+async def test_close_reports_what_it_could_not_send() -> None:
+    broker = MemoryBroker()
+    sender, out = await bus_with(broker, drain_timeout_s=0.05)
+    broker.down = True
+    await wait_for(lambda: out.state is BridgeState.RECONNECTING)
+    for i in range(5):
+        sender.publish("jobs", i)
+    await sender.stop()
+    assert out.metrics().unsent == 5
+    assert "jobs" not in broker.streams
