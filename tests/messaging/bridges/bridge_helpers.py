@@ -83,6 +83,13 @@ class PortBus:
         return self.received
 
 
+async def eventually(cond: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait until ``cond()`` is true (polling every 5 ms); ``TimeoutError`` otherwise."""
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.005)
+
+
 class Peer:
     """A bus in another OS process (``peer.py``); its JSON stdout lines are read back."""
 

@@ -104,8 +104,7 @@ async def test_broker_restart_buffers_then_resends(tansu_server: TansuServer) ->
         await _until(lambda: out.state is BridgeState.RECONNECTING)
         for i in range(20, 120):
             port.publish("orders", {"i": i})
-        await asyncio.sleep(0.2)
-        assert out.buffered == 100
+        await _until(lambda: out.buffered == 100)
         tansu_server.start()  # tansu's memory engine comes back empty
         back = time.monotonic()
         await _until(lambda: out.state is BridgeState.CONNECTED)

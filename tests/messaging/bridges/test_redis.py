@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bridge_helpers import Peer, PortBus
+from bridge_helpers import Peer, PortBus, eventually
 
 from neuralcore.messaging import Message, MessageBus
 from neuralcore.messaging.bridges import (
@@ -109,7 +109,17 @@ def test_dead_consumer_pending_entries_taken_over(
     origin = origin_of(pub)
     pub.finish()
     assert holder.wait_until(lambda p: len(p.events("got")) >= 1, 30)
-    time.sleep(0.3)  # let it read the rest of the stream into its pending list
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as check:  # all n read, none acknowledged
+
+        def pending() -> int:
+            return int(check.xpending("nc:orders", "workers")["pending"])
+
+        deadline = time.monotonic() + 30
+        while pending() < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert pending() == n
     holder.kill()  # none of its messages was acknowledged
     taker = peers("take", spec(redis_server, "sub", n, consumer="b", **claim))
     taker.finish()
@@ -186,7 +196,7 @@ async def test_full_buffer_spills_and_resends_in_order(
     sender, receiver, out, _ = await _start_pair(redis_server.url, buffer_size=10, spill_path=spill)
     try:
         redis_server.kill()
-        await asyncio.sleep(0.05)
+        await eventually(lambda: out.state is BridgeState.RECONNECTING)
         for i in range(100):
             sender.publish("orders", {"i": i})
         assert out.metrics().spilled >= 80
@@ -194,8 +204,7 @@ async def test_full_buffer_spills_and_resends_in_order(
         redis_server.start()
         got = await _collect(receiver, 100)
         assert [m.payload["i"] for m in got] == list(range(100))
-        await asyncio.sleep(0.1)
-        assert _rows(spill) == 0  # cleared once everything was sent
+        await eventually(lambda: _rows(spill) == 0)  # cleared once everything was sent
     finally:
         await sender.stop()
         await receiver.stop()
@@ -218,12 +227,12 @@ async def test_malformed_and_foreign_entries_dead_lettered(redis_server: RedisSe
         await raw.xadd("nc:orders", {b"m": port.encode(good)})
         got = await port.wait_for(1)
         assert [m.id for m in got] == ["remote-1"]
-        await asyncio.sleep(0.2)
-        assert bridge.metrics().dead_lettered == 3
+        await eventually(lambda: bridge.metrics().dead_lettered == 3)
         assert await raw.xlen("nc:dlq") == 3
         assert bridge.state is BridgeState.CONNECTED
-        info = await raw.xinfo_groups("nc:orders")
-        assert info[0]["pending"] == 0  # bad entries acknowledged too, never redelivered
+        async with asyncio.timeout(10):  # bad entries acknowledged too, never redelivered
+            while (await raw.xinfo_groups("nc:orders"))[0]["pending"]:
+                await asyncio.sleep(0.005)
     finally:
         await raw.aclose()
         await bridge.stop()
@@ -237,8 +246,7 @@ async def test_pubsub_channels_fire_and_forget(redis_server: RedisServer) -> Non
     await ba.start_port(a)
     await bb.start_port(b)
     try:
-        await asyncio.sleep(0.1)  # subscription in place
-        for i in range(20):
+        for i in range(20):  # the subscription was made by start
             a.publish("metrics.cpu", i, priority=3)
         got = await b.wait_for(20, 5)
         assert [m.payload for m in got] == list(range(20))
@@ -267,8 +275,7 @@ async def test_credentials_never_logged(caplog: pytest.LogCaptureFixture) -> Non
         await good.start_port(PortBus("y"))
         assert good.state is BridgeState.CONNECTED
         server.kill()
-        await asyncio.sleep(0.3)
-        assert good.state is BridgeState.RECONNECTING
+        await eventually(lambda: good.state is BridgeState.RECONNECTING)
         await good.stop()
         text = caplog.text + repr(good_cfg) + str(good.health()) + str(bad.health())
         assert "hunter2-secret" not in text
