@@ -191,14 +191,15 @@ class RedisBridge(BaseBridge):
                     await conn.aclose()
 
     async def _forget_private_groups(self) -> None:
-        """At a clean stop of a fan-out bus with a generated name: nobody can resume its
-        private groups, so remove them (they would hold back trimming) and its reply
-        stream."""
-        if not (self.cfg.receives and self.cfg.fan_out and not self.cfg.consumer):
+        """At a clean stop: remove this bus's reply stream (its id is never reused) and, for
+        a fan-out bus with a generated name, its private groups (nobody can resume them,
+        and they would make trimming count their unread entries as lost)."""
+        if not self.cfg.receives:
             return
         pipe = self._client.pipeline(transaction=False)
-        for key in self._streams:
-            pipe.xgroup_destroy(key, self._group)
+        if self.cfg.fan_out and not self.cfg.consumer:
+            for key in self._streams:
+                pipe.xgroup_destroy(key, self._group)
         pipe.delete(self.cfg.prefix + self._own_reply)
         await pipe.execute(raise_on_error=False)
 
