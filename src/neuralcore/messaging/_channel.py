@@ -296,8 +296,15 @@ class Channel:
                     else:
                         t.push(msg)
             stats.delivered += ok
-            if waited and self.more_urgent(batch, i + 1):
-                return
+            if waited:  # cheap test first: most of the time nothing more urgent is queued
+                levels = self.queue._levels
+                if (
+                    levels
+                    and i + 1 < len(batch)
+                    and levels[0] < batch[i + 1].priority
+                    and self.more_urgent(batch, i + 1)
+                ):
+                    return
 
     def call_fanout(self, fanout: list[tuple[Target, Any]], msg: Message) -> None:
         """Broadcast to plain sync subscribers: a bare loop of handler calls."""
