@@ -33,7 +33,8 @@ def test_compare_migrates_a_copy_and_reports_ratios(tmp_path: Path) -> None:
     before = (atlas / "core/messaging/agent_bus.py").read_text()
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(atlas), "--rounds", "1", "--messages", "300",
-         "--skip", "embed", "--skip", "split", "--json", str(tmp_path / "out.json")],
+         "--skip", "embed", "--skip", "split", "--skip", "cache",
+         "--json", str(tmp_path / "out.json")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -254,13 +254,17 @@ class EmbeddingVector(list[float]):
     """A list of floats (what ATLAS stores and serialises) that also keeps its float64 row
     and norm, so :func:`cosine_similarity` on vectors from the provider skips converting.
 
-    The extras are caches of the list's own values; list operations behave as on a list.
+    The extras are caches of the list's own values; any change to the list drops them.
 
     Examples
     --------
     >>> v = EmbeddingVector([3.0, 4.0])
     >>> v == [3.0, 4.0], v.norm
     (True, 5.0)
+    >>> v.append(1.0)
+    >>> v.sort(reverse=True)
+    >>> v, v.norm
+    ([4.0, 3.0, 1.0], None)
     """
 
     __slots__ = ("norm", "row64")
@@ -268,9 +272,32 @@ class EmbeddingVector(list[float]):
     def __init__(self, values: Sequence[float] = (), row64: Any = None) -> None:
         super().__init__(values)
         self.row64 = row64
-        self.norm = math.sqrt(sum(x * x for x in self)) if row64 is None else None
+        self.norm: float | None = None
         if row64 is not None:
             self.norm = math.sqrt(float(row64 @ row64))
+        elif self:
+            self.norm = math.sqrt(sum(x * x for x in self))
+
+    def _changed(self) -> None:
+        self.row64 = self.norm = None  # the caches no longer describe the list
+
+
+def _invalidating(name: str) -> Any:
+    method = getattr(list, name)
+
+    def changed(self: EmbeddingVector, *args: Any, **kwargs: Any) -> Any:
+        self._changed()
+        return method(self, *args, **kwargs)
+
+    changed.__name__ = name
+    return changed
+
+
+for _name in (
+    "__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert",
+    "pop", "remove", "clear", "sort", "reverse",
+):  # fmt: skip
+    setattr(EmbeddingVector, _name, _invalidating(_name))
 
 
 Pair = Callable[[Any, Any], float]
