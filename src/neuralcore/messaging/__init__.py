@@ -17,6 +17,14 @@ Semantics in brief:
   SIGKILL of the process; ``durability="power"`` (``synchronous=FULL``) also survives power
   loss or an OS crash. Unacknowledged messages are replayed in order on restart
   (at-least-once: a message in flight at a crash is delivered again, with ``attempt`` > 1).
+  Delivery attempts are stored with the message, so one whose handler kills the process is
+  dead-lettered once ``max_attempts`` are used; each row has a checksum, and a row that
+  cannot be read is moved to the dead letters while the rest replays.
+* Authorization: with ``BusConfig.api_keys`` set, every way in is checked (publish,
+  subscribe, patterns as channels appear, taps, dead letters; deny by default); request
+  correlation ids are unguessable and only the request itself can be answered.
+* Resources: ``close()`` (or ``with MessageBus(...)``, or garbage collection) releases the
+  file, its lock and the writer thread; ``health()`` reports failed background tasks.
 * In-memory channels lose what is queued when the process dies or ``stop()`` times out.
 * Bridges (:mod:`neuralcore.messaging.bridges`) tap channels *durably*
   (``bus.tap(..., durable=True, name=...)``): on persistent channels each message stays

@@ -73,7 +73,7 @@ class ChannelConfig(Config):
     >>> ChannelConfig(name="jobs", overflow="spill")
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.ConfigError: config field 'overflow' = 'spill': expected one of 'block', 'drop_new', 'drop_oldest', 'error'
+    neuralcore.errors.ConfigError: config field 'overflow' = 'spill': expected one of 'block', 'drop_new', 'drop_oldest', 'error'
     """  # noqa: E501
 
     name: str
