@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from neuralcore.core import (
     BusClosedError,
-    ChannelNotFoundError,
     ConfigError,
     InputTypeError,
     InvalidInputError,
     PersistenceError,
 )
 from neuralcore.messaging._admission import Gate
-from neuralcore.messaging._bridge import Bridge, Tap
+from neuralcore.messaging._bridge import Bridge
 from neuralcore.messaging._channel import Channel
 from neuralcore.messaging._codec import Codec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
@@ -31,6 +30,7 @@ from neuralcore.messaging._message import Message, Tracker
 from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
 from neuralcore.messaging._middleware import DispatchAfter, DispatchBefore, Middleware
 from neuralcore.messaging._publish import Publisher
+from neuralcore.messaging._registry import Registry
 from neuralcore.messaging._routing import Selector
 from neuralcore.messaging._rpc import Requests
 from neuralcore.messaging._seams import BridgeSeams
@@ -108,12 +108,8 @@ class MessageBus(Publisher, BridgeSeams):
         self.config = config
         self.bus_id = uuid.uuid4().hex[:12]
         self._counter = itertools.count(1)
-        self._channels: dict[str, Channel] = {}
-        self._patterns: list[Subscription] = []
-        self._pattern_taps: list[Tap] = []
-        self._durable_taps: dict[str, Tap] = {}
-        self._replay_due: dict[Tap, int] = {}
-        self._subs: list[Subscription] = []
+        self._registry = Registry()
+        self._channels = self._registry.channels  # read-only view for the fast path
         self._host = BusHost(self)  # what channels, subscriptions and taps see
         self._middleware = Middleware()
         self._requests = Requests()
@@ -200,12 +196,12 @@ class MessageBus(Publisher, BridgeSeams):
             except BaseException:
                 del self._channels[cfg.name]
                 raise
-        for sub in self._patterns:
+        for sub in self._registry.patterns:
             if sub.selection.matches(cfg.name) and self._gate.pattern_may(
                 ch, sub._auth, f"subscription {sub.name}"
             ):
                 ch.attach(sub)
-        for tap in self._pattern_taps:
+        for tap in self._registry.pattern_taps:
             if tap.matches(cfg.name) and (
                 tap._trusted or self._gate.pattern_may(ch, tap._auth, f"tap {tap.selector!r}")
             ):
@@ -220,13 +216,7 @@ class MessageBus(Publisher, BridgeSeams):
         return {name: ch.config for name, ch in self._channels.items()}
 
     def _channel(self, name: str) -> Channel:
-        ch = self._channels.get(name)
-        if ch is None:
-            known = ", ".join(sorted(self._channels)[:10]) or "none"
-            raise ChannelNotFoundError(
-                f"no channel {name!r} (known: {known}); create it with bus.create_channel({name!r})"
-            )
-        return ch
+        return self._registry.channel(name)
 
     def _restore(self, ch: Channel) -> None:
         """Replay a persistent channel's unacknowledged messages, keys and dead letters.
@@ -333,7 +323,8 @@ class MessageBus(Publisher, BridgeSeams):
             self._gate.authorize(matched[0], auth, "subscribe")
         label = (
             name
-            or f"{getattr(handler, '__qualname__', type(handler).__name__)}#{len(self._subs) + 1}"
+            or f"{getattr(handler, '__qualname__', type(handler).__name__)}"
+            f"#{len(self._registry.subs) + 1}"
         )
         sub = Subscription(
             self._host,
@@ -345,16 +336,14 @@ class MessageBus(Publisher, BridgeSeams):
             name=label,
         )
         sub._auth = auth  # checked again on each protected channel the pattern meets
-        self._subs.append(sub)
-        if pattern:
-            self._patterns.append(sub)
+        self._registry.add_subscription(sub)
         for ch in matched:
             ch.attach(sub)
         return sub
 
     def _subscribed(self, channel: str) -> bool:
         """True when an active local subscription (direct or pattern) selects ``channel``."""
-        return any(sub.active and sub.selection.matches(channel) for sub in self._subs)
+        return self._registry.subscribed(channel)
 
     def _unsubscribe(self, sub: Subscription) -> None:
         sub.active = False
@@ -363,8 +352,7 @@ class MessageBus(Publisher, BridgeSeams):
                 if target in ch.targets:
                     ch.detach(sub, target)
         sub.targets.clear()
-        self._subs = [s for s in self._subs if s is not sub]
-        self._patterns = [s for s in self._patterns if s is not sub]
+        self._registry.remove_subscription(sub)
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -415,7 +403,7 @@ class MessageBus(Publisher, BridgeSeams):
             self.running = True
         for ch in self._channels.values():
             self._start_channel(ch)
-        for tap in list(self._replay_due):
+        for tap in list(self._registry.replay_due):
             self._replay(tap)
         for bridge in self._bridges:
             await bridge.start(self)

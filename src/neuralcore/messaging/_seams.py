@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from neuralcore.messaging._config import BusConfig
     from neuralcore.messaging._host import BusHost
     from neuralcore.messaging._journal import Journal
+    from neuralcore.messaging._registry import Registry
     from neuralcore.messaging._rpc import Requests
     from neuralcore.messaging._types import Outcome
 
@@ -45,9 +46,7 @@ class BridgeSeams:
     _requests: Requests
     _channels: dict[str, Channel]
     _bridges: list[Bridge]
-    _pattern_taps: list[Tap]
-    _durable_taps: dict[str, Tap]
-    _replay_due: dict[Tap, int]
+    _registry: Registry
     _journal: Journal | None
 
     if TYPE_CHECKING:  # provided by MessageBus / Publisher; for the type checker only
@@ -209,7 +208,7 @@ class BridgeSeams:
             raise InputTypeError(f"callback must be callable, got {type(callback).__name__}")
         if durable and not name:
             raise InvalidInputError("a durable tap needs a name (its records are kept under it)")
-        if durable and name in self._durable_taps:
+        if durable and name in self._registry.durable_taps:
             raise InvalidInputError(f"a durable tap named {name!r} is already open")
         tap = Tap(
             self._host, channel, callback,
@@ -229,16 +228,14 @@ class BridgeSeams:
                     and (trusted or self._gate.pattern_may(c, auth, f"tap {tap.selector!r}"))
                 ):
                     matched[n] = c
-            self._pattern_taps.append(tap)
+        self._registry.add_tap(tap)
         for ch in matched.values():
             ch.taps.append(tap)
             ch.refresh()
-        if durable and name is not None:
-            self._durable_taps[name] = tap
-            if self._journal is not None:
-                self._replay_due[tap] = self._journal.reserve_none()  # rows up to now
-                if self.running:
-                    self._replay(tap)
+        if durable and self._journal is not None:  # owed the rows recorded so far
+            self._registry.replay_due[tap] = self._journal.reserve_none()
+            if self.running:
+                self._replay(tap)
         return tap
 
     def _records(self, channel: str) -> bool:
@@ -252,7 +249,7 @@ class BridgeSeams:
     def _replay(self, tap: Tap) -> None:
         """Give a durable tap the messages it never acknowledged, oldest first (read in
         pages: a long outbox is not decoded all at once)."""
-        upto = self._replay_due.pop(tap, None)
+        upto = self._registry.replay_due.pop(tap, None)
         journal = self._journal
         if upto is None or journal is None or tap.name is None or not tap.active:
             return
@@ -284,14 +281,9 @@ class BridgeSeams:
         return rows
 
     def _remove_tap(self, tap: Tap) -> None:
-        if tap.name is not None and self._durable_taps.get(tap.name) is tap:
-            del self._durable_taps[tap.name]
-        self._replay_due.pop(tap, None)
-        self._pattern_taps = [t for t in self._pattern_taps if t is not tap]
-        for ch in self._channels.values():
-            if tap in ch.taps:
-                ch.taps = [t for t in ch.taps if t is not tap]
-                ch.refresh()
+        for ch in self._registry.remove_tap(tap):
+            ch.taps = [t for t in ch.taps if t is not tap]
+            ch.refresh()
 
     async def inject(
         self,

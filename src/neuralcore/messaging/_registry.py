@@ -1,0 +1,81 @@
+"""The registry: channels, subscriptions and taps, and which channels each selection meets.
+
+One owner for the bus's routing state. The facade keeps a read-only reference to
+:attr:`Registry.channels` for its inlined publish fast path; everything that changes the
+state goes through these methods.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from neuralcore.core import ChannelNotFoundError
+
+if TYPE_CHECKING:
+    from neuralcore.messaging._bridge import Tap
+    from neuralcore.messaging._channel import Channel
+    from neuralcore.messaging._subscription import Subscription
+
+__all__ = ("Registry",)
+
+
+class Registry:
+    """Channels by name, subscriptions (pattern ones apart), pattern and durable taps.
+
+    Examples
+    --------
+    >>> reg = Registry()
+    >>> reg.subscribed("jobs.1")
+    False
+    """
+
+    __slots__ = ("channels", "durable_taps", "pattern_taps", "patterns", "replay_due", "subs")
+
+    def __init__(self) -> None:
+        self.channels: dict[str, Channel] = {}
+        self.subs: list[Subscription] = []
+        self.patterns: list[Subscription] = []  # also in subs; they meet later channels
+        self.pattern_taps: list[Tap] = []
+        self.durable_taps: dict[str, Tap] = {}
+        self.replay_due: dict[Tap, int] = {}  # durable taps owed a replay up to a row
+
+    def channel(self, name: str) -> Channel:
+        """The channel ``name``, or ``ChannelNotFoundError`` naming the known ones."""
+        ch = self.channels.get(name)
+        if ch is None:
+            known = ", ".join(sorted(self.channels)[:10]) or "none"
+            raise ChannelNotFoundError(
+                f"no channel {name!r} (known: {known}); create it with bus.create_channel({name!r})"
+            )
+        return ch
+
+    def add_subscription(self, sub: Subscription) -> None:
+        """Record ``sub`` (and as a pattern when its selection is one)."""
+        self.subs.append(sub)
+        if sub.selection.is_pattern:
+            self.patterns.append(sub)
+
+    def remove_subscription(self, sub: Subscription) -> None:
+        """Forget ``sub`` (lists are replaced, never mutated while iterated)."""
+        self.subs = [s for s in self.subs if s is not sub]
+        self.patterns = [s for s in self.patterns if s is not sub]
+
+    def subscribed(self, channel: str) -> bool:
+        """True when an active subscription (direct or pattern) selects ``channel``."""
+        return any(sub.active and sub.selection.matches(channel) for sub in self.subs)
+
+    def add_tap(self, tap: Tap) -> None:
+        """Record a tap that is a pattern (meets later channels) or durable (by name)."""
+        if tap.selection.is_pattern:
+            self.pattern_taps.append(tap)
+        if tap.durable and tap.name is not None:
+            self.durable_taps[tap.name] = tap
+
+    def remove_tap(self, tap: Tap) -> list[Channel]:
+        """Forget ``tap``; returns the channels it was attached to (for the caller to
+        detach it there)."""
+        if tap.name is not None and self.durable_taps.get(tap.name) is tap:
+            del self.durable_taps[tap.name]
+        self.replay_due.pop(tap, None)
+        self.pattern_taps = [t for t in self.pattern_taps if t is not tap]
+        return [ch for ch in self.channels.values() if tap in ch.taps]
