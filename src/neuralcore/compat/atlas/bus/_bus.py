@@ -516,6 +516,8 @@ class NeuralcoreCognitiveBus(BusConfigMixin):
             return "unknown"
         label = self._publishers.get(key)
         if label is None:
+            if len(self._publishers) >= 1024:  # bounded: unchecked keys may be anything
+                self._publishers.clear()
             digest = hashlib.sha256(str(key).encode()).hexdigest()[:12]
             label = self._publishers[key] = f"api_key:sha256:{digest}"
         return label
