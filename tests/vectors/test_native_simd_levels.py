@@ -88,3 +88,20 @@ def test_cosine_exact_cases_at_every_level(
         ramp = np.arange(1, dim + 1, dtype=dtype)
         want = float(ramp.astype(float) @ ramp[::-1] / (ramp.astype(float) @ ramp))
         assert ops.cosine_similarity(ramp, ramp[::-1].copy()) == pytest.approx(want, abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_against_a_zero_vector_is_detected_at_every_level(
+    simd_level: str, dtype: type
+) -> None:
+    ops = VectorOps(backend="native")
+    for dim in (1, 3, 16, 17, 385):
+        zero = np.zeros(dim, dtype)
+        for bad in (math.nan, math.inf):
+            a = np.ones(dim, dtype)
+            a[dim // 2] = bad
+            for name in ("cosine_similarity", "cosine_distance"):
+                with pytest.raises(NonFiniteError):
+                    getattr(ops, name)(a, zero)
+                with pytest.raises(NonFiniteError):
+                    getattr(ops, name)(zero, a)

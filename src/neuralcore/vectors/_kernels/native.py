@@ -114,10 +114,11 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             dist = _ss_cos(a, b)
-            # SimSIMD maps zero vectors and NaN/inf to exactly 0, 1, 2 or a non-finite
-            # value: the general path checks and answers those exactly. A batch result
-            # (tensor) cannot be compared with a float: TypeError, general path too.
-            if 0.0 < dist < 2.0 and dist != 1.0:
+            # SimSIMD maps two zero vectors to 0, one to 1 (similarity 0: right as it is),
+            # and NaN/inf to a non-finite value or to 0 or 2 (checked per SIMD level by
+            # tests): those take the general path, which checks and answers exactly. A
+            # batch result (a tensor) cannot be compared with a float: TypeError, same.
+            if 0.0 < dist < 2.0:
                 return 1.0 - dist
         except _SS_REJECTS:
             pass
@@ -127,7 +128,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         try:
             dist = _ss_cos(a, b)
-            if 0.0 < dist < 2.0 and dist != 1.0:
+            if 0.0 < dist < 2.0:
                 return dist
         except _SS_REJECTS:
             pass
