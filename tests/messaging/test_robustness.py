@@ -398,3 +398,31 @@ def test_failed_constructor_releases_the_file(tmp_path: Path) -> None:
         MessageBus(bad, persistence_path=db)
     assert len(_writers()) == before
     MessageBus(persistence_path=db).close()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda bus: bus.publish(["c"], 1),  # unhashable channel
+        lambda bus: bus.publish("c", 1, priority=_deep(5_000)),  # repr would recurse
+        lambda bus: bus.publish("c", 1, headers=memoryview(b"x")),  # not a mapping
+        lambda bus: bus.subscribe(["c"], print),
+        lambda bus: bus.subscribe({"c": 1}, print),
+    ],
+    ids=["channel-list", "priority-deep", "headers-buffer", "subscribe-list", "subscribe-dict"],
+)
+def test_unusual_argument_types_give_input_type_errors(call: Any) -> None:
+    bus = MessageBus()
+    bus.create_channel("c")
+    with pytest.raises(InputTypeError):
+        call(bus)
+
+
+@pytest.mark.parametrize("timeout", ["1", True, float("nan"), -1.0, 0, 1e9])
+async def test_request_timeout_must_be_a_sane_number(timeout: Any) -> None:
+    async with MessageBus() as bus:
+        bus.create_channel("c")
+        bus.subscribe("c", lambda m: "answer")
+        with pytest.raises(NeuralcoreError, match="timeout"):
+            await bus.request("c", 1, timeout=timeout)
+        assert await bus.request("c", 1, timeout=5) == "answer"

@@ -303,6 +303,10 @@ class MessageBus(Publisher, BridgeSeams):
         >>> bus.subscribe("rag.*", lambda m: None, group="workers").group
         'workers'
         """
+        if type(channel) is not str:
+            raise InputTypeError(
+                f"channel must be a str (a name or a pattern), got {type(channel).__name__}"
+            )
         if not callable(handler):
             raise InputTypeError(f"handler must be callable, got {type(handler).__name__}")
         if type(concurrency) is not int or concurrency < 1:

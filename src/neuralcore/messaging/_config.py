@@ -209,7 +209,7 @@ class BusConfig(Config):
         try:
             return super().from_dict(data, path=path)
         except ConfigError as err:
-            if err.value == _HIDDEN:
+            if type(err.value) is str and err.value == _HIDDEN:
                 raise
             top = err.field.removeprefix(f"{path}." if path else "").split(".")[0].split("[")[0]
             if top in _SECRET_FIELDS:

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -127,7 +128,10 @@ class Publisher:
         >>> bus.publish("a", {"n": 1}, priority=0).priority
         0
         """
-        ch = self._channels.get(channel)
+        try:
+            ch = self._channels.get(channel)
+        except TypeError:  # unhashable: _prepare names the bad type
+            ch = None
         if (
             ch is not None
             and ch.fast  # False once the bus is stopped
@@ -143,7 +147,7 @@ class Publisher:
                 channel,
                 payload,
                 priority,
-                _headers(headers) if headers else None,
+                None if headers is None else _headers(headers),
                 self.bus_id,
                 next(self._counter),
             )
@@ -191,7 +195,10 @@ class Publisher:
         """
         # The fast path is inlined here and in publish() on purpose: one more call per
         # message costs ~10% of the in-process publish; keep the two copies in step.
-        ch = self._channels.get(channel)
+        try:
+            ch = self._channels.get(channel)
+        except TypeError:  # unhashable: _prepare names the bad type
+            ch = None
         if (
             ch is not None
             and ch.fast  # False once the bus is stopped
@@ -206,7 +213,7 @@ class Publisher:
                 channel,
                 payload,
                 priority,
-                _headers(headers) if headers else None,
+                None if headers is None else _headers(headers),
                 self.bus_id,
                 next(self._counter),
             )
@@ -349,8 +356,10 @@ class Publisher:
         >>> asyncio.run(main())
         42
         """
+        timeout = check_timeout(timeout)
         cid, pending = self._requests.open(channel)
-        hdrs = {**_headers(headers or {}), "correlation_id": cid, "reply_to": self.bus_id}
+        extra = None if headers is None else _headers(headers)
+        hdrs = {**(extra or {}), "correlation_id": cid, "reply_to": self.bus_id}
         try:
             sent = await self.publish_async(
                 channel, payload, priority=priority, headers=hdrs, auth=auth
@@ -472,10 +481,10 @@ class Publisher:
         internal: bool = False,
     ) -> tuple[Channel, Message | None]:
         """Checks and hooks shared by every publish path; ``None`` message = duplicate."""
-        if self._closed and not internal:
-            raise BusClosedError(f"bus {self.bus_id} is stopped; cannot publish to {channel!r}")
         if type(channel) is not str:
             raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
+        if self._closed and not internal:
+            raise BusClosedError(f"bus {self.bus_id} is stopped; cannot publish to {channel!r}")
         ch = self._channel(channel)
         if key is not None and (type(key) is not str or not key.isascii()):
             _check_key(key)
@@ -497,7 +506,7 @@ class Publisher:
             channel,
             payload,
             priority,
-            _headers(headers) if headers else None,
+            None if headers is None else _headers(headers),
             self.bus_id,
             next(self._counter),
         )
@@ -655,20 +664,38 @@ def _check_priority(priority: Any) -> int:
     if isinstance(priority, int) and not isinstance(priority, bool):
         if not _PMIN <= priority <= _PMAX:
             raise InvalidInputError(
-                f"priority {priority} is outside the signed 64-bit range [-2**63, 2**63)"
+                f"priority {_short(priority)} is outside the signed 64-bit range [-2**63, 2**63)"
             )
         return int(priority)
-    raise InputTypeError(f"priority must be an int (see Priority), got {priority!r}")
+    raise InputTypeError(f"priority must be an int (see Priority), got {_short(priority)}")
 
 
-def _headers(headers: Any) -> dict[str, Any]:
-    """A copy of ``headers``, which must be a mapping with str keys."""
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for error messages (never a RecursionError or a huge string)."""
+    return _REPR.repr(value)
+
+
+def check_timeout(timeout: Any) -> float:
+    """A request timeout: a finite number of seconds in ``(0, 1e6)``."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InputTypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+    if not 0 < timeout < 1e6:  # also refuses NaN
+        raise InvalidInputError(f"timeout must be > 0 and < 1e6 seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _headers(headers: Any) -> dict[str, Any] | None:
+    """A copy of ``headers`` (``None`` when empty), which must be a mapping with str keys."""
     if type(headers) is dict or isinstance(headers, Mapping):
         out = dict(headers)
         for key in out:
             if type(key) is not str:
                 raise InputTypeError(f"header names must be str, got {type(key).__name__}")
-        return out
+        return out or None
     raise InputTypeError(
         f"headers must be a mapping of str to values, got {type(headers).__name__}"
     )

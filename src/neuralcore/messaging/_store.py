@@ -350,10 +350,14 @@ class SQLiteStore:
             soon.keys.extend(keys)
         fut: asyncio.Future[None] = loop.create_future()
         soon.waiters.append(fut)
+        if len(soon.rows) >= _HAND_OVER:  # many publishers: let the writer start now
+            self._flush_soon(loop, timeout)
         return fut
 
     def _flush_soon(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        soon = self._soon.pop(loop)
+        soon = self._soon.pop(loop, None)
+        if soon is None:
+            return  # handed to the writer already (see insert_soon)
         error: BaseException | None = None
         if len(soon.rows) >= _HAND_OVER:
             with self._cond:
