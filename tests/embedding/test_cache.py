@@ -91,3 +91,73 @@ def test_keys_depend_on_model_and_text() -> None:
 def test_bad_settings_name_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         EmbeddingCache(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("blob", "why"),
+    [
+        (None, "NULL"),
+        (b"\x00\x00\x80", "truncated"),
+        (np.ones(3, dtype=np.float32).tobytes(), "short"),
+        (np.zeros(4, dtype=np.float32).tobytes(), "zeroed"),
+        (np.full(4, np.nan, dtype=np.float32).tobytes(), "NaN"),
+        ("not bytes", "text"),
+    ],
+)
+def test_damaged_rows_are_skipped_counted_and_logged(
+    tmp_path: Path, blob: object, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "cache.sqlite"
+    key = EmbeddingCache.key("m", why)
+    EmbeddingCache(path=path).put(key, _vec(1.0))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE vectors SET vector = ? WHERE key = ?", (blob, key))
+    db.close()
+    cache = EmbeddingCache(path=path)
+    with caplog.at_level("WARNING", logger="neuralcore.embedding._cache"):
+        assert cache.get(key, 4) is None
+    assert (cache.stats().damaged, cache.stats().misses) == (1, 1)
+    assert "damaged" in caplog.text
+    assert cache.get(key, 4) is None  # the row was dropped: now a plain miss
+    assert cache.stats().damaged == 1
+    cache.put(key, _vec(2.0))
+    assert cache.get(key, 4).tolist() == [2.0] * 4
+
+
+def test_engine_cache_skips_damaged_rows(model_dir: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    from neuralcore.embedding import EmbeddingConfig, EmbeddingEngine
+
+    path = tmp_path / "cache.sqlite"
+    config = EmbeddingConfig(model=str(model_dir), variant="fp32", cache_path=str(path))
+    engine = EmbeddingEngine.from_config(config)
+    fresh = engine.embed(["alpha", "beta"], cache=True)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE vectors SET vector = ?", (b"\x00" * 7,))
+    db.close()
+    again = EmbeddingEngine.from_config(config)
+    np.testing.assert_allclose(again.embed(["alpha", "beta"], cache=True), fresh, atol=1e-6)
+    assert again.cache.stats().damaged == 2
+
+
+def test_cache_key_covers_every_output_setting(model_dir: Path) -> None:
+    from neuralcore.embedding import EmbeddingEngine
+
+    cache = EmbeddingCache()
+    unit = EmbeddingEngine(model_dir, variant="fp32", cache=cache)
+    raw = EmbeddingEngine(model_dir, variant="fp32", normalize=False, cache=cache)
+    short = EmbeddingEngine(model_dir, variant="fp32", max_length=4, cache=cache)
+    text = ["a sentence long enough to be cut at four tokens"]
+    a = unit.embed(text, cache=True)
+    b = raw.embed(text, cache=True)
+    c = short.embed(text, cache=True)
+    assert cache.stats().misses == 3  # three settings, three entries
+    assert abs(float(np.linalg.norm(a)) - 1.0) < 1e-5
+    assert abs(float(np.linalg.norm(b)) - 1.0) > 0.01  # not the normalised vector
+    np.testing.assert_allclose(b, raw.embed(text), atol=1e-6)
+    assert float((a * c).sum()) < 0.999
+    ids = {e._cache_id for e in (unit, raw, short)}
+    assert len(ids) == 3

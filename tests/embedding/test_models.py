@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -15,8 +15,6 @@ from neuralcore.embedding import EmbeddingEngine, convert_model
 from neuralcore.embedding._cli import main as models_main
 from neuralcore.embedding._convert import _read_settings
 from neuralcore.embedding._models import read_manifest, sha256_file
-
-HAS_OPENVINO_INT8 = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
 
 
 def _rewrite_manifest(folder: Path, **changes: object) -> None:
@@ -38,10 +36,13 @@ def test_manifest_describes_the_converted_folder(model_dir: Path) -> None:
     info = read_manifest(model_dir)
     assert (info.name, info.dimension, info.max_length) == ("all-MiniLM-L6-v2", 384, 256)
     assert (info.pooling, info.normalize) == ("mean", True)
-    expected = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
-    if HAS_OPENVINO_INT8:
-        expected["openvino-int8"] = "model_int8_openvino.xml"
-    assert info.graphs == expected
+    assert info.graphs == {
+        "fp32": "model.onnx",
+        "int8": "model_int8.onnx",
+        "openvino-int8": "model_int8_openvino.xml",
+    }
+    assert info.default in info.parity
+    assert info.parity[info.default]["passes"] is True
     on_disk = {p.name for p in model_dir.iterdir()} - {"neuralcore.json"}
     assert set(info.files) == on_disk
     assert all(sha256_file(model_dir / n) == h for n, h in info.files.items())
@@ -107,7 +108,7 @@ def test_missing_model_says_how_to_convert(tmp_path: Path, monkeypatch: pytest.M
 def test_missing_graph_file_is_named(model_copy: Path) -> None:
     (model_copy / "model.onnx").unlink()
     with pytest.raises(ModelError, match=r"model\.onnx is missing"):
-        EmbeddingEngine(model_copy)
+        EmbeddingEngine(model_copy, variant="fp32")
 
 
 def test_truncated_graph_fails_its_hash(model_copy: Path, model_dir: Path) -> None:
@@ -123,7 +124,7 @@ def test_foreign_graph_with_matching_hash_is_a_model_error(
 ) -> None:
     _replace_file(model_copy, "model.onnx", content, rehash=True)
     with pytest.raises(ModelError, match=r"cannot load model file .*model\.onnx"):
-        EmbeddingEngine(model_copy)
+        EmbeddingEngine(model_copy, variant="fp32")
 
 
 def test_foreign_tokenizer_is_named(model_copy: Path) -> None:
@@ -139,8 +140,6 @@ def test_missing_variant_says_how_to_add_it(model_copy: Path) -> None:
 
 
 def test_openvino_int8_weights_file_is_checked(model_copy: Path, model_dir: Path) -> None:
-    if not HAS_OPENVINO_INT8:
-        pytest.skip("openvino and nncf (the openvino extra) not installed")
     head = (model_dir / "model_int8_openvino.bin").read_bytes()[:100_000]
     _replace_file(model_copy, "model_int8_openvino.bin", head, rehash=False)
     with pytest.raises(ModelError, match=r"model_int8_openvino\.bin does not match"):
@@ -151,8 +150,12 @@ def test_openvino_int8_weights_file_is_checked(model_copy: Path, model_dir: Path
 
 
 def test_missing_openvino_int8_says_how_to_add_it(model_copy: Path) -> None:
-    pytest.importorskip("openvino", reason="openvino (the openvino extra) not installed")
-    _rewrite_manifest(model_copy, graphs={"fp32": "model.onnx", "int8": "model_int8.onnx"})
+    _rewrite_manifest(
+        model_copy,
+        graphs={"fp32": "model.onnx", "int8": "model_int8.onnx"},
+        default="fp32",
+        exact="fp32",
+    )
     with pytest.raises(ModelError, match="--openvino-int8"):
         EmbeddingEngine(model_copy, quantization="int8", runtime="openvino")
 
@@ -164,6 +167,70 @@ def test_bad_manifest_is_a_model_error(model_copy: Path, text: str) -> None:
         EmbeddingEngine(model_copy)
 
 
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"dimension": -1}, "dimension"),
+        ({"dimension": 10**12}, "dimension"),
+        ({"dimension": "384"}, "dimension"),
+        ({"dimension": True}, "dimension"),
+        ({"files": None}, "files"),
+        ({"files": ["model.onnx"]}, "files"),
+        ({"graphs": ["model.onnx"]}, "graphs"),
+        ({"graphs": {"fp32": "../../etc/passwd"}}, "graphs.fp32"),
+        ({"max_length": "x"}, "max_length"),
+        ({"max_length": 0}, "max_length"),
+        ({"pooling": "median"}, "pooling"),
+        ({"normalize": "yes"}, "normalize"),
+        ({"query_prefix": None}, "query_prefix"),
+        ({"default": "int4"}, "default"),
+        ({"exact": None}, "exact"),
+        ({"parity": []}, "parity"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_manifest_fields_are_validated_by_name(
+    model_copy: Path, changes: dict[str, object], field: str
+) -> None:
+    _rewrite_manifest(model_copy, **changes)
+    with pytest.raises(ModelError, match=rf"neuralcore\.json is invalid: .*'{field}'"):
+        EmbeddingEngine(model_copy)
+
+
+def test_manifest_without_a_field_names_it(model_copy: Path) -> None:
+    data = json.loads((model_copy / "neuralcore.json").read_text())
+    del data["dimension"]
+    (model_copy / "neuralcore.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="dimension"):
+        EmbeddingEngine(model_copy)
+
+
+def test_cli_convert_names_a_missing_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert models_main(["convert", "/nonexistent/model", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "/nonexistent/model does not exist" in err
+    assert err.startswith("neuralcore: error: ")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_registers_into_a_command_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    from neuralcore.embedding._cli import register
+
+    parser = argparse.ArgumentParser(prog="neuralcore")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["models", "info", "all-MiniLM-L6-v2"])
+    assert (args.command, args.action, args.model) == ("models", "info", "all-MiniLM-L6-v2")
+    assert callable(args.run)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["models", "--help"])
+    text = capsys.readouterr().out
+    assert "convert" in text
+    assert "``" not in text  # no RST markup in help
+    assert ":func:" not in text
+
+
 def test_cli_info_verifies_and_list_shows_models(
     model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,6 +238,9 @@ def test_cli_info_verifies_and_list_shows_models(
     out = capsys.readouterr().out
     assert '"dimension": 384' in out
     assert "all files match" in out
+    default = read_manifest(model_dir).default
+    assert f"default variant: {default}" in out
+    assert "exact variant: " in out
     monkeypatch.setenv("NEURALCORE_HOME", str(model_dir.parent.parent))
     (model_dir.parent.parent / "models").mkdir(exist_ok=True)
     link = model_dir.parent.parent / "models" / "mini"
@@ -202,6 +272,23 @@ def test_fp16_graph_runs_and_agrees_with_fp32(model_copy: Path, model_dir: Path)
     )
     texts = ["half precision for GPUs", "a second, longer sentence about vectors and search"]
     half = EmbeddingEngine(model_copy, quantization="fp16").embed(texts)
-    full = EmbeddingEngine(model_dir).embed(texts)
+    full = EmbeddingEngine(model_dir, variant="fp32").embed(texts)
     assert half.dtype == np.float32
     assert float((half * full).sum(axis=1).min()) > 0.999
+
+
+def test_convert_from_scratch_by_the_cli(
+    tmp_path: Path, source_dir: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI path setup uses (the OpenVINO graph and the selection are timed by setup)."""
+    out = tmp_path / "fresh"
+    argv = ["convert", str(source_dir), "-o", str(out), "--quantize", "int8", "--no-select"]
+    assert models_main([*argv, "--name", "all-MiniLM-L6-v2"]) == 0
+    assert "default variant: fp32" in capsys.readouterr().out
+    info = read_manifest(out)
+    assert info.graphs == {"fp32": "model.onnx", "int8": "model_int8.onnx"}
+    assert (info.default, info.exact, info.parity) == ("fp32", "fp32", {})
+    texts = ["a fresh conversion", "gives the same vectors", ""]
+    fresh = EmbeddingEngine(out, variant="fp32").embed(texts)
+    cached = EmbeddingEngine(model_dir, variant="fp32").embed(texts)
+    np.testing.assert_allclose(fresh, cached, atol=1e-5)

@@ -1,4 +1,12 @@
-"""Parity with sentence-transformers itself on the same model folder (real texts)."""
+"""The parity gate, measured here against sentence-transformers on the same model folder.
+
+The parity set holds prose, code, Markdown, tables, short queries, other languages and
+hostile strings (empty, whitespace, emoji, CJK, control and zero-width characters, 5,000
+repeated words, 200,000 characters); it shares no text with the calibration set. Every
+variant the converted folder can run is measured; the default variant must pass the gate,
+the exact variant must reach fp32 parity, and the manifest's record must agree with what
+is measured here.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +17,24 @@ from typing import Any
 import numpy as np
 import pytest
 
-from neuralcore._bench.embedding import stdlib_texts
 from neuralcore.embedding import EmbeddingEngine
-from neuralcore.embedding._convert import calibration_texts
+from neuralcore.embedding._corpus import (
+    benchmark_texts,
+    calibration_texts,
+    hostile_texts,
+    parity_texts,
+)
+from neuralcore.embedding._models import read_manifest
+from neuralcore.embedding._parity import compare, parity_queries
 
 pytestmark = pytest.mark.slow
 
+GATE_COSINE, GATE_TOP10, EXACT_COSINE = 0.99, 0.95, 0.9999
+
 
 @pytest.fixture(scope="module")
-def corpus() -> list[str]:
-    texts = stdlib_texts(300)
-    assert len(texts) == 300
-    return texts
+def texts() -> list[str]:
+    return parity_texts()
 
 
 @pytest.fixture(scope="module")
@@ -41,76 +55,86 @@ def _st_embed(model: Any, texts: list[str]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def reference(st_model: Any, corpus: list[str]) -> np.ndarray:
-    return _st_embed(st_model, corpus)
+def reference(st_model: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return _st_embed(st_model, texts), _st_embed(st_model, parity_queries(texts))
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.asarray((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1))
+def _measure(model_dir: Path, variant: str, texts: list[str], reference: Any) -> Any:
+    engine = EmbeddingEngine(model_dir, variant=variant)
+    assert engine.runtime_info.variant == variant
+    return compare(engine.embed(texts), engine.embed(parity_queries(texts)), *reference)
 
 
-def test_fp32_matches_sentence_transformers(
-    engine: EmbeddingEngine, corpus: list[str], reference: np.ndarray
-) -> None:
-    cos = _cosines(engine.embed(corpus), reference)
-    assert cos.min() >= 0.9999, f"worst text: {corpus[int(cos.argmin())][:80]!r}"
+def test_parity_set_has_every_kind_of_text(texts: list[str]) -> None:
+    assert len(texts) >= 250
+    joined = "\n".join(texts)
+    assert ">>>" in joined or "def " in joined  # code
+    assert "| --- |" in joined or "|---|" in joined  # Markdown tables
+    assert any(t.startswith("#") for t in texts)  # Markdown headings
+    assert any("+--" in t for t in texts)  # ASCII tables
+    assert any(0 < len(t.split()) <= 3 for t in texts)  # short queries
+    assert any("\u4e00" <= c <= "\u9fff" for c in joined)  # CJK
+    assert any("\u0400" <= c <= "\u04ff" for c in joined)  # Cyrillic
+    assert set(hostile_texts()) <= set(texts)
+    assert len(parity_queries(texts)) >= 40
 
 
-@pytest.fixture(scope="module")
-def queries(corpus: list[str]) -> list[str]:
-    return [t.splitlines()[0] for t in corpus[1::6]]
-
-
-@pytest.fixture(scope="module")
-def exact_top10(st_model: Any, queries: list[str], reference: np.ndarray) -> np.ndarray:
-    return np.argsort(-(reference @ _st_embed(st_model, queries).T), axis=0)[:10]
-
-
-def _check_int8(
-    engine: EmbeddingEngine,
-    corpus: list[str],
-    queries: list[str],
-    reference: np.ndarray,
-    exact: np.ndarray,
-) -> None:
-    vectors = engine.embed(corpus)
-    cos = _cosines(vectors, reference)
-    assert cos.min() >= 0.99, f"worst text: {corpus[int(cos.argmin())][:80]!r}"
-    ours = np.argsort(-(vectors @ engine.embed(queries).T), axis=0)[:10]
-    overlap = [len(set(exact[:, q]) & set(ours[:, q])) / 10 for q in range(len(queries))]
-    assert np.mean(overlap) >= 0.9, f"mean top-10 overlap {np.mean(overlap):.3f}"
-
-
-def test_int8_stays_close_and_retrieves_the_same(
-    engine_int8: EmbeddingEngine,
-    corpus: list[str],
-    queries: list[str],
-    reference: np.ndarray,
-    exact_top10: np.ndarray,
-) -> None:
-    _check_int8(engine_int8, corpus, queries, reference, exact_top10)
-
-
-def test_openvino_static_int8_stays_close_and_retrieves_the_same(
-    engine_openvino_int8: EmbeddingEngine,
-    corpus: list[str],
-    queries: list[str],
-    reference: np.ndarray,
-    exact_top10: np.ndarray,
-) -> None:
-    _check_int8(engine_openvino_int8, corpus, queries, reference, exact_top10)
-
-
-def test_calibration_texts_are_not_the_parity_or_benchmark_texts() -> None:
+def test_parity_and_calibration_sets_are_disjoint(texts: list[str]) -> None:
     calibration = calibration_texts()
-    assert len(calibration) == 500
-    assert not set(calibration) & set(stdlib_texts(1000))
+    assert len(calibration) >= 200
+    assert not set(calibration) & set(texts)
+    assert not set(calibration) & set(benchmark_texts(1000))
 
 
-def test_openvino_bf16_matches_sentence_transformers(
-    model_dir: Path, corpus: list[str], reference: np.ndarray
+def test_every_variant_matches_its_manifest_record(
+    model_dir: Path, texts: list[str], reference: Any
 ) -> None:
-    pytest.importorskip("openvino", reason="openvino (the openvino extra) not installed")
-    engine = EmbeddingEngine(model_dir, runtime="openvino", quantization="bf16")
-    cos = _cosines(engine.embed(corpus), reference)
-    assert cos.min() >= 0.999, f"worst text: {corpus[int(cos.argmin())][:80]!r}"
+    info = read_manifest(model_dir)
+    assert info.parity, "the converted model has no parity record (was it converted with ST?)"
+    report = []
+    for variant, row in info.parity.items():
+        result = _measure(model_dir, variant, texts, reference)
+        passes = result.min_cosine >= GATE_COSINE and result.top10 >= GATE_TOP10
+        report.append(f"{variant}: min {result.min_cosine:.5f} top10 {result.top10:.3f}")
+        assert result.min_cosine == pytest.approx(row["min_cosine"], abs=2e-3), report
+        assert passes == row["passes"], report
+
+
+def test_default_variant_passes_the_gate(model_dir: Path, texts: list[str], reference: Any) -> None:
+    info = read_manifest(model_dir)
+    engine = EmbeddingEngine(model_dir)
+    assert engine.runtime_info.variant == info.default
+    assert engine.runtime_info.chosen_by == "default"
+    result = compare(engine.embed(texts), engine.embed(parity_queries(texts)), *reference)
+    worst = texts[result.worst][:60]
+    assert result.min_cosine >= GATE_COSINE, f"{info.default}: worst {worst!r}"
+    assert result.top10 >= GATE_TOP10, f"{info.default}: top-10 overlap {result.top10}"
+
+
+def test_default_is_the_fastest_passing_variant(model_dir: Path) -> None:
+    info = read_manifest(model_dir)
+    passing = {n: r["ms_100"] for n, r in info.parity.items() if r["passes"]}
+    assert info.default == min(passing, key=passing.__getitem__)
+    assert {"fp32", "openvino-int8", "openvino-bf16"} <= set(info.parity)
+
+
+def test_exact_variant_has_fp32_parity(model_dir: Path, texts: list[str], reference: Any) -> None:
+    engine = EmbeddingEngine(model_dir, precision="exact")
+    assert engine.runtime_info.variant == read_manifest(model_dir).exact
+    result = compare(engine.embed(texts), engine.embed(parity_queries(texts)), *reference)
+    assert result.min_cosine >= EXACT_COSINE, texts[result.worst][:60]
+    assert result.top10 >= GATE_TOP10
+
+
+def test_fp32_on_onnx_runtime_is_exact(model_dir: Path, texts: list[str], reference: Any) -> None:
+    result = _measure(model_dir, "fp32", texts, reference)
+    assert result.min_cosine >= EXACT_COSINE, texts[result.worst][:60]
+
+
+@pytest.mark.parametrize("variant", ["openvino-int8", "openvino-bf16"])
+def test_openvino_variants_pass_the_gate(
+    model_dir: Path, texts: list[str], reference: Any, variant: str
+) -> None:
+    result = _measure(model_dir, variant, texts, reference)
+    assert result.min_cosine >= GATE_COSINE, f"worst {texts[result.worst][:60]!r}"
+    assert result.top10 >= GATE_TOP10

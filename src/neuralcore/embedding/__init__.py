@@ -1,9 +1,12 @@
 # ruff: noqa: E402  (the dependency check must run before the imports it guards)
-"""Sentence embeddings on ONNX Runtime: models converted once, no torch at inference.
+"""Sentence embeddings on ONNX Runtime or OpenVINO: models converted once, no torch at inference.
 
 >>> from neuralcore.embedding import EmbeddingEngine
->>> EmbeddingEngine("all-MiniLM-L6-v2").dimension
+>>> engine = EmbeddingEngine("all-MiniLM-L6-v2")  # the variant chosen at conversion
+>>> engine.dimension
 384
+>>> engine.runtime_info.chosen_by
+'default'
 """
 
 from neuralcore.core._optional import require
@@ -13,7 +16,7 @@ require("numpy", extra="embedding")  # a clear install hint instead of a bare Mo
 from neuralcore.embedding._cache import CacheStats, EmbeddingCache
 from neuralcore.embedding._config import EmbeddingConfig
 from neuralcore.embedding._convert import convert_model
-from neuralcore.embedding._engine import EmbeddingEngine
+from neuralcore.embedding._engine import EmbeddingEngine, RuntimeInfo
 from neuralcore.embedding._models import KNOWN_MODELS, KnownModel, ModelInfo, neuralcore_home
 
 __all__ = (
@@ -24,6 +27,7 @@ __all__ = (
     "EmbeddingEngine",
     "KnownModel",
     "ModelInfo",
+    "RuntimeInfo",
     "convert_model",
     "neuralcore_home",
 )

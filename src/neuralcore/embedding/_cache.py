@@ -9,6 +9,7 @@ raw float32 bytes (no pickle).
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
 import time
@@ -20,9 +21,11 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import ConfigError, PersistenceError
+from neuralcore.errors import ConfigError, PersistenceError
 
 __all__ = ("CacheStats", "EmbeddingCache")
+
+logger = logging.getLogger(__name__)
 
 
 class CacheStats(NamedTuple):
@@ -40,6 +43,9 @@ class CacheStats(NamedTuple):
         Entries dropped because their TTL passed.
     hit_rate : float
         ``hits / (hits + misses)``, 0.0 before any lookup.
+    damaged : int
+        Stored rows that could not be used (NULL, truncated, wrong length, all zeros,
+        non-finite): each is dropped, logged and counted as a miss.
 
     Examples
     --------
@@ -53,6 +59,7 @@ class CacheStats(NamedTuple):
     evictions: int
     expired: int
     hit_rate: float
+    damaged: int = 0
 
 
 class EmbeddingCache:
@@ -98,7 +105,7 @@ class EmbeddingCache:
         self._clock = time.time if path is not None and clock is time.monotonic else clock
         self._memory: OrderedDict[str, tuple[float, NDArray[np.float32]]] = OrderedDict()
         self._lock = threading.Lock()
-        self._counts = {"hits": 0, "misses": 0, "evictions": 0, "expired": 0}
+        self._counts = {"hits": 0, "misses": 0, "evictions": 0, "expired": 0, "damaged": 0}
         self._db = _open_db(Path(path)) if path is not None else None
 
     @staticmethod
@@ -113,12 +120,28 @@ class EmbeddingCache:
         data = f"{model}\0{text}".encode("utf-8", "surrogatepass")
         return hashlib.sha256(data).hexdigest()
 
-    def get(self, key: str) -> NDArray[np.float32] | None:
-        """The live vector for ``key``, or None (counted as a miss)."""
+    def get(self, key: str, dimension: int | None = None) -> NDArray[np.float32] | None:
+        """The live vector for ``key``, or None (counted as a miss).
+
+        A stored row that is not a usable vector (NULL, a byte count that is not a whole
+        number of float32, not ``dimension`` values when given, all zeros, NaN or
+        infinity) is dropped, logged and counted in ``stats().damaged``.
+        """
         with self._lock:
-            entry = self._memory.get(key)
-            if entry is None and self._db is not None:
-                entry = _db_get(self._db, key)
+            found: _Entry | None = self._memory.get(key)
+            if found is None and self._db is not None:
+                found = _db_get(self._db, key)
+            entry: tuple[float, NDArray[np.float32]] | None = None
+            if found is not None:
+                reason = _damage(found, dimension)
+                if reason is None and found[1] is not None:
+                    entry = (found[0], found[1])
+                else:
+                    logger.warning(
+                        "embedding cache: dropped damaged entry %s: %s", key[:16], reason
+                    )
+                    self._drop(key)
+                    self._counts["damaged"] += 1
             if entry is not None and self._is_expired(entry[0]):
                 self._drop(key)
                 self._counts["expired"] += 1
@@ -151,7 +174,9 @@ class EmbeddingCache:
             total = c["hits"] + c["misses"]
             rate = c["hits"] / total if total else 0.0
             size = len(self._memory)
-            return CacheStats(c["hits"], c["misses"], size, c["evictions"], c["expired"], rate)
+            return CacheStats(
+                c["hits"], c["misses"], size, c["evictions"], c["expired"], rate, c["damaged"]
+            )
 
     def clear(self) -> None:
         """Drop every entry (and the SQLite rows); counters are kept."""
@@ -184,14 +209,40 @@ class EmbeddingCache:
             _db_write(self._db, "DELETE FROM vectors WHERE key = ?", (key,))
 
 
-def _db_get(db: sqlite3.Connection, key: str) -> tuple[float, NDArray[np.float32]] | None:
+_Entry = tuple[float, NDArray[np.float32] | None]
+
+
+def _damage(entry: _Entry, dimension: int | None) -> str | None:
+    """Why a stored entry is unusable, or None when it is a good vector."""
+    stored_at, vector = entry
+    if vector is None:
+        return "the row is NULL or not a whole number of float32 values"
+    if not np.isfinite(stored_at):
+        return "its timestamp is not a number"
+    if vector.size == 0 or (dimension is not None and vector.size != dimension):
+        return f"{vector.size} values, expected {dimension}"
+    if not np.isfinite(vector).all():
+        return "it holds NaN or infinity"
+    if not vector.any():
+        return "it is all zeros"
+    return None
+
+
+def _db_get(db: sqlite3.Connection, key: str) -> _Entry | None:
     try:
         row = db.execute("SELECT stored_at, vector FROM vectors WHERE key = ?", (key,)).fetchone()
     except sqlite3.Error as err:
         raise PersistenceError(f"embedding cache file read failed: {err}") from err
     if row is None:
         return None
-    return float(row[0]), np.frombuffer(row[1], dtype=np.float32).copy()
+    blob, stored_at = row[1], row[0]
+    try:
+        when = float(stored_at)
+    except (TypeError, ValueError):
+        when = float("nan")
+    if not isinstance(blob, bytes) or len(blob) % 4:
+        return when, None
+    return when, np.frombuffer(blob, dtype=np.float32).copy()
 
 
 def _db_write(db: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> None:

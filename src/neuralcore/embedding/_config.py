@@ -6,9 +6,18 @@ import dataclasses
 from typing import Literal
 
 from neuralcore.core._config import Config
-from neuralcore.core._errors import ConfigError
+from neuralcore.errors import ConfigError
 
 __all__ = ("EmbeddingConfig",)
+
+# upper bounds: a typo (threads=10**6) is an error naming the field, not a hang
+_LIMITS = {
+    "batch_tokens": 1 << 20,
+    "max_length": 1 << 16,
+    "threads": 1024,
+    "output_dims": 1 << 16,
+    "cache_size": 1 << 26,
+}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -19,13 +28,23 @@ class EmbeddingConfig(Config):
     ----------
     model : str
         Known model name (looked up in the cache folder) or a converted model folder.
+    precision : {"auto", "exact"}
+        Used when neither ``quantization`` nor ``runtime`` is given. ``auto`` runs the
+        model's default variant: the fastest one that passed the parity gate against
+        sentence-transformers when the model was converted (min cosine >= 0.99, top-10
+        overlap >= 0.95). ``exact`` runs the fastest variant whose worst cosine was at least
+        0.9999 (fp32 parity).
+    variant : str, optional
+        Pick a variant by its name (``"openvino-int8"``, ``"fp32"``...; ``neuralcore
+        models info`` lists them with their measured parity and speed).
     quantization : {None, "int8", "fp16", "bf16"}
-        None runs the fp32 graph; ``int8``/``fp16`` the folder's quantized graph on ONNX
-        Runtime (dynamic int8); ``int8`` with ``runtime="openvino"`` the static int8
-        OpenVINO graph (``--openvino-int8`` at conversion); ``bf16`` the fp32 graph at bf16
+        Pick a variant by hand. ``int8``/``fp16``: the folder's quantized graph on ONNX
+        Runtime (dynamic int8); ``int8`` with ``runtime="openvino"``: the static int8
+        OpenVINO graph (``--openvino-int8`` at conversion); ``bf16``: the fp32 graph at bf16
         precision on OpenVINO.
-    runtime : {"onnxruntime", "openvino"}
-        Library that executes the graph (OpenVINO: CPU only, ``openvino`` extra).
+    runtime : {None, "onnxruntime", "openvino"}
+        Library that executes the graph (OpenVINO: CPU only, ``openvino`` extra); None
+        means as the chosen variant needs (ONNX Runtime when ``quantization`` is int8/fp16).
     device : {"cpu", "cuda", "auto"}
         ``auto`` uses CUDA when onnxruntime-gpu sees a GPU; ``cuda`` falls back to CPU
         with a warning in the log when it cannot.
@@ -55,12 +74,14 @@ class EmbeddingConfig(Config):
     >>> EmbeddingConfig(batch_tokens=0)
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.ConfigError: config field 'batch_tokens' = 0: must be >= 1
+    neuralcore.errors.ConfigError: config field 'batch_tokens' = 0: must be >= 1
     """
 
     model: str = "all-MiniLM-L6-v2"
+    precision: Literal["auto", "exact"] = "auto"
+    variant: str | None = None
     quantization: Literal["int8", "fp16", "bf16"] | None = None
-    runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
+    runtime: Literal["onnxruntime", "openvino"] | None = None
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     batch_tokens: int = 1024
     max_length: int | None = None
@@ -74,13 +95,28 @@ class EmbeddingConfig(Config):
 
     def validate(self) -> None:
         """Range checks; raise :class:`ConfigError` naming the field."""
-        for name in ("batch_tokens", "max_length", "threads", "output_dims", "cache_size"):
+        for name, limit in _LIMITS.items():
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(name, value, "must be >= 1")
-        if self.quantization == "bf16" and self.runtime != "openvino":
+            if value is not None and value > limit:
+                raise ConfigError(name, value, f"must be <= {limit:,}")
+        if not self.model:
+            raise ConfigError("model", self.model, "expected a model name or folder")
+        if self.variant is not None:
+            from neuralcore.embedding._models import VARIANTS
+
+            if self.variant not in VARIANTS:
+                raise ConfigError("variant", self.variant, f"expected one of {', '.join(VARIANTS)}")
+            if self.quantization is not None or self.runtime is not None:
+                reason = "give either variant or quantization/runtime, not both"
+                raise ConfigError("variant", self.variant, reason)
+        if self.precision == "exact" and self.quantization is not None:
+            reason = "precision='exact' runs the exact variant; leave quantization unset"
+            raise ConfigError("quantization", self.quantization, reason)
+        if self.quantization == "bf16" and self.runtime == "onnxruntime":
             raise ConfigError("quantization", "bf16", "bf16 needs runtime='openvino'")
-        if self.quantization == "fp16" and self.runtime != "onnxruntime":
+        if self.quantization == "fp16" and self.runtime == "openvino":
             reason = "fp16 graphs run on runtime='onnxruntime'; use 'bf16' or 'int8' with openvino"
             raise ConfigError("quantization", self.quantization, reason)
         if self.cache_ttl is not None and self.cache_ttl <= 0:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import ConfigError, InputTypeError, ModelError
 from neuralcore.core._optional import require
 from neuralcore.embedding._cache import EmbeddingCache
 from neuralcore.embedding._config import EmbeddingConfig
 from neuralcore.embedding._models import (
+    VARIANTS,
     ModelInfo,
     graph_files,
     read_manifest,
@@ -26,8 +27,9 @@ from neuralcore.embedding._models import (
 )
 from neuralcore.embedding._pooling import OutputDtype, finalize, l2_normalize, pool
 from neuralcore.embedding._session import open_runner, usable_cores
+from neuralcore.errors import ConfigError, InputTypeError, ModelError
 
-__all__ = ("EmbeddingEngine",)
+__all__ = ("EmbeddingEngine", "RuntimeInfo")
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,42 @@ _CHARS_PER_TOKEN_CAP = 100  # texts are clipped to max_length * this many charac
 # padding its batches to a multiple of this many tokens bounds the number of shapes. Results
 # do not change (padding is masked); ONNX Runtime int8 would (per-batch activation ranges).
 _OPENVINO_PAD_MULTIPLE = 16
+
+
+class RuntimeInfo(NamedTuple):
+    """What an :class:`EmbeddingEngine` runs on (``engine.runtime_info``).
+
+    Attributes
+    ----------
+    runtime : {"onnxruntime", "openvino"}
+        The library executing the graph.
+    version : str
+        Its version.
+    variant : str
+        The model variant (``"openvino-int8"``, ``"fp32"``, ...; see ``neuralcore models
+        info``).
+    description : str
+        The variant in words (``"static int8 (NNCF) on OpenVINO"``).
+    threads : int
+        Intra-op threads.
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    chosen_by : {"default", "exact", "explicit"}
+        The model's default variant, ``precision="exact"``, or ``quantization``/``runtime``.
+
+    Examples
+    --------
+    >>> RuntimeInfo("openvino", "2026.4", "openvino-int8", "static int8", 2, "cpu", "default")[2]
+    'openvino-int8'
+    """
+
+    runtime: str
+    version: str
+    variant: str
+    description: str
+    threads: int
+    device: str
+    chosen_by: str
 
 
 class _Request:
@@ -59,14 +97,22 @@ class EmbeddingEngine:
     model : str or path
         Known model name (converted into the cache folder, ``$NEURALCORE_HOME/models``)
         or a converted model folder (``neuralcore models convert``).
+    precision : {"auto", "exact"}
+        ``auto`` (default) runs the model's default variant: the fastest one that passed
+        the parity gate against sentence-transformers (min cosine >= 0.99, top-10
+        retrieval overlap >= 0.95) when the model was converted on this machine.
+        ``exact`` runs the fastest variant with fp32 parity (min cosine >= 0.9999).
+        ``neuralcore models info NAME`` shows both and the measurements behind them.
+    variant : str, optional
+        Pick a variant by name instead (``"fp32"``, ``"int8"``, ``"openvino-bf16"``,
+        ``"openvino-int8"``, ``"openvino-int8-bf16"``...; ``neuralcore models info``).
     quantization : {None, "int8", "fp16", "bf16"}
-        Precision: fp32 (default), dynamic int8 (CPU), fp16 (GPU) on ONNX Runtime;
-        bf16 or static int8 on OpenVINO (``runtime="openvino"``). ONNX Runtime int8
-        quantizes activations per batch at run time, so its vectors vary slightly with
-        batch composition; OpenVINO int8 uses ranges fixed at conversion (NNCF calibration;
-        convert with ``--openvino-int8``) and is the fastest CPU variant.
-    runtime : {"onnxruntime", "openvino"}
-        Library that runs the graph; OpenVINO needs the ``openvino`` extra.
+        Or pick a variant by precision: dynamic int8 or fp16 on ONNX Runtime, bf16 or
+        static int8 on OpenVINO (``runtime="openvino"``).
+    runtime : {None, "onnxruntime", "openvino"}
+        Library that runs the graph; with ``quantization=None``, ``"onnxruntime"`` is fp32
+        on ONNX Runtime and ``"openvino"`` fp32 on OpenVINO. OpenVINO needs the
+        ``openvino`` extra.
     device : {"cpu", "cuda", "auto"}
         Execution provider; CUDA needs onnxruntime-gpu and a GPU, else CPU with a warning.
     batch_tokens : int
@@ -106,8 +152,10 @@ class EmbeddingEngine:
         self,
         model: str | os.PathLike[str] = "all-MiniLM-L6-v2",
         *,
+        precision: Literal["auto", "exact"] = "auto",
+        variant: str | None = None,
         quantization: Literal["int8", "fp16", "bf16"] | None = None,
-        runtime: Literal["onnxruntime", "openvino"] = "onnxruntime",
+        runtime: Literal["onnxruntime", "openvino"] | None = None,
         device: Literal["cpu", "cuda", "auto"] = "cpu",
         batch_tokens: int = 1024,
         max_length: int | None = None,
@@ -117,8 +165,14 @@ class EmbeddingEngine:
         output_dtype: OutputDtype = "float32",
         cache: EmbeddingCache | None = None,
     ) -> None:
+        if not isinstance(model, str | os.PathLike):
+            raise InputTypeError(
+                f"model must be a model name or a folder path, got {type(model).__name__}"
+            )
         config = EmbeddingConfig(
             model=os.fspath(model),
+            precision=precision,
+            variant=variant,
             quantization=quantization,
             runtime=runtime,
             device=device,
@@ -141,6 +195,8 @@ class EmbeddingEngine:
         >>> engine.dimension
         128
         """
+        if not isinstance(config, EmbeddingConfig):
+            raise InputTypeError(f"config must be an EmbeddingConfig, got {type(config).__name__}")
         engine = cls.__new__(cls)
         cache = EmbeddingCache(
             max_entries=config.cache_size, ttl=config.cache_ttl, path=config.cache_path
@@ -152,15 +208,18 @@ class EmbeddingEngine:
         self.config = config
         folder = resolve_model(config.model)
         info = read_manifest(folder)
-        variant: str = config.quantization if config.quantization in ("int8", "fp16") else "fp32"
-        flag = f"--quantize {variant}"
-        if variant == "int8" and config.runtime == "openvino":
-            variant, flag = "openvino-int8", "--quantize int8 --openvino-int8"
-        graph = info.graphs.get(variant)
+        variant, chosen_by = _choose_variant(config, info)
+        spec = VARIANTS[variant]
+        graph = info.graphs.get(spec.graph)
         if graph is None:
+            flag = {
+                "int8": "--quantize int8",
+                "fp16": "--quantize fp16",
+                "openvino-int8": "--openvino-int8",
+            }.get(spec.graph, "")
             raise ModelError(
-                f"model {info.name!r} in {folder} has no {variant} graph; convert it again with"
-                f" `neuralcore models convert SRC -o {folder} {flag}`"
+                f"model {info.name!r} in {folder} has no {spec.graph} graph; convert it again"
+                f" with `neuralcore models convert SRC -o {folder} {flag}`"
             )
         verify_files(info, [*graph_files(graph), "tokenizer.json"])
         self._info = info
@@ -171,21 +230,49 @@ class EmbeddingEngine:
             raise ConfigError("output_dims", config.output_dims, reason)
         self._tokenizer = _load_tokenizer(folder / "tokenizer.json", self._max_length)
         self._pad_id = _pad_id(self._tokenizer)
-        self._pad_multiple = _OPENVINO_PAD_MULTIPLE if config.runtime == "openvino" else 1
+        self._pad_multiple = _OPENVINO_PAD_MULTIPLE if spec.runtime == "openvino" else 1
         self._threads = config.threads or usable_cores()
         self._runner = open_runner(
             folder / graph,
-            runtime=config.runtime,
+            runtime=spec.runtime,
             threads=self._threads,
             device=config.device,
-            bf16=config.quantization == "bf16",
+            bf16=spec.precision == "bf16",
+        )
+        self._runtime_info = RuntimeInfo(
+            runtime=spec.runtime,
+            version=self._runner.version,
+            variant=variant,
+            description=spec.description,
+            threads=self._threads,
+            device=self._runner.device,
+            chosen_by=chosen_by,
         )
         self._cache = cache
-        precision = variant if config.quantization == "int8" else config.quantization or "fp32"
-        self._cache_id = f"{info.name}:{precision}:{self._max_length}:{info.files[graph][:16]}"
+        self._cache_id = _cache_id(
+            info,
+            variant=variant,
+            graph=graph,
+            max_length=self._max_length,
+            normalize=self._normalize,
+        )
         self._run_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_Request] = []
+
+    @property
+    def runtime_info(self) -> RuntimeInfo:
+        """What runs this engine: runtime, its version, variant, threads, device, and why.
+
+        Examples
+        --------
+        >>> info = EmbeddingEngine().runtime_info
+        >>> info.chosen_by, info.variant == EmbeddingEngine().model_info.default
+        ('default', True)
+        >>> EmbeddingEngine(precision="exact").runtime_info.chosen_by
+        'exact'
+        """
+        return self._runtime_info
 
     @property
     def dimension(self) -> int:
@@ -205,9 +292,10 @@ class EmbeddingEngine:
         return self._cache
 
     def __repr__(self) -> str:
+        info = self._runtime_info
         return (
-            f"EmbeddingEngine({self._info.name!r}, quantization={self.config.quantization!r},"
-            f" dimension={self.dimension}, runner={self._runner.description!r})"
+            f"EmbeddingEngine({self._info.name!r}, variant={info.variant!r},"
+            f" runtime={info.runtime!r}, threads={info.threads}, dimension={self.dimension})"
         )
 
     def embed(self, texts: Sequence[str], *, cache: bool = False) -> NDArray[Any]:
@@ -233,7 +321,7 @@ class EmbeddingEngine:
         >>> engine.embed(["a", 1])
         Traceback (most recent call last):
         ...
-        neuralcore.core._errors.InputTypeError: texts[1] must be str, got int
+        neuralcore.errors.InputTypeError: texts[1] must be str, got int
         """
         items = _check_texts(texts)
         vectors = self._cached(items) if cache else self._submit(items)
@@ -309,7 +397,12 @@ class EmbeddingEngine:
             raise InputTypeError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
         if isinstance(texts, str | bytes):
             raise InputTypeError("texts must be an iterable of str, not a single str/bytes")
-        iterator, start = iter(texts), 0
+        try:
+            iterator, start = iter(texts), 0
+        except TypeError:
+            raise InputTypeError(
+                f"texts must be an iterable of str, got {type(texts).__name__}"
+            ) from None
         while chunk := list(itertools.islice(iterator, chunk_size)):
             yield self.embed(_check_texts(chunk, offset=start), cache=cache)
             start += len(chunk)
@@ -319,7 +412,7 @@ class EmbeddingEngine:
     def _cached(self, items: list[str]) -> NDArray[np.float32]:
         cache = self.cache
         keys = [EmbeddingCache.key(self._cache_id, t) for t in items]
-        found = [cache.get(k) for k in keys]
+        found = [cache.get(k, self._info.dimension) for k in keys]
         missing = [i for i, v in enumerate(found) if v is None]
         out = np.empty((len(items), self._info.dimension), dtype=np.float32)
         if missing:
@@ -383,6 +476,7 @@ class EmbeddingEngine:
         try:
             return list(self._tokenizer.encode_batch(clipped))
         except TypeError:  # lone surrogates (undecodable bytes) cannot cross into Rust
+            # each becomes "?", deterministically (the same text always gives the same vector)
             fixed = [t.encode("utf-8", "replace").decode("utf-8") for t in clipped]
             return list(self._tokenizer.encode_batch(fixed))
 
@@ -405,6 +499,53 @@ class EmbeddingEngine:
             raise ModelError(f"inference failed for model {self._info.name!r}: {err}") from err
         vectors = pool(hidden, mask, self._info.pooling)
         return l2_normalize(vectors) if self._normalize else vectors
+
+
+def _choose_variant(config: EmbeddingConfig, info: ModelInfo) -> tuple[str, str]:
+    """The variant to run and why: explicit settings, else the manifest's default/exact."""
+    q, runtime = config.quantization, config.runtime
+    if config.variant is not None:
+        return config.variant, "explicit"
+    if q is not None or runtime is not None:
+        if runtime == "openvino" or q == "bf16":
+            name = {"int8": "openvino-int8", "bf16": "openvino-bf16"}.get(q or "", "openvino-fp32")
+        else:
+            name = q or "fp32"
+        return name, "explicit"
+    chosen_by = "exact" if config.precision == "exact" else "default"
+    name = info.exact if chosen_by == "exact" else info.default
+    if VARIANTS[name].runtime == "openvino" and importlib.util.find_spec("openvino") is None:
+        fallback = info.exact if VARIANTS[info.exact].runtime == "onnxruntime" else "fp32"
+        logger.warning(
+            "model %s: %s variant %s needs OpenVINO, which is not installed"
+            ' (pip install "neuralcore-runtime[openvino]"); running %s on ONNX Runtime',
+            info.name,
+            chosen_by,
+            name,
+            fallback,
+        )
+        return fallback, chosen_by
+    return name, chosen_by
+
+
+def _cache_id(
+    info: ModelInfo, *, variant: str, graph: str, max_length: int, normalize: bool
+) -> str:
+    """Everything that changes the cached (pre-``finalize``) vector, hashed into the key.
+
+    Output dims and dtype are applied after the cache, so they are not part of it.
+    """
+    parts = [
+        info.name,
+        variant,
+        info.files.get(graph, ""),
+        info.files.get("tokenizer.json", ""),
+        info.pooling,
+        str(info.dimension),
+        str(max_length),
+        "normalized" if normalize else "raw",
+    ]
+    return "\x1f".join(parts)
 
 
 def _batches(sorted_lengths: NDArray[np.int64], budget: int) -> Iterator[slice]:

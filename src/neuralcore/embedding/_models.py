@@ -13,17 +13,20 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from neuralcore.core._errors import ModelError, ModelNotFoundError
+from neuralcore.errors import ModelError, ModelNotFoundError
 
 __all__ = (
     "KNOWN_MODELS",
     "MANIFEST",
+    "RECIPE",
+    "VARIANTS",
     "KnownModel",
     "ModelInfo",
     "Pooling",
     "Variant",
+    "VariantSpec",
     "graph_files",
     "models_dir",
     "neuralcore_home",
@@ -35,10 +38,47 @@ __all__ = (
 )
 
 Pooling = Literal["mean", "cls", "max", "last"]
-Variant = Literal["fp32", "int8", "fp16", "openvino-int8"]
+Variant = Literal[
+    "fp32", "int8", "fp16", "openvino-fp32", "openvino-bf16", "openvino-int8", "openvino-int8-bf16"
+]
 MANIFEST = "neuralcore.json"
 _FORMAT = 1
 _POOLINGS = ("mean", "cls", "max", "last")
+# version of the conversion recipe (export, fusions, quantization, calibration, selection);
+# setup converts again when a cached model was made by another recipe
+RECIPE = 2
+_MAX_DIMENSION = 1 << 16
+_MAX_LENGTH = 1 << 16
+
+
+class VariantSpec(NamedTuple):
+    """How a variant runs: the graph it needs, the runtime, and the precision hint.
+
+    Examples
+    --------
+    >>> VARIANTS["openvino-bf16"].graph
+    'fp32'
+    """
+
+    graph: str  # key in ModelInfo.graphs
+    runtime: Literal["onnxruntime", "openvino"]
+    precision: Literal["f32", "bf16"]
+    description: str
+
+
+VARIANTS: dict[str, VariantSpec] = {
+    "fp32": VariantSpec("fp32", "onnxruntime", "f32", "fp32 on ONNX Runtime"),
+    "int8": VariantSpec("int8", "onnxruntime", "f32", "dynamic int8 on ONNX Runtime"),
+    "fp16": VariantSpec("fp16", "onnxruntime", "f32", "fp16 on ONNX Runtime (GPU)"),
+    "openvino-fp32": VariantSpec("fp32", "openvino", "f32", "fp32 on OpenVINO"),
+    "openvino-bf16": VariantSpec("fp32", "openvino", "bf16", "bf16 on OpenVINO"),
+    "openvino-int8": VariantSpec(
+        "openvino-int8", "openvino", "f32", "static int8 (NNCF) on OpenVINO, fp32 remainder"
+    ),
+    "openvino-int8-bf16": VariantSpec(
+        "openvino-int8", "openvino", "bf16", "static int8 (NNCF) on OpenVINO, bf16 remainder"
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -103,6 +143,18 @@ class ModelInfo:
         ``"openvino-int8"`` -> OpenVINO IR ``.xml`` (its weights: the ``.bin`` beside it).
     files : dict
         File name -> sha256 hex digest, for every file of the folder.
+    default : str
+        Variant ``EmbeddingEngine()`` runs: the fastest one that passed the parity gate
+        when the model was converted (``"fp32"`` when parity was not measured).
+    exact : str
+        Variant ``EmbeddingEngine(precision="exact")`` runs: the fastest one whose worst
+        cosine against sentence-transformers was at least 0.9999.
+    recipe : int
+        Version of the conversion recipe that made the folder (:data:`RECIPE` today).
+    parity : dict
+        Variant -> measurements taken at conversion against sentence-transformers:
+        ``min_cosine``, ``top10`` (mean top-10 retrieval overlap), ``ms_100`` (ms per
+        100 texts, warm) and ``passes`` (the gate: min cosine >= 0.99, top-10 >= 0.95).
     path : Path
         The folder.
 
@@ -122,7 +174,25 @@ class ModelInfo:
     document_prefix: str = ""
     graphs: dict[str, str] = dataclasses.field(default_factory=dict)
     files: dict[str, str] = dataclasses.field(default_factory=dict)
+    default: str = "fp32"
+    exact: str = "fp32"
+    parity: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    recipe: int = 0
     path: Path = Path()
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
+    def variant_names(self) -> list[str]:
+        """Variants this folder can run (their graphs are present).
+
+        Examples
+        --------
+        >>> ModelInfo(name="m", dimension=4, max_length=8, pooling="mean", normalize=True,
+        ...           graphs={"fp32": "model.onnx"}).variant_names()
+        ['fp32', 'openvino-fp32', 'openvino-bf16']
+        """
+        return [name for name, spec in VARIANTS.items() if spec.graph in self.graphs]
 
     def to_manifest(self) -> dict[str, Any]:
         """Plain data written to ``neuralcore.json`` (the path is not stored)."""
@@ -192,7 +262,7 @@ def read_manifest(folder: Path) -> ModelInfo:
     >>> read_manifest(Path("/nonexistent"))
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.ModelError: model manifest /nonexistent/neuralcore.json is missing...
+    neuralcore.errors.ModelError: model manifest /nonexistent/neuralcore.json is missing...
     """
     path = folder / MANIFEST
     try:
@@ -203,13 +273,69 @@ def read_manifest(folder: Path) -> ModelInfo:
         raise ModelError(f"model manifest {path} is unreadable: {err}") from err
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise ModelError(f"model manifest {path} has an unknown format")
+    fields = {k: v for k, v in data.items() if k != "format"}
+    unknown = sorted(set(fields) - _FIELD_NAMES)
+    if unknown:
+        raise ModelError(f"model manifest {path} is invalid: unknown field {unknown[0]!r}")
     try:
-        info = ModelInfo(path=folder, **{k: v for k, v in data.items() if k != "format"})
-    except TypeError as err:
-        raise ModelError(f"model manifest {path} is invalid: {err}") from err
-    if info.pooling not in _POOLINGS or not isinstance(info.dimension, int):
-        raise ModelError(f"model manifest {path} is invalid: pooling={info.pooling!r}")
-    return info
+        return ModelInfo(path=folder, **fields)
+    except _FieldError as err:
+        raise ModelError(f"model manifest {path} is invalid: {err}") from None
+    except TypeError as err:  # a required field is missing
+        raise ModelError(f"model manifest {path} is invalid: {err}") from None
+
+
+class _FieldError(ModelError):
+    """A manifest field has a bad type or value; the message names the field."""
+
+
+def _bad(name: str, value: object, expected: str) -> _FieldError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return _FieldError(f"field {name!r} = {shown}: expected {expected}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(info: ModelInfo) -> None:
+    """Types and ranges of every manifest field; raises naming the first bad one."""
+    if not isinstance(info.name, str) or not info.name:
+        raise _bad("name", info.name, "a non-empty string")
+    if not _is_int(info.dimension) or not 1 <= info.dimension <= _MAX_DIMENSION:
+        raise _bad("dimension", info.dimension, f"an int in 1..{_MAX_DIMENSION}")
+    if not _is_int(info.max_length) or not 1 <= info.max_length <= _MAX_LENGTH:
+        raise _bad("max_length", info.max_length, f"an int in 1..{_MAX_LENGTH}")
+    if info.pooling not in _POOLINGS:
+        raise _bad("pooling", info.pooling, f"one of {', '.join(_POOLINGS)}")
+    if not isinstance(info.normalize, bool):
+        raise _bad("normalize", info.normalize, "true or false")
+    for name in ("query_prefix", "document_prefix"):
+        if not isinstance(getattr(info, name), str):
+            raise _bad(name, getattr(info, name), "a string")
+    for name in ("graphs", "files"):
+        table = getattr(info, name)
+        if not isinstance(table, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k and v for k, v in table.items()
+        ):
+            raise _bad(name, table, "an object of non-empty strings")
+    for variant, graph in info.graphs.items():
+        if "/" in graph or "\\" in graph or graph.startswith("."):
+            raise _bad(f"graphs.{variant}", graph, "a file name inside the model folder")
+    for name in ("default", "exact"):
+        value = getattr(info, name)
+        if value not in VARIANTS:
+            raise _bad(name, value, f"one of {', '.join(VARIANTS)}")
+    if not isinstance(info.parity, dict) or not all(
+        isinstance(v, dict) for v in info.parity.values()
+    ):
+        raise _bad("parity", info.parity, "an object of objects")
+    if not _is_int(info.recipe) or info.recipe < 0:
+        raise _bad("recipe", info.recipe, "an int >= 0")
+
+
+_FIELD_NAMES = {f.name for f in dataclasses.fields(ModelInfo)} - {"path"}
 
 
 def graph_files(graph: str) -> list[str]:
@@ -262,7 +388,7 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     >>> resolve_model("no-such-model")
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.ModelNotFoundError: no converted model 'no-such-model'...
+    neuralcore.errors.ModelNotFoundError: no converted model 'no-such-model'...
     """
     text = os.fspath(model)
     candidates = [Path(text).expanduser()]

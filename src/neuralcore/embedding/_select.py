@@ -1,4 +1,7 @@
-"""The embedding engine's backend report: ONNX Runtime, or why it is unavailable.
+"""The embedding engine's backend report: the default variant's runtime, or why it is unavailable.
+
+The default variant is chosen when the model is converted (the fastest that passed the
+parity gate on this machine) and recorded in the model's manifest; this report reads it.
 
 There is no pure-Python fallback for a transformer: without onnxruntime, creating an
 :class:`~neuralcore.embedding.EmbeddingEngine` raises
@@ -25,17 +28,40 @@ def describe_backend(engine: str) -> BackendInfo:
     >>> describe_backend("embedding").engine
     'embedding'
     """
-    from neuralcore.embedding._session import usable_cores
+    from neuralcore.core import usable_cores
 
     missing = [m for m in ("onnxruntime", "tokenizers") if importlib.util.find_spec(m) is None]
     if missing:
         detail = f"{', '.join(missing)} not installed; EmbeddingEngine unavailable ({_HINT})"
         return BackendInfo(engine, "python", "none", "", detail)
-    version = _version("onnxruntime") or _version("onnxruntime-gpu")
-    openvino = _version("openvino")
-    extra = f"OpenVINO {openvino} available" if openvino else "OpenVINO not installed"
-    detail = f"{usable_cores()} intra-op threads; {extra}"
-    return BackendInfo(engine, "native", "onnxruntime", version, detail)
+    library, variant_text = "onnxruntime", _default_variant()
+    if variant_text.startswith("openvino") and importlib.util.find_spec("openvino") is not None:
+        library = "openvino"
+    version = _version(library) or _version("onnxruntime-gpu")
+    detail = f"{usable_cores()} threads; {variant_text}"
+    return BackendInfo(engine, "native", library, version, detail)
+
+
+def _default_variant(model: str = "all-MiniLM-L6-v2") -> str:
+    """``"<variant> default of <model> (...)"`` from the manifest, or why there is none."""
+    from neuralcore.embedding._models import VARIANTS, read_manifest, resolve_model
+    from neuralcore.errors import NeuralcoreError
+
+    try:
+        info = read_manifest(resolve_model(model))
+    except NeuralcoreError:
+        return f"{model} not converted (bash scripts/post_install.sh)"
+    row = info.parity.get(info.default, {})
+    measured = (
+        f", min cosine {row['min_cosine']:.4f} vs sentence-transformers,"
+        f" {row.get('vs_sentence_transformers', 0):.1f}x its speed at conversion"
+        if "min_cosine" in row
+        else ", parity not measured"
+    )
+    return (
+        f"{info.default} default of {model} ({VARIANTS[info.default].description}{measured});"
+        f" exact: {info.exact}"
+    )
 
 
 def _version(dist: str) -> str:

@@ -7,15 +7,16 @@ the engine does not care which library executes the graph.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._cpu import usable_cores
-from neuralcore.core._errors import ConfigError, ModelError
+from neuralcore.core import usable_cores
 from neuralcore.core._optional import require
+from neuralcore.errors import ConfigError, ModelError
 
 __all__ = ("Device", "Runner", "Runtime", "open_runner", "usable_cores")
 
@@ -46,9 +47,11 @@ def _providers(ort: Any, device: Device) -> list[str]:
 class Runner:
     """An opened graph: ``inputs`` (names it takes) and ``run(feeds)`` -> last hidden state."""
 
-    def __init__(self, inputs: list[str], description: str) -> None:
+    def __init__(self, inputs: list[str], description: str, *, version: str, device: str) -> None:
         self.inputs = inputs
         self.description = description
+        self.version = version
+        self.device = device
 
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
         """Execute the graph on one padded batch."""
@@ -75,7 +78,12 @@ class _OrtRunner(Runner):
         self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         provider = session.get_providers()[0]
         inputs = [i.name for i in session.get_inputs()]
-        super().__init__(inputs, f"onnxruntime {provider}, {threads} threads")
+        super().__init__(
+            inputs,
+            f"onnxruntime {provider}, {threads} threads",
+            version=str(ort.__version__),
+            device="cuda" if provider == _CUDA else "cpu",
+        )
 
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
         (hidden,) = self._session.run(None, feeds, self._options)
@@ -92,6 +100,9 @@ class _OpenVinoRunner(Runner):
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
         }
+        cache_dir = _openvino_cache_dir()
+        if cache_dir is not None:  # compiled kernels kept on disk: later loads start faster
+            config["CACHE_DIR"] = str(cache_dir)
         try:
             compiled = ov.Core().compile_model(str(path), "CPU", config)
         except Exception as err:  # openvino raises RuntimeError or its own classes
@@ -100,12 +111,29 @@ class _OpenVinoRunner(Runner):
         self._output = compiled.output(0)
         inputs = [i.get_any_name() for i in compiled.inputs]
         kind = "static int8" if path.suffix == ".xml" else precision
-        super().__init__(inputs, f"openvino CPU {kind}, {threads} threads")
+        super().__init__(
+            inputs,
+            f"openvino CPU {kind}, {threads} threads",
+            version=str(ov.get_version()).split("-")[0],
+            device="cpu",
+        )
 
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
         out = self._request.infer(feeds)
         # the request reuses its output buffer on the next call: copy
         return np.array(out[self._output], dtype=np.float32, copy=True)
+
+
+def _openvino_cache_dir() -> Path | None:
+    """``<neuralcore home>/openvino-cache``, or None when it cannot be created."""
+    from neuralcore.embedding._models import neuralcore_home
+
+    folder = neuralcore_home() / "openvino-cache"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
 
 
 def open_runner(
