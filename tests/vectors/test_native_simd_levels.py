@@ -105,3 +105,7 @@ def test_nonfinite_against_a_zero_vector_is_detected_at_every_level(
                     getattr(ops, name)(a, zero)
                 with pytest.raises(NonFiniteError):
                     getattr(ops, name)(zero, a)
+                with pytest.raises(NonFiniteError):
+                    getattr(ops, name)(a, np.stack([zero, zero]))
+                with pytest.raises(NonFiniteError):
+                    getattr(ops, name)(zero, np.stack([zero, a]))
