@@ -1,7 +1,7 @@
 """``neuralcore demo``: chunk the standard library's docs, embed, index, persist, query.
 
 Runs on embedded defaults with no server: docstrings of the stdlib (read from source) are
-chunked, embedded with all-MiniLM-L6-v2 (int8 ONNX), published as ingestion events on a
+chunked, embedded with all-MiniLM-L6-v2 (its default variant), published as ingestion events on a
 durable (SQLite) bus channel, indexed into HNSW by a subscriber, then a handful of queries
 are answered with their top hits and per-stage timings. ``--redis URL`` or ``--kafka
 SERVERS`` runs the indexer in a second process, fed over a bridge.
@@ -45,7 +45,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--batch", type=int, default=64,
         help="chunks per embedding batch and per bus event (default %(default)s)",
     )  # fmt: skip
-    p.add_argument("--quantization", choices=("int8", "fp32"), default="int8", help="model graph")
+    p.add_argument(
+        "--variant",
+        help="model variant, e.g. int8 or openvino-bf16 (default: the model's default variant;"
+        " 'neuralcore models info all-MiniLM-L6-v2' lists them)",
+    )
     p.add_argument(
         "--data-dir", type=Path,
         help="folder for the bus's SQLite file (default: $NEURALCORE_HOME/demo)",
@@ -111,8 +115,8 @@ async def _produce(args: argparse.Namespace) -> int:
         await probe(args)
     _say(args, f"reading up to {args.max_docs} stdlib docstrings ...")
     timings, chunks = _load_corpus(args.max_docs)
-    _say(args, f"loading all-MiniLM-L6-v2 ({args.quantization}) ...")
-    engine = _engine(args.quantization)
+    _say(args, f"loading all-MiniLM-L6-v2 ({args.variant or 'default variant'}) ...")
+    engine = _engine(args.variant)
     queries = list(args.queries or _default_queries())
     bus_file = _bus_file(args.data_dir)
     print(
@@ -177,12 +181,12 @@ def _load_corpus(max_docs: int) -> tuple[list[Any], list[Any]]:
     ], chunks
 
 
-def _engine(quantization: str) -> Any:
+def _engine(variant: str | None) -> Any:
     from neuralcore.embedding import EmbeddingEngine
 
-    return EmbeddingEngine(
-        "all-MiniLM-L6-v2", quantization="int8" if quantization == "int8" else None
-    )
+    if variant is None:
+        return EmbeddingEngine("all-MiniLM-L6-v2")
+    return EmbeddingEngine("all-MiniLM-L6-v2", variant=variant)
 
 
 async def _run_local(
