@@ -309,7 +309,7 @@ def test_backend_info_reports_the_default_variant(
     default = read_manifest(model_dir).default
     info = neuralcore.backend_info()["embedding"]
     assert (info.backend, info.library) == ("native", VARIANTS[default].runtime)
-    assert f"{default} default of all-MiniLM-L6-v2" in info.detail
+    assert f"default variant {default} of all-MiniLM-L6-v2" in info.detail
     assert "min cosine" in info.detail
 
 

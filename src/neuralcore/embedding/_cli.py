@@ -157,11 +157,11 @@ def _variant_lines(info: Any) -> list[str]:
     if not info.parity:
         lines.append("parity not measured at conversion (sentence-transformers not installed)")
         return lines
-    lines.append(f"{'variant':<16} {'min cosine':>10} {'top-10':>7} {'ms/100 texts':>13}  gate")
+    lines.append(f"{'variant':<20} {'min cosine':>10} {'top-10':>7} {'ms/100 texts':>13}  gate")
     for name, row in info.parity.items():
         gate = "pass" if row.get("passes") else "FAIL"
         lines.append(
-            f"{name:<16} {row.get('min_cosine', 0.0):>10.5f} {row.get('top10', 0.0):>7.3f}"
+            f"{name:<20} {row.get('min_cosine', 0.0):>10.5f} {row.get('top10', 0.0):>7.3f}"
             f" {row.get('ms_100', 0.0):>13.1f}  {gate}"
         )
     return lines

@@ -34,33 +34,32 @@ def describe_backend(engine: str) -> BackendInfo:
     if missing:
         detail = f"{', '.join(missing)} not installed; EmbeddingEngine unavailable ({_HINT})"
         return BackendInfo(engine, "python", "none", "", detail)
-    library, variant_text = "onnxruntime", _default_variant()
-    if variant_text.startswith("openvino") and importlib.util.find_spec("openvino") is not None:
-        library = "openvino"
+    runtime, variant_text = _default_variant()
+    library = runtime if importlib.util.find_spec(runtime) is not None else "onnxruntime"
     version = _version(library) or _version("onnxruntime-gpu")
     detail = f"{usable_cores()} threads; {variant_text}"
     return BackendInfo(engine, "native", library, version, detail)
 
 
-def _default_variant(model: str = "all-MiniLM-L6-v2") -> str:
-    """``"<variant> default of <model> (...)"`` from the manifest, or why there is none."""
+def _default_variant(model: str = "all-MiniLM-L6-v2") -> tuple[str, str]:
+    """The default variant's runtime and a line about it from the manifest (or why none)."""
     from neuralcore.embedding._models import VARIANTS, read_manifest, resolve_model
     from neuralcore.errors import NeuralcoreError
 
     try:
         info = read_manifest(resolve_model(model))
     except NeuralcoreError:
-        return f"{model} not converted (bash scripts/post_install.sh)"
+        return "onnxruntime", f"{model} not converted (bash scripts/post_install.sh)"
     row = info.parity.get(info.default, {})
     measured = (
-        f", min cosine {row['min_cosine']:.4f} vs sentence-transformers,"
-        f" {row.get('vs_sentence_transformers', 0):.1f}x its speed at conversion"
+        f"min cosine {row['min_cosine']:.4f} vs sentence-transformers on the parity set,"
+        f" {row.get('vs_sentence_transformers', 0):.1f}x its speed when converted"
         if "min_cosine" in row
-        else ", parity not measured"
+        else "parity not measured"
     )
-    return (
-        f"{info.default} default of {model} ({VARIANTS[info.default].description}{measured});"
-        f" exact: {info.exact}"
+    return VARIANTS[info.default].runtime, (
+        f"default variant {info.default} of {model}: {VARIANTS[info.default].description},"
+        f" {measured}; precision='exact' runs {info.exact}"
     )
 
 
