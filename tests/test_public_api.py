@@ -55,6 +55,16 @@ def test_public_objects_show_their_public_path() -> None:
         assert "._" not in module, (name, module)  # never a private module's path
 
 
+def test_public_names_are_the_objects_themselves() -> None:
+    import neuralcore.messaging
+    import neuralcore.vectors
+
+    assert neuralcore.cosine_similarity is neuralcore.vectors.cosine_similarity  # not bound
+    assert neuralcore.cosine_similarity([3.0, 4.0], [3.0, 4.0]) == pytest.approx(1.0)
+    assert neuralcore.MessageBus is neuralcore.messaging.MessageBus
+    assert "MessageBus" in dir(neuralcore)
+
+
 def test_errors_live_in_the_public_errors_module() -> None:
     assert set(neuralcore.errors.__all__) <= set(neuralcore.__all__)
     for name in neuralcore.errors.__all__:

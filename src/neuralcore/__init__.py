@@ -13,6 +13,8 @@ Examples
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -105,9 +107,6 @@ def _exports() -> dict[str, str]:
 
 
 def __getattr__(name: str) -> Any:
-    value = _loaded.get(name)
-    if value is not None:
-        return value
     if name == "__all__":
         return ("__version__", *sorted(_exports()))
     module_name = _exports().get(name)
@@ -118,14 +117,24 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module_name), name)
     if "._" in getattr(value, "__module__", ""):  # defined in a private module:
         value.__module__ = __name__  # show the public path in reprs and tracebacks
-    # kept here, not in globals(): doctest would collect the object's examples as this
-    # module's and run them without their own module's names
-    _loaded[name] = value
+    setattr(type(sys.modules[__name__]), name, staticmethod(value))  # staticmethod: unbound
     return value
-
-
-_loaded: dict[str, Any] = {}
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_exports()))
+
+
+class _Neuralcore(types.ModuleType):
+    """This module's type, which keeps each public name once it is loaded.
+
+    Kept on the type rather than in the module's ``__dict__``, a loaded name is found by
+    the plain attribute lookup (no ``__getattr__`` call), and doctest, which reads
+    ``__dict__``, does not collect an object's examples a second time here, without the
+    names of the module that defines it (the class itself is not kept in ``__dict__``
+    either, for the same reason).
+    """
+
+
+sys.modules[__name__].__class__ = _Neuralcore
+del _Neuralcore
