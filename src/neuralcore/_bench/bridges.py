@@ -106,10 +106,10 @@ async def _redis_rows(url: str, server: Any, n: int, rtt_n: int) -> list[Row]:
         # publish -> server ack (XADD reply), one message at a time
         ours = []
         for _ in range(rtt_n):
-            before = out._counters.sent
+            before = out.counters.sent
             t0 = time.perf_counter()
             sender.publish("rtt", _PAYLOAD, headers=_HEADERS)
-            await _until(lambda b=before: out._counters.sent > b)  # type: ignore[misc]
+            await _until(lambda b=before: out.counters.sent > b)  # type: ignore[misc]
             ours.append(time.perf_counter() - t0)
         base = []
         for _ in range(rtt_n):
@@ -172,13 +172,13 @@ async def _redis_e2e(plain: Any, sender: Any, receiver: Any, data: bytes, count:
 
 
 async def _redis_throughput(plain: Any, sender: Any, out: Any, data: bytes, n: int) -> Row:
-    before = out._counters.sent
+    before = out.counters.sent
     t0 = time.perf_counter()
     for i in range(n):
         sender.publish("thru", _PAYLOAD, headers=_HEADERS)
         if i % 5000 == 4999:
             await asyncio.sleep(0)  # let the bridge run while publishing
-    await _until(lambda: out._counters.sent >= before + n)
+    await _until(lambda: out.counters.sent >= before + n)
     ours = n / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     for start in range(0, n, 512):
@@ -254,13 +254,13 @@ async def _kafka_rows(bootstrap: str, server: Any, n: int) -> list[Row]:
     await bus.start()
     try:
         bus.publish("kthru", _PAYLOAD, headers=_HEADERS)  # creates the topic
-        await _until(lambda: out._counters.sent >= 1)
+        await _until(lambda: out.counters.sent >= 1)
         t0 = time.perf_counter()
         for i in range(n):
             bus.publish("kthru", _PAYLOAD, headers=_HEADERS)
             if i % 5000 == 4999:
                 await asyncio.sleep(0)
-        await _until(lambda: out._counters.sent >= n + 1, 120)
+        await _until(lambda: out.counters.sent >= n + 1, 120)
         ours = n / (time.perf_counter() - t0)
         producer = Producer({
             "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",

@@ -13,6 +13,7 @@ from bridge_helpers import Peer, PortBus
 
 from neuralcore.messaging import Message
 from neuralcore.messaging.bridges import BridgeState, KafkaBridge, KafkaBridgeConfig
+from neuralcore.messaging.bridges._kafka import KafkaTransport
 from servers import TansuServer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
@@ -227,8 +228,10 @@ async def test_fatal_producer_is_rebuilt_and_nothing_lost(tansu_server: TansuSer
     port, reader = PortBus("sender"), PortBus("reader")
     boot = tansu_server.bootstrap
     out = KafkaBridge(KafkaBridgeConfig(bootstrap=boot, channels=("orders",), direction="out"))
-    out._ck = types.SimpleNamespace(**vars(confluent_kafka))
-    out._ck.Producer = _FatalAfterPolls
+    transport = out.transport
+    assert isinstance(transport, KafkaTransport)  # fault injection: a producer that dies
+    transport._ck = types.SimpleNamespace(**vars(confluent_kafka))
+    transport._ck.Producer = _FatalAfterPolls
     _FatalAfterPolls.made = 0
     inn = KafkaBridge(KafkaBridgeConfig(
         bootstrap=boot, channels=("orders",), direction="in", session_timeout_ms=6000,

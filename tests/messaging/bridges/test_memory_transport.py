@@ -177,3 +177,62 @@ async def test_close_reports_what_it_could_not_send() -> None:
     await sender.stop()
     assert out.metrics().unsent == 5
     assert "jobs" not in broker.streams
+
+
+async def test_per_channel_group_shares_one_channel_and_fans_out_the_rest() -> None:
+    broker = MemoryBroker()
+    config = {"groups": {"jobs": "workers"}}
+    work = [list[Message]() for _ in range(2)]
+    news = [list[Message]() for _ in range(2)]
+    buses = []
+    for jobs_got, news_got in zip(work, news, strict=True):
+        bus = MessageBus()
+        for name in ("jobs", "news"):
+            bus.create_channel(name)
+        bus.subscribe("jobs", jobs_got.append)
+        bus.subscribe("news", news_got.append)
+        bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs", "news"), **config))
+        await bus.add_bridge(bridge)
+        await bus.start()
+        buses.append((bus, bridge))
+    sender = MessageBus()
+    for name in ("jobs", "news"):
+        sender.create_channel(name)
+    await sender.add_bridge(MemoryBridge(broker, BridgeConfig(channels=("jobs", "news"))))
+    await sender.start()
+    try:
+        for i in range(40):
+            sender.publish("jobs", i)
+            sender.publish("news", i)
+        await wait_for(lambda: sum(len(g) for g in work) == 40)
+        await wait_for(lambda: all(len(g) == 40 for g in news))
+        assert sorted(m.payload for g in work for m in g) == list(range(40))  # each once
+        assert all([m.payload for m in g] == list(range(40)) for g in news)  # every bus
+        assert "workers" in broker.groups("jobs")
+        assert "workers" not in broker.groups("news")
+        assert buses[0][1].group_of("jobs") == "workers"
+        assert buses[0][1].group_of("news") == buses[0][1].group  # private fan-out group
+        await wait_for(lambda: broker.pending("jobs", "workers") == 0)
+    finally:
+        await sender.stop()
+        for bus, _ in buses:
+            await bus.stop()
+
+
+async def test_a_loop_that_dies_fails_the_bridge_in_health() -> None:
+    broker = MemoryBroker()
+    receiver, inbound = await bus_with(broker, [])
+    sender, _ = await bus_with(broker)
+
+    async def broken_ack(tokens: list[Any]) -> None:  # fault injection: not a lost server
+        raise RuntimeError("ack path broken")
+
+    inbound.transport.ack = broken_ack  # type: ignore[method-assign]
+    try:
+        sender.publish("jobs", 1)
+        await wait_for(lambda: inbound.state is BridgeState.FAILED)
+        health = inbound.health()
+        assert (health.healthy, health.last_error) == (False, "RuntimeError: ack path broken")
+    finally:
+        await sender.stop()
+        await receiver.stop()

@@ -405,7 +405,7 @@ async def test_a_dead_background_loop_shows_in_health(
         async def broken_ack(tokens: list[Any]) -> None:  # fault injection
             raise RuntimeError("ack path broken")
 
-        monkeypatch.setattr(bridge, "_ack", broken_ack)
+        monkeypatch.setattr(bridge.transport, "ack", broken_ack)
         other = PortBus("other")
         out_cfg = RedisBridgeConfig(
             url=redis_server.url, channels=("orders",), direction="out", stream_channels=("orders",)

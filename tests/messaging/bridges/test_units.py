@@ -23,9 +23,10 @@ from neuralcore.messaging.bridges._state import Backoff
 
 def test_public_names_pinned() -> None:
     assert exported == (
-        "BaseBridge", "BridgeConfig", "BridgeHealth", "BridgeMetrics", "BridgeState", "BusPort",
-        "Direction", "DurablePort", "FatalBridgeError", "KafkaBridge", "KafkaBridgeConfig",
-        "MemoryBridge", "MemoryBroker", "RedisBridge", "RedisBridgeConfig",
+        "BridgeConfig", "BridgeHealth", "BridgeMetrics", "BridgeRunner", "BridgeState",
+        "BusPort", "Direction", "DurablePort", "FatalBridgeError", "KafkaBridge",
+        "KafkaBridgeConfig", "Link", "MemoryBridge", "MemoryBroker", "RedisBridge",
+        "RedisBridgeConfig", "Transport",
     )  # fmt: skip
 
 
@@ -208,6 +209,21 @@ def test_fan_out_is_the_default_and_group_makes_a_work_queue() -> None:
     assert (work.fan_out, work.group_name()) == (False, "workers")
     with pytest.raises(ConfigError, match="group"):
         RedisBridgeConfig(group="")
+
+
+def test_per_channel_groups_pick_the_first_match_then_group() -> None:
+    cfg = RedisBridgeConfig(channels=("x.*",), groups={"x.jobs": "workers", "x.*": "all"})
+    assert (cfg.group_for("x.jobs"), cfg.group_for("x.news"), cfg.fan_out) == (
+        "workers", "all", False,
+    )  # fmt: skip
+    mixed = RedisBridgeConfig(channels=("x.*",), group="g", groups={"x.jobs": "workers"})
+    assert (mixed.group_for("x.jobs"), mixed.group_for("x.news")) == ("workers", "g")
+    assert RedisBridgeConfig.from_dict({"groups": {"a": "b"}}).group_for("a") == "b"
+    with pytest.raises(ConfigError, match="groups"):
+        RedisBridgeConfig(groups={"x.jobs": ""})
+    with pytest.raises(ConfigError, match="groups") as info:
+        KafkaBridge(KafkaBridgeConfig(groups={"x.jobs": "workers"}))
+    assert "second KafkaBridge" in str(info.value)
 
 
 @pytest.mark.parametrize("field", ["startup_timeout_s", "drain_timeout_s"])

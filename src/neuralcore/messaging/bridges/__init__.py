@@ -1,8 +1,11 @@
 """Bridges that extend a :class:`~neuralcore.messaging.MessageBus` over Redis and Kafka.
 
 Importing this module is cheap: redis-py and confluent-kafka are imported when a bridge is
-constructed (``pip install "neuralcore-runtime[redis]"`` / ``[kafka]``). :class:`MemoryBridge`
-over a :class:`MemoryBroker` runs the same machinery in one process, for tests.
+constructed (``pip install "neuralcore-runtime[redis]"`` / ``[kafka]``). Each bridge is one
+:class:`BridgeRunner` (reconnect and backoff, the bounded outbound buffer, inbound dedup and
+acknowledgements, supervised tasks) driving one :class:`Transport` (connect, send, receive,
+ack, dead-letter, ping): Redis, Kafka, or the in-memory :class:`MemoryBroker` used by
+:class:`MemoryBridge` for fast, deterministic tests of the runner.
 
 Examples
 --------
@@ -12,7 +15,6 @@ Examples
 (True, 'both')
 """
 
-from neuralcore.messaging.bridges._base import BaseBridge, FatalBridgeError
 from neuralcore.messaging.bridges._config import (
     BridgeConfig,
     Direction,
@@ -22,18 +24,20 @@ from neuralcore.messaging.bridges._config import (
 from neuralcore.messaging.bridges._kafka import KafkaBridge
 from neuralcore.messaging.bridges._port import BusPort, DurablePort
 from neuralcore.messaging.bridges._redis import RedisBridge
+from neuralcore.messaging.bridges._runner import BridgeRunner
 from neuralcore.messaging.bridges._state import (
     BridgeHealth,
     BridgeMetrics,
     BridgeState,
 )
+from neuralcore.messaging.bridges._transport import FatalBridgeError, Link, Transport
 from neuralcore.messaging.bridges.memory import MemoryBridge, MemoryBroker
 
 __all__ = (
-    "BaseBridge",
     "BridgeConfig",
     "BridgeHealth",
     "BridgeMetrics",
+    "BridgeRunner",
     "BridgeState",
     "BusPort",
     "Direction",
@@ -41,8 +45,10 @@ __all__ = (
     "FatalBridgeError",
     "KafkaBridge",
     "KafkaBridgeConfig",
+    "Link",
     "MemoryBridge",
     "MemoryBroker",
     "RedisBridge",
     "RedisBridgeConfig",
+    "Transport",
 )

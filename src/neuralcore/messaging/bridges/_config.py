@@ -43,6 +43,13 @@ class BridgeConfig(Config):
         bus reads through a private group, ``fanout.<consumer>``). A name makes a work
         queue: each message is handled by exactly one bus of that group (a dead member's
         pending messages are taken over).
+    groups : dict of str to str
+        Per-channel work queues: channel name or wildcard -> group name (the first
+        matching entry wins; channels matching none use ``group``). E.g. with
+        ``groups={"x.jobs": "workers"}`` and no ``group``, ``x.jobs`` is a work queue
+        shared by every bus of the group ``workers`` while the other carried channels
+        fan out. (Kafka: one consumer has one group, so a Kafka bridge takes
+        ``group`` only; carry the work-queue channels on a second ``KafkaBridge``.)
     consumer : str
         This bus's name on the server; ``""`` means ``hostname-pid-<bus id>``. Keep it stable
         across restarts to resume what this bus had not acknowledged (and, in fan-out
@@ -92,6 +99,7 @@ class BridgeConfig(Config):
     channels: tuple[str, ...] = ("*",)
     direction: Direction = "both"
     group: str | None = None
+    groups: dict[str, str] = dataclasses.field(default_factory=dict)
     consumer: str = ""
     batch_size: int = 512
     linger_ms: float = 0.0
@@ -124,6 +132,11 @@ class BridgeConfig(Config):
         _non_negative(self, "startup_timeout_s", "drain_timeout_s")
         if self.group is not None and not self.group:
             raise ConfigError("group", self.group, "must not be empty (None means fan-out)")
+        for selector, name in self.groups.items():
+            if not selector or not isinstance(name, str) or not name:
+                raise ConfigError(
+                    "groups", {selector: name}, "need a channel selector and a group name"
+                )
 
     def matches(self, channel: str) -> bool:
         """True when ``channel`` is selected by :attr:`channels`."""
@@ -149,12 +162,28 @@ class BridgeConfig(Config):
 
     @property
     def fan_out(self) -> bool:
-        """True without a ``group``: every subscribed bus receives every message."""
-        return self.group is None
+        """True when no channel is a work queue (no ``group``, no ``groups``)."""
+        return self.group is None and not self.groups
+
+    def group_for(self, channel: str) -> str | None:
+        """The work-queue group of ``channel`` (``groups``, then ``group``); ``None`` for
+        fan-out (the bus reads through its private group ``fanout.<consumer>``).
+
+        Examples
+        --------
+        >>> cfg = BridgeConfig(channels=("x.*",), groups={"x.jobs": "workers"})
+        >>> cfg.group_for("x.jobs"), cfg.group_for("x.news"), cfg.fan_out
+        ('workers', None, False)
+        """
+        if self.groups:
+            for selector, name in self.groups.items():
+                if _selector((selector,)).matches(channel):
+                    return name
+        return self.group
 
     def group_name(self, origin: str = "") -> str:
-        """The server-side group this bus reads through (``fanout.<consumer>`` in fan-out
-        mode: private to this bus)."""
+        """The server-side group this bus reads through by default (``fanout.<consumer>``
+        in fan-out mode: private to this bus)."""
         return self.group if self.group is not None else f"fanout.{self.consumer_name(origin)}"
 
     def redacted(self) -> dict[str, Any]:

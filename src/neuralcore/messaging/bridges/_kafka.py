@@ -15,17 +15,17 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-from neuralcore.core import BridgeConnectionError, require
+from neuralcore.core import BridgeConnectionError, ConfigError, require
 from neuralcore.messaging._message import Message
-from neuralcore.messaging.bridges._base import BaseBridge, FatalBridgeError
 from neuralcore.messaging.bridges._buffer import Outgoing
 from neuralcore.messaging.bridges._config import Direction, KafkaBridgeConfig
-from neuralcore.messaging.bridges._state import BridgeState
+from neuralcore.messaging.bridges._runner import BridgeRunner
+from neuralcore.messaging.bridges._transport import FatalBridgeError, Link, Loop
 
-__all__ = ("KafkaBridge",)
+__all__ = ("KafkaBridge", "KafkaTransport")
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class _Partition:
         return moved
 
 
-class KafkaBridge(BaseBridge):
+class KafkaBridge(BridgeRunner):
     """Carry bus channels over Kafka with confluent-kafka (librdkafka).
 
     Each channel is the topic ``topic_prefix + channel`` (created by the bridge with
@@ -132,9 +132,6 @@ class KafkaBridge(BaseBridge):
     ('nc.jobs.embed', 'stopped')
     """
 
-    kind = "kafka"
-    max_in_flight = 8
-
     def __init__(
         self,
         config: KafkaBridgeConfig | str,
@@ -142,8 +139,6 @@ class KafkaBridge(BaseBridge):
         channels: tuple[str, ...] | None = None,
         direction: Direction | None = None,
     ) -> None:
-        self._ck: Any = require("confluent_kafka", extra="kafka", package="confluent-kafka")
-        self._admin_mod: Any = require("confluent_kafka.admin", extra="kafka")
         cfg = KafkaBridgeConfig(bootstrap=config) if isinstance(config, str) else config
         overrides: dict[str, Any] = {}
         if channels is not None:
@@ -152,8 +147,33 @@ class KafkaBridge(BaseBridge):
             overrides["direction"] = direction
         if overrides:
             cfg = KafkaBridgeConfig.from_dict({**cfg.to_dict(), **overrides})
-        super().__init__(cfg)
+        self._kafka = KafkaTransport(cfg)
+        super().__init__(cfg, self._kafka)
         self.cfg = cfg
+
+    def topic(self, channel: str) -> str:
+        """The Kafka topic carrying ``channel``."""
+        return self._kafka.topic(channel)
+
+
+class KafkaTransport:
+    """The Kafka :class:`~neuralcore.messaging.bridges._transport.Transport` (see
+    :class:`KafkaBridge`): an idempotent producer and a consumer, one thread each."""
+
+    kind = "kafka"
+    max_in_flight = 8
+
+    def __init__(self, cfg: KafkaBridgeConfig) -> None:
+        self._ck: Any = require("confluent_kafka", extra="kafka", package="confluent-kafka")
+        self._admin_mod: Any = require("confluent_kafka.admin", extra="kafka")
+        if cfg.groups:
+            raise ConfigError(
+                "groups", dict(cfg.groups), "a Kafka consumer has one group: use `group` "
+                "and carry other channels on a second KafkaBridge",
+            )  # fmt: skip
+        self.cfg = cfg
+        self._link: Link | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._producer: Any = None
         self._consumer: Any = None
         self._admin: Any = None
@@ -175,16 +195,34 @@ class KafkaBridge(BaseBridge):
         self._resubscribe: list[str] | None = None  # handed to the consumer thread
 
     @property
+    def link(self) -> Link:
+        """The runner driving this transport (set by :meth:`bind`)."""
+        link = self._link
+        if link is None:
+            raise RuntimeError("kafka transport used before bind()")
+        return link
+
+    def bind(self, link: Link) -> None:
+        """A new start: fan-out groups start at this moment."""
+        self._link = link
+        self._loop = asyncio.get_running_loop()
+        self._since_ms = int(time.time() * 1000)
+
+    def loops(self) -> list[Loop]:
+        """The consumer thread's watcher (and, in a work queue, the subscription's)."""
+        if not self.cfg.receives:
+            return []
+        if self.cfg.fan_out:
+            return [self._watch_threads]
+        return [self._watch_threads, self._watch_subscription]
+
+    @property
     def address(self) -> str:
         """The bootstrap servers."""
         return self.cfg.bootstrap
 
-    async def start_port(self, port: Any) -> None:
-        """:meth:`BaseBridge.start_port`; fan-out groups start at this moment."""
-        self._since_ms = int(time.time() * 1000)
-        await super().start_port(port)
-
-    def _address(self, channel: str) -> str:
+    def source_of(self, channel: str) -> str:
+        """The topic of ``channel``."""
         return self.topic(channel)
 
     def topic(self, channel: str) -> str:
@@ -201,7 +239,7 @@ class KafkaBridge(BaseBridge):
         conf: dict[str, Any] = {
             "bootstrap.servers": cfg.bootstrap,
             "security.protocol": cfg.security_protocol,
-            "client.id": f"neuralcore-{self._consumer}",
+            "client.id": f"neuralcore-{self.link.consumer}",
             "logger": logging.getLogger(__name__ + ".librdkafka"),
             "log.connection.close": False,
             "error_cb": self._on_error,
@@ -238,7 +276,7 @@ class KafkaBridge(BaseBridge):
         cfg = self.cfg
         return {
             **self._common(),
-            "group.id": self._group,
+            "group.id": self.link.group_of(""),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",  # a new work-queue group takes the backlog
             "session.timeout.ms": cfg.session_timeout_ms,
@@ -267,9 +305,10 @@ class KafkaBridge(BaseBridge):
 
     def _lost_if_running(self, err: BridgeConnectionError) -> None:
         if self._running.is_set():
-            self._lost(err)
+            self.link.lost(err)
 
-    async def _connect(self) -> None:
+    async def connect(self) -> None:
+        """Create the clients once; after a loss, rebuild only what broke."""
         ck, cfg = self._ck, self.cfg
         loop = asyncio.get_running_loop()
         if self._admin is None:
@@ -304,7 +343,7 @@ class KafkaBridge(BaseBridge):
     def _inbound_topics(self) -> list[str]:
         """Exact topics read (created first): named channels, own replies, dead letters."""
         exact = [self.topic(c) for c in self.cfg.channels if not _is_pattern(c)]
-        return [*exact, self.topic(self._own_reply), self._dlq]
+        return [*exact, self.topic(self.link.own_reply), self._dlq]
 
     def _new_consumer(self) -> None:
         """Start a consumer and its thread (again, after the previous one died)."""
@@ -326,8 +365,8 @@ class KafkaBridge(BaseBridge):
         as given, wildcards as regexes; in a work queue only the existing topics whose
         channel has a local subscriber, so a member never takes partitions of channels
         it does not handle (re-checked every second)."""
-        cfg, port = self.cfg, self._port
-        topics = [self.topic(self._own_reply)]
+        cfg, port = self.cfg, self.link.port
+        topics = [self.topic(self.link.own_reply)]
         if cfg.fan_out:
             for channel in cfg.channels:
                 wild = _is_pattern(channel)
@@ -409,8 +448,10 @@ class KafkaBridge(BaseBridge):
         except self._ck.KafkaException as err:
             logger.debug("kafka: dropping a broken producer: %s", err.args[0].name())
 
-    async def _close(self) -> None:
-        if not (self._stopping or self._state is BridgeState.FAILED):
+    async def close(self) -> None:
+        """At stop (or failure) end the threads and drop the clients; otherwise keep them
+        (librdkafka reconnects them; :meth:`connect` decides what to rebuild)."""
+        if not (self.link.stopping or self.link.failed):
             return  # keep the clients: librdkafka reconnects them; _connect decides
         self._running.clear()
         threads, self._threads = self._threads, []
@@ -423,26 +464,30 @@ class KafkaBridge(BaseBridge):
         self._consumer = None
         self._admin = None
 
-    async def _ping(self) -> None:
+    async def ping(self) -> None:
         """Nothing to do: librdkafka reports a lost broker through ``error_cb``."""
 
-    def _transient(self, err: BaseException) -> bool:
+    def transient(self, err: BaseException) -> bool:
+        """Connection-level errors (never credentials)."""
         if isinstance(err, FatalBridgeError):
             return False
         return isinstance(
             err, BridgeConnectionError | self._ck.KafkaException | ConnectionError | TimeoutError
         )
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """Hide the SASL and key passwords."""
         for secret in (self.cfg.sasl_password, self.cfg.ssl_key_password):
             if secret:
                 text = text.replace(secret, "***")
         return text
 
-    def _persistent(self, channel: str) -> bool:
+    def persistent(self, channel: str) -> bool:
+        """Every channel is a topic."""
         return True
 
-    def _key(self, msg: Message) -> bytes | None:
+    def key(self, msg: Message) -> bytes | None:
+        """The channel name (or the ``key_header`` header's value)."""
         header = self.cfg.key_header
         value = msg._headers.get(header) if header and msg._headers else None
         if value is None:
@@ -482,7 +527,8 @@ class KafkaBridge(BaseBridge):
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._lost_if_running, exc)
 
-    async def _send(self, items: list[Outgoing]) -> list[Outgoing]:
+    async def send(self, items: list[Outgoing]) -> list[Outgoing]:
+        """Produce a batch; wait for its delivery reports."""
         topic = self.topic
         batch = _Batch(items, asyncio.get_running_loop())
         started = time.perf_counter()
@@ -505,7 +551,7 @@ class KafkaBridge(BaseBridge):
             await batch.future
         finally:
             self._batches.discard(batch)
-        self._counters.rtt(started)
+        self.link.counters.rtt(started)
         failed = batch.failures()
         if batch.timed_out:
             # the idempotent producer can wedge (e.g. UNKNOWN_PRODUCER_ID after a broker
@@ -526,7 +572,7 @@ class KafkaBridge(BaseBridge):
                 self._commit_pending(consumer)
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + 1.0
-                    self._server_lag = _lag(consumer)
+                    self.link.server_lag = _lag(consumer)
                 topics, self._resubscribe = self._resubscribe, None
                 if topics is not None:
                     self._subscribe(consumer, topics)
@@ -571,11 +617,6 @@ class KafkaBridge(BaseBridge):
         for key in keys:
             self._partitions.pop(key, None)
 
-    def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        if self.cfg.fan_out:
-            return [self._watch_threads]
-        return [self._watch_threads, self._watch_subscription]
-
     async def _watch_threads(self) -> None:
         fut = self._thread_error
         if fut is not None:
@@ -586,6 +627,7 @@ class KafkaBridge(BaseBridge):
                 raise
 
     async def _on_records(self, records: list[Any]) -> None:
+        link = self.link
         for rec in records:
             err = rec.error()
             if err is not None:
@@ -599,12 +641,12 @@ class KafkaBridge(BaseBridge):
             tracker.order.append(offset)
             token = (topic, part, offset)
             if topic == self._dlq:
-                self._settle(token)
+                link.settle(token)
                 continue
-            reason = await self._handle(rec.value() or b"", token, topic)
+            reason = await link.handle(rec.value() or b"", token, topic)
             if reason is not None:
                 self._dead(rec.value() or b"", reason, topic)
-                self._settle(token)
+                link.settle(token)
 
     def _dead(self, raw: bytes, reason: str, source: str) -> None:
         producer = self._producer
@@ -614,10 +656,12 @@ class KafkaBridge(BaseBridge):
         headers = {"reason": reason.encode(), "source": source.encode()}
         producer.produce(self._dlq, raw, headers=headers)
 
-    async def _dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+    async def dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+        """Produce to ``topic_prefix + "_dlq"`` with reason and source headers."""
         self._dead(raw, reason, source)
 
-    async def _ack(self, tokens: list[Any]) -> None:
+    async def ack(self, tokens: list[Any]) -> None:
+        """Move each partition's commit point past its settled offsets."""
         moved: dict[tuple[str, int], int] = {}
         for topic, part, offset in tokens:
             tracker = self._partitions.get((topic, part))

@@ -15,16 +15,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from neuralcore.core import require
+from neuralcore.messaging._message import Message
 from neuralcore.messaging._routing import is_pattern
-from neuralcore.messaging.bridges._base import REPLY_PREFIX, BaseBridge, FatalBridgeError
 from neuralcore.messaging.bridges._buffer import Outgoing
 from neuralcore.messaging.bridges._config import Direction, RedisBridgeConfig
+from neuralcore.messaging.bridges._runner import BridgeRunner
+from neuralcore.messaging.bridges._transport import REPLY_PREFIX, FatalBridgeError, Link, Loop
 
-__all__ = ("RedisBridge",)
+__all__ = ("RedisBridge", "RedisTransport")
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ return #ARGV
 """
 
 
-class RedisBridge(BaseBridge):
+class RedisBridge(BridgeRunner):
     """Carry bus channels over Redis: Streams for persistent channels, Pub/Sub for the rest.
 
     Outbound, a persistent channel's messages are ``XADD``-ed to ``prefix + channel`` in
@@ -50,8 +51,9 @@ class RedisBridge(BaseBridge):
     channel's are ``PUBLISH``-ed. Inbound, the bridge subscribes (``PSUBSCRIBE``) to its
     selection and reads the selected streams with ``XREADGROUP``: in fan-out mode (no
     ``group``) through a group private to this bus, created at the moment the bridge first
-    connected, so it receives every entry published after that; with ``group`` through
-    that shared group, each entry going to one member (a dead member's entries pending
+    connected, so it receives every entry published after that; with ``group`` (or a
+    ``groups`` entry for the channel) through that shared group, each entry going to one
+    member (a dead member's entries pending
     longer than ``claim_idle_ms`` are taken over with ``XAUTOCLAIM``). An entry is
     ``XACK``-ed only after the local handlers settled it, or when it is this bus's own
     message coming back. A stream whose channel has no local subscriber is not read.
@@ -82,8 +84,6 @@ class RedisBridge(BaseBridge):
     >>> # bus.add_bridge(bridge); await bus.start()
     """
 
-    kind = "redis"
-
     def __init__(
         self,
         config: RedisBridgeConfig | str,
@@ -91,8 +91,6 @@ class RedisBridge(BaseBridge):
         channels: tuple[str, ...] | None = None,
         direction: Direction | None = None,
     ) -> None:
-        self._redis: Any = require("redis.asyncio", extra="redis", package="redis")
-        self._errors: Any = require("redis.exceptions", extra="redis", package="redis")
         cfg = RedisBridgeConfig(url=config) if isinstance(config, str) else config
         overrides: dict[str, Any] = {}
         if channels is not None:
@@ -101,32 +99,67 @@ class RedisBridge(BaseBridge):
             overrides["direction"] = direction
         if overrides:
             cfg = RedisBridgeConfig.from_dict({**_fields(cfg), **overrides})
-        super().__init__(cfg)
+        super().__init__(cfg, RedisTransport(cfg))
         self.cfg = cfg
+
+
+class RedisTransport:
+    """The Redis :class:`~neuralcore.messaging.bridges._transport.Transport` (see
+    :class:`RedisBridge`): redis-py clients, Streams, Pub/Sub, trimming."""
+
+    kind = "redis"
+    max_in_flight = 1
+
+    def __init__(self, cfg: RedisBridgeConfig) -> None:
+        self._redis: Any = require("redis.asyncio", extra="redis", package="redis")
+        self._errors: Any = require("redis.exceptions", extra="redis", package="redis")
+        self.cfg = cfg
+        self._link: Link | None = None
         self._client: Any = None
         self._reader: Any = None
+        self._sender: Any = None
         self._pubsub: Any = None
         self._registered: set[str] = set()
         self._known: dict[str, str] = {}  # stream key -> channel: selected streams that exist
         self._streams: dict[str, str] = {}  # stream key -> channel: read (group in place)
         self._sent_streams: set[str] = set()  # stream keys this bridge added to (trimmed)
-        self._holding: set[bytes] = set()  # entry ids delivered locally, not yet settled
+        self._holding: set[tuple[str, Any]] = set()  # (key, entry id) delivered, not settled
         self._next_scan = 0.0
         self._start_id = ""  # stream id of the first connect: where fan-out groups start
         self._script: str | None = None
 
     @property
+    def link(self) -> Link:
+        """The runner driving this transport (set by :meth:`bind`)."""
+        link = self._link
+        if link is None:
+            raise RuntimeError("redis transport used before bind()")
+        return link
+
+    def bind(self, link: Link) -> None:
+        """A new start: fan-out groups start at the next connect."""
+        self._link = link
+        self._start_id = ""
+        self._sent_streams.clear()
+
+    def loops(self) -> list[Loop]:
+        """Trimming (sending), streams and Pub/Sub (receiving)."""
+        cfg = self.cfg
+        out: list[Loop] = []
+        if cfg.sends:
+            out.append(self._trim_loop)
+        if cfg.receives:
+            out += [self._stream_loop, self._pubsub_loop]
+        return out
+
+    def key(self, msg: Message) -> bytes | None:
+        """No record key on Redis (one stream per channel keeps the order)."""
+        return None
+
+    @property
     def address(self) -> str:
         """The server URL without its query (credentials never appear in it)."""
         return self.cfg.url.partition("?")[0]
-
-    async def start_port(self, port: Any) -> None:
-        """:meth:`BaseBridge.start_port`, plus the trimming loop of a sending bridge."""
-        self._start_id = ""
-        self._sent_streams.clear()
-        await super().start_port(port)
-        if self.cfg.sends:
-            self._spawn(self._supervise(self._trim_loop))
 
     # -- connection -----------------------------------------------------------------------
 
@@ -140,7 +173,7 @@ class RedisBridge(BaseBridge):
             "socket_connect_timeout": cfg.connect_timeout_s,
             "retry": retry,
             "single_connection_client": single,
-            "client_name": f"neuralcore-{self._consumer}",
+            "client_name": f"neuralcore-{self.link.consumer}",
         }
         if cfg.ssl or cfg.url.startswith("rediss://"):
             kwargs.update(
@@ -155,7 +188,8 @@ class RedisBridge(BaseBridge):
     def _backoff_none() -> Any:
         return require("redis.backoff", extra="redis", package="redis").NoBackoff()
 
-    async def _connect(self) -> None:
+    async def connect(self) -> None:
+        """Open the client (and the reader and Pub/Sub of a receiving bridge)."""
         errors = self._errors
         self._client = self._make_client(single=False)
         try:
@@ -163,6 +197,9 @@ class RedisBridge(BaseBridge):
             if not self._start_id:
                 seconds, micros = await self._client.time()
                 self._start_id = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+            if self.cfg.sends:  # one connection of its own: the send loop's round trips
+                self._sender = self._make_client(single=True)
+                await self._sender.ping()
             if self.cfg.receives:
                 self._reader = self._make_client(single=True)
                 await self._reader.ping()
@@ -179,11 +216,12 @@ class RedisBridge(BaseBridge):
         self._registered.clear()
         self._script = None
 
-    async def _close(self) -> None:
-        if self._stopping and self._client is not None:
+    async def close(self) -> None:
+        """Close every connection (at a clean stop, forget private groups first)."""
+        if self.link.stopping and self._client is not None:
             with contextlib.suppress(Exception):
                 await self._forget_private_groups()
-        for name in ("_pubsub", "_reader", "_client"):
+        for name in ("_pubsub", "_reader", "_sender", "_client"):
             conn = getattr(self, name)
             setattr(self, name, None)
             if conn is not None:
@@ -197,16 +235,20 @@ class RedisBridge(BaseBridge):
         if not self.cfg.receives:
             return
         pipe = self._client.pipeline(transaction=False)
-        if self.cfg.fan_out and not self.cfg.consumer:
-            for key in self._streams:
-                pipe.xgroup_destroy(key, self._group)
-        pipe.delete(self.cfg.prefix + self._own_reply)
+        link = self.link
+        if not self.cfg.consumer:
+            for key, channel in self._streams.items():
+                if link.fan_out(channel):
+                    pipe.xgroup_destroy(key, link.group_of(channel))
+        pipe.delete(self.cfg.prefix + link.own_reply)
         await pipe.execute(raise_on_error=False)
 
-    async def _ping(self) -> None:
+    async def ping(self) -> None:
+        """PING."""
         await self._client.ping()
 
-    def _transient(self, err: BaseException) -> bool:
+    def transient(self, err: BaseException) -> bool:
+        """Connection-level errors (never credentials)."""
         errors = self._errors
         if isinstance(err, FatalBridgeError | errors.AuthenticationError):
             return False
@@ -215,85 +257,98 @@ class RedisBridge(BaseBridge):
             | ConnectionError | TimeoutError | OSError,
         )  # fmt: skip
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
+        """Hide the password."""
         for secret in (self.cfg.password,):
             if secret:
                 text = text.replace(secret, "***")
         return text
 
-    def _persistent(self, channel: str) -> bool:
+    def persistent(self, channel: str) -> bool:
         """True when ``channel`` travels as a Stream (see the module docstring)."""
         cfg = self.cfg
         if channel.startswith(REPLY_PREFIX):
             return True  # a waiting request must get its reply even across a reconnect
         if cfg.is_pubsub(channel):
             return False
-        if cfg.group is not None or cfg.is_stream(channel):
+        if cfg.group_for(channel) is not None or cfg.is_stream(channel):
             return True
-        durable = self._durable
-        return durable is not None and durable.records(channel)
+        return self.link.records(channel)
 
-    def _address(self, channel: str) -> str:
+    def source_of(self, channel: str) -> str:
+        """The stream key / Pub/Sub channel: ``prefix + channel``."""
         return self.cfg.prefix + channel
 
     # -- outbound -------------------------------------------------------------------------
 
-    async def _send(self, items: list[Outgoing]) -> list[Outgoing]:
-        cfg = self.cfg
-        prefix = cfg.prefix
-        if len(items) == 1 and items[0].channel in self._registered:
-            return await self._send_one(items[0])
-        if self._script is None:
-            self._script = await self._client.script_load(_XADD_MANY)
-        pipe = self._client.pipeline(transaction=False)
+    async def send(self, items: list[Outgoing]) -> list[Outgoing]:
+        """Everything the send loop took in one round trip on the sender connection: per
+        persistent channel one ``XADD`` (one message) or one script call adding them all
+        in order; one ``PUBLISH`` per Pub/Sub message. Replies are read straight off the
+        connection (no pipeline object); a rejected command fails only its messages."""
+        prefix = self.cfg.prefix
+        registered = self._registered
+        commands: list[tuple[Any, ...]] = []
+        runs: list[list[Outgoing]] = []
         new = {
             i.channel
             for i in items
             if i.persistent
-            and i.channel not in self._registered
+            and i.channel not in registered
             and not i.channel.startswith(REPLY_PREFIX)  # private to one bus: not listed
         }
         if new:
-            pipe.sadd(prefix + _REGISTRY, *new)
-        groups: dict[str, list[Outgoing]] = {}
-        for item in items:
-            if item.persistent:
-                groups.setdefault(item.channel, []).append(item)
+            commands.append(("SADD", prefix + _REGISTRY, *new))
+        if len(items) == 1:
+            runs.append(items)
+        else:
+            by_channel: dict[str, list[Outgoing]] = {}
+            for item in items:
+                if item.persistent:
+                    by_channel.setdefault(item.channel, []).append(item)
+                else:
+                    by_channel[f"\0{len(by_channel)}"] = [item]  # Pub/Sub: one PUBLISH each
+            runs.extend(by_channel.values())
+        for run in runs:
+            first = run[0]
+            if not first.persistent:
+                commands.append(("PUBLISH", prefix + first.channel, first.data))
+            elif len(run) == 1:
+                commands.append(("XADD", prefix + first.channel, "*", _FIELD, first.data))
             else:
-                groups[f"\0{len(groups)}"] = [item]  # Pub/Sub: one PUBLISH each
-        for channel, group in groups.items():
-            if group[0].persistent:
-                pipe.evalsha(self._script, 1, prefix + channel, *(i.data for i in group))
-            else:
-                pipe.publish(prefix + group[0].channel, group[0].data)
+                if self._script is None:
+                    self._script = await self._client.script_load(_XADD_MANY)
+                key = prefix + first.channel
+                commands.append(("EVALSHA", self._script, 1, key, *(i.data for i in run)))
+        conn = self._sender.connection
+        packed = (
+            conn.pack_commands(commands) if len(commands) > 1 else conn.pack_command(*commands[0])
+        )
         started = time.perf_counter()
-        results = await pipe.execute(raise_on_error=False)
-        self._counters.rtt(started)
+        await conn.send_packed_command(packed, check_health=False)
+        replies = []
+        error = self._errors.ResponseError
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except error as err:  # the reply was read: the connection stays usable
+                replies.append(err)
+        self.link.counters.rtt(started)
         if new:
-            results = results[1:]
-            self._registered |= new
+            if not isinstance(replies[0], Exception):
+                registered |= new
+            replies = replies[1:]
         failed: list[Outgoing] = []
-        for group, result in zip(groups.values(), results, strict=True):
-            if isinstance(result, Exception):
-                if "NOSCRIPT" in str(result):
+        for run, reply in zip(runs, replies, strict=True):
+            if isinstance(reply, Exception):
+                if "NOSCRIPT" in str(reply):
                     self._script = None  # server restarted: load it again
-                failed += group
-            elif group[0].persistent and not group[0].channel.startswith(REPLY_PREFIX):
-                self._sent_streams.add(prefix + group[0].channel)
+                failed += run
+            elif run[0].persistent and not run[0].channel.startswith(REPLY_PREFIX):
+                self._sent_streams.add(prefix + run[0].channel)
         if failed:
             logger.warning("redis rejected %d of %d messages", len(failed), len(items))
         return failed
-
-    async def _send_one(self, item: Outgoing) -> list[Outgoing]:
-        """One message, no pipeline: the low-latency path when traffic is light."""
-        started = time.perf_counter()
-        key = self.cfg.prefix + item.channel
-        if item.persistent:
-            await self._client.xadd(key, {_FIELD: item.data})
-        else:
-            await self._client.publish(key, item.data)
-        self._counters.rtt(started)
-        return []
 
     # -- trimming -------------------------------------------------------------------------
 
@@ -318,7 +373,7 @@ class RedisBridge(BaseBridge):
         await client.xtrim(key, maxlen=self.cfg.maxlen, approximate=False)
         lost = excess - acked
         if lost > 0:
-            self._counters.trimmed += lost
+            self.link.counters.trimmed += lost
             logger.warning(
                 "redis bridge trimmed %d entries of %s not yet acknowledged by every group "
                 "(maxlen=%d reached)", lost, key, self.cfg.maxlen,
@@ -340,19 +395,17 @@ class RedisBridge(BaseBridge):
 
     # -- inbound --------------------------------------------------------------------------
 
-    def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        return [self._stream_loop, self._pubsub_loop]
-
     def _wanted(self, channel: str) -> bool:
         """Read a stream only while the bus has a local subscriber on its channel."""
-        port = self._port
-        return channel == self._own_reply or (port is not None and port.subscribed(channel))
+        link = self.link
+        port = link.port
+        return channel == link.own_reply or (port is not None and port.subscribed(channel))
 
     async def _discover(self) -> None:
         """Find selected streams: exact names, and the registry for wildcards."""
         cfg = self.cfg
         names = {c for c in cfg.channels if not is_pattern(c)}
-        names.add(self._own_reply)  # replies to this bus's requests
+        names.add(self.link.own_reply)  # replies to this bus's requests
         if any(is_pattern(c) for c in cfg.channels):
             members = await self._client.smembers(cfg.prefix + _REGISTRY)
             names |= {m.decode() for m in members if cfg.matches(m.decode())}
@@ -371,14 +424,20 @@ class RedisBridge(BaseBridge):
             elif not wanted and key in self._streams:
                 del self._streams[key]
 
+    def _group(self, key: str) -> str:
+        """The group the stream ``key`` is read through (per channel)."""
+        link = self.link
+        return link.group_of(self._known.get(key) or key[len(self.cfg.prefix) :])
+
     async def _ensure_group(self, key: str) -> None:
-        cfg = self.cfg
-        if cfg.group is not None:  # a work queue
+        cfg, link = self.cfg, self.link
+        channel = self._known[key]
+        if not link.fan_out(channel):  # a work queue
             start = "0" if cfg.start == "earliest" else self._start_id
         else:  # fan-out: a named consumer is durable, a generated name starts now
             start = "0" if cfg.consumer else self._start_id
         try:
-            await self._client.xgroup_create(key, self._group, id=start, mkstream=True)
+            await self._client.xgroup_create(key, self._group(key), id=start, mkstream=True)
         except self._errors.ResponseError as err:
             if "BUSYGROUP" not in str(err):
                 raise
@@ -386,15 +445,23 @@ class RedisBridge(BaseBridge):
     async def _read_own_pending(self, key: str) -> None:
         """Re-deliver entries this consumer read but never acknowledged (after a restart)."""
         last = "0"
+        group, consumer = self._group(key), self.link.consumer
         while True:
             resp = await self._client.xreadgroup(
-                self._group, self._consumer, {key: last}, count=self.cfg.batch_size
+                group, consumer, {key: last}, count=self.cfg.batch_size
             )
             entries = resp[0][1] if resp else []
             if not entries:
                 return
             await self._on_entries(key, entries, skip_holding=True)
             last = entries[-1][0]
+
+    def _by_group(self) -> dict[str, dict[str, str]]:
+        """The streams being read, grouped by the group they are read through."""
+        out: dict[str, dict[str, str]] = {}
+        for key in self._streams:
+            out.setdefault(self._group(key), {})[key] = ">"
+        return out
 
     async def _stream_loop(self) -> None:
         cfg = self.cfg
@@ -405,11 +472,17 @@ class RedisBridge(BaseBridge):
             if not self._streams:
                 await asyncio.sleep(cfg.block_ms / 1000.0)
                 continue
+            groups = self._by_group()
+            block: int | None = cfg.block_ms if len(groups) == 1 else None
+            got = 0
             try:
-                resp = await self._reader.xreadgroup(
-                    self._group, self._consumer, dict.fromkeys(self._streams, ">"),
-                    count=cfg.batch_size, block=cfg.block_ms,
-                )  # fmt: skip
+                for group, streams in groups.items():  # one XREADGROUP per group
+                    resp = await self._reader.xreadgroup(
+                        group, self.link.consumer, streams, count=cfg.batch_size, block=block
+                    )
+                    for key, entries in resp or ():
+                        got += len(entries)
+                        await self._on_entries(key.decode(), entries, skip_holding=False)
             except self._errors.ResponseError as err:
                 if "NOGROUP" not in str(err):
                     raise
@@ -417,30 +490,32 @@ class RedisBridge(BaseBridge):
                 self._streams.clear()
                 self._next_scan = 0.0
                 continue
-            for key, entries in resp or ():
-                await self._on_entries(key.decode(), entries, skip_holding=False)
+            if block is None and not got:  # several groups: poll without blocking
+                await asyncio.sleep(min(cfg.block_ms, 10) / 1000.0)
 
     async def _housekeeping(self) -> None:
         self._next_scan = time.monotonic() + self.cfg.claim_interval_s
         await self._discover()
-        if self.cfg.group is not None:  # fan-out groups have one member: nothing to take
-            await self._claim_stale()
+        link = self.link
+        # fan-out groups have one member: nothing to take over
+        await self._claim_stale([k for k, c in self._streams.items() if not link.fan_out(c)])
         lag = 0
         for key in self._streams:
+            mine = self._group(key)
             for group in await self._client.xinfo_groups(key):
-                if group.get("name") in (self._group, self._group.encode()):
+                if group.get("name") in (mine, mine.encode()):
                     lag += int(group.get("lag") or 0)
-        self._server_lag = lag
+        link.server_lag = lag
 
-    async def _claim_stale(self) -> None:
+    async def _claim_stale(self, keys: list[str]) -> None:
         """Take over entries a dead (or stuck) member left pending too long."""
         cfg = self.cfg
-        for key in list(self._streams):
+        for key in keys:
             start = "0-0"
             while True:
                 resp = await self._client.xautoclaim(
-                    key, self._group, self._consumer, cfg.claim_idle_ms, start_id=start,
-                    count=cfg.batch_size,
+                    key, self._group(key), self.link.consumer, cfg.claim_idle_ms,
+                    start_id=start, count=cfg.batch_size,
                 )  # fmt: skip
                 start, entries = resp[0], resp[1]
                 if entries:
@@ -450,25 +525,28 @@ class RedisBridge(BaseBridge):
                     break
 
     async def _on_entries(self, key: str, entries: list[Any], *, skip_holding: bool) -> None:
+        link = self.link
+        holding = self._holding
         for entry_id, fields in entries:
-            if skip_holding and entry_id in self._holding:
-                continue  # still being handled here
             token = (key, entry_id)
+            if skip_holding and token in holding:
+                continue  # still being handled here
             if fields is None:  # trimmed away while pending (counted by the trimmer)
-                self._settle(token)
+                link.settle(token)
                 continue
             raw = fields.get(_FIELD)
             if raw is None:
-                reason: str | None = self._rejected(f"foreign entry on {key!r}: no 'm' field")
+                reason: str | None = link.rejected(f"foreign entry on {key!r}: no 'm' field")
             else:
-                self._holding.add(entry_id)
-                reason = await self._handle(raw, token, key)
+                holding.add(token)
+                reason = await link.handle(raw, token, key)
             if reason is not None:
-                self._holding.discard(entry_id)
-                await self._dead_letter(_raw_of(fields), reason, key)
-                self._settle(token)
+                holding.discard(token)
+                await self.dead_letter(_raw_of(fields), reason, key)
+                link.settle(token)
 
     async def _pubsub_loop(self) -> None:
+        link = self.link
         while True:
             pubsub = self._pubsub
             if pubsub is None:
@@ -478,25 +556,25 @@ class RedisBridge(BaseBridge):
             if msg is None or msg.get("type") != "pmessage":
                 continue
             source = msg["channel"].decode()
-            reason = await self._handle(msg["data"], None, source)
+            reason = await link.handle(msg["data"], None, source)
             if reason is not None:
-                await self._dead_letter(msg["data"], reason, source)
+                await self.dead_letter(msg["data"], reason, source)
 
-    async def _ack(self, tokens: list[Any]) -> None:
+    async def ack(self, tokens: list[Any]) -> None:
+        """XACK per stream, pipelined."""
         by_key: dict[str, list[Any]] = {}
         for token in tokens:
-            if token is not None:
-                by_key.setdefault(token[0], []).append(token[1])
+            by_key.setdefault(token[0], []).append(token[1])
         if not by_key:
             return
         pipe = self._client.pipeline(transaction=False)
         for key, ids in by_key.items():
-            pipe.xack(key, self._group, *ids)
+            pipe.xack(key, self._group(key), *ids)
         await pipe.execute()
-        for ids in by_key.values():
-            self._holding.difference_update(ids)
+        self._holding.difference_update(tokens)
 
-    async def _dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+    async def dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+        """XADD to ``prefix + "dlq"`` with the reason and source."""
         fields = {"raw": raw, "reason": reason, "source": source, "time": str(time.time())}
         await self._client.xadd(self.cfg.prefix + _DLQ, fields, maxlen=self.cfg.maxlen)
 

@@ -3,7 +3,9 @@
 :class:`MemoryBroker` stands in for Redis or Kafka inside one process: one append-only
 stream per channel, consumer groups with pending entries and acknowledgements, a
 dead-letter list, and a ``down`` switch that makes every call fail like a lost connection.
-:class:`MemoryBridge` carries a bus's channels over it with the same machinery as
+:class:`MemoryTransport` implements the bridge
+:class:`~neuralcore.messaging.bridges.Transport` over it, so :class:`MemoryBridge` carries a
+bus's channels with the one runner shared with
 :class:`~neuralcore.messaging.bridges.RedisBridge` and
 :class:`~neuralcore.messaging.bridges.KafkaBridge` (reconnect with backoff, bounded
 outbound buffer and requeue, inbound dedup, acknowledgement after the local handlers
@@ -35,14 +37,15 @@ import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from neuralcore.messaging.bridges._base import BaseBridge
+from neuralcore.messaging._message import Message
 from neuralcore.messaging.bridges._buffer import Outgoing
 from neuralcore.messaging.bridges._config import BridgeConfig, Direction
+from neuralcore.messaging.bridges._runner import BridgeRunner
+from neuralcore.messaging.bridges._transport import Link, Loop
 
-__all__ = ("MemoryBridge", "MemoryBroker")
+__all__ = ("MemoryBridge", "MemoryBroker", "MemoryTransport")
 
 
 @dataclasses.dataclass
@@ -121,7 +124,7 @@ class MemoryBroker:
         return sorted(g for c, g in self._groups if c == channel)
 
 
-class MemoryBridge(BaseBridge):
+class MemoryBridge(BridgeRunner):
     """Carry bus channels over a :class:`MemoryBroker` (see the module docstring).
 
     Parameters
@@ -129,14 +132,12 @@ class MemoryBridge(BaseBridge):
     broker : MemoryBroker
         The shared in-process "server".
     config : BridgeConfig, optional
-        Channel selection, direction, group and the runner's settings.
+        Channel selection, direction, group(s) and the runner's settings.
     channels : tuple of str, optional
         Overrides ``config.channels``.
     direction : {"out", "in", "both"}, optional
         Overrides ``config.direction``.
     """
-
-    kind = "memory"
 
     def __init__(
         self,
@@ -154,48 +155,87 @@ class MemoryBridge(BaseBridge):
             overrides["direction"] = direction
         if overrides:
             cfg = dataclasses.replace(cfg, **overrides)
-        super().__init__(cfg)
+        super().__init__(cfg, MemoryTransport(broker, cfg))
         self.broker = broker
+
+
+class MemoryTransport:
+    """The in-memory :class:`~neuralcore.messaging.bridges._transport.Transport`: every
+    channel is a stream of the :class:`MemoryBroker`, read through consumer groups."""
+
+    kind = "memory"
+    max_in_flight = 1
+
+    def __init__(self, broker: MemoryBroker, cfg: BridgeConfig) -> None:
+        self.broker = broker
+        self.cfg = cfg
+        self._link: Link | None = None
         self._joined: set[str] = set()
         self._start_id = -1
+
+    @property
+    def link(self) -> Link:
+        """The runner driving this transport (set by :meth:`bind`)."""
+        link = self._link
+        if link is None:
+            raise RuntimeError("memory transport used before bind()")
+        return link
 
     @property
     def address(self) -> str:
         """``memory``."""
         return "memory"
 
-    async def _connect(self) -> None:
-        if self._start_id < 0:  # first connect: where this bus's fan-out groups start
+    def bind(self, link: Link) -> None:
+        """A new start: fan-out groups start at the next connect."""
+        self._link = link
+        self._start_id = -1
+        self._joined.clear()
+
+    async def connect(self) -> None:
+        """Check the broker is up (the first connect fixes where fan-out groups start)."""
+        if self._start_id < 0:
             self._start_id = self.broker.last_id()
         self.broker.check()
 
-    async def start_port(self, port: Any) -> None:
-        """:meth:`BaseBridge.start_port` (fan-out groups start at this moment)."""
-        self._start_id = -1
-        self._joined.clear()
-        await super().start_port(port)
-
-    async def _close(self) -> None:
+    async def close(self) -> None:
         """Nothing to close."""
 
-    async def _ping(self) -> None:
+    async def ping(self) -> None:
+        """Fails while the broker is down."""
         self.broker.check()
 
-    def _transient(self, err: BaseException) -> bool:
+    def transient(self, err: BaseException) -> bool:
+        """:class:`ConnectionError` (the broker's ``down`` switch)."""
         return isinstance(err, ConnectionError)
 
-    def _persistent(self, channel: str) -> bool:
+    def persistent(self, channel: str) -> bool:
+        """Every channel is a stream."""
         return True
 
-    async def _send(self, items: list[Outgoing]) -> list[Outgoing]:
+    def key(self, msg: Message) -> bytes | None:
+        """No keys."""
+        return None
+
+    def source_of(self, channel: str) -> str:
+        """The stream is named after the channel."""
+        return channel
+
+    def scrub(self, text: str) -> str:
+        """No secrets."""
+        return text
+
+    async def send(self, items: list[Outgoing]) -> list[Outgoing]:
+        """Append each item to its channel's stream."""
         started = time.perf_counter()
         for item in items:
             self.broker.append(item.channel, item.data)
-        self._counters.rtt(started)
+        self.link.counters.rtt(started)
         return []
 
-    def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        return [self._read_loop]
+    def loops(self) -> list[Loop]:
+        """One reading loop on a receiving bridge."""
+        return [self._read_loop] if self.cfg.receives else []
 
     async def _read_loop(self) -> None:
         while True:
@@ -207,33 +247,39 @@ class MemoryBridge(BaseBridge):
                 await asyncio.sleep(0.001)
 
     def _wanted(self, channel: str) -> bool:
-        port = self._port
-        if channel == self._own_reply:
+        link = self.link
+        port = link.port
+        if channel == link.own_reply:
             return True
-        return self.config.matches(channel) and port is not None and port.subscribed(channel)
+        return self.cfg.matches(channel) and port is not None and port.subscribed(channel)
 
     async def _read(self, channel: str) -> int:
+        link = self.link
+        group = link.group_of(channel)
         if channel not in self._joined:
             # like the real transports: a work queue takes the backlog, a fan-out bus what
             # was published after its bridge connected
-            after = self._start_id if self.config.fan_out else 0
-            self.broker.join(channel, self._group, after=after)
+            after = self._start_id if link.fan_out(channel) else 0
+            self.broker.join(channel, group, after=after)
             self._joined.add(channel)
-        entries = self.broker.read(channel, self._group, self._consumer, self.config.batch_size)
+        entries = self.broker.read(channel, group, link.consumer, self.cfg.batch_size)
         for entry, data in entries:
             token = (channel, entry)
-            reason = await self._handle(data, token, channel)
+            reason = await link.handle(data, token, channel)
             if reason is not None:
-                await self._dead_letter(data, reason, channel)
-                self._settle(token)
+                await self.dead_letter(data, reason, channel)
+                link.settle(token)
         return len(entries)
 
-    async def _ack(self, tokens: list[Any]) -> None:
+    async def ack(self, tokens: list[Any]) -> None:
+        """Acknowledge per channel and group."""
         by_channel: dict[str, list[int]] = {}
         for channel, entry in tokens:
             by_channel.setdefault(channel, []).append(entry)
+        link = self.link
         for channel, ids in by_channel.items():
-            self.broker.ack(channel, self._group, ids)
+            self.broker.ack(channel, link.group_of(channel), ids)
 
-    async def _dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+    async def dead_letter(self, raw: bytes, reason: str, source: str) -> None:
+        """Keep it in :attr:`MemoryBroker.dead_letters`."""
         self.broker.dead_letters.append((raw, reason, source))

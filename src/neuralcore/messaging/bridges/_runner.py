@@ -1,14 +1,16 @@
-"""Machinery shared by every bridge: lifecycle, reconnects, buffering, dedup, acks.
+"""The one bridge runner: lifecycle, reconnects, buffering, dedup, acks, supervision.
 
-A transport subclass supplies five coroutines (connect, close, send a batch, the receive
-loops, acknowledge, dead-letter); this class runs them under one state machine:
+A :class:`~neuralcore.messaging.bridges._transport.Transport` (Redis, Kafka, in-memory)
+supplies connect, send, the receive loops, ack, dead-letter and ping; the runner composes
+the rest around it under one state machine:
 
 * outbound: local publishes on selected channels whose origin is this bus are encoded
-  into a bounded :class:`OutboundBuffer` and sent in batches; a failed batch goes back to
-  the front of the buffer and is sent again after the reconnect. On the bus's persistent
-  channels the bridge taps *durably* (:class:`DurablePort`): each message stays in the
-  bus's SQLite outbox until the server confirmed it, so a crash of the process loses
-  nothing (the next run sends what is left, first).
+  into a bounded :class:`OutboundBuffer` and sent in batches (everything waiting when the
+  send loop wakes goes in one batch: one round trip per loop turn); a failed batch goes
+  back to the front of the buffer and is sent again after the reconnect. On the bus's
+  persistent channels the runner taps *durably* (:class:`DurablePort`): each message
+  stays in the bus's SQLite outbox until the server confirmed it, so a crash of the
+  process loses nothing (the next run sends what is left, first).
 * replies: each bridge carries ``_reply.<bus id>`` channels (out: replies this bus's
   handlers give to requests from other buses; in: replies to this bus's requests), so
   ``await bus.request(...)`` works across processes.
@@ -18,12 +20,11 @@ loops, acknowledge, dead-letter); this class runs them under one state machine:
   delivery; everything else is injected into the bus and acknowledged to the server only
   once the local handlers settled it (ids already delivered are dropped, not twice).
 * every background task is supervised: one that dies of an error a reconnect cannot fix
-  turns the state to ``failed`` with the error in :meth:`BaseBridge.health`.
+  turns the state to ``failed`` with the error in :meth:`BridgeRunner.health`.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import functools
@@ -32,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar
+from typing import Any
 
 from neuralcore.core import BridgeConnectionError, SerializationError
 from neuralcore.messaging._bridge import BridgeDirection
@@ -48,22 +49,25 @@ from neuralcore.messaging.bridges._state import (
     BridgeState,
     Counters,
 )
+from neuralcore.messaging.bridges._transport import (
+    REPLY_PREFIX,
+    FatalBridgeError,
+    Loop,
+    Transport,
+)
 
-__all__ = ("REPLY_PREFIX", "BaseBridge", "FatalBridgeError")
-
-REPLY_PREFIX = "_reply."
+__all__ = ("REPLY_PREFIX", "BridgeRunner", "FatalBridgeError")
 
 logger = logging.getLogger(__name__)
 
 _DIRECTIONS: dict[Direction, BridgeDirection] = {"out": "outbound", "in": "inbound", "both": "both"}
 
 
-class FatalBridgeError(BridgeConnectionError):
-    """A connection error that retrying cannot fix (bad credentials, TLS, config)."""
+class BridgeRunner:
+    """A bridge: one :class:`Transport` driven by the runner (see the module docstring).
 
-
-class BaseBridge(abc.ABC):
-    """Base of :class:`RedisBridge` and :class:`KafkaBridge` (see the module docstring).
+    :class:`RedisBridge`, :class:`KafkaBridge` and :class:`MemoryBridge` are this class
+    with their transport built from their config; :attr:`transport` is that object.
 
     Examples
     --------
@@ -73,22 +77,23 @@ class BaseBridge(abc.ABC):
     ('stopped', 0)
     """
 
-    kind: ClassVar[str] = "bridge"
-    max_in_flight: ClassVar[int] = 1
-
-    def __init__(self, config: BridgeConfig) -> None:
+    def __init__(self, config: BridgeConfig, transport: Transport) -> None:
         self.config = config
+        self.transport = transport
+        self.counters = Counters()
+        self.server_lag = 0
         self._state = BridgeState.STOPPED
         self._since = time.time()
         self._last_error = ""
-        self._counters = Counters()
         self._backoff = Backoff(
             config.reconnect_initial_s, config.reconnect_max_s, jitter=config.reconnect_jitter
         )
         self._port: BusPort | None = None
+        self._durable: DurablePort | None = None
         self._buffer = OutboundBuffer(config.buffer_size, None)
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._unwatch: Callable[[], None] | None = None
         self._seen: set[str] = set()
@@ -97,18 +102,19 @@ class BaseBridge(abc.ABC):
         self._ack_ready = asyncio.Event()
         self._in_flight_out = 0
         self._in_flight_in = 0
-        self._server_lag = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._stopping = False
-        self._side_tasks: set[asyncio.Task[None]] = set()
         self._routes: dict[str, tuple[bool, bool, bool]] = {}
-        self._durable: DurablePort | None = None
         self._own_reply = ""
         self._consumer = config.consumer_name()
-        self._group = config.group_name()
 
     # -- public surface -------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        """``"redis"``, ``"kafka"`` or ``"memory"``."""
+        return self.transport.kind
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -119,6 +125,11 @@ class BaseBridge(abc.ABC):
     def direction(self) -> BridgeDirection:
         """``"outbound"``, ``"inbound"`` or ``"both"`` (the bus's Bridge protocol)."""
         return _DIRECTIONS[self.config.direction]
+
+    @property
+    def address(self) -> str:
+        """Where the bridge connects, without credentials (for errors and logs)."""
+        return self.transport.address
 
     @property
     def outbox_name(self) -> str:
@@ -155,9 +166,21 @@ class BaseBridge(abc.ABC):
 
     @property
     def group(self) -> str:
-        """The server-side group this bus reads through (``fanout.<consumer>`` unless
-        ``BridgeConfig.group`` names a work queue); final once started."""
-        return self._group
+        """The server-side group this bus reads through by default (``fanout.<consumer>``
+        unless ``BridgeConfig.group`` names a work queue; ``groups`` can name one per
+        channel, see :meth:`group_of`); final once started."""
+        return self.config.group_name(self.origin)
+
+    def group_of(self, channel: str) -> str:
+        """The server-side group ``channel`` is read through (``BridgeConfig.groups``,
+        then ``group``, then this bus's private fan-out group)."""
+        if channel == self._own_reply:
+            return self.config.group_name(self.origin)
+        return self.config.group_for(channel) or self.config.group_name(self.origin)
+
+    def fan_out(self, channel: str) -> bool:
+        """True when ``channel`` is read through this bus's private (fan-out) group."""
+        return channel == self._own_reply or self.config.group_for(channel) is None
 
     @property
     def origin(self) -> str:
@@ -166,8 +189,8 @@ class BaseBridge(abc.ABC):
 
     def metrics(self) -> BridgeMetrics:
         """A snapshot of the counters (:class:`BridgeMetrics`)."""
-        lag = self._in_flight_in + self._server_lag
-        return self._counters.snapshot(buffered=self.buffered, lag=lag)
+        lag = self._in_flight_in + self.server_lag
+        return self.counters.snapshot(buffered=self.buffered, lag=lag)
 
     @property
     def buffered(self) -> int:
@@ -178,6 +201,40 @@ class BaseBridge(abc.ABC):
         """Whether the bridge works (:class:`BridgeHealth`)."""
         ok = self._state in (BridgeState.CONNECTED, BridgeState.STOPPED)
         return BridgeHealth(self._state, ok, self._since, self._last_error, self.buffered)
+
+    # -- what a transport sees (Link) -----------------------------------------------------
+
+    @property
+    def port(self) -> BusPort | None:
+        """The bus port while started."""
+        return self._port
+
+    @property
+    def own_reply(self) -> str:
+        """This bus's ``_reply.<bus id>`` channel (``""`` before start)."""
+        return self._own_reply
+
+    @property
+    def consumer(self) -> str:
+        """This bus's consumer name on the server."""
+        return self._consumer
+
+    @property
+    def stopping(self) -> bool:
+        """True while :meth:`stop` tears down."""
+        return self._stopping
+
+    @property
+    def failed(self) -> bool:
+        """True in state ``failed``."""
+        return self._state is BridgeState.FAILED
+
+    def records(self, channel: str) -> bool:
+        """True when the bus keeps ``channel``'s messages in its durable outbox."""
+        durable = self._durable
+        return durable is not None and durable.records(channel)
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self, bus: Any) -> None:
         """Connect and start carrying messages for ``bus``.
@@ -198,7 +255,6 @@ class BaseBridge(abc.ABC):
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._own_reply = REPLY_PREFIX + port.origin
         self._consumer = self.config.consumer_name(port.origin)
-        self._group = self.config.group_name(port.origin)
         self._routes.clear()
         cfg = self.config
         durable = port if hasattr(port, "watch_durable") else None
@@ -207,7 +263,8 @@ class BaseBridge(abc.ABC):
         refill = self._refill if durable is not None else None
         self._buffer = OutboundBuffer(cfg.buffer_size, spill, refill)
         self._set_state(BridgeState.CONNECTING)
-        self._counters.unsent = 0
+        self.counters.unsent = 0
+        self.transport.bind(self)
         try:
             await self._first_connect()
         except BaseException:
@@ -223,9 +280,9 @@ class BaseBridge(abc.ABC):
             else:
                 self._unwatch = port.watch(selectors, self._on_local)
             self._spawn(self._send_loop())  # never raises: failures requeue and reconnect
+        for loop in self.transport.loops():
+            self._spawn(self._supervise(loop))
         if cfg.receives:
-            for loop in self._receive_loops():
-                self._spawn(self._supervise(loop))
             self._spawn(self._supervise(self._ack_loop))
 
     async def _first_connect(self) -> None:
@@ -236,25 +293,26 @@ class BaseBridge(abc.ABC):
         ``startup_timeout_s=0`` a failed first attempt hands over to the background
         reconnect instead (state ``reconnecting``).
         """
+        transport = self.transport
         wait = self.config.startup_timeout_s
         deadline = time.monotonic() + wait
         while True:
             try:
-                await self._connect()
+                await transport.connect()
             except Exception as err:
                 await self._safe_close()
-                if not wait and self._transient(err):
-                    self._lost(err)
+                if not wait and transport.transient(err):
+                    self.lost(err)
                     return
-                if not self._transient(err) or time.monotonic() >= deadline:
+                if not transport.transient(err) or time.monotonic() >= deadline:
                     self._set_state(BridgeState.FAILED, err)
-                    if isinstance(err, BridgeConnectionError) and not self._transient(err):
+                    if isinstance(err, BridgeConnectionError) and not transport.transient(err):
                         raise
                     raise BridgeConnectionError(
                         f"{self.kind} bridge could not connect to {self.address} within "
                         f"startup_timeout_s={wait:g}: {self._last_error}"
                     ) from None
-                self._last_error = self._scrub(f"{type(err).__name__}: {err}")
+                self._last_error = transport.scrub(f"{type(err).__name__}: {err}")
                 pause = self._backoff.next()
                 await asyncio.sleep(max(0.0, min(pause, deadline - time.monotonic())))
                 continue
@@ -262,11 +320,6 @@ class BaseBridge(abc.ABC):
             self._set_state(BridgeState.CONNECTED)
             self._connected.set()
             return
-
-    @property
-    def address(self) -> str:
-        """Where the bridge connects, without credentials (for errors and logs)."""
-        return "?"
 
     async def stop(self, *, timeout: float | None = None) -> None:
         """Hand what was accepted to the server, acknowledge, disconnect.
@@ -292,12 +345,12 @@ class BaseBridge(abc.ABC):
             tasks.append(self._reconnect_task)
         for task in tasks:
             task.cancel()
-        if tasks:  # a client library may swallow a cancel: the loops also check _stopping
+        if tasks:  # a client library may swallow a cancel: the loops also check stopping
             await asyncio.wait(tasks, timeout=2.0)
         self._tasks, self._reconnect_task = [], None
         await self._safe_close()
         unsent = self.buffered  # cancelled sends were put back first
-        self._counters.unsent = unsent
+        self.counters.unsent = unsent
         kept = self._buffer.persist_rest()
         if unsent:
             logger.warning(
@@ -309,53 +362,6 @@ class BaseBridge(abc.ABC):
             self._buffer.spill.close()
         self._connected.clear()
         self._set_state(BridgeState.STOPPED)
-
-    # -- transport hooks ------------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def _connect(self) -> None:
-        """Open the clients; raise on failure."""
-
-    @abc.abstractmethod
-    async def _close(self) -> None:
-        """Close the clients (must not raise on already-broken connections)."""
-
-    @abc.abstractmethod
-    async def _send(self, items: list[Outgoing]) -> list[Outgoing]:
-        """Send a batch; return the items that failed (raise if the connection is gone)."""
-
-    @abc.abstractmethod
-    def _receive_loops(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-        """Coroutine factories reading from the server while connected."""
-
-    @abc.abstractmethod
-    async def _ack(self, tokens: list[Any]) -> None:
-        """Acknowledge settled inbound messages to the server."""
-
-    @abc.abstractmethod
-    async def _dead_letter(self, raw: bytes, reason: str, source: str) -> None:
-        """Store an undecodable record on the server's dead-letter stream/topic."""
-
-    @abc.abstractmethod
-    def _persistent(self, channel: str) -> bool:
-        """True when ``channel`` travels durably (Redis stream, Kafka topic): its messages
-        are spilled rather than dropped when the buffer is full."""
-
-    @abc.abstractmethod
-    def _transient(self, err: BaseException) -> bool:
-        """True for connection errors worth a reconnect."""
-
-    @abc.abstractmethod
-    async def _ping(self) -> None:
-        """Check an idle connection (raise when it is gone)."""
-
-    def _key(self, msg: Message) -> bytes | None:
-        """Record key for per-key ordering (transports that use one override)."""
-        return None
-
-    def _scrub(self, text: str) -> str:
-        """Remove any secret from an error text before it is stored or logged."""
-        return text
 
     # -- outbound -------------------------------------------------------------------------
 
@@ -374,42 +380,44 @@ class BaseBridge(abc.ABC):
         channel = msg.channel
         route = self._routes.get(channel)
         if route is None:  # selection and persistence decided once per channel
-            durable = self._durable
             route = self._routes[channel] = (
                 self.selected(channel) and channel != self._own_reply,
-                self._persistent(channel),
-                durable is not None and durable.records(channel),
+                self.transport.persistent(channel),
+                self.records(channel),
             )
         seq = self._durable.seq(msg) if route[2] and self._durable is not None else 0
         if not route[0]:
-            self._done([seq] if seq else [])
+            if seq:
+                self._done([seq])
             return
         try:
             data = port.encode(msg)
         except SerializationError as err:
-            self._counters.dropped += 1
+            self.counters.dropped += 1
             self._done([seq] if seq else [])  # never sendable: do not replay it forever
             logger.error("%s bridge cannot send message %s: %s", self.kind, msg.id, err)
             return
-        item = Outgoing(channel, data, self._key(msg), route[1], seq=seq)
+        item = Outgoing(channel, data, self.transport.key(msg), route[1], seq=seq)
         if seq and not route[1]:  # fire-and-forget on the server side: nothing to confirm
             self._done([seq])
             item.seq = 0
         where = self._buffer.put(item)
+        if where == "memory":
+            return
         if where in ("spilled", "deferred"):
-            self._counters.spilled += 1
+            self.counters.spilled += 1
         elif where == "dropped":
-            self._counters.dropped += 1
+            self.counters.dropped += 1
 
     def _refill(self, after: int, limit: int) -> list[Outgoing]:
         """Read deferred messages back from the bus outbox (the buffer has room again)."""
         durable = self._durable
         if durable is None:
             return []
-        out = []
+        out, key = [], self.transport.key
         for msg in durable.outbox(self.outbox_name, after, limit):
             data = durable.encode(msg)
-            out.append(Outgoing(msg.channel, data, self._key(msg), True, seq=durable.seq(msg)))
+            out.append(Outgoing(msg.channel, data, key(msg), True, seq=durable.seq(msg)))
         return out
 
     def _done(self, seqs: list[int]) -> None:
@@ -422,54 +430,69 @@ class BaseBridge(abc.ABC):
         return self.config.sends and self._state is not BridgeState.FAILED
 
     async def _send_loop(self) -> None:
-        slots = asyncio.Semaphore(self.max_in_flight)
+        in_flight = self.transport.max_in_flight
+        slots = asyncio.Semaphore(in_flight)
         linger = self.config.linger_ms / 1000.0
+        batch_size = self.config.batch_size
+        buffer, connected = self._buffer, self._connected
         while not self._stopping:
-            await self._buffer.ready.wait()
-            await self._connected.wait()
-            if linger and len(self._buffer) < self.config.batch_size:
+            if not buffer.ready.is_set():
+                await buffer.ready.wait()
+            if not connected.is_set():
+                await connected.wait()
+            if linger and len(buffer) < batch_size:
                 await asyncio.sleep(linger)
+            if in_flight == 1:  # one batch at a time, on this task
+                items = buffer.take(batch_size)
+                if items:
+                    self._in_flight_out += len(items)
+                    await self._send_batch(items, None)
+                continue
             await slots.acquire()
-            items = self._buffer.take(self.config.batch_size)
+            items = buffer.take(batch_size)
             if not items:
                 slots.release()
                 continue
             self._in_flight_out += len(items)
-            if self.max_in_flight == 1:
-                await self._send_batch(items, slots)
-            else:
-                self._spawn(self._send_batch(items, slots), track=False)
+            self._spawn(self._send_batch(items, slots), track=False)
 
-    async def _send_batch(self, items: list[Outgoing], slots: asyncio.Semaphore) -> None:
+    async def _send_batch(self, items: list[Outgoing], slots: asyncio.Semaphore | None) -> None:
+        transport = self.transport
         try:
-            failed = await self._send(items)
+            failed = await transport.send(items)
         except asyncio.CancelledError:
             self._requeue(items)
             raise
         except Exception as err:
-            if not self._transient(err):
+            if not transport.transient(err):
                 logger.exception("%s bridge send failed", self.kind)
             self._requeue(items)
-            self._lost(err)
+            self.lost(err)
         else:
-            self._counters.sent += len(items) - len(failed)
-            bad = {id(i) for i in failed}
-            self._done([i.seq for i in items if i.seq and id(i) not in bad])
-            self._requeue(failed)
+            if failed:
+                bad = {id(i) for i in failed}
+                self.counters.sent += len(items) - len(failed)
+                self._done([i.seq for i in items if i.seq and id(i) not in bad])
+                self._requeue(failed)
+            else:
+                self.counters.sent += len(items)
+                if self._durable is not None:
+                    self._done([i.seq for i in items if i.seq])
             self._buffer.sent(len(items) - len(failed), in_flight=self._in_flight_out - len(items))
         finally:
             self._in_flight_out -= len(items)
-            slots.release()
+            if slots is not None:
+                slots.release()
 
     def _requeue(self, items: list[Outgoing]) -> None:
         for item in items:
             item.tries += 1
-        self._counters.retried += len(items)
+        self.counters.retried += len(items)
         self._buffer.requeue(items)
 
     # -- inbound --------------------------------------------------------------------------
 
-    async def _supervise(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def _supervise(self, loop: Loop) -> None:
         """Run ``loop`` while connected; a transient error reconnects and runs it again,
         any other error ends the task (its done callback marks the bridge failed)."""
         while not self._stopping:
@@ -479,63 +502,57 @@ class BaseBridge(abc.ABC):
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                if not self._transient(err):
+                if not self.transport.transient(err):
                     raise
-                self._lost(err)
+                self.lost(err)
                 await asyncio.sleep(0.01)
 
-    def _address(self, channel: str) -> str:
-        """The stream key / topic ``channel`` travels on (transports override)."""
-        return channel
-
-    def _rejected(self, reason: str) -> str:
-        self._counters.dead_lettered += 1
+    def rejected(self, reason: str) -> str:
+        """Count and log one dead-lettered record."""
+        self.counters.dead_lettered += 1
         logger.warning("%s bridge: dead-lettering a record: %s", self.kind, reason)
         return reason
 
-    async def _handle(self, raw: bytes, token: Any, source: str) -> str | None:
+    async def handle(self, raw: bytes, token: Any, source: str) -> str | None:
         """Deliver one record read from ``source`` (stream key, Pub/Sub channel or topic)
-        locally; return a reason when it must be dead-lettered instead."""
+        locally; return a reason when it must be dead-lettered instead. ``token`` is
+        ``None`` for records nothing acknowledges (Pub/Sub)."""
         port = self._port
         if port is None:
             return None  # stopping: left unacknowledged, so it is redelivered
         try:
             msg = _checked(port.decode(raw))
         except Exception as err:  # anything undecodable is dead-lettered, never fatal
-            return self._rejected(f"undecodable: {err}")
+            return self.rejected(f"undecodable: {err}")
         channel = msg.channel
-        if channel != self._own_reply and not self.config.matches(channel):
-            return self._rejected(f"channel {channel!r:.80} is outside the bridge's selection")
-        if self._address(channel) != source:
-            return self._rejected(f"channel {channel!r:.80} does not belong on {source!r:.80}")
-        private = self.config.fan_out or token is None  # own group, or Pub/Sub
-        if msg.origin == port.origin or (
-            private and channel != self._own_reply and not port.subscribed(channel)
-        ):
-            self._counters.skipped += 1  # own echo, or no local subscriber (private group)
-            self._settle(token)
+        own = channel == self._own_reply
+        if not own and not self.config.matches(channel):
+            return self.rejected(f"channel {channel!r:.80} is outside the bridge's selection")
+        if self.transport.source_of(channel) != source:
+            return self.rejected(f"channel {channel!r:.80} does not belong on {source!r:.80}")
+        private = token is None or self.fan_out(channel)  # own group, or Pub/Sub
+        if msg.origin == port.origin or (private and not own and not port.subscribed(channel)):
+            self.counters.skipped += 1  # own echo, or no local subscriber (private group)
+            self.settle(token)
             return None
         mid = msg.id
         if mid in self._seen:
-            self._counters.duplicates += 1
-            self._settle(token)
+            self.counters.duplicates += 1
+            self.settle(token)
             return None
         self._remember(mid)
-        self._counters.received += 1
+        self.counters.received += 1
         self._in_flight_in += 1
         try:
             accepted = await port.inject(msg, functools.partial(self._settled_cb, token))
         except (LookupError, ValueError, TypeError) as err:  # refused by the local bus
-            self._forget(mid)
+            self._seen.discard(mid)
             self._in_flight_in -= 1
-            self._counters.dead_lettered += 1
+            self.counters.dead_lettered += 1
             return f"local bus refused it: {type(err).__name__}: {err}"
         if not accepted:
-            self._counters.dropped += 1
+            self.counters.dropped += 1
         return None
-
-    def _forget(self, mid: str) -> None:
-        self._seen.discard(mid)
 
     def _remember(self, mid: str) -> None:
         self._seen.add(mid)
@@ -551,10 +568,13 @@ class BaseBridge(abc.ABC):
             self._loop.call_soon_threadsafe(self._settled, token)
             return
         self._in_flight_in -= 1
-        self._counters.acked += 1
-        self._settle(token)
+        self.counters.acked += 1
+        self.settle(token)
 
-    def _settle(self, token: Any) -> None:
+    def settle(self, token: Any) -> None:
+        """Acknowledge ``token`` with the next ack batch (``None``: nothing to ack)."""
+        if token is None:
+            return
         self._acks.append(token)
         self._ack_ready.set()
 
@@ -570,7 +590,7 @@ class BaseBridge(abc.ABC):
         if not tokens:
             return
         try:
-            await self._ack(tokens)
+            await self.transport.ack(tokens)
         except BaseException:
             self._acks[:0] = tokens  # keep them for after the reconnect
             self._ack_ready.set()
@@ -584,24 +604,24 @@ class BaseBridge(abc.ABC):
             await self._ack_batch()
         except Exception as err:
             logger.warning("%s bridge could not acknowledge at stop: %s", self.kind,
-                           self._scrub(f"{type(err).__name__}: {err}"))  # fmt: skip
+                           self.transport.scrub(f"{type(err).__name__}: {err}"))  # fmt: skip
 
     async def _watchdog(self) -> None:
         while not self._stopping:
             await asyncio.sleep(self.config.health_interval_s)
             if self._connected.is_set():
-                await self._ping()
+                await self.transport.ping()
 
     # -- connection state -----------------------------------------------------------------
 
     def _set_state(self, state: BridgeState, err: BaseException | None = None) -> None:
         if err is not None:
-            self._last_error = self._scrub(f"{type(err).__name__}: {err}")
+            self._last_error = self.transport.scrub(f"{type(err).__name__}: {err}")
         if state is not self._state:
             logger.info("%s bridge %s -> %s", self.kind, self._state.value, state.value)
             self._state, self._since = state, time.time()
 
-    def _lost(self, err: BaseException) -> None:
+    def lost(self, err: BaseException) -> None:
         """The connection failed: buffer, and reconnect in the background."""
         if self._stopping or self._state is BridgeState.FAILED:
             return
@@ -612,29 +632,35 @@ class BaseBridge(abc.ABC):
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
+        transport = self.transport
         limit = self.config.max_reconnect_attempts
         while not self._stopping:
             await asyncio.sleep(self._backoff.next())
             await self._safe_close()
             try:
-                await self._connect()
+                await transport.connect()
             except Exception as err:
-                fatal = isinstance(err, FatalBridgeError) or not self._transient(err)
+                fatal = isinstance(err, FatalBridgeError) or not transport.transient(err)
                 if fatal or (limit and self._backoff.attempts >= limit):
                     self._set_state(BridgeState.FAILED, err)
                     logger.error("%s bridge failed: %s", self.kind, self._last_error)
                     return
-                self._last_error = self._scrub(f"{type(err).__name__}: {err}")
+                self._last_error = transport.scrub(f"{type(err).__name__}: {err}")
                 continue
             self._backoff.reset()
-            self._counters.reconnects += 1
+            self.counters.reconnects += 1
             self._set_state(BridgeState.CONNECTED)
             self._connected.set()
             return
 
     async def _safe_close(self) -> None:
         with contextlib.suppress(Exception):
-            await self._close()
+            await self.transport.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a supervised side task (cancelled at stop, failure fails the
+        bridge)."""
+        self._spawn(coro, track=False)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], *, track: bool = True) -> None:
         task = asyncio.get_running_loop().create_task(coro)
