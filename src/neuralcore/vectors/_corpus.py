@@ -69,6 +69,22 @@ def _unit_f64(rows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float
     return x / np.where(norms > 0, norms, 1.0)[:, None], norms
 
 
+def _unit_f32(rows: NDArray[Any]) -> tuple[NDArray[np.float32], NDArray[np.float64]] | None:
+    """float32 rows scaled to unit length in float32, norms taken in float64 (one pass each).
+
+    None when a scale does not fit float32 (rows of norm below ~3e-39): the float64 path
+    answers those.
+    """
+    if rows.dtype != _F32:
+        return None
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+    with np.errstate(divide="ignore"):
+        inverse = np.where(norms > 0, 1.0 / norms, 0.0)
+    if not (np.isfinite(norms).all() and inverse.max(initial=0.0) < 3e38):
+        return None
+    return rows * inverse.astype(np.float32)[:, None], norms
+
+
 class Corpus:
     """Stored vectors, kept normalised, answering cosine, dot and top-k for queries.
 
@@ -314,6 +330,9 @@ class Corpus:
             raise DimensionMismatchError(
                 f"query has dimension {rows.shape[1]} (shape {array.shape}), corpus has {self._dim}"
             )
+        fast = _unit_f32(rows) if self._dtype == "f32" else None
+        if fast is not None:
+            return fast[0], fast[1], array.ndim == 1
         unit, norms = _unit_f64(rows)
         if self._dtype == "i8":
             return np.rint(unit * _I8_SCALE).astype(np.int8), norms, array.ndim == 1
