@@ -29,7 +29,15 @@ class Registry:
     False
     """
 
-    __slots__ = ("channels", "durable_taps", "pattern_taps", "patterns", "replay_due", "subs")
+    __slots__ = (
+        "_subscribed",
+        "channels",
+        "durable_taps",
+        "pattern_taps",
+        "patterns",
+        "replay_due",
+        "subs",
+    )
 
     def __init__(self) -> None:
         self.channels: dict[str, Channel] = {}
@@ -38,6 +46,7 @@ class Registry:
         self.pattern_taps: list[Tap] = []
         self.durable_taps: dict[str, Tap] = {}
         self.replay_due: dict[Tap, int] = {}  # durable taps owed a replay up to a row
+        self._subscribed: dict[str, bool] = {}  # answers of subscribed(); bridges ask often
 
     def channel(self, name: str) -> Channel:
         """The channel ``name``, or ``ChannelNotFoundError`` naming the known ones."""
@@ -54,15 +63,23 @@ class Registry:
         self.subs.append(sub)
         if sub.selection.is_pattern:
             self.patterns.append(sub)
+        self._subscribed.clear()
 
     def remove_subscription(self, sub: Subscription) -> None:
         """Forget ``sub`` (lists are replaced, never mutated while iterated)."""
         self.subs = [s for s in self.subs if s is not sub]
         self.patterns = [s for s in self.patterns if s is not sub]
+        self._subscribed.clear()
 
     def subscribed(self, channel: str) -> bool:
         """True when an active subscription (direct or pattern) selects ``channel``."""
-        return any(sub.active and sub.selection.matches(channel) for sub in self.subs)
+        known = self._subscribed.get(channel)
+        if known is None:
+            known = any(sub.active and sub.selection.matches(channel) for sub in self.subs)
+            if len(self._subscribed) >= 4096:  # bounded: channel names come from outside
+                self._subscribed.clear()
+            self._subscribed[channel] = known
+        return known
 
     def add_tap(self, tap: Tap) -> None:
         """Record a tap that is a pattern (meets later channels) or durable (by name)."""
