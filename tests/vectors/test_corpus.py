@@ -116,14 +116,6 @@ def test_bad_settings_raise_config_error(kwargs: dict[str, object]) -> None:
         Corpus(**kwargs)  # type: ignore[arg-type]
 
 
-def test_large_scans_split_over_cores_give_the_single_thread_answer() -> None:
-    rows = _data(70_000, dim=8, seed=3)
-    query = _data(1, dim=8, seed=4)[0]
-    one, two = Corpus(rows, threads=1), Corpus(rows, threads=2)
-    for got, want in zip(two.top_k(query, 25), one.top_k(query, 25), strict=True):
-        np.testing.assert_array_equal(got, want)
-
-
 def test_vector_ops_builds_a_corpus() -> None:
     corpus = VectorOps(threads=2).corpus([[1.0, 0.0], [0.0, 1.0]], dtype="f16")
     assert (type(corpus), corpus.dtype, len(corpus)) == (Corpus, "f16", 2)

@@ -6,8 +6,9 @@ memory), with each row's original norm beside them. A query then costs one BLAS
 matrix-vector (or matrix-matrix) product and a scale: no per-call row norms, which is
 what makes repeated queries against the same stored embeddings cheap.
 
-Large one-query scans are split over the usable cores: each thread scores and partitions
-its share of the rows (numpy releases the GIL), then the partial top-k lists are merged.
+Large scans use both cores through BLAS's own threads (matrix-vector and matrix-matrix
+products); splitting a one-query scan over Python threads as well was measured slower on
+the two-core target (the threads then compete with BLAS's).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -38,21 +38,10 @@ _STORE: dict[str, np.dtype[Any]] = {
     "i8": np.dtype(np.int8),
 }
 _I8_SCALE = 127.0
-_SPLIT_ROWS = 32_768  # one-query scans at least this long are split over the cores
 _MAX_DIM = 1 << 20
 _ss_dot: Callable[[Any, Any], float] = _SIMD.dot
 _ND = np.ndarray
 _F32 = np.dtype(np.float32)
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        pool = _POOLS.get(workers)
-        if pool is None:
-            pool = _POOLS[workers] = ThreadPoolExecutor(workers, "neuralcore-corpus")
-        return pool
 
 
 def _unit_f64(rows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -99,7 +88,8 @@ class Corpus:
         relative error) or int8 (a quarter, ~1e-2 absolute error on cosine; the query is
         quantised too).
     threads : int, optional
-        Threads for large scans (default: usable cores).
+        Threads for the float16/int8 scans (SIMD library); float32 uses BLAS's threads
+        (default: usable cores).
 
     Raises
     ------
@@ -302,25 +292,9 @@ class Corpus:
         if metric not in ("cosine", "ip"):
             raise InvalidInputError(f"metric must be 'cosine' or 'ip', got {metric!r}")
         k = check_k(k)
-        unit, _ = self._snapshot()
-        take = min(k, len(unit))
-        if self._splits(metric, len(unit)) and np.ndim(query) == 1:
-            fast = self._fast(query)
-            if fast is None:
-                q, _, _ = self._query(query)
-                return self._split_top(unit, q[0], np.float32(1.0), take)
-            return self._split_top(unit, query, fast, take)
+        take = min(k, len(self))
         scores = self.cosine(query) if metric == "cosine" else self.dot(query)
         return _best(scores, take)
-
-    def _splits(self, metric: str, rows: int) -> bool:
-        """Whether a one-query scan is worth splitting over the cores."""
-        return (
-            metric == "cosine"
-            and self._dtype == "f32"
-            and self._threads > 1
-            and (rows >= _SPLIT_ROWS * 2)
-        )
 
     def _query(self, query: Any) -> tuple[NDArray[Any], NDArray[np.float64], bool]:
         """Query rows as unit vectors in the storage's type, their norms, and if 1-D."""
@@ -351,25 +325,6 @@ class Corpus:
             if self._dtype == "i8":
                 out *= np.float32(1.0 / (_I8_SCALE * _I8_SCALE))
         return out
-
-    def _split_top(
-        self, unit: NDArray[Any], q: NDArray[Any], factor: np.float32, take: int
-    ) -> tuple[NDArray[np.int64], Scores]:
-        """One query over many rows: each core scores and partitions a share, then merge."""
-        bounds = np.linspace(0, len(unit), self._threads + 1).astype(int)
-
-        def part(i: int) -> tuple[NDArray[np.int64], Scores]:
-            lo, hi = int(bounds[i]), int(bounds[i + 1])
-            scores = unit[lo:hi] @ q
-            scores *= factor
-            idx, sc = _best(scores, min(take, hi - lo))
-            return idx + lo, sc
-
-        parts = list(_pool(self._threads).map(part, range(self._threads)))
-        idx = np.concatenate([p[0] for p in parts])
-        scores = np.concatenate([p[1] for p in parts])
-        best, top = _best(scores, take)
-        return idx[best], top
 
 
 def _best(scores: Scores, take: int) -> tuple[NDArray[np.int64], Scores]:
