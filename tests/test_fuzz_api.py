@@ -219,10 +219,6 @@ def _nested(bad: Any) -> bool:
     return isinstance(bad, list | tuple) and any(isinstance(x, list | tuple) for x in bad)
 
 
-def _huge(bad: Any) -> bool:
-    return isinstance(bad, int) and abs(bad) >= 2**31
-
-
 def _surrogate(bad: Any) -> bool:
     if isinstance(bad, str):
         return any("\ud800" <= c <= "\udfff" for c in bad)
@@ -240,49 +236,24 @@ def _bad_path(bad: Any) -> bool:
     return not isinstance(bad, str) or _surrogate(bad) or "\x00" in bad or len(bad) > 255
 
 
-def _unhashable(bad: Any) -> bool:
-    try:
-        hash(bad)
-    except TypeError:
-        return True
-    return False
-
-
-def _not_a_timeout(bad: Any) -> bool:
-    ok = isinstance(bad, int | float) and not isinstance(bad, bool) and 0 < bad < 1e6
-    return not ok
-
-
 # Inputs that still raise a raw exception (or hang), found by this test at the time of
 # writing; each is routed to the owner of its engine. Remove an entry when its fix lands,
 # and this test covers it from then on.
 NOT_YET: dict[str, Callable[[Any], bool]] = {
-    # vectors (neuralcore.vectors._ops / _select / hnsw._index)
-    **{
-        f"{fn}(allow_nonfinite=bad)": _array  # `if allow_nonfinite` on an array
-        for fn in ("cosine_similarity", "cosine_distance", "dot", "euclidean_distance")
-    },
+    # vectors (neuralcore.vectors._ops / _select / hnsw._index / hnsw._file)
+    "cosine_similarity(allow_nonfinite=bad)": _array,  # `if allow_nonfinite` on an array
+    "cosine_distance(allow_nonfinite=bad)": _array,
     "VectorOps(backend=bad)": _array,  # `requested in (None, "auto")` on an array
-    "HNSWIndex(dim=bad)": _huge,  # pybind TypeError
-    "HNSWIndex(2, metric=bad)": _array,
+    "HNSWIndex(2, metric=bad)": _array,  # `metric not in (...)` on an array
     "HNSWIndex.add(bad keys)": lambda bad: _nested(bad) or _mixed(bad),  # numpy ValueError
-    "HNSWIndex.remove(bad)": lambda bad: _nested(bad) or _mixed(bad),  # UnicodeDecodeError
-    "HNSWIndex.search(k=bad)": lambda bad: _huge(bad) or _nested(bad),  # MemoryError, ...
-    "HNSWIndex.get(bad)": _nested,  # RecursionError in the message's repr
-    "HNSWIndex.load(bad)": _bad_path,  # TypeError, UnicodeEncodeError, ValueError (NUL)
+    "HNSWIndex.remove(bad)": lambda bad: _nested(bad) or _mixed(bad),
+    "HNSWIndex.search(k=bad)": _nested,  # RecursionError in the message's repr
+    "HNSWIndex.get(bad)": _nested,
+    "HNSWIndex.load(bad)": lambda bad: isinstance(bad, str) and _bad_path(bad),  # NUL, surrogate
     "HNSWIndex.view(bad)": lambda bad: isinstance(bad, str) and _bad_path(bad),
-    "HNSWIndex.save(bad)": lambda bad: isinstance(bad, str) and _bad_path(bad),
+    "HNSWIndex.save(bad)": lambda bad: isinstance(bad, str) and _bad_path(bad),  # + too long
     # embedding (neuralcore.embedding._models)
     "EmbeddingEngine(bad)": lambda bad: isinstance(bad, str) and _bad_path(bad),  # OSError
-    # messaging (neuralcore.messaging._config / _bus / _codec)
-    "BusConfig.from_dict(bad)": _array,  # `err.value == _HIDDEN` on an array
-    "BusConfig.from_dict({'prefetch': bad})": _array,
-    "MessageBus.publish('c', priority=bad)": _nested,  # RecursionError in the message
-    "MessageBus.publish(bad, 1)": _unhashable,  # TypeError: unhashable type
-    "MessageBus.publish('c', 1, headers=bad)": _array,  # truth value of an array
-    "MessageBus.subscribe(bad, handler)": lambda bad: isinstance(bad, list | dict),  # unhashable
-    "durable MessageBus.publish('c', bad)": lambda bad: _surrogate(bad) or _nested(bad),
-    "MessageBus.request('c', 1, timeout=bad)": _not_a_timeout,  # TypeError, or waits forever
 }
 
 
