@@ -422,3 +422,51 @@ async def test_a_dead_background_loop_shows_in_health(
         await out.stop()
     finally:
         await bridge.stop()
+
+
+async def test_per_channel_group_work_queue_beside_fan_out(redis_server: RedisServer) -> None:
+    cfg = RedisBridgeConfig(
+        url=redis_server.url, channels=("x.*",), groups={"x.jobs": "workers"},
+        claim_interval_s=0.2, stream_channels=("x.*",),
+    )  # fmt: skip
+    names = ("x.jobs", "x.news")
+    members: list[tuple[MessageBus, dict[str, list[int]]]] = []
+    for _ in range(2):
+        bus, got = MessageBus(), {name: list[int]() for name in names}
+        for name in names:
+            bus.create_channel(name)
+            bus.subscribe(name, lambda m, into=got[name]: into.append(m.payload))
+        await bus.add_bridge(RedisBridge(cfg))
+        await bus.start()
+        members.append((bus, got))
+    sender = MessageBus()
+    for name in names:
+        sender.create_channel(name)
+    await sender.add_bridge(RedisBridge(cfg))
+    await sender.start()
+    try:
+        await asyncio.sleep(0.5)  # both members read both streams (groups in place)
+        for i in range(100):
+            for name in names:
+                sender.publish(name, i)
+        jobs = [got["x.jobs"] for _, got in members]
+        news = [got["x.news"] for _, got in members]
+        await eventually(lambda: sum(map(len, jobs)) == 100 and all(len(g) == 100 for g in news))
+        await asyncio.sleep(0.3)  # a duplicate, if any, arrives now
+        assert sorted(jobs[0] + jobs[1]) == list(range(100))  # each job handled once
+        assert all(g == list(range(100)) for g in news)  # every bus gets every news item
+        import redis.asyncio as aioredis
+
+        raw = aioredis.Redis.from_url(redis_server.url)
+        try:
+            groups = {g["name"].decode() for g in await raw.xinfo_groups("nc:x.jobs")}
+            assert groups == {"workers"}
+            news_groups = {g["name"].decode() for g in await raw.xinfo_groups("nc:x.news")}
+            assert len(news_groups) == 2  # one private group per member
+            assert "workers" not in news_groups
+        finally:
+            await raw.aclose()
+    finally:
+        await sender.stop()
+        for bus, _ in members:
+            await bus.stop()

@@ -188,6 +188,7 @@ class KafkaTransport:
         self._since_ms = 0
         self._produce_lock = asyncio.Lock()
         self._topic_names: dict[str, str] = {}
+        self._keys: dict[str, bytes] = {}
         self._rebuild = False
         self._consumer_dead = False
         self._listed: set[str] = set()  # topics seen in the last metadata listing
@@ -490,8 +491,11 @@ class KafkaTransport:
         """The channel name (or the ``key_header`` header's value)."""
         header = self.cfg.key_header
         value = msg._headers.get(header) if header and msg._headers else None
-        if value is None:
-            return msg.channel.encode()  # one channel, one partition: publish order kept
+        if value is None:  # one channel, one partition: publish order kept
+            key = self._keys.get(msg.channel)
+            if key is None:
+                key = self._keys[msg.channel] = msg.channel.encode()
+            return key
         return value if isinstance(value, bytes) else str(value).encode()
 
     async def _ensure_topics(self, topics: list[str]) -> None:
@@ -536,14 +540,15 @@ class KafkaTransport:
         # the other, in the order they were taken (asyncio.Lock wakes waiters FIFO): with
         # records keyed by channel this keeps one producer's publish order per channel.
         async with self._produce_lock:
-            await self._ensure_topics(sorted({topic(c) for c in {i.channel for i in items}}))
+            topics = {c: topic(c) for c in {i.channel for i in items}}
+            await self._ensure_topics(sorted(topics.values()))
             producer = self._producer
             self._batches.add(batch)
             report, produce = batch.report, producer.produce
             for item in items:
                 while True:
-                    try:
-                        produce(topic(item.channel), item.data, item.key, on_delivery=report)
+                    try:  # positional: topic, value, key, partition (any), on_delivery
+                        produce(topics[item.channel], item.data, item.key, -1, report)
                         break
                     except BufferError:
                         await asyncio.sleep(0.001)  # librdkafka queue full: let it drain

@@ -385,25 +385,39 @@ class BridgeRunner:
                 self.transport.persistent(channel),
                 self.records(channel),
             )
-        seq = self._durable.seq(msg) if route[2] and self._durable is not None else 0
-        if not route[0]:
+        send, persistent, recorded = route
+        if send and not recorded:  # the common case: encode, buffer
+            try:
+                data = port.encode(msg)
+            except SerializationError as err:
+                self._unsendable(msg, err, 0)
+                return
+            where = self._buffer.put(Outgoing(channel, data, self.transport.key(msg), persistent))
+            if where != "memory":
+                self._count(where)
+            return
+        seq = self._durable.seq(msg) if recorded and self._durable is not None else 0
+        if not send:
             if seq:
                 self._done([seq])
             return
         try:
             data = port.encode(msg)
         except SerializationError as err:
-            self.counters.dropped += 1
-            self._done([seq] if seq else [])  # never sendable: do not replay it forever
-            logger.error("%s bridge cannot send message %s: %s", self.kind, msg.id, err)
+            self._unsendable(msg, err, seq)
             return
-        item = Outgoing(channel, data, self.transport.key(msg), route[1], seq=seq)
-        if seq and not route[1]:  # fire-and-forget on the server side: nothing to confirm
+        item = Outgoing(channel, data, self.transport.key(msg), persistent, seq=seq)
+        if seq and not persistent:  # fire-and-forget on the server side: nothing to confirm
             self._done([seq])
             item.seq = 0
-        where = self._buffer.put(item)
-        if where == "memory":
-            return
+        self._count(self._buffer.put(item))
+
+    def _unsendable(self, msg: Message, err: SerializationError, seq: int) -> None:
+        self.counters.dropped += 1
+        self._done([seq] if seq else [])  # never sendable: do not replay it forever
+        logger.error("%s bridge cannot send message %s: %s", self.kind, msg.id, err)
+
+    def _count(self, where: str) -> None:
         if where in ("spilled", "deferred"):
             self.counters.spilled += 1
         elif where == "dropped":
