@@ -426,3 +426,24 @@ async def test_request_timeout_must_be_a_sane_number(timeout: Any) -> None:
         with pytest.raises(NeuralcoreError, match="timeout"):
             await bus.request("c", 1, timeout=timeout)
         assert await bus.request("c", 1, timeout=5) == "answer"
+
+
+async def test_a_failed_background_task_is_logged_and_shown_in_health(
+    monkeypatch: pytest.MonkeyPatch, caplog: Any, until: Any
+) -> None:
+    from neuralcore.messaging._channel import Channel
+
+    async def broken(self: Channel, batch: list[Message], loop: Any) -> None:
+        raise RuntimeError("dispatcher bug")
+
+    monkeypatch.setattr(Channel, "deliver", broken)  # fault injection: a dispatcher bug
+    async with MessageBus(BusConfig(drain_timeout=0.1)) as bus:  # its message stays queued
+        bus.create_channel("c")
+        bus.subscribe("c", lambda m: None)
+        assert bus.health().ok
+        with caplog.at_level(logging.ERROR):
+            bus.publish("c", 1)
+            await until(lambda: not bus.health().ok)
+        health = bus.health()
+        assert any("dispatcher bug" in t for t in health.failed_tasks), health
+        assert "dispatcher bug" in caplog.text
