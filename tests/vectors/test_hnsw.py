@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
+from vector_oracle import needs_native
 
 from neuralcore.core import (
     ConfigError,
@@ -24,7 +25,9 @@ from neuralcore.vectors.hnsw._index import HNSWIndex, describe_hnsw_backend
 
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [
-    pytest.param("native", marks=pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")),
+    pytest.param(
+        "native", marks=[pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu"), needs_native]
+    ),
     "python",
 ]
 

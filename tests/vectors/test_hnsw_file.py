@@ -12,6 +12,7 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vector_oracle import PYTHON_FORCED, needs_native
 
 from neuralcore.core import IndexFileError, InvalidInputError
 from neuralcore.vectors.hnsw import _file as _hnsw_file
@@ -19,7 +20,9 @@ from neuralcore.vectors.hnsw._index import HNSWIndex
 
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [
-    pytest.param("native", marks=pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")),
+    pytest.param(
+        "native", marks=[pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu"), needs_native]
+    ),
     "python",
 ]
 
@@ -65,7 +68,7 @@ def test_save_load_round_trip(tmp_path: Path, backend: str, metric: str) -> None
 def test_load_across_backends(tmp_path: Path, backend: str) -> None:
     path = tmp_path / "index.nchnsw"
     _filled(backend).save(path)
-    for other in ("python", "native") if HAVE_FAISS else ("python",):
+    for other in ("python", "native") if HAVE_FAISS and not PYTHON_FORCED else ("python",):
         loaded = HNSWIndex.load(path, backend=other)
         assert loaded.backend.backend == other
         assert len(loaded) == 397
@@ -136,7 +139,7 @@ def test_f16_index_round_trips_across_backends(tmp_path: Path, backend: str) -> 
     index = HNSWIndex(4, dtype="f16", metric="l2", backend=backend)
     index.add([1, 2], [[0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0]])
     index.save(tmp_path / "f16.nchnsw")
-    for other in ("python", "native") if HAVE_FAISS else ("python",):
+    for other in ("python", "native") if HAVE_FAISS and not PYTHON_FORCED else ("python",):
         loaded = HNSWIndex.load(tmp_path / "f16.nchnsw", backend=other)
         assert (loaded.dtype, loaded.backend.backend) == ("f16", other)
         np.testing.assert_array_equal(loaded.get(1), index.get(1))

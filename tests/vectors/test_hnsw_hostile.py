@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from vector_oracle import needs_native
 
 from neuralcore.core import ConfigError, IndexFileError, InputTypeError, InvalidInputError
 from neuralcore.vectors import HNSWIndex
@@ -30,7 +31,7 @@ from neuralcore.vectors.hnsw._graph import validate_faiss_hnsw
 
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 needs_faiss = pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")
-BACKENDS = [pytest.param("native", marks=needs_faiss), "python"]
+BACKENDS = [pytest.param("native", marks=[needs_faiss, needs_native]), "python"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -104,6 +105,7 @@ def _run_child(paths: list[Path]) -> tuple[int, int]:
 
 
 @needs_faiss
+@needs_native
 def test_crafted_graph_fields_with_valid_checksums_never_crash(tmp_path: Path) -> None:
     source = _saved(tmp_path / "good.nchnsw")
     blob = _blob(source)
@@ -127,6 +129,7 @@ def test_crafted_graph_fields_with_valid_checksums_never_crash(tmp_path: Path) -
 
 
 @needs_faiss
+@needs_native
 def test_every_named_structural_lie_is_refused(tmp_path: Path) -> None:
     source = _saved(tmp_path / "good.nchnsw")
     blob = _blob(source)

@@ -6,6 +6,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from vector_oracle import needs_native
 
 from neuralcore._bench._common import format_table
 from neuralcore._bench._hnsw import exact_top_k, hard_set, hnsw_rows, recall_at
@@ -16,6 +17,7 @@ needs_faiss = pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")
 
 
 @needs_faiss
+@needs_native
 def test_recall_at_defaults_on_the_hard_set() -> None:
     """The benchmark's distribution (100 points per centre, noise 2.25x), 10,000 points.
 

@@ -8,12 +8,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from vector_oracle import needs_native
 
 from neuralcore.vectors.hnsw._index import HNSWIndex
 
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [
-    pytest.param("native", marks=pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu")),
+    pytest.param(
+        "native", marks=[pytest.mark.skipif(not HAVE_FAISS, reason="no faiss-cpu"), needs_native]
+    ),
     "python",
 ]
 DIM = 16
