@@ -71,7 +71,7 @@ class Config:
             return cls(**kwargs)
         except ConfigError as err:
             if path and not err.field.startswith(path):
-                raise ConfigError(_join(path, err.field), err.value, err.reason) from err
+                raise ConfigError(_join(path, err.field), err.value, err.reason) from None
             raise
 
     @classmethod
@@ -100,11 +100,11 @@ def load_yaml_mapping(source: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
-            raise ConfigError("path", str(source), f"cannot read YAML file: {err}") from err
+            raise ConfigError("path", str(source), f"cannot read YAML file: {err}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError("yaml", str(source)[:80], f"invalid YAML: {err}") from err
+        raise ConfigError("yaml", str(source)[:80], f"invalid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError("yaml", type(data).__name__, "top level must be a mapping")
     return data
