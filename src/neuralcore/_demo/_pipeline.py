@@ -139,7 +139,8 @@ async def embed_and_publish(
         bar.close()
     embedded = Timing("embed", spent, len(chunks), "chunks", "all-MiniLM-L6-v2, documents")
     what = (
-        f"durable publish of {events} batch events of <= {batch} chunks;"
+        f"durable publish of {events} batch event{'' if events == 1 else 's'} of <= {batch}"
+        " chunks;"
         " bus speed: neuralcore bench messaging"
     )
     return embedded, Timing("publish", published, events, "events", what, rate=False)
