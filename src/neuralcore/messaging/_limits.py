@@ -74,6 +74,26 @@ class IdempotencyWindow:
         self._keys[key] = (expiry, msg_id)
         return expiry
 
+    def claim(self, key: str, msg_id: str, *, now: float | None = None) -> str | None:
+        """:meth:`seen` and, for a new key, :meth:`remember` in one step (one clock read).
+
+        Returns the id first published with ``key`` (a duplicate), or ``None`` (claimed).
+
+        Examples
+        --------
+        >>> w = IdempotencyWindow(60.0)
+        >>> w.claim("k", "m1", now=0.0), w.claim("k", "m2", now=1.0)
+        (None, 'm1')
+        """
+        t = time.time() if now is None else now
+        self._expire(t)
+        keys = self._keys
+        entry = keys.get(key)
+        if entry is not None:
+            return entry[1]
+        keys[key] = (t + self.window, msg_id)
+        return None
+
     def forget(self, key: str) -> None:
         """Drop ``key`` (its publish failed after the check)."""
         self._keys.pop(key, None)

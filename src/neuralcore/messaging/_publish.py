@@ -485,7 +485,7 @@ class Publisher:
             raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
         if self._closed and not internal:
             raise BusClosedError(f"bus {self.bus_id} is stopped; cannot publish to {channel!r}")
-        ch = self._channel(channel)
+        ch = self._channels.get(channel) or self._channel(channel)  # the latter raises
         if key is not None and (type(key) is not str or not key.isascii()):
             _check_key(key)
         if internal:
@@ -518,10 +518,9 @@ class Publisher:
                     f"idempotency_key={key!r} given but channel {channel!r} "
                     "has no idempotency_window"
                 )
-            if ch.idem.seen(key) is not None:
+            if ch.idem.claim(key, msg.id) is not None:
                 ch.stats.duplicates += 1
                 return ch, None
-            ch.idem.remember(key, msg.id)
         return ch, msg
 
     def _prepare_many(
