@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,16 @@ def test_neuralcore_error_is_one_line_with_exit_code_2(capsys: Capture) -> None:
     assert err.startswith("neuralcore: error: ")
     assert err.count("\n") == 1
     assert "/definitely/not/a/model" in err
+
+
+def test_ctrl_c_is_one_line_with_status_130() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "neuralcore", "bench", "messaging"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    assert child.stdout.readline()  # its first line: the benchmark is running
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert err == "neuralcore: interrupted\n"

@@ -116,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NeuralcoreError as err:
         print(f"neuralcore: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+        print("neuralcore: interrupted", file=sys.stderr)
+        return 130
     return result
 
 
