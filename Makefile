@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml scripts/setup.sh
 	PY=$(PY) bash scripts/setup.sh
 	touch $(STAMP)
 
-# order-only: rebuilt when missing, not each time the venv is refreshed
-$(MODEL): | $(STAMP)
+# converted when missing or when the conversion script changed (it skips a model that is
+# already complete); order-only on the venv, so a refreshed venv does not reconvert
+$(MODEL): scripts/post_install.sh | $(STAMP)
 	bash scripts/post_install.sh
+	test -f $@ && touch $@
 
 setup: $(STAMP) $(MODEL)
 
