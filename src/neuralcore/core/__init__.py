@@ -1,4 +1,8 @@
-"""Shared pieces: errors, configuration, backend selection, optional imports."""
+"""Shared pieces: configuration, backend selection, optional imports, usable cores.
+
+The error classes live in :mod:`neuralcore.errors`; they are re-exported here for the
+engines' internal imports.
+"""
 
 from neuralcore.core._backend import BackendInfo, BackendName, backend_info, resolve_backend
 from neuralcore.core._config import Config, load_yaml_mapping
