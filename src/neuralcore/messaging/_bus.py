@@ -432,10 +432,17 @@ class MessageBus(Publisher, BridgeSeams):
         deadline = loop.time() + (self.config.drain_timeout if timeout is None else timeout)
         # Background work (dead letters on their way to a dead-letter channel) counts.
         while self._background or not all(ch.idle() for ch in self._channels.values()):
-            if loop.time() >= deadline:
+            if loop.time() >= deadline or self._dispatcher_died():
                 return False
             await asyncio.sleep(0.001)
         return True
+
+    def _dispatcher_died(self) -> bool:
+        """A channel's dispatcher ended while the bus runs (see health()): waiting for
+        its queue to empty would wait for nothing."""
+        return self.running and any(
+            ch.task is not None and ch.task.done() for ch in self._channels.values()
+        )
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop bridges, drain up to ``timeout`` (handlers may still publish follow-ups),
