@@ -470,3 +470,41 @@ async def test_per_channel_group_work_queue_beside_fan_out(redis_server: RedisSe
         await sender.stop()
         for bus, _ in members:
             await bus.stop()
+
+
+async def test_a_server_that_stops_answering_is_left_and_nothing_is_lost(
+    redis_server: RedisServer,
+) -> None:
+    import signal
+
+    import redis.asyncio as aioredis
+
+    port = PortBus("hung")
+    out = RedisBridge(RedisBridgeConfig(
+        url=redis_server.url, channels=("orders",), direction="out", socket_timeout_s=0.5,
+        stream_channels=("orders",),
+    ))  # fmt: skip
+    await out.start_port(port)
+    proc = redis_server.proc
+    assert proc is not None
+    try:
+        port.publish("orders", 0)
+        await eventually(lambda: out.metrics().sent == 1)
+        proc.send_signal(signal.SIGSTOP)  # alive, connected, silent
+        try:
+            for i in range(1, 6):
+                port.publish("orders", i)
+            await eventually(lambda: out.state is BridgeState.RECONNECTING, timeout=10)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        await eventually(lambda: out.metrics().sent >= 6 and out.buffered == 0, timeout=15)
+        raw = aioredis.Redis.from_url(redis_server.url)
+        try:
+            entries = await raw.xrange("nc:orders")
+        finally:
+            await raw.aclose()
+        decoded = [port.decode(fields[b"m"]).payload for _, fields in entries]
+        assert sorted(set(decoded)) == list(range(6))  # a resend after the loss may repeat
+        assert out.metrics().retried >= 1  # the read waiting on the silent server was failed
+    finally:
+        await out.stop()

@@ -87,7 +87,7 @@ def test_backoff_grows_to_the_cap_with_jitter() -> None:
 
 
 def _item(i: int, persistent: bool = True) -> Outgoing:
-    return Outgoing("c", str(i).encode(), None, persistent)
+    return ("c", str(i).encode(), None, persistent, 0)
 
 
 async def test_buffer_bounded_drop_or_reject_without_spill() -> None:
@@ -98,7 +98,7 @@ async def test_buffer_bounded_drop_or_reject_without_spill() -> None:
         buf.put(_item(10))
     taken = buf.take(2)
     buf.requeue(taken)
-    assert [o.data for o in buf.take(10)] == [b"0", b"1", b"2"]
+    assert [o[1] for o in buf.take(10)] == [b"0", b"1", b"2"]
 
 
 async def test_buffer_spills_in_order_and_clears_when_sent(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ async def test_buffer_spills_in_order_and_clears_when_sent(tmp_path: Path) -> No
     assert len(buf) == 10
     order: list[bytes] = []
     for _ in range(10):
-        order += [o.data for o in buf.take(3)]
+        order += [o[1] for o in buf.take(3)]
     assert order == [str(i).encode() for i in range(10)]
     assert _rows(path) == 6  # kept until everything read from it was sent
     buf.sent(10, in_flight=0)
@@ -131,13 +131,14 @@ def test_spill_file_survives_a_restart_and_keeps_read_but_unsent_rows(tmp_path: 
     spill = SpillFile(path)
     for i in range(3):
         spill.append(_item(i))
-    assert [o.data for o in spill.read(2)] == [b"0", b"1"]
+    assert [o[1] for o in spill.read(2)] == [b"0", b"1"]
     spill.close()  # a crash before those two were sent: nothing cleared
     again = SpillFile(path)
     try:
         assert len(again) == 3
-        assert [o.data for o in again.read(10)] == [b"0", b"1", b"2"]
-        assert [(o.channel, o.key, o.persistent) for o in again.read(1)] == []
+        assert again.read(10) == [("c", b"0", None, True, 0), ("c", b"1", None, True, 0),
+                                  ("c", b"2", None, True, 0)]  # fmt: skip
+        assert again.read(1) == []
     finally:
         again.close()
 
@@ -160,16 +161,16 @@ def test_bridges_satisfy_the_bus_protocol() -> None:
 
 
 def test_recorded_messages_deferred_when_full_then_read_back_in_order() -> None:
-    store = [Outgoing("c", bytes([i]), None, True, seq=i) for i in range(1, 11)]
+    store: list[Outgoing] = [("c", bytes([i]), None, True, i) for i in range(1, 11)]
 
     def refill(after: int, limit: int) -> list[Outgoing]:
-        return [o for o in store if o.seq > after][:limit]
+        return [o for o in store if o[4] > after][:limit]
 
     buf = OutboundBuffer(4, None, refill)
     assert [buf.put(o) for o in store[:6]] == ["memory"] * 4 + ["deferred"] * 2
     assert len(buf) == 6
-    assert [o.seq for o in buf.take(3)] == [1, 2, 3]
-    assert [o.seq for o in buf.take(10)] == [4, 5, 6, 7]  # low: 5, 6 (and 7) read back
+    assert [o[4] for o in buf.take(3)] == [1, 2, 3]
+    assert [o[4] for o in buf.take(10)] == [4, 5, 6, 7]  # low: 5, 6 (and 7) read back
     assert buf.put(store[6]) == "held"  # 7's tap call came after the read-back
     assert len(buf) == 0
     assert buf.put(store[7]) == "memory"

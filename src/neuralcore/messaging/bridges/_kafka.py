@@ -540,15 +540,15 @@ class KafkaTransport:
         # the other, in the order they were taken (asyncio.Lock wakes waiters FIFO): with
         # records keyed by channel this keeps one producer's publish order per channel.
         async with self._produce_lock:
-            topics = {c: topic(c) for c in {i.channel for i in items}}
+            topics = {c: topic(c) for c in {i[0] for i in items}}
             await self._ensure_topics(sorted(topics.values()))
             producer = self._producer
             self._batches.add(batch)
             report, produce = batch.report, producer.produce
-            for item in items:
+            for channel, data, key, _, _ in items:
                 while True:
                     try:  # positional: topic, value, key, partition (any), on_delivery
-                        produce(topics[item.channel], item.data, item.key, -1, report)
+                        produce(topics[channel], data, key, -1, report)
                         break
                     except BufferError:
                         await asyncio.sleep(0.001)  # librdkafka queue full: let it drain

@@ -163,13 +163,13 @@ class RedisTransport:
 
     # -- connection -----------------------------------------------------------------------
 
-    def _make_client(self, *, single: bool) -> Any:
+    def _make_client(self, *, single: bool, timeout: bool = True) -> Any:
         cfg = self.cfg
         retry = self._redis.retry.Retry(self._backoff_none(), 0)
         kwargs: dict[str, Any] = {
             "username": cfg.username,
             "password": cfg.password,
-            "socket_timeout": cfg.socket_timeout_s,
+            "socket_timeout": cfg.socket_timeout_s if timeout else None,
             "socket_connect_timeout": cfg.connect_timeout_s,
             "retry": retry,
             "single_connection_client": single,
@@ -197,8 +197,12 @@ class RedisTransport:
             if not self._start_id:
                 seconds, micros = await self._client.time()
                 self._start_id = f"{int(seconds) * 1000 + int(micros) // 1000}-0"
-            if self.cfg.sends:  # one connection of its own: the send loop's round trips
-                self._sender = self._make_client(single=True)
+            if self.cfg.sends:
+                # The send loop's round trips get a connection of their own, read without a
+                # per-reply timer (~15 us each): a server that stops answering is found by
+                # the watchdog's PING (socket_timeout_s) on the main client, and the
+                # reconnect closes this connection, which fails the waiting read.
+                self._sender = self._make_client(single=True, timeout=False)
                 await self._sender.ping()
             if self.cfg.receives:
                 self._reader = self._make_client(single=True)
@@ -291,11 +295,11 @@ class RedisTransport:
         commands: list[tuple[Any, ...]] = []
         runs: list[list[Outgoing]] = []
         new = {
-            i.channel
-            for i in items
-            if i.persistent
-            and i.channel not in registered
-            and not i.channel.startswith(REPLY_PREFIX)  # private to one bus: not listed
+            channel
+            for channel, _, _, persistent, _ in items
+            if persistent
+            and channel not in registered
+            and not channel.startswith(REPLY_PREFIX)  # private to one bus: not listed
         }
         if new:
             commands.append(("SADD", prefix + _REGISTRY, *new))
@@ -304,22 +308,22 @@ class RedisTransport:
         else:
             by_channel: dict[str, list[Outgoing]] = {}
             for item in items:
-                if item.persistent:
-                    by_channel.setdefault(item.channel, []).append(item)
+                if item[3]:  # persistent
+                    by_channel.setdefault(item[0], []).append(item)
                 else:
                     by_channel[f"\0{len(by_channel)}"] = [item]  # Pub/Sub: one PUBLISH each
             runs.extend(by_channel.values())
         for run in runs:
-            first = run[0]
-            if not first.persistent:
-                commands.append(("PUBLISH", prefix + first.channel, first.data))
+            channel, data, _, persistent, _ = run[0]
+            if not persistent:
+                commands.append(("PUBLISH", prefix + channel, data))
             elif len(run) == 1:
-                commands.append(("XADD", prefix + first.channel, "*", _FIELD, first.data))
+                commands.append(("XADD", prefix + channel, "*", _FIELD, data))
             else:
                 if self._script is None:
                     self._script = await self._client.script_load(_XADD_MANY)
-                key = prefix + first.channel
-                commands.append(("EVALSHA", self._script, 1, key, *(i.data for i in run)))
+                key = prefix + channel
+                commands.append(("EVALSHA", self._script, 1, key, *(i[1] for i in run)))
         conn = self._sender.connection
         packed = (
             conn.pack_commands(commands) if len(commands) > 1 else conn.pack_command(*commands[0])
@@ -344,8 +348,8 @@ class RedisTransport:
                 if "NOSCRIPT" in str(reply):
                     self._script = None  # server restarted: load it again
                 failed += run
-            elif run[0].persistent and not run[0].channel.startswith(REPLY_PREFIX):
-                self._sent_streams.add(prefix + run[0].channel)
+            elif run[0][3] and not run[0][0].startswith(REPLY_PREFIX):
+                self._sent_streams.add(prefix + run[0][0])
         if failed:
             logger.warning("redis rejected %d of %d messages", len(failed), len(items))
         return failed

@@ -392,7 +392,7 @@ class BridgeRunner:
             except SerializationError as err:
                 self._unsendable(msg, err, 0)
                 return
-            where = self._buffer.put(Outgoing(channel, data, self.transport.key(msg), persistent))
+            where = self._buffer.put((channel, data, self.transport.key(msg), persistent, 0))
             if where != "memory":
                 self._count(where)
             return
@@ -406,11 +406,10 @@ class BridgeRunner:
         except SerializationError as err:
             self._unsendable(msg, err, seq)
             return
-        item = Outgoing(channel, data, self.transport.key(msg), persistent, seq=seq)
         if seq and not persistent:  # fire-and-forget on the server side: nothing to confirm
             self._done([seq])
-            item.seq = 0
-        self._count(self._buffer.put(item))
+            seq = 0
+        self._count(self._buffer.put((channel, data, self.transport.key(msg), persistent, seq)))
 
     def _unsendable(self, msg: Message, err: SerializationError, seq: int) -> None:
         self.counters.dropped += 1
@@ -431,7 +430,7 @@ class BridgeRunner:
         out, key = [], self.transport.key
         for msg in durable.outbox(self.outbox_name, after, limit):
             data = durable.encode(msg)
-            out.append(Outgoing(msg.channel, data, key(msg), True, seq=durable.seq(msg)))
+            out.append((msg.channel, data, key(msg), True, durable.seq(msg)))
         return out
 
     def _done(self, seqs: list[int]) -> None:
@@ -486,12 +485,12 @@ class BridgeRunner:
             if failed:
                 bad = {id(i) for i in failed}
                 self.counters.sent += len(items) - len(failed)
-                self._done([i.seq for i in items if i.seq and id(i) not in bad])
+                self._done([i[4] for i in items if i[4] and id(i) not in bad])
                 self._requeue(failed)
             else:
                 self.counters.sent += len(items)
                 if self._durable is not None:
-                    self._done([i.seq for i in items if i.seq])
+                    self._done([i[4] for i in items if i[4]])
             self._buffer.sent(len(items) - len(failed), in_flight=self._in_flight_out - len(items))
         finally:
             self._in_flight_out -= len(items)
@@ -499,8 +498,6 @@ class BridgeRunner:
                 slots.release()
 
     def _requeue(self, items: list[Outgoing]) -> None:
-        for item in items:
-            item.tries += 1
         self.counters.retried += len(items)
         self._buffer.requeue(items)
 

@@ -228,8 +228,8 @@ class MemoryTransport:
     async def send(self, items: list[Outgoing]) -> list[Outgoing]:
         """Append each item to its channel's stream."""
         started = time.perf_counter()
-        for item in items:
-            self.broker.append(item.channel, item.data)
+        for channel, data, _, _, _ in items:
+            self.broker.append(channel, data)
         self.link.counters.rtt(started)
         return []
 
