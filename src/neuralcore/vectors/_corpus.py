@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuralcore.core._cpu import usable_cores
-from neuralcore.core._errors import ConfigError, DimensionMismatchError, InvalidInputError
+from neuralcore.errors import ConfigError, DimensionMismatchError, InvalidInputError
 from neuralcore.vectors._kernels.native import _SIMD
 from neuralcore.vectors._spec import check_k
 from neuralcore.vectors._validate import as_float_array

@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from neuralcore.core._backend import BackendName
-from neuralcore.core._errors import ConfigError
+from neuralcore.errors import ConfigError
 from neuralcore.vectors._select import load_kernels
 from neuralcore.vectors._spec import Metric
 

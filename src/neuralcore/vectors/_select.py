@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Literal
 
 from neuralcore.core._backend import BackendInfo, BackendName, resolve_backend
-from neuralcore.core._errors import MissingDependencyError
+from neuralcore.errors import MissingDependencyError
 
 __all__ = ("default_choice", "describe_backend", "load_kernels")
 

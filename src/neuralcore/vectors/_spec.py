@@ -5,7 +5,7 @@ from __future__ import annotations
 import numbers
 from typing import Literal
 
-from neuralcore.core._errors import InputTypeError, InvalidInputError
+from neuralcore.errors import InputTypeError, InvalidInputError
 
 __all__ = ("TOP_K_METRICS", "Metric", "check_k", "check_metric")
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import DimensionMismatchError, InputTypeError, NonFiniteError
+from neuralcore.errors import DimensionMismatchError, InputTypeError, NonFiniteError
 
 __all__ = ("as_float_array", "check_finite", "check_same_dim")
 

@@ -31,7 +31,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import InputTypeError
+from neuralcore.errors import InputTypeError
 from neuralcore.vectors._spec import TOP_K_METRICS, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 

@@ -17,7 +17,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from neuralcore.core._errors import (
+from neuralcore.errors import (
     DimensionMismatchError,
     InputTypeError,
     InvalidInputError,

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from neuralcore.core._errors import IndexFileError
+from neuralcore.errors import IndexFileError
 
 __all__ = ("FORMAT_VERSION", "IndexFile", "Section", "read_index_file", "write_index_file")
 
@@ -277,7 +277,7 @@ def read_index_file(path: str | os.PathLike[str], *, verify: bool = True) -> Ind
     >>> read_index_file(p)  # doctest: +ELLIPSIS +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.IndexFileError: ...: not a neuralcore HNSW index file (magic ...)
+    neuralcore.errors.IndexFileError: ...: not a neuralcore HNSW index file (magic ...)
     """
     source = Path(path)
     mapped = _open_map(source)

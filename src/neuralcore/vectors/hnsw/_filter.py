@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import InputTypeError
+from neuralcore.errors import InputTypeError
 
 __all__ = ("FilterSpec", "KeyFilter")
 

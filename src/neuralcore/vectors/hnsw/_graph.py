@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import IndexFileError
+from neuralcore.errors import IndexFileError
 
 __all__ = ("GraphInfo", "validate_faiss_hnsw")
 

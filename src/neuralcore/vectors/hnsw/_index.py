@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from neuralcore.core._backend import BackendInfo, BackendName, resolve_backend
 from neuralcore.core._cpu import usable_cores
-from neuralcore.core._errors import (
+from neuralcore.errors import (
     ConfigError,
     DimensionMismatchError,
     InputTypeError,

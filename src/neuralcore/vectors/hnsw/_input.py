@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import DimensionMismatchError, InputTypeError, InvalidInputError
+from neuralcore.errors import DimensionMismatchError, InputTypeError, InvalidInputError
 from neuralcore.vectors._validate import as_float_array
 
 __all__ = ("prepare_key", "prepare_keys", "prepare_vectors")
@@ -45,7 +45,7 @@ def prepare_keys(keys: object, *, name: str = "keys") -> NDArray[np.int64]:
     >>> prepare_keys([1, 1])  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ...
-    neuralcore.core._errors.InvalidInputError: keys has duplicate key 1
+    neuralcore.errors.InvalidInputError: keys has duplicate key 1
     """
     if isinstance(keys, int | np.integer) and not isinstance(keys, bool):
         return np.array([prepare_key(keys)], dtype=np.int64)

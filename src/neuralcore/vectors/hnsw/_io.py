@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.core._errors import IndexFileError
+from neuralcore.errors import IndexFileError
 from neuralcore.vectors.hnsw._exact import STORAGE, ExactEngine, decode, encode
 from neuralcore.vectors.hnsw._faiss import FaissEngine, _faiss, faiss_version, new_faiss_index
 from neuralcore.vectors.hnsw._file import IndexFile, Section, read_index_file, write_index_file
