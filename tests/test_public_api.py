@@ -17,7 +17,7 @@ import neuralcore.errors
 
 EXPECTED = {
     # engines
-    "EmbeddingEngine", "VectorOps", "MessageBus", "HNSWIndex",
+    "EmbeddingEngine", "VectorOps", "MessageBus", "HNSWIndex", "Corpus",
     # vectors
     "cosine_similarity", "cosine_distance", "dot", "euclidean_distance",
     "sqeuclidean_distance", "normalize", "top_k",
@@ -105,7 +105,8 @@ def test_import_is_cheap() -> None:
     code = (
         "import sys, json, neuralcore; "
         "print(json.dumps(sorted(m for m in ('numpy', 'onnxruntime', 'msgspec', 'redis', "
-        "'confluent_kafka', 'torch', 'tokenizers', 'hnswlib', 'sqlite3') if m in sys.modules)))"
+        "'confluent_kafka', 'torch', 'tokenizers', 'faiss', 'numkong', 'simsimd', 'sqlite3') "
+        "if m in sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []

@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # one name per line, combined per module (hence no isort here
         Subscription as Subscription,
     )
     from neuralcore.vectors import (
+        Corpus as Corpus,
         HNSWIndex as HNSWIndex,
         VectorOps as VectorOps,
         cosine_distance as cosine_distance,
