@@ -174,3 +174,59 @@ async def test_remote_reply_travels_on_the_reply_channel(until: Any) -> None:
         )
         assert await bus.inject(reply)
         assert await task == "answer"
+
+
+async def test_messages_a_tap_forwarded_are_not_counted_dropped_at_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A channel carried only by an outbound bridge has no local subscriber: what the tap
+    took was forwarded, not lost. What nobody took, and what subscribers never got, is."""
+    outbox: list[bytes] = []
+    bus = MessageBus()
+    await bus.add_bridge(LoopbackBridge("b", outbox, channels=("x.*",)))
+    bus.create_channel("x.out")  # tapped, no subscriber
+    bus.create_channel("nobody")  # neither tapped nor subscribed
+    await bus.start()
+    for i in range(5):
+        await bus.publish_async("x.out", i)
+    for i in range(3):
+        await bus.publish_async("nobody", i)
+    with caplog.at_level("INFO", logger="neuralcore.messaging"):
+        await bus.stop()
+    assert len(outbox) == 5
+    metrics = bus.metrics()
+    assert metrics["x.out"].dropped == 0
+    assert metrics["nobody"].dropped == 3
+    infos = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "channel 'x.out': 5 forwarded messages not delivered locally (no subscriber)" in infos
+    assert not any("x.out" in w for w in warnings)
+    assert any("'nobody': 3 undelivered messages dropped" in w for w in warnings)
+
+
+async def test_forwarded_messages_are_dropped_when_local_subscribers_never_got_them(
+    until: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox: list[bytes] = []
+    bus = MessageBus()
+    await bus.add_bridge(LoopbackBridge("b", outbox, channels=("x.*",)))
+    bus.create_channel("x.out")
+    started: list[int] = []
+
+    async def stuck(m: Message) -> None:
+        started.append(m.payload)
+        await asyncio.sleep(60)
+
+    bus.subscribe("x.out", stuck)
+    await bus.start()
+    bus.publish_batch("x.out", range(4))
+    await until(lambda: started)
+    with caplog.at_level("INFO", logger="neuralcore.messaging"):
+        await bus.stop(timeout=0.05)
+    assert len(outbox) == 4
+    assert bus.metrics()["x.out"].dropped == 3  # a local subscriber expected them
+    assert any(
+        "'x.out': 3 undelivered messages dropped at stop" in r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING"
+    )

@@ -545,11 +545,8 @@ class MessageBus(Publisher, BridgeSeams):
                 tasks.append(ch.task)
             for target in ch.targets:
                 tasks += [w for ws in target.workers.values() for w in ws]
-            left = ch.queue.size + sum(len(t.inbox) for t in ch.targets)
-            left += len(ch.batch) - ch.cur if ch.batch else 0
-            if left and not ch.config.persistent:
-                ch.stats.dropped += left
-                logger.warning("channel %r: %d undelivered messages dropped at stop", ch.name, left)
+            if not ch.config.persistent:
+                _count_left_at_stop(ch)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -753,3 +750,34 @@ class MessageBus(Publisher, BridgeSeams):
         'neuralcore_bus_published_total{channel="a"} 0'
         """
         return prometheus_text(self.metrics())
+
+
+def _count_left_at_stop(ch: Channel) -> None:
+    """Account for what an in-memory channel still holds when the bus stops.
+
+    Messages handed to subscribers, or queued for subscribers the channel has, are lost:
+    counted as dropped, with a warning. On a channel without subscribers nothing local
+    was expected: a message a tap (an outbound bridge) took was forwarded, not lost, and
+    is only logged as not delivered locally; one that nobody took is dropped.
+    """
+    in_flight = sum(len(t.inbox) for t in ch.targets)
+    in_flight += len(ch.batch) - ch.cur if ch.batch else 0
+    if ch.targets:
+        lost, forwarded = in_flight + ch.queue.size, 0
+    else:
+        forwarded = sum(1 for m in ch.queue.peek_all() if getattr(m, "_tapped", False))
+        lost = in_flight + ch.queue.size - forwarded
+    if forwarded:
+        logger.info(
+            "channel %r: %d forwarded messages not delivered locally (no subscriber)",
+            ch.name,
+            forwarded,
+        )
+    if lost:
+        ch.stats.dropped += lost
+        logger.warning(
+            "channel %r: %d undelivered messages dropped at stop%s",
+            ch.name,
+            lost,
+            "" if ch.targets else " (no subscriber, and no tap forwarded them)",
+        )

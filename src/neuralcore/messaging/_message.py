@@ -83,6 +83,7 @@ class Message:
     __slots__ = (
         "_headers",
         "_id",
+        "_tapped",
         "_tracker",
         "attempt",
         "channel",
@@ -91,6 +92,8 @@ class Message:
         "priority",
         "timestamp",
     )
+
+    _tapped: bool  # set (never cleared) once a tap took it; unset is False: see tapped()
 
     def __init__(
         self,

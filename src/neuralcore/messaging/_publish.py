@@ -632,6 +632,7 @@ class Publisher:
             if tap.include_remote or msg.origin == self.bus_id:
                 try:
                     tap.callback(msg)
+                    msg._tapped = True  # forwarded: not lost if nobody here takes it
                 except Exception:
                     ch.stats.errors += 1
                     logger.exception("tap %r on channel %r failed", tap.selector, ch.name)

@@ -94,6 +94,10 @@ class PriorityQueue:
         self.size -= 1
         return msg
 
+    def peek_all(self) -> list[Message]:
+        """Everything queued, in delivery order, without removing it."""
+        return [msg for level in self._levels for msg in self._buckets[level]]
+
     def clear(self) -> list[Message]:
         """Remove and return everything, in delivery order."""
         return self.pop_many(self.size)
