@@ -11,6 +11,7 @@ import pytest
 
 from neuralcore.core import SerializationError
 from neuralcore.messaging import Codec, JsonCodec, Message, MsgpackCodec
+from neuralcore.messaging._codec import MAX_DEPTH
 
 
 @dataclasses.dataclass
@@ -117,3 +118,47 @@ def test_unknown_msgpack_extension_is_refused() -> None:
 def test_msgpack_is_smaller_than_json() -> None:
     msg = _msg({"v": np.zeros(64, dtype=np.float32)})
     assert len(MsgpackCodec().encode(msg)) < len(JsonCodec().encode(msg))
+
+
+def _nest(depth: int) -> Any:
+    out: Any = 1
+    for _ in range(depth):
+        out = [out]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("payload", "headers", "match"),
+    [
+        ({"a": [{"b": {1, 2}}]}, None, "holds a set"),  # hidden below the flat levels
+        ([("x", frozenset({1}))], None, "holds a frozenset"),
+        ({"a": 1}, {"h": [{"x": {3}}]}, "headers .* holds a set"),
+        ({"a": "x\udcff"}, None, "surrogate"),
+        (1, {"h": ["ok", "x\udcff"]}, "surrogate"),
+        (_nest(MAX_DEPTH + 5), None, "nested deeper"),  # msgspec alone would encode it
+        (_nest(100_000), None, "nested deeper"),  # msgspec alone raises RecursionError
+        ({"h": {"k": _nest(MAX_DEPTH + 5)}}, None, "nested deeper"),
+    ],
+    ids=["deep-set", "frozenset-in-tuple", "header-set", "surrogate", "header-surrogate",
+         "deeper-than-max", "deeper-than-recursion", "deep-in-dict"],
+)  # fmt: skip
+def test_encode_refuses_what_would_not_round_trip_wherever_it_hides(
+    codec: Codec, payload: Any, headers: dict[str, Any] | None, match: str
+) -> None:
+    msg = Message("rag.query", payload, headers=headers, id="id-1")
+    with pytest.raises(SerializationError, match=match):
+        codec.encode(msg)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"q": "x", "tags": ["a", "b"], "pair": (1, 2)},  # flat: trusted without a walk
+        [{"deep": {"er": [1, [2, [3]]]}}],  # not flat: walked, nothing to refuse
+        _nest(MAX_DEPTH - 1),
+    ],
+)
+def test_nested_payloads_without_sets_round_trip(codec: Codec, payload: Any) -> None:
+    back = codec.decode(codec.encode(_msg(payload))).payload
+    expected = msgspec.msgpack.decode(msgspec.msgpack.encode(payload))  # tuples come back lists
+    assert back == expected

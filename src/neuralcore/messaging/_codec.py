@@ -29,17 +29,22 @@ _LEAVES = frozenset({str, int, float, bool, type(None), bytes})
 def check_tree(obj: Any, where: str) -> None:
     """Refuse what a codec would not round-trip faithfully (sets) or cannot encode at all
     without a ``RecursionError`` (nesting deeper than :data:`MAX_DEPTH`)."""
-    kind = type(obj)
-    if kind is dict:
-        if _shallow(obj.values()):
-            return
-    elif (kind is list or kind is tuple) and _shallow(obj):
+    if type(obj) in _LEAVES or _flat(obj):
         return
     _walk(obj, where)
 
 
-def _shallow(items: Any) -> bool:
-    """True for items that are leaves or flat lists of leaves (the common payload)."""
+def _flat(obj: Any) -> bool:
+    """True for the common payload: a dict, list or tuple whose items are leaves or flat
+    lists/tuples of leaves. Such a value holds no set and is shallow, so what the encoder
+    made of it can be trusted without a walk."""
+    kind = type(obj)
+    if kind is dict:
+        items: Any = obj.values()
+    elif kind is list or kind is tuple:
+        items = obj
+    else:
+        return False
     leaves = _LEAVES
     for item in items:
         kind = type(item)
@@ -75,6 +80,14 @@ def _walk(obj: Any, where: str) -> None:
         for item in items:
             if type(item) not in leaves:
                 stack.append((item, depth + 1))
+
+
+def _diagnose(msg: Message) -> None:
+    """Walk the payload and headers of ``msg``: ``SerializationError`` naming a set or a
+    nesting deeper than :data:`MAX_DEPTH`, if there is one."""
+    check_tree(msg.payload, f"payload of message on {msg.channel!r}")
+    if msg._headers:
+        check_tree(msg._headers, f"headers of message on {msg.channel!r}")
 
 
 class Codec(Protocol):
@@ -173,21 +186,36 @@ class MsgpackCodec:
         return _array_from(dtype, shape, raw)
 
     def encode(self, msg: Message) -> bytes:
-        """Encode one message to MessagePack bytes."""
-        mid = msg._id if type(msg._id) is str else msg.id
-        payload = msg.payload
-        if type(payload) not in _LEAVES:
-            check_tree(payload, f"payload of message on {msg.channel!r}")
-        if msg._headers:
-            check_tree(msg._headers, f"headers of message on {msg.channel!r}")
-        envelope = (mid, msg.channel, msg.priority, msg.timestamp, msg._headers or {},
-                    payload, msg.attempt, msg.origin)  # fmt: skip
+        """Encode one message to MessagePack bytes.
+
+        msgspec encodes first. A failure (lone surrogate, unsupported type, recursion) is
+        diagnosed by :func:`check_tree` so that the error names the cause. A result made
+        from anything but flat leaves (where a set, which msgspec would quietly write as
+        an array, or too deep a nesting may hide) is trusted only after the walk.
+        """
+        mid = msg._id
+        if type(mid) is not str:
+            mid = msg.id
+        payload, headers = msg.payload, msg._headers
         try:
-            data = self._encoder.encode(envelope)
+            data = self._encoder.encode(
+                (mid, msg.channel, msg.priority, msg.timestamp, headers or {}, payload,
+                 msg.attempt, msg.origin)
+            )  # fmt: skip
         except (TypeError, NotImplementedError, OverflowError, ValueError, RecursionError) as err:
+            _diagnose(msg)
             raise SerializationError(
                 f"message on {msg.channel!r} cannot be encoded: {err}"
             ) from err
+        leaves = _LEAVES
+        if type(payload) not in leaves and not _flat(payload):
+            _diagnose(msg)
+        elif headers:
+            for value in headers.values():
+                if type(value) not in leaves:
+                    if not _flat(headers):
+                        _diagnose(msg)
+                    break
         if len(data) > self._max:
             _check_size(data, self._max, f"message on {msg.channel!r}")
         return data
@@ -225,10 +253,11 @@ class JsonCodec:
 
     def encode(self, msg: Message) -> bytes:
         """Encode one message to JSON bytes."""
-        if type(msg.payload) not in _LEAVES:
-            check_tree(msg.payload, f"payload of message on {msg.channel!r}")
-        if msg._headers:
-            check_tree(msg._headers, f"headers of message on {msg.channel!r}")
+        payload = msg.payload
+        if not (type(payload) in _LEAVES or _flat(payload)) or (
+            msg._headers and not _flat(msg._headers)
+        ):
+            _diagnose(msg)
         try:
             data = self._dumps(_envelope(msg)).encode()
         except (TypeError, ValueError, RecursionError) as err:
