@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from neuralcore.core._backend import BackendName
 from neuralcore.errors import ConfigError
 from neuralcore.vectors._select import load_kernels
-from neuralcore.vectors._spec import Metric
+from neuralcore.vectors._spec import Metric, check_flag
 
 if TYPE_CHECKING:
     from neuralcore.vectors._corpus import Corpus, StorageType
@@ -91,7 +91,7 @@ class VectorOps:
             raise ConfigError("threads", threads, "must be an int >= 1")
         self.backend, self._k = load_kernels(backend)
         self._threads = threads
-        self._allow = bool(allow_nonfinite)
+        self._allow = check_flag(allow_nonfinite, "allow_nonfinite")
         self.__dict__.update(self._k.bind(self._allow, threads))
 
     def __repr__(self) -> str:

@@ -78,7 +78,10 @@ def load_kernels(requested: BackendName | None = "auto") -> tuple[Choice, Module
     >>> load_kernels("python")[0]
     'python'
     """
-    choice = default_choice()[0] if requested in (None, "auto") else _choose(requested)[0]
+    if requested is None or (isinstance(requested, str) and requested == "auto"):
+        choice = default_choice()[0]
+    else:  # checks the value: a non-str or unknown name is a ConfigError naming it
+        choice = _choose(requested)[0]
     return choice, importlib.import_module(_MODULES[choice])
 
 

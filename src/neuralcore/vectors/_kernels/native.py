@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuralcore.errors import InputTypeError
-from neuralcore.vectors._spec import TOP_K_METRICS, check_k, check_metric
+from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 
 __all__ = ("SIMD_NAME", "bind")
@@ -104,6 +104,9 @@ _COSINE_SIMD = _simd_cosine_precise()
 _SS_REJECTS = (ValueError, TypeError, LookupError)
 
 
+_FLAG = "allow_nonfinite"
+
+
 def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     """The public functions with ``allow_nonfinite``'s default and the thread count fixed.
 
@@ -122,7 +125,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
                 return 1.0 - dist
         except _SS_REJECTS:
             pass
-        flag = allow if allow_nonfinite is None else allow_nonfinite
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return _general("cosine_similarity", a, b, flag, threads)
 
     def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
@@ -132,7 +135,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
                 return dist
         except _SS_REJECTS:
             pass
-        flag = allow if allow_nonfinite is None else allow_nonfinite
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return _general("cosine_distance", a, b, flag, threads)
 
     def dot(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
@@ -143,7 +146,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         else:
             if type(result) is float and result - result == 0.0:  # finite: NaN/inf shows
                 return result
-        flag = allow if allow_nonfinite is None else allow_nonfinite
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return _general("dot", a, b, flag, threads)
 
     def sqeuclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
@@ -154,7 +157,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         else:
             if type(result) is float and result - result == 0.0:
                 return result
-        flag = allow if allow_nonfinite is None else allow_nonfinite
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return _general("sqeuclidean_distance", a, b, flag, threads)
 
     def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
@@ -165,27 +168,30 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         else:
             if type(result) is float and result - result == 0.0:
                 return _sqrt(result)
-        flag = allow if allow_nonfinite is None else allow_nonfinite
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return _general("euclidean_distance", a, b, flag, threads)
 
     def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None) -> Any:
-        return _normalize(x, inplace, allow if allow_nonfinite is None else allow_nonfinite)
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        if inplace is not False and inplace is not True:
+            inplace = check_flag(inplace, "inplace")
+        return _normalize(x, inplace, flag)
 
     def top_k(
         query: Any, matrix: Any, k: int, *, metric: str = "cosine",
         allow_nonfinite: bool | None = None,
     ) -> Any:  # fmt: skip
-        flag = allow if allow_nonfinite is None else allow_nonfinite
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return _top_k(query, matrix, k, metric, flag, threads)
 
     if not _COSINE_SIMD:  # the portable SimSIMD kernel is imprecise: BLAS for every shape
 
         def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
-            flag = allow if allow_nonfinite is None else allow_nonfinite
+            flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
             return _general("cosine_similarity", a, b, flag, threads)
 
         def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
-            flag = allow if allow_nonfinite is None else allow_nonfinite
+            flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
             return _general("cosine_distance", a, b, flag, threads)
 
     return {

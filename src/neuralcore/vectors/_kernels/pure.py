@@ -23,7 +23,7 @@ from neuralcore.errors import (
     InvalidInputError,
     NonFiniteError,
 )
-from neuralcore.vectors._spec import TOP_K_METRICS, check_k, check_metric
+from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
 
 __all__ = ("bind",)
 
@@ -280,24 +280,31 @@ _KINDS = (
 )
 
 
+_FLAG = "allow_nonfinite"
+
+
 def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     """The public functions with ``allow_nonfinite``'s default fixed (``threads`` unused)."""
 
     def pair(kind: str) -> Callable[..., Any]:
         def function(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
-            return _apply(kind, a, b, allow if allow_nonfinite is None else allow_nonfinite)
+            flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+            return _apply(kind, a, b, flag)
 
         function.__name__ = kind
         return function
 
     def normalize_(x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None) -> Any:
-        return normalize(x, inplace, allow if allow_nonfinite is None else allow_nonfinite)
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        if inplace is not False and inplace is not True:
+            inplace = check_flag(inplace, "inplace")
+        return normalize(x, inplace, flag)
 
     def top_k_(
         query: Any, matrix: Any, k: int, *, metric: str = "cosine",
         allow_nonfinite: bool | None = None,
     ) -> Any:  # fmt: skip
-        flag = allow if allow_nonfinite is None else allow_nonfinite
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return top_k(query, matrix, k, metric, flag, threads)
 
     return {**{kind: pair(kind) for kind in _KINDS}, "normalize": normalize_, "top_k": top_k_}

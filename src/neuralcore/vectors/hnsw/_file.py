@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from neuralcore.errors import IndexFileError
+from neuralcore.vectors._spec import show
 
 __all__ = ("FORMAT_VERSION", "IndexFile", "Section", "read_index_file", "write_index_file")
 
@@ -139,13 +140,34 @@ def write_index_file(
     b'12345678'
     >>> f.close()
     """
-    target = Path(path)
-    if target.is_dir():
-        raise IndexFileError(f"{target}: is a directory; give a file path to save to")
+    target = _os_path(path)
     try:
+        if target.is_dir():
+            raise IndexFileError(f"{target}: is a directory; give a file path to save to")
         _write(target, meta, sections)
-    except OSError as err:
-        raise IndexFileError(f"{target}: cannot write index file: {err}") from err
+    except OSError as err:  # also a name too long for the file system
+        raise IndexFileError(f"{show(str(target))}: cannot write index file: {err}") from err
+
+
+def _os_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`Path` the OS accepts, or an error naming it (repr).
+
+    Examples
+    --------
+    >>> _os_path("a\\x00b")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    neuralcore.errors.IndexFileError: 'a\\x00b': not a valid file path: it contains a NUL byte
+    """
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError as err:  # a lone surrogate: no file can have this name
+        why = f"{err.reason} at {err.start}"
+    else:
+        if b"\0" not in encoded:
+            return Path(path)
+        why = "it contains a NUL byte"
+    raise IndexFileError(f"{show(os.fspath(path))}: not a valid file path: {why}")
 
 
 def _write(target: Path, meta: Mapping[str, Any], sections: list[Section]) -> None:
@@ -279,7 +301,7 @@ def read_index_file(path: str | os.PathLike[str], *, verify: bool = True) -> Ind
     ...
     neuralcore.errors.IndexFileError: ...: not a neuralcore HNSW index file (magic ...)
     """
-    source = Path(path)
+    source = _os_path(path)
     mapped = _open_map(source)
     try:
         meta = _parse_meta(source, mapped)

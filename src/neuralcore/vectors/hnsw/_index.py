@@ -27,6 +27,7 @@ from neuralcore.errors import (
     KeyNotFoundError,
     MissingDependencyError,
 )
+from neuralcore.vectors._spec import show
 
 try:
     import numpy as np
@@ -122,9 +123,9 @@ def _positive(field: str, value: object) -> int:
 
 def _count(name: str, value: object) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise InvalidInputError(f"{name} must be an integer >= 1, got {value!r}")
+        raise InvalidInputError(f"{name} must be an integer >= 1, got {show(value)}")
     if value > MAX_K:
-        raise InvalidInputError(f"{name} must be <= {MAX_K}, got {value!r}")
+        raise InvalidInputError(f"{name} must be <= {MAX_K}, got {show(value)}")
     return int(value)
 
 
@@ -194,9 +195,9 @@ class HNSWIndex:
         threads: int | None = None,
         backend: BackendName | None = None,
     ) -> None:
-        if metric not in ("cosine", "ip", "l2"):
+        if not isinstance(metric, str) or metric not in ("cosine", "ip", "l2"):
             raise ConfigError("metric", metric, "expected 'cosine', 'ip' or 'l2'")
-        if dtype not in ("f32", "f16", "bf16"):
+        if not isinstance(dtype, str) or dtype not in ("f32", "f16", "bf16"):
             raise ConfigError("dtype", dtype, "expected 'f32', 'f16' or 'bf16'")
         chosen = _choose_backend(backend, dtype)
         sizes = {"dim": dim, "M": M, "ef_construction": ef_construction, "ef_search": ef_search}

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuralcore.errors import DimensionMismatchError, InputTypeError, InvalidInputError
+from neuralcore.vectors._spec import show
 from neuralcore.vectors._validate import as_float_array
 
 __all__ = ("prepare_key", "prepare_keys", "prepare_vectors")
@@ -29,7 +30,7 @@ def prepare_key(key: object) -> int:
     7
     """
     if isinstance(key, bool) or not isinstance(key, int | np.integer):
-        raise InputTypeError(f"key must be an integer, got {key!r}")
+        raise InputTypeError(f"key must be an integer, got {show(key)}")
     if not 0 <= int(key) <= _MAX_KEY:
         raise InvalidInputError(f"key must be in [0, 2**63), got {key}")
     return int(key)
@@ -49,7 +50,10 @@ def prepare_keys(keys: object, *, name: str = "keys") -> NDArray[np.int64]:
     """
     if isinstance(keys, int | np.integer) and not isinstance(keys, bool):
         return np.array([prepare_key(keys)], dtype=np.int64)
-    array = np.asarray(keys)
+    try:
+        array = np.asarray(keys)
+    except (ValueError, TypeError, UnicodeError) as err:  # ragged lists, undecodable bytes
+        raise InputTypeError(f"{name} must be a 1-D list of integers, got {show(keys)}") from err
     if array.size and array.dtype.kind not in "iu":
         raise InputTypeError(f"{name} must be integers, got dtype {array.dtype}")
     if array.ndim != 1:
