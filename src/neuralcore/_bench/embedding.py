@@ -133,7 +133,7 @@ def _rows(results: dict[str, dict[str, Any]], cosines: dict[str, float], n: int)
 def _measure(n: int, repeat: int) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
     results: dict[str, dict[str, Any]] = {}
     vectors: dict[str, np.ndarray[Any, Any]] = {}
-    columns = [_ST, *(_label(v) for v in _available_variants()), _DEFAULT]
+    columns = _columns()
     with tempfile.TemporaryDirectory() as tmp:
         for name in columns:
             path = os.path.join(tmp, f"{len(results)}.npy")
@@ -172,12 +172,73 @@ def _parity_note() -> str:
     )
 
 
+def _interleaved_child(n: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Every contender loaded in one process, timed in turns; best of ``rounds`` each.
+
+    On a shared machine a load spike then hits every contender alike instead of whichever
+    child process happened to run during it, so the ratios hold even when times do not.
+    """
+    import torch
+
+    torch.set_num_threads(_threads())
+    embedders = {name: _make_embedder(name)[0] for name in _columns()}
+    cases = {"100 texts": benchmark_texts(100), f"{n:,} texts": benchmark_texts(n)}
+    best: dict[str, dict[str, float]] = {case: {} for case in cases}
+    for case, texts in cases.items():
+        for embed in embedders.values():
+            embed(texts[:100])  # warm
+        for _ in range(rounds):
+            for name, embed in embedders.items():
+                start = time.perf_counter()
+                embed(texts)
+                elapsed = time.perf_counter() - start
+                best[case][name] = min(best[case].get(name, elapsed), elapsed)
+    return best
+
+
+def _threads() -> int:
+    from neuralcore.core import usable_cores
+
+    return usable_cores()
+
+
+def _columns() -> list[str]:
+    return [_ST, *(_label(v) for v in _available_variants()), _DEFAULT]
+
+
+def _interleaved(n: int, rounds: int) -> Section:
+    cmd = [sys.executable, "-m", "neuralcore._bench.embedding", "--interleaved-child"]
+    cmd += ["--texts", str(n), "--repeat", str(rounds)]
+    print("running every contender in one process, in turns...", file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"interleaved benchmark failed:\n{done.stderr[-4000:]}")
+    best: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = [Row(case, values) for case, values in best.items()]
+    notes = (
+        f"All contenders loaded in one process and timed in turns (best of {rounds}); ST with"
+        f" torch.set_num_threads({_threads()}), neuralcore with {_threads()} intra-op threads."
+        " Load spikes on a shared machine hit every column alike, so these ratios are the"
+        " steadier ones."
+    )
+    columns = list(next(iter(best.values())))
+    return Section(
+        "Embedding throughput, contenders in turns",
+        rows,
+        columns,
+        _DEFAULT,
+        notes,
+        baseline=_ST,
+    )
+
+
 def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list[Section]:
     """Run every contender in its own process and return the table (for ``bench all``)."""
     if quick:
         texts, repeat = 200, 2
     from neuralcore.core import usable_cores
 
+    interleaved = _interleaved(texts, max(2, repeat))
     results, cosines = _measure(texts, repeat)
     default = results[_DEFAULT]["variant"]
     notes = (
@@ -195,7 +256,8 @@ def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list
             _DEFAULT,
             notes,
             baseline=_ST,
-        )
+        ),
+        interleaved,
     ]
 
 
@@ -214,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 texts, 2 runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--vectors", help=argparse.SUPPRESS)
+    parser.add_argument("--interleaved-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.interleaved_child:
+        print(json.dumps(_interleaved_child(args.texts, args.repeat)))
+        return 0
     if args.child:
         print(json.dumps(_child(args.child, args.texts, args.repeat, args.vectors)))
         return 0
