@@ -1,7 +1,7 @@
 """Input checks shared by the vector kernels and the HNSW index (numpy path).
 
 Every public vector function funnels its arguments through :func:`as_float_array` so bad
-input fails the same way everywhere: a clear :class:`~neuralcore.NeuralcoreError` subclass
+input fails the same way everywhere: a clear :class:`~neuralcore.errors.NeuralcoreError` subclass
 naming the argument and the offending shape or dtype.
 """
 

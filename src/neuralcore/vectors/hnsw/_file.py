@@ -13,7 +13,7 @@ Layout (little-endian)::
 The metadata lists every section as ``{"name", "offset", "length", "crc32"}``. Everything
 is checked (magic, version, lengths, bounds, checksums) before any section is handed to
 numpy or to a native library, so a truncated, corrupt or foreign file raises
-:class:`~neuralcore.core.IndexFileError` instead of crashing.
+:class:`~neuralcore.errors.IndexFileError` instead of crashing.
 """
 
 from __future__ import annotations

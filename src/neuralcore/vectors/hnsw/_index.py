@@ -5,7 +5,7 @@ The graph engine is FAISS's HNSW (``faiss-cpu`` wheels; chosen by measurement, s
 ``NEURALCORE_BACKEND=python``, an exact numpy brute-force engine with the same API serves
 instead; :func:`_choose_backend` is the one place that decides. Neither FAISS nor any
 numpy-dependent module is needed to import this module: without numpy, creating an index
-raises :class:`~neuralcore.core.MissingDependencyError`.
+raises :class:`~neuralcore.errors.MissingDependencyError`.
 """
 
 from __future__ import annotations
@@ -550,7 +550,7 @@ class HNSWIndex:
         system pages them in on demand and may drop them again. Header, metadata, sizes,
         keys and every structural field of the graph are always checked (that reads the
         link arrays once); ``verify=True`` also checksums every section (reads the whole
-        file once). Mutations raise :class:`~neuralcore.core.InvalidInputError`. Call
+        file once). Mutations raise :class:`~neuralcore.errors.InvalidInputError`. Call
         :meth:`close` (or use ``with``) to unmap the file; a closed view raises on use.
 
         Examples
