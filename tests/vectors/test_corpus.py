@@ -18,7 +18,7 @@ from neuralcore.core import (
     InvalidInputError,
     NonFiniteError,
 )
-from neuralcore.vectors import Corpus, VectorOps, _corpus
+from neuralcore.vectors import Corpus, VectorOps
 
 pytestmark = needs_native
 TOL = {"f32": 1e-5, "f16": 2e-3, "i8": 3e-2}  # cosine, absolute
@@ -139,20 +139,3 @@ def test_adds_are_atomic_to_concurrent_queries() -> None:
     reader.join()
     assert len(corpus) == 10 + 40 * 50
     assert all((size - 10) % 50 == 0 for size in seen)
-
-
-@pytest.mark.parametrize("rows", [1, 300, _corpus._SMALL // 16, _corpus._SMALL // 16 + 1])
-def test_one_query_scans_agree_below_and_above_the_blas_threshold(rows: int) -> None:
-    data = _data(rows)
-    query = _data(1, seed=3)[0]
-    corpus = Corpus(data[: rows // 2 + 1])
-    corpus.cosine(query)  # packs the first rows (below the threshold)
-    if rows > 1:
-        corpus.add(data[rows // 2 + 1 :])  # the next query must see these too
-    got = corpus.cosine(query)
-    assert got.dtype == np.float32
-    assert got.shape == (rows,)
-    want = oracle("cosine_similarity", query.astype(np.float64), data.astype(np.float64))[0]
-    np.testing.assert_allclose(got, want, atol=TOL["f32"])
-    # the list path (no fast path, BLAS for every size) gives the same scores
-    np.testing.assert_allclose(corpus.cosine(query.tolist()), got, atol=TOL["f32"])

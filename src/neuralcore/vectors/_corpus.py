@@ -9,13 +9,6 @@ what makes repeated queries against the same stored embeddings cheap.
 Large scans use both cores through BLAS's own threads (matrix-vector and matrix-matrix
 products); splitting a one-query scan over Python threads as well was measured slower on
 the two-core target (the threads then compete with BLAS's).
-
-A single query against a small float32 corpus (up to ``_SMALL`` stored numbers, 5000 x 384
-say) skips BLAS: OpenBLAS wakes its worker threads for any matrix-vector product of more
-than ~9k numbers, and on a loaded two-core machine the caller then waits for a thread that
-is not scheduled (5000 x 384, with two busy processes: 6.7 ms mean, 25 ms p90, against
-0.06 ms median when idle). The SIMD library's packed single-threaded kernel answers those
-instead, from a packed copy of the rows made on the first query after an ``add``.
 """
 
 from __future__ import annotations
@@ -49,10 +42,6 @@ _MAX_DIM = 1 << 20
 _ss_dot: Callable[[Any, Any], float] = _SIMD.dot
 _ND = np.ndarray
 _F32 = np.dtype(np.float32)
-# stored numbers up to which one query skips threaded BLAS (see the module docstring)
-_SMALL = 5000 * 384
-_pack: Callable[[Any], Any] | None = getattr(_SIMD, "dots_pack", None)  # numkong, not simsimd
-_dots_packed: Callable[[Any, Any], Any] | None = getattr(_SIMD, "dots_packed", None)
 
 
 def _unit_f64(rows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -113,9 +102,7 @@ class Corpus:
     -----
     A zero row scores 0 for cosine and dot, as in :func:`cosine_similarity`. Scores are
     float32 (float64 for ``dot``, which scales by the stored norms). ``add`` and the
-    queries may be called from several threads; an ``add`` is atomic to queries. A small
-    float32 corpus (up to 5000 x 384 numbers) also keeps a packed copy of its rows for the
-    single-threaded one-query kernel (at most ~8 MB, not counted in ``nbytes``).
+    queries may be called from several threads; an ``add`` is atomic to queries.
 
     Examples
     --------
@@ -151,7 +138,6 @@ class Corpus:
         self._unit: NDArray[Any] = np.empty((0, width), dtype=_STORE[dtype])
         self._norms: NDArray[np.float64] = np.empty(0, dtype=np.float64)
         self._n = 0
-        self._packed: tuple[int, Any] | None = None  # (rows covered, packed rows)
         if first is not None:
             self._append(first)
 
@@ -243,12 +229,7 @@ class Corpus:
         unit, _ = self._snapshot()
         fast = self._fast(query)
         if fast is not None:
-            packed = self._small(unit)
-            if packed is not None:
-                dots = np.asarray(_dots_packed(query[None, :], packed))[0]  # type: ignore[misc]
-                scores: Scores = dots.astype(np.float32)
-            else:
-                scores = unit @ query
+            scores: Scores = unit @ query
             scores *= fast
             return scores
         q, _, single = self._query(query)
@@ -268,20 +249,6 @@ class Corpus:
             if 1e-30 < square < 1e30:
                 return np.float32(1.0 / math.sqrt(square))
         return None
-
-    def _small(self, unit: NDArray[Any]) -> Any:
-        """The packed rows when a one-query scan should skip threaded BLAS, else None."""
-        n = len(unit)
-        if _pack is None or not n or n * self._dim > _SMALL:
-            return None
-        cached = self._packed
-        if cached is not None and cached[0] == n:
-            return cached[1]
-        packed = _pack(unit)  # rows are only ever appended: the first n never change
-        with self._lock:
-            if self._n == n:
-                self._packed = (n, packed)
-        return packed
 
     def dot(self, query: Any) -> Scores:
         """Inner product of ``query`` with every row as added (float64; shapes as cosine).
