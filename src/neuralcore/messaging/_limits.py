@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import deque
 
 __all__ = ("IdempotencyWindow", "TokenBucket")
+
+_time = time.time
 
 
 class TokenBucket:
@@ -41,6 +43,10 @@ class TokenBucket:
 class IdempotencyWindow:
     """Remembers keys for ``window`` seconds; a repeat inside the window is a duplicate.
 
+    One dict (key -> id) and two deques in claim order (expiry times, keys): a claim
+    is one lookup, one insert and two appends (no per-key tuple). Expired keys are found
+    with one comparison against the oldest expiry.
+
     Examples
     --------
     >>> w = IdempotencyWindow(60.0)
@@ -48,30 +54,42 @@ class IdempotencyWindow:
     (None, 60.0, 'm1')
     """
 
-    __slots__ = ("_keys", "window")
+    __slots__ = ("_ids", "_order_keys", "_order_times", "_stale", "_unsorted", "window")
 
     def __init__(self, window: float) -> None:
         self.window = window
-        self._keys: OrderedDict[str, tuple[float, str]] = OrderedDict()  # key -> (expiry, id)
+        self._ids: dict[str, str] = {}  # key -> id of the message first published with it
+        self._order_times: deque[float] = deque()  # expiry of each claim, oldest first
+        self._order_keys: deque[str] = deque()  # its key
+        # Keys with more entries in the order than the live one (forgotten, or claimed
+        # again): how many of their oldest entries to skip when they expire.
+        self._stale: dict[str, int] = {}
+        self._unsorted = False  # keys restored out of expiry order: sort before use
 
     def _expire(self, now: float) -> None:
-        keys = self._keys
-        while keys:
-            key, (expiry, _) = next(iter(keys.items()))
-            if expiry > now:
-                break
-            del keys[key]
+        if self._unsorted:
+            self._sort()
+        times, keys, stale = self._order_times, self._order_keys, self._stale
+        while times and times[0] <= now:
+            times.popleft()
+            key = keys.popleft()
+            skip = stale.get(key) if stale else None
+            if skip is None:
+                del self._ids[key]
+            elif skip > 1:
+                stale[key] = skip - 1
+            else:
+                del stale[key]
 
     def seen(self, key: str, *, now: float | None = None) -> str | None:
         """Message id first published with ``key``, if still inside the window."""
         self._expire(time.time() if now is None else now)
-        entry = self._keys.get(key)
-        return None if entry is None else entry[1]
+        return self._ids.get(key)
 
     def remember(self, key: str, msg_id: str, *, now: float | None = None) -> float:
         """Record ``key``; returns its expiry time."""
         expiry = (time.time() if now is None else now) + self.window
-        self._keys[key] = (expiry, msg_id)
+        self.restore(key, msg_id, expiry)
         return expiry
 
     def claim(self, key: str, msg_id: str, *, now: float | None = None) -> str | None:
@@ -84,20 +102,44 @@ class IdempotencyWindow:
         >>> w = IdempotencyWindow(60.0)
         >>> w.claim("k", "m1", now=0.0), w.claim("k", "m2", now=1.0)
         (None, 'm1')
+        >>> w.claim("k", "m3", now=61.0)  # expired: claimed again
         """
-        t = time.time() if now is None else now
-        self._expire(t)
-        keys = self._keys
-        entry = keys.get(key)
-        if entry is not None:
-            return entry[1]
-        keys[key] = (t + self.window, msg_id)
+        t = _time() if now is None else now
+        times = self._order_times
+        if self._unsorted or (times and times[0] <= t):
+            self._expire(t)
+            times = self._order_times
+        ids = self._ids
+        first = ids.get(key)
+        if first is not None:
+            return first
+        ids[key] = msg_id
+        times.append(t + self.window)
+        self._order_keys.append(key)
         return None
 
     def forget(self, key: str) -> None:
-        """Drop ``key`` (its publish failed after the check)."""
-        self._keys.pop(key, None)
+        """Drop ``key`` (its publish failed after the check); its entry in the expiry
+        order is skipped when it comes due."""
+        if self._ids.pop(key, None) is not None:
+            self._stale[key] = self._stale.get(key, 0) + 1
 
     def restore(self, key: str, msg_id: str, expiry: float) -> None:
         """Load a key saved by the persistence layer."""
-        self._keys[key] = (expiry, msg_id)
+        if key in self._ids:  # its older entry must not expire the new one
+            self._stale[key] = self._stale.get(key, 0) + 1
+        self._ids[key] = msg_id
+        times = self._order_times
+        if times and times[-1] > expiry:
+            self._unsorted = True
+        times.append(expiry)
+        self._order_keys.append(key)
+
+    def _sort(self) -> None:
+        pairs = sorted(zip(self._order_times, self._order_keys, strict=True))
+        self._order_times = deque(t for t, _ in pairs)
+        self._order_keys = deque(k for _, k in pairs)
+        self._unsorted = False
+
+    def __len__(self) -> int:
+        return len(self._ids)

@@ -227,7 +227,17 @@ class Publisher:
             if ch.waiter is not None:
                 ch.wake()
             return msg
-        return await self._publish_one(channel, payload, priority, headers, idempotency_key, auth)
+        # With features on: the checks and hooks run here, and a coroutine is awaited
+        # only when there is something to wait for (room on a full channel, a commit).
+        t0 = _perf()
+        ch, prepared = self._prepare(channel, payload, priority, headers, idempotency_key, auth)
+        if prepared is None:
+            return None
+        if (
+            ch.config.persistent or ch.queue.size >= ch.max_size
+        ) and not await self._admit_and_persist(ch, prepared, idempotency_key):
+            return None
+        return self._accept_timed(ch, prepared, t0)
 
     def publish_batch(
         self,
@@ -454,15 +464,27 @@ class Publisher:
         ch, msg = self._prepare(channel, payload, priority, headers, key, auth, internal=internal)
         if msg is None:
             return None
+        if (
+            ch.config.persistent or ch.queue.size >= ch.max_size
+        ) and not await self._admit_and_persist(ch, msg, key):
+            return None
+        return self._accept_timed(ch, msg, t0)
+
+    async def _admit_and_persist(self, ch: Channel, msg: Message, key: str | None) -> bool:
+        """Wait for room (``block``) and for the commit; ``False`` = the message dropped.
+        A failure forgets the idempotency key, so that a retry is not a duplicate."""
         try:
             if ch.queue.size >= ch.max_size and not await self._admit_async(ch):
-                return None
+                return False
             if ch.config.persistent:
                 await self._persist_async(ch, [msg], [key] if key else [])
         except BaseException:
             if key is not None and ch.idem is not None:
                 ch.idem.forget(key)
             raise
+        return True
+
+    def _accept_timed(self, ch: Channel, msg: Message, t0: float) -> Message | None:
         accepted = self._accept(ch, msg)
         ch.pub_tick += 1
         if ch.config.persistent or not ch.pub_tick % self.config.metrics_sample_every:
