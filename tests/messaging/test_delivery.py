@@ -412,3 +412,32 @@ async def test_urgent_message_overtakes_a_batch_being_handled(subscribers: int, 
         # only the message being handled when it arrived (and the inbox) go first
         assert order.index("urgent") <= before + (1 if subscribers == 1 else 8 + 2)
         await bus.stop(timeout=0)
+
+
+async def test_lone_async_subscriber_with_ttl_hooks_and_retries(until: Any) -> None:
+    """The dispatcher's tight loop for one async subscriber also runs ttl and hooks."""
+    bus = MessageBus()
+    bus.create_channel("c", ttl=0.3, max_attempts=2, dead_letter="c.dlq")
+    log: list[tuple[str, Any]] = []
+    bus.add_dispatch_hook(
+        before=lambda m, s: log.append(("before", m.payload)),
+        after=lambda m, s, e: log.append(("after", type(e).__name__ if e else None)),
+    )
+    await bus.inject(Message("c", "old", timestamp=time.time() - 1.0, origin="peer"))
+    bus.publish("c", "ok")
+    bus.publish("c", "bad")
+    handled: list[str] = []
+
+    async def handler(m: Message) -> None:
+        handled.append(m.payload)
+        if m.payload == "bad":
+            raise ValueError("bad")
+
+    bus.subscribe("c", handler)
+    async with bus:
+        await until(lambda: bus.metrics()["c"].dead_lettered == 1)
+        m = bus.metrics()["c"]
+        assert (m.expired, m.delivered, m.retried) == (1, 1, 1)
+    assert handled == ["ok", "bad", "bad"]
+    assert log == [("before", "ok"), ("after", None), ("before", "bad"), ("after", "ValueError"),
+                   ("before", "bad"), ("after", "ValueError")]  # fmt: skip

@@ -209,8 +209,8 @@ class Channel:
         direct_ok = self.config.handler_timeout is None
         start = 0
         targets = self.targets
-        if not (ttl or hooks) and direct_ok and len(targets) == 1 and targets[0].direct:
-            start = await self.deliver_direct(batch, targets[0], hooks)
+        if direct_ok and len(targets) == 1 and targets[0].direct:
+            start = await self.deliver_direct(batch, targets[0], hooks, ttl, now)
             if start < 0:
                 return  # reclaimed, or handed back for a more urgent message
         for i in range(start, len(batch)):
@@ -313,13 +313,17 @@ class Channel:
                 ):
                     return
 
-    async def deliver_direct(self, batch: list[Message], target: Target, hooks: list[Any]) -> int:
-        """The common case in a tight loop: one lone async subscriber awaited here, no
-        hooks, ttl or acknowledgement tracking. Returns where the general loop goes on
-        (``len(batch)`` when done), or -1 when the rest of the batch is not ours any more.
+    async def deliver_direct(
+        self, batch: list[Message], target: Target, hooks: list[Any], ttl: float | None, now: float
+    ) -> int:
+        """The common case in a tight loop: one lone async subscriber awaited here (with
+        the dispatch hooks and ttl, if any), no acknowledgement tracking. Returns where
+        the general loop goes on (``len(batch)`` when done), or -1 when the rest of the
+        batch is not ours any more.
         """
         direct, targets = target.direct, self.targets
         member = target.members[0]
+        call_async = self.host.middleware.call_async
         stats, every = self.stats, self.host.config.metrics_sample_every
         levels = self.queue._levels
         n, i, ok = len(batch), 0, 0
@@ -327,7 +331,6 @@ class Channel:
             msg = batch[i]
             if (
                 msg._tracker is not None
-                or hooks
                 or self.busy
                 or target.inbox
                 or self.targets is not targets
@@ -335,22 +338,26 @@ class Channel:
             ):
                 break  # the general loop knows what to do
             self.cur = i + 1  # handed out: a detach must not requeue it
-            self._tick += 1
-            timed = not self._tick % every
-            t0 = _perf() if timed else 0.0
-            self.busy += 1
-            try:
-                result = await direct(msg)
-            except Exception as err:
-                self.busy -= 1
-                self.failed(target, member, msg, err)
+            if ttl and now - msg.timestamp > ttl:
+                stats.expired += 1
+                self.settle_all(msg, "expired")
             else:
-                self.busy -= 1
-                ok += 1
-                if timed:
-                    stats.handler_latency.observe(_perf() - t0)
-                if result is not None and msg._headers and "reply_to" in msg._headers:
-                    self.host.answer(msg, result)
+                self._tick += 1
+                timed = not self._tick % every
+                t0 = _perf() if timed else 0.0
+                self.busy += 1
+                try:
+                    result = await (call_async(member, msg, None) if hooks else direct(msg))
+                except Exception as err:
+                    self.busy -= 1
+                    self.failed(target, member, msg, err)
+                else:
+                    self.busy -= 1
+                    ok += 1
+                    if timed:
+                        stats.handler_latency.observe(_perf() - t0)
+                    if result is not None and msg._headers and "reply_to" in msg._headers:
+                        self.host.answer(msg, result)
             i += 1
             if self.batch is not batch:
                 stats.delivered += ok
