@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -241,3 +243,187 @@ def test_tests_are_left_alone_unless_asked(tmp_path: Path, capsys: Capture) -> N
     assert main([str(app), "--include-tests"]) == 0
     assert (app / "tests/rag/test_x.py").read_text() != line
     capsys.readouterr()
+
+
+# Stand-ins shaped like ATLAS's two cosine loops written as methods (HEAD f22472e):
+# core/services/conversations.py (a staticmethod with its own edge rules) and
+# modules/storage/evaluation/evaluator.py (a regular method of RelevancyCalculator).
+_CONVERSATIONS = _src(
+    '''
+    import math
+    from typing import Sequence
+
+
+    class ConversationService:
+        """Conversation search."""
+
+        def score(self, query: Sequence[float], row: Sequence[float]) -> float:
+            return self._cosine_similarity(query, row)  # the caller ATLAS has
+
+        @staticmethod
+        def _cosine_similarity(left: Sequence[float], right: Sequence[float]) -> float:
+            if not left or not right:
+                return 0.0
+            try:
+                dot = sum(a * b for a, b in zip(left, right))
+                left_norm = math.sqrt(sum(a * a for a in left))
+                right_norm = math.sqrt(sum(b * b for b in right))
+            except Exception:
+                return 0.0  # odd components score 0.0
+            if left_norm <= 0 or right_norm <= 0:
+                return 0.0
+            return dot / (left_norm * right_norm)
+    '''
+)
+_EVALUATOR = _src(
+    '''
+    import math
+    from typing import List
+
+
+    class RelevancyCalculator:
+        def _cosine_similarity(self, vec1: List[float], vec2: List[float]) -> float:
+            """Calculate cosine similarity between two vectors."""
+            dot_product = sum(a * b for a, b in zip(vec1, vec2))
+            norm1 = math.sqrt(sum(a * a for a in vec1))
+            norm2 = math.sqrt(sum(b * b for b in vec2))
+
+            if norm1 == 0 or norm2 == 0:
+                return 0.0
+
+            return dot_product / (norm1 * norm2)
+
+
+    class AnswerSimilarityCalculator:
+        def __init__(self):
+            self._relevancy_calc = RelevancyCalculator()
+
+        def similarity(self, a, b):
+            return self._relevancy_calc._cosine_similarity(a, b)
+    '''
+)
+_CONV_MODULE = "core.services.conversations"
+_EVAL_MODULE = "modules.storage.evaluation.evaluator"
+
+
+def _load(source: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "standin"}
+    exec(compile(source, "standin.py", "exec"), namespace)
+    return namespace
+
+
+def _pair(dim: int, seed: int) -> tuple[list[float], list[float]]:
+    rnd = random.Random(seed)
+    return [rnd.gauss(0, 1) for _ in range(dim)], [rnd.gauss(0, 1) for _ in range(dim)]
+
+
+def test_static_method_loop_is_rebound_after_its_class_and_stays_static() -> None:
+    new, n, notes = migrate_source(_CONVERSATIONS, module=_CONV_MODULE)
+    assert (n, notes) == (1, [])
+    assert new.startswith(_CONVERSATIONS)  # class body, comments and all, byte for byte
+    assert "from neuralcore.compat.atlas import accelerated as _nc_accelerated" in new
+    assert "staticmethod(_nc_accelerated(ConversationService._cosine_similarity))" in new
+    assert max(len(line) for line in new.splitlines()) <= 99
+    original = _load(_CONVERSATIONS)["ConversationService"]._cosine_similarity
+    cls = _load(new)["ConversationService"]
+    assert isinstance(cls.__dict__["_cosine_similarity"], staticmethod)
+    assert cls._cosine_similarity.__wrapped__ is not None
+    service = cls()
+    for dim in (16, 384, 1536):
+        a, b = _pair(dim, dim)
+        want = original(a, b)
+        assert cls._cosine_similarity(a, b) == pytest.approx(want, rel=1e-12, abs=1e-15)
+        assert service.score(a, b) == pytest.approx(want, rel=1e-12, abs=1e-15)
+    # the loop's own edge rules survive: empty, zero, odd components, zip's truncation
+    assert service.score([], [1.0] * 20) == 0.0
+    assert service.score([0.0] * 20, [1.0] * 20) == 0.0
+    assert service.score(["x"] * 20, [1.0] * 20) == 0.0
+    assert service.score(["1.0"] * 20, [1.0] * 20) == 0.0  # numpy would parse these
+    assert service.score([1.0] * 20, [1.0] * 21) == original([1.0] * 20, [1.0] * 21)
+    assert service.score([1.0, 2.0], [2.0, 4.0]) == pytest.approx(1.0)
+    assert migrate_source(new, module=_CONV_MODULE) == (new, 0, [])
+
+
+def test_regular_method_loop_is_rebound_as_a_method() -> None:
+    new, n, notes = migrate_source(_EVALUATOR, module=_EVAL_MODULE)
+    assert (n, notes) == (1, [])
+    assert new.startswith(_EVALUATOR)
+    assert new.endswith(
+        "RelevancyCalculator._cosine_similarity = (\n"
+        "    _nc_accelerated(RelevancyCalculator._cosine_similarity, method=True)\n)\n"
+    )
+    loaded, plain = _load(new), _load(_EVALUATOR)
+    method = loaded["RelevancyCalculator"].__dict__["_cosine_similarity"]
+    assert not isinstance(method, staticmethod | classmethod)
+    assert method.__wrapped__ is not None
+    calc, user = loaded["RelevancyCalculator"](), loaded["AnswerSimilarityCalculator"]()
+    reference = plain["RelevancyCalculator"]()
+    for dim in (16, 384):
+        a, b = _pair(dim, 7 * dim)
+        want = reference._cosine_similarity(a, b)
+        assert calc._cosine_similarity(a, b) == pytest.approx(want, rel=1e-12, abs=1e-15)
+        assert user.similarity(a, b) == pytest.approx(want, rel=1e-12, abs=1e-15)
+    assert calc._cosine_similarity([0.0] * 32, [1.0] * 32) == 0.0
+    assert calc._cosine_similarity([1.0, 0.0], [1.0, 0.0]) == pytest.approx(1.0)
+    with pytest.raises(TypeError):  # the loop's own error for odd components
+        calc._cosine_similarity(["x"] * 20, [1.0] * 20)
+    assert migrate_source(new, module=_EVAL_MODULE) == (new, 0, [])
+
+
+def test_method_rebinds_are_the_originals_with_the_switch_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NEURALCORE_COMPAT", "off")
+    conv = _load(migrate_source(_CONVERSATIONS, module=_CONV_MODULE)[0])["ConversationService"]
+    assert not hasattr(conv._cosine_similarity, "__wrapped__")
+    assert isinstance(conv.__dict__["_cosine_similarity"], staticmethod)
+    ev = _load(migrate_source(_EVALUATOR, module=_EVAL_MODULE)[0])["RelevancyCalculator"]
+    assert not hasattr(ev._cosine_similarity, "__wrapped__")
+
+
+def test_method_loops_in_other_shapes_get_a_note_and_are_left_alone() -> None:
+    for decorator in ("@classmethod\n    ", "@property\n    ", "@functools.cache\n    "):
+        src = _EVALUATOR.replace("def _cosine_similarity", f"{decorator}def _cosine_similarity")
+        new, n, notes = migrate_source(src, module=_EVAL_MODULE)
+        assert (new, n) == (src, 0)
+        assert len(notes) == 1
+        assert "left alone" in notes[0]
+    two_args = _EVALUATOR.replace("self, vec1: List[float], vec2", "self, vec1")
+    assert migrate_source(two_args, module=_EVAL_MODULE)[1] == 0
+    other_class = _EVALUATOR.replace("class RelevancyCalculator", "class Renamed")
+    assert migrate_source(other_class, module=_EVAL_MODULE)[1] == 0
+    assert migrate_source(_EVALUATOR, module="modules.storage.evaluation.dataset")[1] == 0
+
+
+def test_a_file_migrated_before_gets_only_the_missing_rebind() -> None:
+    marked = migrate_source(_CONVERSATIONS, module=_CONV_MODULE)[0]
+    combined = marked + "\n\n" + _EVALUATOR  # an old block present, the method not rebound
+    new, n, _ = migrate_source(combined, module=_EVAL_MODULE)
+    assert n == 1
+    assert new.startswith(combined)
+    assert new.count("import accelerated as _nc_accelerated") == 1
+    assert "method=True" in new[len(combined) :]
+    assert migrate_source(new, module=_EVAL_MODULE) == (new, 0, [])
+
+
+def test_directory_run_rebinds_atlas_methods_and_leaves_their_tests(tmp_path: Path) -> None:
+    app = tmp_path / "ATLAS"
+    files = {
+        "core/__init__.py": "",
+        "core/services/__init__.py": "",
+        "core/services/conversations.py": _CONVERSATIONS,
+        "modules/__init__.py": "",
+        "modules/storage/__init__.py": "",
+        "modules/storage/evaluation/__init__.py": "from .evaluator import RelevancyCalculator\n",
+        "modules/storage/evaluation/evaluator.py": _EVALUATOR,
+        "tests/services/test_conversations_service.py": _CONVERSATIONS,
+    }
+    for rel, text in files.items():
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text(text)
+    assert main([str(app)]) == 0
+    changed = {rel for rel, text in files.items() if (app / rel).read_text() != text}
+    assert changed == {"core/services/conversations.py", "modules/storage/evaluation/evaluator.py"}
+    snapshot = {rel: (app / rel).read_text() for rel in files}
+    assert main([str(app)]) == 0
+    assert {rel: (app / rel).read_text() for rel in files} == snapshot

@@ -205,3 +205,33 @@ def test_embedding_vector_is_a_list_with_its_row() -> None:
     assert json.loads(json.dumps(v)) == [3.0, 4.0] * 10
     assert v.norm == pytest.approx(math.sqrt(250.0))
     assert cosine_similarity(v, v) == pytest.approx(1.0)
+
+
+def test_accelerated_method_binds_and_hands_self_to_the_loop_for_edge_cases() -> None:
+    import random
+
+    from neuralcore.compat.atlas import accelerated
+
+    class Calc:
+        def __init__(self) -> None:
+            self.loop_calls = 0
+
+        def sim(self, a: Any, b: Any) -> float:
+            self.loop_calls += 1
+            return _atlas_in_memory_loop(a, b)
+
+    original = Calc.sim
+    Calc.sim = accelerated(original, method=True)  # type: ignore[method-assign,assignment]
+    calc = Calc()
+    rnd = random.Random(11)
+    a, b = [rnd.gauss(0, 1) for _ in range(384)], [rnd.gauss(0, 1) for _ in range(384)]
+    assert calc.sim(a, b) == pytest.approx(_atlas_in_memory_loop(a, b), rel=1e-12)
+    assert calc.loop_calls == 0  # the common case never reaches the loop
+    assert calc.sim([0.0] * 20, [1.0] * 20) == 0.0
+    with pytest.raises(LookupError, match="dimensionality"):
+        calc.sim([1.0] * 20, [1.0] * 21)
+    with pytest.raises(TypeError):  # numeric strings: the loop's own error, not a parse
+        calc.sim(["2"] * 20, ["2"] * 20)
+    assert calc.loop_calls == 3
+    assert Calc.sim.__wrapped__ is original  # type: ignore[attr-defined]
+    assert Calc.sim.__qualname__ == original.__qualname__

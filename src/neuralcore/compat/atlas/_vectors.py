@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from neuralcore.compat.atlas._np import real_numpy
 from neuralcore.core._errors import DimensionMismatchError
@@ -301,15 +301,57 @@ for _name in (
 
 
 Pair = Callable[[Any, Any], float]
+Method = Callable[[Any, Any, Any], float]
 
 
-def accelerated(original: Pair) -> Pair:
+def _numeric_row(np: Any, vec: Any) -> Any:
+    """``vec`` as a 1-d float64 row, or ``None`` unless it holds plain numbers (strings,
+    ``Decimal`` or other objects stay with the loop, which has its own rules for them)."""
+    row = getattr(vec, "row64", None)
+    if row is None:
+        row = np.asarray(vec)
+        if row.dtype.kind not in "biuf":
+            return None
+        row = row.astype(np.float64, copy=False)
+    return row if row.ndim == 1 else None
+
+
+def _kernel_cosine(lhs: Any, rhs: Any) -> float | None:
+    """Cosine of the common case on vector kernels, or ``None`` to leave it to the loop:
+    two numeric 1-d vectors of equal length (16 or more), both with a positive norm."""
+    np = real_numpy()
+    try:
+        n = len(lhs)
+        if np is None or n < 16 or len(rhs) != n:
+            return None
+        a, b = _numeric_row(np, lhs), _numeric_row(np, rhs)
+        if a is None or b is None:
+            return None
+    except (TypeError, ValueError):
+        return None
+    norm_a = getattr(lhs, "norm", None) or math.sqrt(float(a @ a))
+    norm_b = getattr(rhs, "norm", None) or math.sqrt(float(b @ b))
+    if not (norm_a > 0 and norm_b > 0):  # zero or NaN: the loop's own rule
+        return None
+    return float(a @ b) / (norm_a * norm_b)
+
+
+@overload
+def accelerated(original: Pair) -> Pair: ...
+@overload
+def accelerated(original: Method, *, method: Literal[True]) -> Method: ...
+def accelerated(original: Any, *, method: bool = False) -> Any:
     """``original`` (one of ATLAS's pure-Python cosine loops), computed on vector kernels.
 
     The returned function handles the common case itself: two numeric vectors of equal
     length (16 or more), both non-zero, with a working numpy. Everything else (other
     lengths, zero vectors, odd inputs, no numpy) goes to ``original``, so each loop keeps
     its own rules for those. With ``NEURALCORE_COMPAT=off`` this returns ``original``.
+
+    ``method=True`` is for a loop written as a regular method, ``(self, lhs, rhs)``: the
+    result is a function of the same shape, so it binds to instances as the original did
+    (``self`` reaches the original only for the edge cases). A ``staticmethod`` loop is a
+    plain pair function: wrap it with ``staticmethod(accelerated(Class.loop))``.
 
     Examples
     --------
@@ -320,30 +362,32 @@ def accelerated(original: Pair) -> Pair:
     >>> fast = accelerated(loop)
     >>> abs(fast([1.0] * 32, [2.0] * 32) - 1.0) < 1e-12, fast.__wrapped__ is loop
     (True, True)
+    >>> class Calc:
+    ...     def sim(self, a, b):
+    ...         return loop(a, b)
+    >>> Calc.sim = accelerated(Calc.sim, method=True)
+    >>> abs(Calc().sim([1.0] * 32, [2.0] * 32) - 1.0) < 1e-12
+    True
     """
     from neuralcore.compat._switch import compat_enabled
 
     if not compat_enabled():
         return original
+    fast: Any
+    if method:
 
-    def fast(lhs: Any, rhs: Any, /) -> float:
-        np = real_numpy()
-        try:
-            n = len(lhs)
-            if np is None or n < 16 or len(rhs) != n:
-                return original(lhs, rhs)
-            a, b = _as_f64(np, lhs), _as_f64(np, rhs)
-            if a.ndim != 1 or b.ndim != 1:
-                return original(lhs, rhs)
-        except (TypeError, ValueError):
-            return original(lhs, rhs)
-        norm_a = getattr(lhs, "norm", None) or math.sqrt(float(a @ a))
-        norm_b = getattr(rhs, "norm", None) or math.sqrt(float(b @ b))
-        if not (norm_a > 0 and norm_b > 0):  # zero or NaN: the loop's own rule
-            return original(lhs, rhs)
-        return float(a @ b) / (norm_a * norm_b)
+        def fast(self: Any, lhs: Any, rhs: Any, /) -> float:
+            value = _kernel_cosine(lhs, rhs)
+            return original(self, lhs, rhs) if value is None else value
 
-    fast.__wrapped__ = original  # type: ignore[attr-defined]
+    else:
+
+        def fast(lhs: Any, rhs: Any, /) -> float:
+            value = _kernel_cosine(lhs, rhs)
+            return original(lhs, rhs) if value is None else value
+
+    fast.__wrapped__ = original
     fast.__name__ = getattr(original, "__name__", "accelerated")
+    fast.__qualname__ = getattr(original, "__qualname__", fast.__name__)
     fast.__doc__ = getattr(original, "__doc__", None)
     return fast

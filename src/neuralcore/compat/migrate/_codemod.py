@@ -6,10 +6,14 @@ those statements: names we replace move to a ``from neuralcore.compat.atlas impo
 (names sorted, placed just above, where isort puts a third-party import), the rest stay in
 the original statement with its comments; a statement all of whose names move keeps its
 comment lines. In modules that define one of ATLAS's pure-Python cosine loops
-(:data:`ACCELERATE`), one line is appended that rebinds the function to
+(:data:`ACCELERATE`), a block is appended that rebinds each loop to
 :func:`neuralcore.compat.atlas.accelerated` of itself, so the module's own callers (the
-semantic splitter, the vector stores) get the vector kernels; ``NEURALCORE_COMPAT=off``
-hands back the original function. Everything else in the file stays byte for byte.
+semantic splitter, the vector stores, ``ConversationService``, the RAG evaluator's
+relevancy metrics) get the vector kernels. A loop that is a method is rebound on its class
+after the class body, keeping its kind: a ``staticmethod`` stays one, a regular method
+``(self, a, b)`` stays one (``accelerated(..., method=True)``); other shapes get a note and
+are left alone. ``NEURALCORE_COMPAT=off`` hands back the original functions. Everything
+else in the file stays byte for byte.
 
 Tests are left alone unless asked (:func:`is_test_file`): an application's tests should
 exercise it, migrated or not.
@@ -64,13 +68,16 @@ REPLACEMENTS: dict[str, dict[str, str]] = {
     "modules.storage.retrieval": {"QueryResultCache": "QueryResultCache"},
 }
 
-#: module -> module-level functions rebound to ``accelerated(function)``
+#: module -> cosine loops rebound to ``accelerated(...)``: module-level functions by name,
+#: methods as ``Class.method`` (a ``staticmethod`` stays one; a regular method stays one)
 ACCELERATE: dict[str, tuple[str, ...]] = {
     "modules.storage.chunking.semantic": ("cosine_similarity",),
     "modules.Server.conversation_routes": ("_cosine_similarity",),
     "modules.conversation_store.vector_pipeline": ("_cosine_similarity",),
     "modules.Tools.providers.vector_store.in_memory": ("_cosine_similarity",),
     "modules.Tools.providers.vector_store.faiss": ("_cosine_score",),
+    "core.services.conversations": ("ConversationService._cosine_similarity",),
+    "modules.storage.evaluation.evaluator": ("RelevancyCalculator._cosine_similarity",),
 }
 _MARK = "# neuralcore migrate:"
 
@@ -268,26 +275,68 @@ def migrate_source(
         newline = tail[len(tail.rstrip("\r\n")) :] or "\n"
         lines[start - 1 : end] = [text + newline]
     new = "".join(lines)
-    extra = _acceleration(tree, source, module)
+    extra, more_notes = _acceleration(tree, source, module)
+    notes.extend(more_notes)
     if extra:
         new = new + ("" if new.endswith("\n") or not new else "\n") + extra
     return new, len(edits) + bool(extra), notes
 
 
-def _acceleration(tree: ast.Module, source: str, module: str) -> str:
-    """Lines appended to a module defining one of :data:`ACCELERATE`'s functions."""
+def _acceleration(tree: ast.Module, source: str, module: str) -> tuple[str, list[str]]:
+    """Lines appended to a module defining one of :data:`ACCELERATE`'s loops (only those
+    not already there), and notes on loops found in a shape left alone."""
     wanted = ACCELERATE.get(module) or ACCELERATE.get(module.removeprefix("ATLAS."), ())
-    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    names = [n for n in wanted if n in defined]
-    if not names or _MARK in source:
-        return ""
-    rebinds = "".join(f"{n} = _nc_accelerated({n})\n" for n in names)
-    return (
-        f"\n\n{_MARK} the loop above runs on neuralcore's vector kernels\n"
-        "# (NEURALCORE_COMPAT=off hands back the original function).\n"
-        f"from {TARGET_MODULE} import accelerated as _nc_accelerated  # noqa: E402\n\n"
-        f"{rebinds}"
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    rebinds: list[str] = []
+    notes: list[str] = []
+    for name in wanted:
+        owner, _, attr = name.rpartition(".")
+        if not owner:
+            if name in functions:
+                rebinds.append(f"{name} = _nc_accelerated({name})")
+            continue
+        line = _method_rebind(classes.get(owner), owner, attr, notes)
+        if line is not None:
+            rebinds.append(line)
+    present = {line.strip() for line in source.splitlines()}
+    missing = [r for r in rebinds if r.splitlines()[0] not in present]
+    if not missing:
+        return "", notes
+    head = (
+        ""
+        if _MARK in source
+        else (
+            f"\n\n{_MARK} the loops above run on neuralcore's vector kernels\n"
+            "# (NEURALCORE_COMPAT=off hands back the original functions).\n"
+            f"from {TARGET_MODULE} import accelerated as _nc_accelerated  # noqa: E402\n"
+        )
     )
+    return head + "\n" + "".join(f"{r}\n" for r in missing), notes
+
+
+def _method_rebind(cls: ast.ClassDef | None, owner: str, attr: str, notes: list[str]) -> str | None:
+    """The rebinding of ``owner.attr`` keeping its kind, or ``None`` (with a note when the
+    method is there in a shape we do not rebind)."""
+    if cls is None:
+        return None
+    found = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == attr]
+    if not found:
+        return None
+    node = found[-1]  # the last definition is the one the class keeps
+    decorators = [d.id if isinstance(d, ast.Name) else "" for d in node.decorator_list]
+    target = f"{owner}.{attr}"
+    if decorators == ["staticmethod"]:
+        call = f"staticmethod(_nc_accelerated({target}))"
+    elif not decorators and len(node.args.posonlyargs) + len(node.args.args) == 3:
+        call = f"_nc_accelerated({target}, method=True)"
+    else:
+        notes.append(f"line {node.lineno}: {target} is not a plain or static method; left alone")
+        return None
+    line = f"{target} = {call}"
+    if len(line) <= _MAX_LINE:
+        return line
+    return f"{target} = (\n    {call}\n)"
 
 
 def _plan_edits(
