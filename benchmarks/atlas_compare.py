@@ -13,7 +13,11 @@ then measures, alternating the two trees round by round so load on the machine h
 - ``split``: the semantic splitter's break search (``_find_semantic_breaks``) on fixed
   384-dim vectors, as plain lists and, migrated, as the provider returns them;
 - ``cache``: ``QueryResultCache.get`` semantic lookups (misses: the whole scan) over
-  5,000 stored 384-dim query embeddings, as ``modules.storage.retrieval`` exports it.
+  5,000 stored 384-dim query embeddings, as ``modules.storage.retrieval`` exports it;
+- ``conv-cosine`` / ``eval-cosine``: ``ConversationService._cosine_similarity`` (the
+  conversation vector search) and ``RelevancyCalculator._cosine_similarity`` (the RAG
+  evaluator's relevancy and answer-similarity metrics), called as ATLAS calls them, on
+  2,000 pairs of 384-dim plain lists.
 
 Each tree runs in its own interpreter (``--python``, ATLAS's environment); nothing of
 ATLAS is copied into this repository. Prints a table with medians and ratios (migrated
@@ -101,8 +105,34 @@ async def cache():
     return {"impl": f"{type(c).__module__}.{type(c).__name__}", "value": len(queries) / dt,
             "hits": hits}
 
+def _pairs():
+    rnd = random.Random(13)
+    query = [rnd.gauss(0, 1) for _ in range(384)]
+    return query, [[rnd.gauss(0, 1) for _ in range(384)] for _ in range(params["pairs"])]
+
+def _time_pairs(fn, owner):
+    query, rows = _pairs()
+    best, total = float("inf"), 0.0
+    for _ in range(params["repeats"]):
+        t0 = time.perf_counter()
+        total = sum(fn(query, row) for row in rows)
+        best = min(best, time.perf_counter() - t0)
+    wrapped = hasattr(fn, "__wrapped__")
+    return {"impl": f"{owner}{' (accelerated)' if wrapped else ''}", "value": len(rows) / best,
+            "sum": total}
+
+async def conv_cosine():
+    from core.services.conversations import ConversationService
+    return _time_pairs(ConversationService._cosine_similarity, "ConversationService")
+
+async def eval_cosine():
+    from modules.storage.evaluation.evaluator import RelevancyCalculator
+    calc = RelevancyCalculator.__new__(RelevancyCalculator)  # no model load: the loop only
+    return _time_pairs(calc._cosine_similarity, "RelevancyCalculator")
+
 print(json.dumps(asyncio.run(
-    {"bus": bus, "embed": embed, "split": split, "cache": cache}[task]())))
+    {"bus": bus, "embed": embed, "split": split, "cache": cache,
+     "conv-cosine": conv_cosine, "eval-cosine": eval_cosine}[task]())))
 """
 
 
@@ -146,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--sentences", type=int, default=400)
     parser.add_argument("--cache-entries", type=int, default=5000)
+    parser.add_argument("--pairs", type=int, default=2000, help="pairs for the *-cosine rows")
     parser.add_argument(
         "--st-model",
         help="sentence-transformers folder for the published provider (default: the "
@@ -153,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="migrated provider's model")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=("bus", "embed", "split", "cache")
+        "--skip",
+        action="append",
+        default=[],
+        choices=("bus", "embed", "split", "cache", "conv-cosine", "eval-cosine"),
     )
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
@@ -170,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             ("split", "sentences/s", {"sentences": args.sentences, "repeats": 5,
                                       "vectors": "lists"}, {}),
             ("cache", "lookups/s", {"entries": args.cache_entries, "lookups": 50}, {}),
+            ("conv-cosine", "pairs/s", {"pairs": args.pairs, "repeats": 3}, {}),
+            ("eval-cosine", "pairs/s", {"pairs": args.pairs, "repeats": 3}, {}),
         ]  # fmt: skip
         rows: dict[str, dict[str, list[Any]]] = {}
         for round_no in range(args.rounds):
