@@ -235,3 +235,19 @@ def test_accelerated_method_binds_and_hands_self_to_the_loop_for_edge_cases() ->
     assert calc.loop_calls == 3
     assert Calc.sim.__wrapped__ is original  # type: ignore[attr-defined]
     assert Calc.sim.__qualname__ == original.__qualname__
+
+
+def test_accelerated_leaves_components_numpy_would_coerce_to_the_loop() -> None:
+    from neuralcore.compat.atlas import accelerated
+
+    seen: list[tuple[Any, Any]] = []
+
+    def loop(a: Any, b: Any) -> float:
+        seen.append((a, b))
+        return -2.0  # the loop's own answer, whatever it is
+
+    fast = accelerated(loop)
+    for odd in (["1.0"] * 20, [10**400] * 20, [[1.0]] * 20, [1.0 + 1j] * 20):
+        assert fast(odd, [1.0] * 20) == -2.0
+    assert fast(tuple([1.0] * 20), [2.0] * 20) == pytest.approx(1.0)  # tuples: the kernel
+    assert len(seen) == 4

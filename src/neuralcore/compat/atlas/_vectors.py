@@ -15,6 +15,7 @@ never fails for want of numpy.
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
@@ -305,10 +306,17 @@ Method = Callable[[Any, Any, Any], float]
 
 
 def _numeric_row(np: Any, vec: Any) -> Any:
-    """``vec`` as a 1-d float64 row, or ``None`` unless it holds plain numbers (strings,
-    ``Decimal`` or other objects stay with the loop, which has its own rules for them)."""
+    """``vec`` as a 1-d float64 row, or ``None`` unless it holds real numbers (strings and
+    other objects stay with the loop, which has its own rules for them).
+
+    Lists and tuples go through ``array.array("d")``, which refuses strings and is the
+    fastest way from Python floats to a float64 buffer; arrays through ``np.asarray``."""
     row = getattr(vec, "row64", None)
-    if row is None:
+    if row is not None:
+        pass
+    elif isinstance(vec, list | tuple):
+        row = np.frombuffer(array.array("d", vec), dtype=np.float64)
+    else:
         row = np.asarray(vec)
         if row.dtype.kind not in "biuf":
             return None
@@ -327,7 +335,7 @@ def _kernel_cosine(lhs: Any, rhs: Any) -> float | None:
         a, b = _numeric_row(np, lhs), _numeric_row(np, rhs)
         if a is None or b is None:
             return None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     norm_a = getattr(lhs, "norm", None) or math.sqrt(float(a @ a))
     norm_b = getattr(rhs, "norm", None) or math.sqrt(float(b @ b))
