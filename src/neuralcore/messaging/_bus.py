@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import threading
@@ -20,7 +21,7 @@ from neuralcore.core import (
     PersistenceError,
 )
 from neuralcore.messaging._admission import Gate
-from neuralcore.messaging._bridge import Bridge
+from neuralcore.messaging._bridge import Bridge, Tap
 from neuralcore.messaging._channel import Channel
 from neuralcore.messaging._codec import Codec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
@@ -33,13 +34,14 @@ from neuralcore.messaging._publish import Publisher
 from neuralcore.messaging._registry import Registry
 from neuralcore.messaging._routing import Selector
 from neuralcore.messaging._rpc import Requests
-from neuralcore.messaging._seams import BridgeSeams
+from neuralcore.messaging._seams import Taps
 from neuralcore.messaging._subscription import Subscription
-from neuralcore.messaging._types import Filter, Handler
+from neuralcore.messaging._types import Filter, Handler, Outcome
 
 if TYPE_CHECKING:
     from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._store import Commit
+    from neuralcore.messaging.bridges._port import BusPort
 
 __all__ = ("BusHealth", "DeadLetter", "MessageBus")
 
@@ -70,7 +72,7 @@ class BusHealth(NamedTuple):
     failed_tasks: tuple[str, ...]
 
 
-class MessageBus(Publisher, BridgeSeams):
+class MessageBus(Publisher):
     """In-process priority message bus with optional durable SQLite persistence.
 
     Parameters
@@ -115,6 +117,7 @@ class MessageBus(Publisher, BridgeSeams):
         self._requests = Requests()
         self._gate = Gate(config.api_keys)
         self._bridges: list[Bridge] = []
+        self._taps = Taps(self._host, self._host, self._registry, self._gate, self.bus_id)
         self._dead = DeadLetters()
         self._codec: Codec | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -407,8 +410,7 @@ class MessageBus(Publisher, BridgeSeams):
             self.running = True
         for ch in self._channels.values():
             self._start_channel(ch)
-        for tap in list(self._registry.replay_due):
-            self._replay(tap)
+        self._taps.replay_due()
         for bridge in self._bridges:
             await bridge.start(self)
 
@@ -724,6 +726,241 @@ class MessageBus(Publisher, BridgeSeams):
             self.reply(request, payload)
         except Exception:
             logger.exception("reply to request %s failed", request.id)
+
+    # -- bridges ---------------------------------------------------------------------------
+
+    @property
+    def codec(self) -> Codec:
+        """The boundary codec (MessagePack or JSON), chosen once per bus."""
+        if self._codec is None:
+            from neuralcore.messaging._select import make_codec
+
+            self._codec = make_codec(self.config.codec, max_size=self.config.max_message_size)
+        return self._codec
+
+    async def add_bridge(self, bridge: Bridge) -> None:
+        """Attach a bridge; it starts with the bus (now, if the bus is running).
+
+        Raises
+        ------
+        InputTypeError
+            ``bridge`` lacks the :class:`Bridge` members.
+        InvalidInputError
+            It is already attached.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from neuralcore.messaging import MessageBus
+        >>> class Null:
+        ...     name, channels, direction = "null", ("*",), "outbound"
+        ...     async def start(self, bus): print("start")
+        ...     async def stop(self): print("stop")
+        >>> async def main():
+        ...     bus = MessageBus()
+        ...     await bus.add_bridge(Null())
+        ...     async with bus:
+        ...         pass
+        >>> asyncio.run(main())
+        start
+        stop
+        """
+        if not isinstance(bridge, Bridge):
+            raise InputTypeError(f"{type(bridge).__name__} does not implement the Bridge protocol")
+        if bridge in self._bridges:
+            raise InvalidInputError(f"bridge {bridge.name!r} is already attached")
+        self._bridges.append(bridge)
+        if self.running and not self._closed:
+            await bridge.start(self)
+
+    async def remove_bridge(self, bridge: Bridge) -> None:
+        """Detach a bridge, stopping it if the bus is running."""
+        if bridge not in self._bridges:
+            raise InvalidInputError(f"bridge {getattr(bridge, 'name', bridge)!r} is not attached")
+        self._bridges.remove(bridge)
+        if self.running:
+            await self._stop_bridge(bridge)
+
+    async def _stop_bridge(self, bridge: Bridge) -> None:
+        try:
+            await bridge.stop()
+        except Exception:
+            logger.exception("bridge %r failed to stop", bridge.name)
+
+    def bridges(self) -> list[Bridge]:
+        """Attached bridges."""
+        return list(self._bridges)
+
+    def tap(
+        self,
+        channel: str | tuple[str, ...],
+        callback: Callable[[Message], None],
+        *,
+        include_remote: bool = False,
+        durable: bool = False,
+        name: str | None = None,
+        auth: str | None = None,
+    ) -> Tap:
+        """Observe messages accepted on ``channel`` (name or pattern), for outbound bridges.
+
+        ``callback(message)`` runs on the event loop thread after the message is accepted
+        (and durable on persistent channels), in publish order. Messages whose ``origin``
+        is another bus (injected by a bridge) are skipped unless ``include_remote``.
+
+        Parameters
+        ----------
+        channel : str or tuple of str
+            A channel name, a pattern with ``*``, or several (a channel matched by more
+            than one is seen once).
+        callback : callable
+            ``callback(message)``; must not block.
+        include_remote : bool
+            Also see messages injected from other buses.
+        durable : bool
+            Record messages of persistent channels in the bus's file, in the publish's
+            own group commit, until :meth:`Tap.ack`; the ones never acknowledged are given
+            to ``callback`` again (oldest first, before new ones) when a tap of the same
+            ``name`` is made in a later run: at once if the bus is running, else at
+            :meth:`start`. Replayed messages keep their original ``origin``.
+        name : str or None
+            Required with ``durable``; unique among the bus's durable taps.
+        auth : str or None
+            API key: a tap reads messages, so it needs the right to subscribe on every
+            protected channel it selects (also on those created later).
+
+        Returns
+        -------
+        Tap
+
+        Raises
+        ------
+        ChannelNotFoundError
+            A plain name that is not a channel.
+        AuthorizationError
+            ``auth`` may not subscribe on a selected channel.
+        InvalidInputError
+            ``durable`` without a ``name``, or a durable tap of that name already open.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging import MessageBus
+        >>> bus = MessageBus()
+        >>> _ = bus.create_channel("out")
+        >>> seen = []
+        >>> tap = bus.tap("out", seen.append)
+        >>> _ = bus.publish("out", 1)
+        >>> [m.payload for m in seen]
+        [1]
+        """
+        return self._taps.open(
+            channel,
+            callback,
+            include_remote=include_remote,
+            durable=durable,
+            name=name,
+            auth=auth,
+            trusted=False,
+        )
+
+    async def inject(
+        self,
+        message: Message,
+        *,
+        on_settled: Callable[[Message, Outcome], None] | None = None,
+        create: bool = False,
+    ) -> bool:
+        """Deliver a message that arrived from elsewhere (a bridge), keeping its envelope.
+
+        Id, priority, headers, timestamp and origin are kept; publish hooks, authorization,
+        rate limits and idempotency are not applied (the bridge is trusted). The channel's
+        overflow policy and persistence are. ``on_settled(message, outcome)`` fires on the
+        loop once every local target acked or dead-lettered it (or it was dropped/expired):
+        the moment to XACK or commit the offset. Replies to this bus's requests
+        (channel ``_reply.<bus_id>``) resolve the waiting :meth:`request` directly.
+
+        Parameters
+        ----------
+        message : Message
+            The decoded envelope.
+        on_settled : callable or None
+            ``on_settled(message, outcome)``, called once on the loop.
+        create : bool
+            Create a missing channel from ``BusConfig.default_channel`` (plain defaults
+            when that is ``None``) instead of raising ``ChannelNotFoundError``.
+
+        Returns
+        -------
+        bool
+            ``False`` when the overflow policy dropped the message.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from neuralcore.messaging import Message, MessageBus
+        >>> async def main():
+        ...     async with MessageBus() as bus:
+        ...         bus.create_channel("in")
+        ...         bus.subscribe("in", lambda m: None)
+        ...         settled = asyncio.get_running_loop().create_future()
+        ...         remote = Message("in", {"x": 1}, id="peer-7", origin="peer")
+        ...         await bus.inject(remote, on_settled=lambda m, o: settled.set_result(o))
+        ...         return await settled
+        >>> asyncio.run(main())
+        'acked'
+        """
+        if message.channel == f"_reply.{self.bus_id}":
+            self._requests.resolve(str(message.correlation_id), message.payload)
+            if on_settled is not None:
+                on_settled(message, "acked")
+            return True
+        if create and message.channel not in self._channels:
+            self.create_default_channel(message.channel)
+        return await self._inject(message, on_settled)
+
+    def create_default_channel(self, name: str) -> ChannelConfig:
+        """Create channel ``name`` from the ``BusConfig.default_channel`` template.
+
+        Plain :class:`ChannelConfig` defaults are used when the template is ``None``.
+
+        Examples
+        --------
+        >>> from neuralcore.messaging import BusConfig, ChannelConfig, MessageBus
+        >>> template = ChannelConfig(name="template", max_size=64, overflow="drop_oldest")
+        >>> bus = MessageBus(BusConfig(default_channel=template))
+        >>> cfg = bus.create_default_channel("remote.jobs")
+        >>> cfg.name, cfg.max_size, cfg.overflow
+        ('remote.jobs', 64, 'drop_oldest')
+        """
+        template = self.config.default_channel
+        cfg = (
+            ChannelConfig(name=name)
+            if template is None
+            else dataclasses.replace(template, name=name)
+        )
+        return self.create_channel(cfg)
+
+    def _reply_channel(self, to: str) -> str:
+        """The local channel a reply to bus ``to`` is published on (a bridge carries it)."""
+        name = f"_reply.{to}"
+        if name not in self._channels:  # replies are small and short-lived: never block
+            self.create_channel(ChannelConfig(name=name, max_size=1024, overflow="drop_oldest"))
+        return name
+
+    def _bridge_port(self) -> BusPort:
+        """The narrow port a bridge is given (see :func:`~neuralcore.messaging._port.port_for`)."""
+        from neuralcore.messaging._port import MessageBusPort
+
+        async def inject(msg: Message, on_settled: Callable[[Message, Outcome], None]) -> bool:
+            return await self.inject(msg, on_settled=on_settled, create=True)
+
+        return MessageBusPort(
+            origin=self.bus_id,
+            taps=self._taps,
+            registry=self._registry,
+            codec=self.codec,
+            inject=inject,
+            create=self.create_default_channel,
+        )
 
     # -- metrics --------------------------------------------------------------------------
 

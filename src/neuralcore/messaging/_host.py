@@ -147,12 +147,12 @@ class BusHost:
 
     def records(self, channel: str) -> bool:
         """See :class:`TapHost`."""
-        return self._bus._records(channel)
+        return self._bus._taps.records(channel)
 
     def forwarded(self, name: str, seqs: list[int]) -> None:
         """See :class:`TapHost`."""
-        self._bus._forwarded(name, seqs)
+        self._bus._taps.forwarded(name, seqs)
 
     def remove_tap(self, tap: Tap) -> None:
         """See :class:`TapHost`."""
-        self._bus._remove_tap(tap)
+        self._bus._taps.remove(tap)

@@ -7,38 +7,60 @@ adapter lives with the bus, the only side that knows how to answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from neuralcore.messaging._bridge import Tap
-from neuralcore.messaging._message import Message, Tracker
+from neuralcore.messaging._message import Message
 from neuralcore.messaging._routing import is_pattern
 from neuralcore.messaging.bridges._port import BusPort, OnSettled, Sink
 
 if TYPE_CHECKING:
-    from neuralcore.messaging._bus import MessageBus
+    from neuralcore.messaging._codec import Codec
+    from neuralcore.messaging._config import ChannelConfig
+    from neuralcore.messaging._registry import Registry
+    from neuralcore.messaging._seams import Taps
 
 __all__ = ("MessageBusPort", "port_for")
 
 logger = logging.getLogger(__name__)
+
+Inject = Callable[[Message, OnSettled], Awaitable[bool]]
 
 
 class MessageBusPort:
     """:class:`DurablePort` over a real bus: ``tap`` out, ``inject`` in, ``bus.codec`` on
     the wire, durable taps for persistent channels.
 
-    A channel that arrives from the server but does not exist locally is created from
-    ``BusConfig.default_channel`` (the bridge's channel selection asked for it).
+    The bus builds it from its parts (its taps, its registry, its inject and channel
+    template); the port never sees the bus itself. A channel that arrives from the
+    server but does not exist locally is created from ``BusConfig.default_channel``
+    (the bridge's channel selection asked for it).
     """
 
-    def __init__(self, bus: MessageBus) -> None:
-        self.bus = bus
-        self._codec = bus.codec
+    __slots__ = ("_codec", "_create", "_inject", "_origin", "_registry", "_taps")
+
+    def __init__(
+        self,
+        *,
+        origin: str,
+        taps: Taps,
+        registry: Registry,
+        codec: Codec,
+        inject: Inject,
+        create: Callable[[str], ChannelConfig],
+    ) -> None:
+        self._origin = origin
+        self._taps = taps
+        self._registry = registry
+        self._codec = codec
+        self._inject = inject
+        self._create = create
 
     @property
     def origin(self) -> str:
         """The bus id."""
-        return self.bus.bus_id
+        return self._origin
 
     def watch(self, channels: tuple[str, ...], sink: Sink) -> Callable[[], None]:
         """One tap over every selector; a channel matched by several is seen once."""
@@ -53,7 +75,7 @@ class MessageBusPort:
             if not is_pattern(selector):
                 self._ensure_channel(selector)
         selectors = channels[0] if len(channels) == 1 else tuple(channels)
-        return self.bus._open_tap(
+        return self._taps.open(
             selectors,
             sink,
             include_remote=False,
@@ -65,7 +87,7 @@ class MessageBusPort:
 
     def records(self, channel: str) -> bool:
         """True for the bus's persistent channels."""
-        return self.bus._records(channel)
+        return self._taps.records(channel)
 
     def seq(self, msg: Message) -> int:
         """The message's row in the bus file (0 when it has none)."""
@@ -74,22 +96,19 @@ class MessageBusPort:
 
     def forwarded(self, name: str, seqs: list[int]) -> None:
         """Delete the outbox records (rides the bus's next group commit)."""
-        self.bus._forwarded(name, seqs)
+        self._taps.forwarded(name, seqs)
 
     def outbox(self, name: str, after: int, limit: int) -> list[Message]:
         """Recorded messages of ``name`` after ``after``, read back from the file."""
-        journal = self.bus._journal
-        if journal is None:
-            return []
-        return journal.outbox(name, after, limit, _untracked)
+        return self._taps.outbox(name, after, limit)
 
     async def inject(self, msg: Message, on_settled: OnSettled) -> bool:
         """Deliver locally (creating a missing channel from the bus's template)."""
-        return await self.bus.inject(msg, on_settled=on_settled, create=True)
+        return await self._inject(msg, on_settled)
 
     def subscribed(self, channel: str) -> bool:
         """True when an active local subscription (direct or pattern) selects ``channel``."""
-        return self.bus._subscribed(channel)
+        return self._registry.subscribed(channel)
 
     def encode(self, msg: Message) -> bytes:
         """``bus.codec.encode``."""
@@ -100,9 +119,9 @@ class MessageBusPort:
         return self._codec.decode(data)
 
     def _ensure_channel(self, name: str) -> None:
-        if name not in self.bus.channels():
+        if name not in self._registry.channels:
             logger.info("bridge: creating local channel %r from the default template", name)
-            self.bus.create_default_channel(name)
+            self._create(name)
 
 
 def port_for(bus: Any) -> BusPort:
@@ -110,12 +129,8 @@ def port_for(bus: Any) -> BusPort:
     from neuralcore.messaging._bus import MessageBus
 
     if isinstance(bus, MessageBus):
-        return MessageBusPort(bus)
+        return bus._bridge_port()
     if all(hasattr(bus, a) for a in ("origin", "watch", "inject", "encode", "decode")):
         port: BusPort = bus
         return port
     raise TypeError(f"cannot bridge a {type(bus).__name__}: expected a MessageBus")
-
-
-def _untracked(_tracker: Tracker, _msg: Message) -> None:
-    """Done callback of messages read back from the outbox (never dispatched)."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._middleware import Middleware
     from neuralcore.messaging._rpc import Requests
+    from neuralcore.messaging._seams import Taps
     from neuralcore.messaging._store import Commit
     from neuralcore.messaging._types import Outcome
 
@@ -59,6 +60,7 @@ class Publisher:
     _loop: asyncio.AbstractEventLoop | None
     _loop_thread: int | None
     _prestart: threading.Lock
+    _taps: Taps
 
     if TYPE_CHECKING:  # provided by MessageBus; declared for the type checker only
 
@@ -68,12 +70,6 @@ class Publisher:
         def _channel(self, name: str) -> Channel: ...
 
         def _tracked_done(self, tracker: Tracker, msg: Message) -> None: ...
-
-        def _outbox_rows(
-            self, ch: Channel, msgs: list[Message], first: int
-        ) -> list[tuple[int, str]]: ...
-
-        def _forwarded(self, name: str, seqs: list[int]) -> None: ...
 
     # -- public API -----------------------------------------------------------------------
 
@@ -614,7 +610,7 @@ class Publisher:
             msgs,
             self._tracked_done,
             keys=stored_keys,
-            outbox=(lambda first: self._outbox_rows(ch, msgs, first)) if ch.taps else None,
+            outbox=(lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None,
         )
 
     async def _persist_async(self, ch: Channel, msgs: list[Message], keys: list[str]) -> None:
@@ -631,7 +627,7 @@ class Publisher:
             msgs,
             self._tracked_done,
             keys=stored_keys,
-            outbox=(lambda first: self._outbox_rows(ch, msgs, first)) if ch.taps else None,
+            outbox=(lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None,
         )
 
     def _accept(self, ch: Channel, msg: Message) -> Message | None:
@@ -647,7 +643,7 @@ class Publisher:
             seq = msg._tracker.seq if msg._tracker is not None else None
             for tap in ch.taps:  # never reached the taps: nothing to forward
                 if tap.durable and tap.name is not None and seq:
-                    self._forwarded(tap.name, [seq])
+                    self._taps.forwarded(tap.name, [seq])
             return None
         ch.stats.published += 1
         for tap in ch.taps:
