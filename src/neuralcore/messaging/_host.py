@@ -93,7 +93,8 @@ class TapHost(Protocol):
 
 
 class BusHost:
-    """The bus's implementation of the three host protocols."""
+    """The bus's implementation of its parts' host protocols (channels, subscriptions,
+    taps, the publish pipeline and the tap service)."""
 
     __slots__ = ("_bus",)
 
@@ -124,6 +125,11 @@ class BusHost:
     def journal(self) -> Journal | None:
         """See :class:`ChannelHost`."""
         return self._bus._journal
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """See :class:`~neuralcore.messaging._publish.PublishHost`."""
+        return self._bus._loop
 
     def answer(self, request: Message, payload: Any) -> None:
         """See :class:`ChannelHost`."""

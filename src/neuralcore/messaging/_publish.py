@@ -1,4 +1,9 @@
-"""The publishing half of :class:`MessageBus`: fast path, features, overflow, persistence."""
+"""The publish pipeline of :class:`MessageBus`: checks, hooks, overflow, persistence, taps.
+
+The facade keeps the fast path (a plain publish on an open channel) inlined in
+``publish``/``publish_async``; everything else goes through :class:`Pipeline`, which
+sees the bus's lifecycle only through :class:`PublishHost`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import reprlib
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from neuralcore.core import (
     BusClosedError,
@@ -19,7 +24,6 @@ from neuralcore.core import (
     MessagingError,
     QueueFullError,
     RateLimitedError,
-    RequestTimeoutError,
 )
 from neuralcore.messaging._journal import storable_text
 from neuralcore.messaging._message import Message, Tracker, _new
@@ -27,16 +31,23 @@ from neuralcore.messaging._message import Message, Tracker, _new
 if TYPE_CHECKING:
     from neuralcore.messaging._admission import Gate
     from neuralcore.messaging._channel import Channel
-    from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import BusConfig
     from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._middleware import Middleware
-    from neuralcore.messaging._rpc import Requests
+    from neuralcore.messaging._registry import Registry
     from neuralcore.messaging._seams import Taps
     from neuralcore.messaging._store import Commit
     from neuralcore.messaging._types import Outcome
 
-__all__ = ("Publisher",)
+__all__ = (
+    "PMAX",
+    "PMIN",
+    "Pipeline",
+    "PublishHost",
+    "check_priority",
+    "check_timeout",
+    "copy_headers",
+)
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -44,228 +55,73 @@ _get_ident = threading.get_ident
 _perf = time.perf_counter
 
 
-class Publisher:
-    """Mixin holding the publish methods (split out to keep modules small)."""
+class PublishHost(Protocol):
+    """What the :class:`Pipeline` needs from its bus: lifecycle and the durable record."""
 
-    config: BusConfig
-    bus_id: str
-    running: bool
-    _closed: bool
-    _counter: itertools.count[int]
-    _channels: dict[str, Channel]
-    _middleware: Middleware
-    _requests: Requests
-    _gate: Gate
-    _journal: Journal | None
-    _loop: asyncio.AbstractEventLoop | None
-    _loop_thread: int | None
-    _prestart: threading.Lock
-    _taps: Taps
+    @property
+    def running(self) -> bool:
+        """The bus is started."""
+        ...
 
-    if TYPE_CHECKING:  # provided by MessageBus; declared for the type checker only
+    @property
+    def closed(self) -> bool:
+        """The bus is stopped: only its own (internal) publishes are accepted."""
+        ...
 
-        @property
-        def codec(self) -> Codec: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The bus's event loop once started."""
+        ...
 
-        def _channel(self, name: str) -> Channel: ...
+    @property
+    def journal(self) -> Journal | None:
+        """The durable record of persistent channels."""
+        ...
 
-        def _tracked_done(self, tracker: Tracker, msg: Message) -> None: ...
 
-    # -- public API -----------------------------------------------------------------------
+class Pipeline:
+    """Every publish that is not the facade's fast path: checks, authorization, rate
+    limits, hooks, idempotency, overflow, persistence, acceptance and taps."""
 
-    def publish(
+    __slots__ = (
+        "_bus_id", "_channels", "_config", "_counter", "_gate", "_host",
+        "_middleware", "_registry", "_taps",
+    )  # fmt: skip
+
+    def __init__(
         self,
-        channel: str,
-        payload: Any,
+        host: PublishHost,
         *,
-        priority: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        auth: str | None = None,
-    ) -> Message | None:
-        """Publish from any thread; returns once the message is queued (and durable).
+        config: BusConfig,
+        bus_id: str,
+        counter: itertools.count[int],
+        registry: Registry,
+        middleware: Middleware,
+        gate: Gate,
+        taps: Taps,
+    ) -> None:
+        self._host = host
+        self._config = config
+        self._bus_id = bus_id
+        self._counter = counter  # shared with the facade's fast path: one id sequence
+        self._registry = registry
+        self._channels = registry.channels
+        self._middleware = middleware
+        self._gate = gate
+        self._taps = taps
 
-        Parameters
-        ----------
-        channel : str
-            An existing channel.
-        payload : object
-            Delivered as is in-process; must be encodable on persistent channels.
-        priority : int or None
-            Lower is more urgent; the channel default when ``None``.
-        headers : mapping or None
-            Copied into the message.
-        idempotency_key : str or None
-            Repeats within the channel's ``idempotency_window`` are dropped.
-        auth : str or None
-            API key, for channels with ``allow_publish``.
+    def tracked_done(self, tracker: Tracker, msg: Message) -> None:
+        """Done callback of a message's tracker: ack its row, then ``on_settled``."""
+        journal = self._host.journal
+        if tracker.seq is not None and journal is not None:
+            journal.ack(tracker.seq)
+        if tracker.on_settled is not None:
+            try:
+                tracker.on_settled(msg, tracker.outcome)
+            except Exception:
+                logger.exception("on_settled callback failed for message %s", msg.id)
 
-        Returns
-        -------
-        Message or None
-            The queued envelope, or ``None`` if dropped (``drop_new``, duplicate key).
-
-        Raises
-        ------
-        ChannelNotFoundError, BusClosedError, QueueFullError, RateLimitedError,
-        AuthorizationError, SerializationError, PersistenceError
-
-        Notes
-        -----
-        Called on the event loop thread, a full ``block`` channel cannot wait there and
-        raises ``QueueFullError``; use :meth:`publish_async`. From another thread the call
-        is handed to the loop and blocks up to ``BusConfig.block_timeout``.
-
-        Examples
-        --------
-        >>> from neuralcore.messaging import MessageBus
-        >>> bus = MessageBus()
-        >>> _ = bus.create_channel("a")
-        >>> bus.publish("a", {"n": 1}, priority=0).priority
-        0
-        """
-        try:
-            ch = self._channels.get(channel)
-        except TypeError:  # unhashable: _prepare names the bad type
-            ch = None
-        if (
-            ch is not None
-            and ch.fast  # False once the bus is stopped
-            and idempotency_key is None
-            and ch.queue.size < ch.max_size
-            and _get_ident() == self._loop_thread
-        ):
-            if priority is None:
-                priority = ch.default_priority
-            elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
-                priority = _check_priority(priority)
-            msg = _new(
-                channel,
-                payload,
-                priority,
-                None if headers is None else _headers(headers),
-                self.bus_id,
-                next(self._counter),
-            )
-            bucket = ch.queue._buckets.get(priority)
-            if bucket:  # the common case: append behind messages of the same priority
-                bucket.append(msg)
-                ch.queue.size += 1
-            else:
-                ch.queue.push(msg)
-            ch.stats.published += 1
-            if ch.waiter is not None:
-                ch.wake()
-            return msg
-        args = (channel, payload, priority, headers, idempotency_key, auth)
-        if self._loop_thread is None:  # not started: publishers of any thread take turns
-            with self._prestart:
-                if self._loop_thread is None:
-                    return self._publish_sync(*args)
-        if self._loop_thread != _get_ident() and self.running:
-            return self._publish_from_thread(*args)
-        return self._publish_sync(*args)
-
-    async def publish_async(
-        self,
-        channel: str,
-        payload: Any,
-        *,
-        priority: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        auth: str | None = None,
-    ) -> Message | None:
-        """Publish from the event loop; waits for room (``block``) and for durability.
-
-        Same parameters, result and errors as :meth:`publish`.
-
-        Examples
-        --------
-        >>> import asyncio
-        >>> from neuralcore.messaging import MessageBus
-        >>> bus = MessageBus()
-        >>> _ = bus.create_channel("a")
-        >>> asyncio.run(bus.publish_async("a", "x")).payload
-        'x'
-        """
-        # The fast path is inlined here and in publish() on purpose: one more call per
-        # message costs ~10% of the in-process publish; keep the two copies in step.
-        try:
-            ch = self._channels.get(channel)
-        except TypeError:  # unhashable: _prepare names the bad type
-            ch = None
-        if (
-            ch is not None
-            and ch.fast  # False once the bus is stopped
-            and idempotency_key is None
-            and ch.queue.size < ch.max_size
-        ):
-            if priority is None:
-                priority = ch.default_priority
-            elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
-                priority = _check_priority(priority)
-            msg = _new(
-                channel,
-                payload,
-                priority,
-                None if headers is None else _headers(headers),
-                self.bus_id,
-                next(self._counter),
-            )
-            bucket = ch.queue._buckets.get(priority)
-            if bucket:  # the common case: append behind messages of the same priority
-                bucket.append(msg)
-                ch.queue.size += 1
-            else:
-                ch.queue.push(msg)
-            ch.stats.published += 1
-            if ch.waiter is not None:
-                ch.wake()
-            return msg
-        # With features on: the checks and hooks run here, and a coroutine is awaited
-        # only when there is something to wait for (room on a full channel, a commit).
-        t0 = _perf()
-        ch, prepared = self._prepare(channel, payload, priority, headers, idempotency_key, auth)
-        if prepared is None:
-            return None
-        if (
-            ch.config.persistent or ch.queue.size >= ch.max_size
-        ) and not await self._admit_and_persist(ch, prepared, idempotency_key):
-            return None
-        return self._accept_timed(ch, prepared, t0)
-
-    def publish_batch(
-        self,
-        channel: str,
-        payloads: Iterable[Any],
-        *,
-        priority: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        auth: str | None = None,
-    ) -> list[Message | None]:
-        """Publish many payloads with one group commit on persistent channels.
-
-        Examples
-        --------
-        >>> from neuralcore.messaging import MessageBus
-        >>> bus = MessageBus()
-        >>> _ = bus.create_channel("a")
-        >>> len(bus.publish_batch("a", range(3)))
-        3
-        """
-        if self._loop_thread is None:
-            with self._prestart:
-                if self._loop_thread is None:
-                    return self._batch_sync(channel, payloads, priority, headers, auth)
-        if self._loop_thread != _get_ident() and self.running:
-            coro = self.publish_batch_async(
-                channel, payloads, priority=priority, headers=headers, auth=auth
-            )
-            return self._wait_threadsafe(coro, channel)
-        return self._batch_sync(channel, payloads, priority, headers, auth)
-
-    def _batch_sync(
+    def batch_sync(
         self,
         channel: str,
         payloads: Iterable[Any],
@@ -273,15 +129,15 @@ class Publisher:
         headers: Mapping[str, Any] | None,
         auth: str | None,
     ) -> list[Message | None]:
-        prepared = self._prepare_many(channel, payloads, priority, headers, auth)
+        prepared = self.prepare_many(channel, payloads, priority, headers, auth)
         ch = self._channels[channel]
-        kept = self._fit(ch, prepared)
+        kept = self.fit(ch, prepared)
         if ch.config.persistent and kept:
-            self._persist(ch, kept, []).wait(self._commit_timeout())
-        accepted = [self._accept(ch, m) for m in kept]
+            self.persist(ch, kept, []).wait(self.commit_timeout())
+        accepted = [self.accept(ch, m) for m in kept]
         return accepted + [None] * (len(prepared) - len(kept))
 
-    def _fit(self, ch: Channel, msgs: list[Message]) -> list[Message]:
+    def fit(self, ch: Channel, msgs: list[Message]) -> list[Message]:
         """The leading part of a batch the overflow policy lets in without waiting."""
         room = ch.max_size - ch.queue.size
         if len(msgs) <= room or ch.config.overflow == "drop_oldest":
@@ -295,95 +151,34 @@ class Publisher:
             f"({ch.max_size} max; {reason}); nothing was published"
         )
 
-    async def publish_batch_async(
+    async def batch_async(
         self,
         channel: str,
         payloads: Iterable[Any],
-        *,
-        priority: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        auth: str | None = None,
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        auth: str | None,
     ) -> list[Message | None]:
-        """Async :meth:`publish_batch`: waits for room and for one group commit.
-
-        Examples
-        --------
-        >>> import asyncio
-        >>> from neuralcore.messaging import MessageBus
-        >>> bus = MessageBus()
-        >>> _ = bus.create_channel("a")
-        >>> [m.payload for m in asyncio.run(bus.publish_batch_async("a", "xy")) if m]
-        ['x', 'y']
-        """
-        prepared = self._prepare_many(channel, payloads, priority, headers, auth)
+        """:meth:`MessageBus.publish_batch_async`."""
+        prepared = self.prepare_many(channel, payloads, priority, headers, auth)
         ch = self._channels[channel]
         if ch.config.overflow != "block":
-            kept = self._fit(ch, prepared)
+            kept = self.fit(ch, prepared)
             if ch.config.persistent and kept:
-                await self._persist_async(ch, kept, [])
-            accepted = [self._accept(ch, m) for m in kept]
+                await self.persist_async(ch, kept, [])
+            accepted = [self.accept(ch, m) for m in kept]
             return accepted + [None] * (len(prepared) - len(kept))
         out: list[Message | None] = []
         while len(out) < len(prepared):  # as much as there is room for, one commit each
-            await self._admit_async(ch)
+            await self.admit_async(ch)
             room = max(1, ch.max_size - ch.queue.size)
             chunk = prepared[len(out) : len(out) + room]
             if ch.config.persistent:
-                await self._persist_async(ch, chunk, [])
-            out += [self._accept(ch, m) for m in chunk]
+                await self.persist_async(ch, chunk, [])
+            out += [self.accept(ch, m) for m in chunk]
         return out
 
-    async def request(
-        self,
-        channel: str,
-        payload: Any,
-        *,
-        timeout: float = 5.0,
-        priority: int | None = None,
-        headers: Mapping[str, Any] | None = None,
-        auth: str | None = None,
-    ) -> Any:
-        """Publish and wait for the reply payload (a handler's return value).
-
-        Raises
-        ------
-        RequestTimeoutError
-            No reply within ``timeout`` seconds.
-
-        Examples
-        --------
-        >>> import asyncio
-        >>> from neuralcore.messaging import MessageBus
-        >>> async def main():
-        ...     async with MessageBus() as bus:
-        ...         bus.create_channel("double")
-        ...         bus.subscribe("double", lambda m: m.payload * 2)
-        ...         return await bus.request("double", 21)
-        >>> asyncio.run(main())
-        42
-        """
-        timeout = check_timeout(timeout)
-        cid, pending = self._requests.open(channel)
-        extra = None if headers is None else _headers(headers)
-        hdrs = {**(extra or {}), "correlation_id": cid, "reply_to": self.bus_id}
-        try:
-            sent = await self.publish_async(
-                channel, payload, priority=priority, headers=hdrs, auth=auth
-            )
-            if sent is not None:
-                pending.msg_id = sent.id
-            async with asyncio.timeout(timeout):
-                return await pending.future
-        except TimeoutError as err:
-            raise RequestTimeoutError(
-                f"no reply on channel {channel!r} within {timeout} s (correlation_id={cid})"
-            ) from err
-        finally:
-            self._requests.close(cid)
-
-    # -- internals ------------------------------------------------------------------------
-
-    def _publish_from_thread(
+    def publish_from_thread(
         self,
         channel: str,
         payload: Any,
@@ -392,17 +187,18 @@ class Publisher:
         key: str | None,
         auth: str | None,
     ) -> Message | None:
-        coro = self._publish_one(channel, payload, priority, headers, key, auth)
-        return self._wait_threadsafe(coro, channel)
+        coro = self.publish_one(channel, payload, priority, headers, key, auth)
+        return self.wait_threadsafe(coro, channel)
 
-    def _wait_threadsafe(self, coro: Coroutine[Any, Any, _T], channel: str) -> _T:
-        assert self._loop is not None
+    def wait_threadsafe(self, coro: Coroutine[Any, Any, _T], channel: str) -> _T:
+        loop = self._host.loop
+        assert loop is not None
         try:
-            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
         except RuntimeError as err:  # loop closed
             coro.close()
-            raise BusClosedError(f"bus {self.bus_id} has no running event loop") from err
-        limit = self.config.block_timeout + self._commit_timeout() + 5.0
+            raise BusClosedError(f"bus {self._bus_id} has no running event loop") from err
+        limit = self._config.block_timeout + self.commit_timeout() + 5.0
         try:
             return future.result(limit)
         except concurrent.futures.TimeoutError as err:
@@ -412,10 +208,10 @@ class Publisher:
                 f"{limit:g} s (block_timeout + commit_timeout + 5): the loop is blocked"
             ) from err
 
-    def _commit_timeout(self) -> float:
-        return float(self.config.commit_timeout)
+    def commit_timeout(self) -> float:
+        return float(self._config.commit_timeout)
 
-    def _publish_sync(
+    def publish_sync(
         self,
         channel: str,
         payload: Any,
@@ -427,25 +223,25 @@ class Publisher:
         internal: bool = False,
     ) -> Message | None:
         t0 = _perf()
-        ch, msg = self._prepare(channel, payload, priority, headers, key, auth, internal=internal)
+        ch, msg = self.prepare(channel, payload, priority, headers, key, auth, internal=internal)
         if msg is None:
             return None
         try:
-            if not self._admit_sync(ch):
+            if not self.admit_sync(ch):
                 return None
             if ch.config.persistent:
-                self._persist(ch, [msg], [key] if key else []).wait(self._commit_timeout())
+                self.persist(ch, [msg], [key] if key else []).wait(self.commit_timeout())
         except BaseException:
             if key is not None and ch.idem is not None:
                 ch.idem.forget(key)
             raise
-        accepted = self._accept(ch, msg)
+        accepted = self.accept(ch, msg)
         ch.pub_tick += 1
-        if ch.config.persistent or not ch.pub_tick % self.config.metrics_sample_every:
+        if ch.config.persistent or not ch.pub_tick % self._config.metrics_sample_every:
             ch.stats.publish_latency.observe(_perf() - t0)
         return accepted
 
-    async def _publish_one(
+    async def publish_one(
         self,
         channel: str,
         payload: Any,
@@ -457,37 +253,37 @@ class Publisher:
         internal: bool = False,
     ) -> Message | None:
         t0 = _perf()
-        ch, msg = self._prepare(channel, payload, priority, headers, key, auth, internal=internal)
+        ch, msg = self.prepare(channel, payload, priority, headers, key, auth, internal=internal)
         if msg is None:
             return None
         if (
             ch.config.persistent or ch.queue.size >= ch.max_size
-        ) and not await self._admit_and_persist(ch, msg, key):
+        ) and not await self.admit_and_persist(ch, msg, key):
             return None
-        return self._accept_timed(ch, msg, t0)
+        return self.accept_timed(ch, msg, t0)
 
-    async def _admit_and_persist(self, ch: Channel, msg: Message, key: str | None) -> bool:
+    async def admit_and_persist(self, ch: Channel, msg: Message, key: str | None) -> bool:
         """Wait for room (``block``) and for the commit; ``False`` = the message dropped.
         A failure forgets the idempotency key, so that a retry is not a duplicate."""
         try:
-            if ch.queue.size >= ch.max_size and not await self._admit_async(ch):
+            if ch.queue.size >= ch.max_size and not await self.admit_async(ch):
                 return False
             if ch.config.persistent:
-                await self._persist_async(ch, [msg], [key] if key else [])
+                await self.persist_async(ch, [msg], [key] if key else [])
         except BaseException:
             if key is not None and ch.idem is not None:
                 ch.idem.forget(key)
             raise
         return True
 
-    def _accept_timed(self, ch: Channel, msg: Message, t0: float) -> Message | None:
-        accepted = self._accept(ch, msg)
+    def accept_timed(self, ch: Channel, msg: Message, t0: float) -> Message | None:
+        accepted = self.accept(ch, msg)
         ch.pub_tick += 1
-        if ch.config.persistent or not ch.pub_tick % self.config.metrics_sample_every:
+        if ch.config.persistent or not ch.pub_tick % self._config.metrics_sample_every:
             ch.stats.publish_latency.observe(_perf() - t0)
         return accepted
 
-    def _prepare(
+    def prepare(
         self,
         channel: str,
         payload: Any,
@@ -501,14 +297,14 @@ class Publisher:
         """Checks and hooks shared by every publish path; ``None`` message = duplicate."""
         if type(channel) is not str:
             raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
-        if self._closed and not internal:
-            raise BusClosedError(f"bus {self.bus_id} is stopped; cannot publish to {channel!r}")
-        ch = self._channels.get(channel) or self._channel(channel)  # the latter raises
+        if self._host.closed and not internal:
+            raise BusClosedError(f"bus {self._bus_id} is stopped; cannot publish to {channel!r}")
+        ch = self._channels.get(channel) or self._registry.channel(channel)  # the latter raises
         if key is not None and (type(key) is not str or not key.isascii()):
             _check_key(key)
         if internal:
             pass  # the bus's own dead letters and replies: authorized by their source
-        elif ch.config.allow_publish is not None or self.config.api_keys:
+        elif ch.config.allow_publish is not None or self._config.api_keys:
             self._gate.authorize(ch, auth, "publish")
         if ch.limiter is not None and not internal and not ch.limiter.take():
             ch.stats.dropped += 1
@@ -518,14 +314,14 @@ class Publisher:
             )
         if priority is None:
             priority = ch.default_priority
-        elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
-            priority = _check_priority(priority)
+        elif type(priority) is not int or not PMIN <= priority <= PMAX:
+            priority = check_priority(priority)
         msg = _new(
             channel,
             payload,
             priority,
-            None if headers is None else _headers(headers),
-            self.bus_id,
+            None if headers is None else copy_headers(headers),
+            self._bus_id,
             next(self._counter),
         )
         if self._middleware.publish:
@@ -541,7 +337,7 @@ class Publisher:
                 return ch, None
         return ch, msg
 
-    def _prepare_many(
+    def prepare_many(
         self,
         channel: str,
         payloads: Iterable[Any],
@@ -551,12 +347,12 @@ class Publisher:
     ) -> list[Message]:
         out = []
         for payload in payloads:
-            _, msg = self._prepare(channel, payload, priority, headers, None, auth)
+            _, msg = self.prepare(channel, payload, priority, headers, None, auth)
             assert msg is not None
             out.append(msg)
         return out
 
-    def _admit_sync(self, ch: Channel) -> bool:
+    def admit_sync(self, ch: Channel) -> bool:
         """Overflow policy without waiting: ``False`` = drop the new message."""
         if ch.queue.size < ch.max_size:
             return True
@@ -568,7 +364,7 @@ class Publisher:
             return False
         where = (
             "the bus is not started"
-            if not self.running
+            if not self._host.running
             else "publish() is on the event loop thread"
         )
         reason = (
@@ -578,12 +374,12 @@ class Publisher:
             f"channel {ch.name!r} is full ({ch.max_size} messages queued; {reason})"
         )
 
-    async def _admit_async(self, ch: Channel) -> bool:
+    async def admit_async(self, ch: Channel) -> bool:
         """Overflow policy, waiting up to ``block_timeout`` for room on ``block`` channels."""
         if ch.queue.size < ch.max_size or ch.config.overflow != "block":
-            return self._admit_sync(ch)
+            return self.admit_sync(ch)
         loop = asyncio.get_running_loop()
-        timeout = self.config.block_timeout
+        timeout = self._config.block_timeout
         try:
             async with asyncio.timeout(timeout):
                 while ch.queue.size >= ch.max_size:
@@ -596,41 +392,43 @@ class Publisher:
             ) from err
         return True
 
-    def _persist(self, ch: Channel, msgs: list[Message], keys: list[str]) -> Commit:
+    def persist(self, ch: Channel, msgs: list[Message], keys: list[str]) -> Commit:
         """Encode (``SerializationError`` before anything is written) and join a commit."""
-        assert self._journal is not None
+        journal = self._host.journal
+        assert journal is not None
         idem = ch.idem
         stored_keys = (
             [(key, msgs[0].id, time.time() + idem.window) for key in keys]
             if idem is not None
             else []
         )
-        return self._journal.persist(
+        return journal.persist(
             ch.name,
             msgs,
-            self._tracked_done,
+            self.tracked_done,
             keys=stored_keys,
             outbox=(lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None,
         )
 
-    async def _persist_async(self, ch: Channel, msgs: list[Message], keys: list[str]) -> None:
+    async def persist_async(self, ch: Channel, msgs: list[Message], keys: list[str]) -> None:
         """Like :meth:`_persist`, awaited from the event loop."""
-        assert self._journal is not None
+        journal = self._host.journal
+        assert journal is not None
         idem = ch.idem
         stored_keys = (
             [(key, msgs[0].id, time.time() + idem.window) for key in keys]
             if idem is not None
             else []
         )
-        await self._journal.persist_async(
+        await journal.persist_async(
             ch.name,
             msgs,
-            self._tracked_done,
+            self.tracked_done,
             keys=stored_keys,
             outbox=(lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None,
         )
 
-    def _accept(self, ch: Channel, msg: Message) -> Message | None:
+    def accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
         queue = ch.queue
         queue.push(msg)
@@ -647,7 +445,7 @@ class Publisher:
             return None
         ch.stats.published += 1
         for tap in ch.taps:
-            if tap.include_remote or msg.origin == self.bus_id:
+            if tap.include_remote or msg.origin == self._bus_id:
                 try:
                     tap.callback(msg)
                     msg._tapped = True  # forwarded: not lost if nobody here takes it
@@ -657,30 +455,30 @@ class Publisher:
         ch.wake()
         return msg
 
-    async def _inject(
+    async def inject(
         self, message: Message, on_settled: Callable[[Message, Outcome], None] | None
     ) -> bool:
-        if self._closed:
+        if self._host.closed:
             raise BusClosedError(
-                f"bus {self.bus_id} is stopped; cannot inject into {message.channel!r}"
+                f"bus {self._bus_id} is stopped; cannot inject into {message.channel!r}"
             )
-        ch = self._channel(message.channel)
-        message._tracker = Tracker(None, self._tracked_done, on_settled) if on_settled else None
-        if not await self._admit_async(ch):
+        ch = self._registry.channel(message.channel)
+        message._tracker = Tracker(None, self.tracked_done, on_settled) if on_settled else None
+        if not await self.admit_async(ch):
             if on_settled is not None:
                 on_settled(message, "dropped")
             return False
         if ch.config.persistent:
-            await self._persist_async(ch, [message], [])
-        return self._accept(ch, message) is not None
+            await self.persist_async(ch, [message], [])
+        return self.accept(ch, message) is not None
 
 
-_PMIN, _PMAX = -(2**63), 2**63 - 1  # priorities are stored as signed 64-bit integers
+PMIN, PMAX = -(2**63), 2**63 - 1  # priorities are stored as signed 64-bit integers
 
 
-def _check_priority(priority: Any) -> int:
+def check_priority(priority: Any) -> int:
     if isinstance(priority, int) and not isinstance(priority, bool):
-        if not _PMIN <= priority <= _PMAX:
+        if not PMIN <= priority <= PMAX:
             raise InvalidInputError(
                 f"priority {_short(priority)} is outside the signed 64-bit range [-2**63, 2**63)"
             )
@@ -706,7 +504,7 @@ def check_timeout(timeout: Any) -> float:
     return float(timeout)
 
 
-def _headers(headers: Any) -> dict[str, Any] | None:
+def copy_headers(headers: Any) -> dict[str, Any] | None:
     """A copy of ``headers`` (``None`` when empty), which must be a mapping with str keys."""
     if type(headers) is dict or isinstance(headers, Mapping):
         out = dict(headers)
