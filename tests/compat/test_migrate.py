@@ -390,6 +390,11 @@ def test_method_loops_in_other_shapes_get_a_note_and_are_left_alone() -> None:
         assert "left alone" in notes[0]
     two_args = _EVALUATOR.replace("self, vec1: List[float], vec2", "self, vec1")
     assert migrate_source(two_args, module=_EVAL_MODULE)[1] == 0
+    for signature in ("self, vec1, vec2, scale=1.0", "self, vec1, *vecs", "self, vec1, vec2=()"):
+        odd = _EVALUATOR.replace("self, vec1: List[float], vec2: List[float]", signature)
+        assert migrate_source(odd, module=_EVAL_MODULE)[1] == 0, signature
+    three = _CONVERSATIONS.replace("left: Sequence[float], right", "left, middle, right")
+    assert migrate_source(three, module=_CONV_MODULE)[1] == 0
     other_class = _EVALUATOR.replace("class RelevancyCalculator", "class Renamed")
     assert migrate_source(other_class, module=_EVAL_MODULE)[1] == 0
     assert migrate_source(_EVALUATOR, module="modules.storage.evaluation.dataset")[1] == 0

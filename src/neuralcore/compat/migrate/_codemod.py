@@ -326,9 +326,12 @@ def _method_rebind(cls: ast.ClassDef | None, owner: str, attr: str, notes: list[
     node = found[-1]  # the last definition is the one the class keeps
     decorators = [d.id if isinstance(d, ast.Name) else "" for d in node.decorator_list]
     target = f"{owner}.{attr}"
-    if decorators == ["staticmethod"]:
+    args = node.args
+    positional = len(args.posonlyargs) + len(args.args)
+    plain = not (args.vararg or args.kwarg or args.kwonlyargs or args.defaults)
+    if plain and decorators == ["staticmethod"] and positional == 2:
         call = f"staticmethod(_nc_accelerated({target}))"
-    elif not decorators and len(node.args.posonlyargs) + len(node.args.args) == 3:
+    elif plain and not decorators and positional == 3:
         call = f"_nc_accelerated({target}, method=True)"
     else:
         notes.append(f"line {node.lineno}: {target} is not a plain or static method; left alone")
