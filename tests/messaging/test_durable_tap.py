@@ -21,7 +21,7 @@ def _bus(db: Path) -> MessageBus:
 async def test_unacknowledged_messages_replayed_to_the_next_run_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("neuralcore.messaging._seams._PAGE", 2)  # replay reads pages
+    monkeypatch.setattr("neuralcore.messaging._taps._PAGE", 2)  # replay reads pages
     db = tmp_path / "bus.db"
     bus, seen = _bus(db), list[Message]()
     tap = bus.tap(("p", "m"), seen.append, durable=True, name="out")

@@ -1,4 +1,11 @@
-"""The MessageBus: channels, subscriptions, lifecycle, metrics and bridge seams."""
+"""The MessageBus facade: the public API, the lifecycle and the inlined publish fast path.
+
+It owns the bus's state and composes the parts, which talk to it through small
+protocols (:mod:`neuralcore.messaging._host`): the registry (channels, patterns, taps),
+the gate (admission), middleware, the publish :class:`~._publish.Pipeline`,
+:class:`~._taps.Taps` (taps and their durable outbox), request/reply, dead letters and
+the journal. Bridges see only the port (:mod:`neuralcore.messaging._port`).
+"""
 
 from __future__ import annotations
 
@@ -43,8 +50,8 @@ from neuralcore.messaging._publish import (
 from neuralcore.messaging._registry import Registry
 from neuralcore.messaging._routing import Selector
 from neuralcore.messaging._rpc import Requests
-from neuralcore.messaging._seams import Taps
 from neuralcore.messaging._subscription import Subscription
+from neuralcore.messaging._taps import Taps
 from neuralcore.messaging._types import Filter, Handler, Outcome
 
 if TYPE_CHECKING:

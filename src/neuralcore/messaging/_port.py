@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from neuralcore.messaging._codec import Codec
     from neuralcore.messaging._config import ChannelConfig
     from neuralcore.messaging._registry import Registry
-    from neuralcore.messaging._seams import Taps
+    from neuralcore.messaging._taps import Taps
 
 __all__ = ("MessageBusPort", "port_for")
 

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._middleware import Middleware
     from neuralcore.messaging._registry import Registry
-    from neuralcore.messaging._seams import Taps
     from neuralcore.messaging._store import Commit
+    from neuralcore.messaging._taps import Taps
     from neuralcore.messaging._types import Outcome
 
 __all__ = (
