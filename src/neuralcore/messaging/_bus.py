@@ -153,7 +153,6 @@ class MessageBus:
         self._prestart = threading.Lock()
         self._background: set[asyncio.Task[Any]] = set()
         self.running = False
-        self._closed = False
         self._stopping = False
         self._failures: list[str] = []  # background tasks that failed (see health())
         self._journal: Journal | None = None
@@ -208,7 +207,7 @@ class MessageBus:
             )
         if cfg.name in self._channels:
             raise ConfigError("name", cfg.name, "channel already exists")
-        if self._closed:
+        if self._pub.closed:
             raise BusClosedError(f"bus {self.bus_id} is stopped")
         if cfg.persistent and self._journal is None:
             raise ConfigError("persistent", True, f"channel {cfg.name!r} needs persistence_path")
@@ -604,7 +603,7 @@ class MessageBus:
             raise InputTypeError(f"handler must be callable, got {type(handler).__name__}")
         if type(concurrency) is not int or concurrency < 1:
             raise InvalidInputError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        if self._closed:
+        if self._pub.closed:
             raise BusClosedError(f"bus {self.bus_id} is stopped")
         selection = Selector(channel)
         pattern = selection.is_pattern
@@ -690,7 +689,7 @@ class MessageBus:
         BusClosedError
             The bus was stopped; buses are not restartable.
         """
-        if self._closed:
+        if self._pub.closed:
             raise BusClosedError(f"bus {self.bus_id} was stopped; create a new MessageBus")
         if self.running:
             return
@@ -744,7 +743,7 @@ class MessageBus:
         on persistent channels (replayed on the next start) and are counted as dropped on
         in-memory channels.
         """
-        if self._closed or self._stopping:
+        if self._pub.closed or self._stopping:
             return
         self._stopping = True
         for bridge in reversed(self._bridges):
@@ -752,7 +751,7 @@ class MessageBus:
         if self.running and not await self.drain(timeout):
             # Handlers may still publish follow-ups while draining; the deadline bounds it.
             logger.warning("bus %s: drain deadline passed with messages pending", self.bus_id)
-        self._closed = True
+        self._pub.closed = True  # the pipeline owns it: publishes check it
         for ch in self._channels.values():
             ch.refresh()  # no more fast-path publishes
         if self.running:
@@ -777,7 +776,7 @@ class MessageBus:
         False
         """
         self._stopping = True
-        self._closed = True
+        self._pub.closed = True  # the pipeline owns it: publishes check it
         for ch in self._channels.values():
             ch.refresh()
         if self.running:
@@ -1051,7 +1050,7 @@ class MessageBus:
         if bridge in self._bridges:
             raise InvalidInputError(f"bridge {bridge.name!r} is already attached")
         self._bridges.append(bridge)
-        if self.running and not self._closed:
+        if self.running and not self._pub.closed:
             await bridge.start(self)
 
     async def remove_bridge(self, bridge: Bridge) -> None:

@@ -119,7 +119,7 @@ class BusHost:
     @property
     def closed(self) -> bool:
         """See :class:`ChannelHost`."""
-        return self._bus._closed
+        return self._bus._pub.closed
 
     @property
     def journal(self) -> Journal | None:

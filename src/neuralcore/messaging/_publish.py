@@ -64,11 +64,6 @@ class PublishHost(Protocol):
         ...
 
     @property
-    def closed(self) -> bool:
-        """The bus is stopped: only its own (internal) publishes are accepted."""
-        ...
-
-    @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The bus's event loop once started."""
         ...
@@ -85,7 +80,7 @@ class Pipeline:
 
     __slots__ = (
         "_bus_id", "_channels", "_config", "_counter", "_gate", "_host",
-        "_middleware", "_registry", "_taps",
+        "_middleware", "_registry", "_taps", "closed",
     )  # fmt: skip
 
     def __init__(
@@ -109,6 +104,7 @@ class Pipeline:
         self._middleware = middleware
         self._gate = gate
         self._taps = taps
+        self.closed = False  # set once by the bus's stop()/close(): outside publishes refused
 
     def tracked_done(self, tracker: Tracker, msg: Message) -> None:
         """Done callback of a message's tracker: ack its row, then ``on_settled``."""
@@ -297,7 +293,7 @@ class Pipeline:
         """Checks and hooks shared by every publish path; ``None`` message = duplicate."""
         if type(channel) is not str:
             raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
-        if self._host.closed and not internal:
+        if self.closed and not internal:
             raise BusClosedError(f"bus {self._bus_id} is stopped; cannot publish to {channel!r}")
         ch = self._channels.get(channel) or self._registry.channel(channel)  # the latter raises
         if key is not None and (type(key) is not str or not key.isascii()):
@@ -458,7 +454,7 @@ class Pipeline:
     async def inject(
         self, message: Message, on_settled: Callable[[Message, Outcome], None] | None
     ) -> bool:
-        if self._host.closed:
+        if self.closed:
             raise BusClosedError(
                 f"bus {self._bus_id} is stopped; cannot inject into {message.channel!r}"
             )
