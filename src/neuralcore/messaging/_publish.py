@@ -392,37 +392,25 @@ class Pipeline:
         """Encode (``SerializationError`` before anything is written) and join a commit."""
         journal = self._host.journal
         assert journal is not None
-        idem = ch.idem
-        stored_keys = (
-            [(key, msgs[0].id, time.time() + idem.window) for key in keys]
-            if idem is not None
-            else []
-        )
-        return journal.persist(
-            ch.name,
-            msgs,
-            self.tracked_done,
-            keys=stored_keys,
-            outbox=(lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None,
-        )
+        stored, outbox = self._rows(ch, msgs, keys)
+        return journal.persist(ch.name, msgs, self.tracked_done, keys=stored, outbox=outbox)
 
     async def persist_async(self, ch: Channel, msgs: list[Message], keys: list[str]) -> None:
-        """Like :meth:`_persist`, awaited from the event loop."""
+        """Like :meth:`persist`, awaited from the event loop."""
         journal = self._host.journal
         assert journal is not None
+        stored, outbox = self._rows(ch, msgs, keys)
+        await journal.persist_async(ch.name, msgs, self.tracked_done, keys=stored, outbox=outbox)
+
+    def _rows(
+        self, ch: Channel, msgs: list[Message], keys: list[str]
+    ) -> tuple[list[tuple[str, str, float]], Callable[[int], list[tuple[int, str]]] | None]:
+        """The idempotency keys to store with ``msgs`` and their outbox rows, if tapped."""
         idem = ch.idem
-        stored_keys = (
-            [(key, msgs[0].id, time.time() + idem.window) for key in keys]
-            if idem is not None
-            else []
-        )
-        await journal.persist_async(
-            ch.name,
-            msgs,
-            self.tracked_done,
-            keys=stored_keys,
-            outbox=(lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None,
-        )
+        expires = time.time() + idem.window if idem is not None else 0.0
+        stored = [(key, msgs[0].id, expires) for key in keys] if idem is not None else []
+        outbox = (lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None
+        return stored, outbox
 
     def accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
