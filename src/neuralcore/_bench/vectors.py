@@ -301,12 +301,7 @@ def sections(quick: bool = False, *, hnsw: bool = True) -> list[Section]:
 
 
 def main(argv: list[str]) -> int:
-    """Print the vectors benchmark table (``--quick`` for a fast run).
-
-    Examples
-    --------
-    >>> main(["--help"])  # doctest: +SKIP
-    """
+    """Print the vectors benchmark table (``--quick`` for a fast run)."""
     parser = argparse.ArgumentParser(prog="neuralcore bench vectors")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--kernels", action="store_true", help="also compare kernel libraries")
