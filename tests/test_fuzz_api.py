@@ -100,6 +100,12 @@ def _vector_targets() -> dict[str, Target]:
     targets["top_k(bad, m, 1)"] = lambda bad: neuralcore.top_k(bad, M, 1)
     targets["top_k(v, bad, 1)"] = lambda bad: neuralcore.top_k(V, bad, 1)
     targets["top_k(v, m, k=bad)"] = lambda bad: neuralcore.top_k(V, M, bad)
+    targets["Corpus(bad)"] = lambda bad: neuralcore.Corpus(bad)
+    targets["Corpus(m, dtype=bad)"] = lambda bad: neuralcore.Corpus(M, dtype=bad)
+    targets["Corpus(m).add(bad)"] = lambda bad: neuralcore.Corpus(M).add(bad)
+    targets["Corpus(m).cosine(bad)"] = lambda bad: neuralcore.Corpus(M).cosine(bad)
+    targets["Corpus(m).dot(bad)"] = lambda bad: neuralcore.Corpus(M).dot(bad)
+    targets["Corpus(m).top_k(v, k=bad)"] = lambda bad: neuralcore.Corpus(M).top_k(V, bad)
     targets["VectorOps(backend=bad)"] = lambda bad: VectorOps(backend=bad)
     targets["VectorOps('python').dot(bad, v)"] = lambda bad: VectorOps(backend="python").dot(bad, V)
     targets["VectorOps('python').top_k(v, m, k=bad)"] = lambda bad: VectorOps(

@@ -123,7 +123,7 @@ class Corpus:
         dtype: StorageType = "f32",
         threads: int | None = None,
     ) -> None:
-        if dtype not in _STORE:
+        if not isinstance(dtype, str) or dtype not in _STORE:
             raise ConfigError("dtype", dtype, f"expected one of {sorted(_STORE)}")
         workers = usable_cores() if threads is None else threads
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
