@@ -139,3 +139,13 @@ def test_adds_are_atomic_to_concurrent_queries() -> None:
     reader.join()
     assert len(corpus) == 10 + 40 * 50
     assert all((size - 10) % 50 == 0 for size in seen)
+
+
+def test_top_k_zero_is_empty_like_the_function() -> None:
+    corpus = Corpus([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    idx, scores = corpus.top_k([1.0, 2.0], 0)
+    assert idx.shape == (0,)
+    assert scores.shape == (0,)
+    idx, scores = corpus.top_k([[1.0, 2.0], [2.0, 1.0]], 0)
+    assert idx.shape == (2, 0)
+    assert scores.shape == (2, 0)

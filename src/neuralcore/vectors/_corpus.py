@@ -330,7 +330,9 @@ class Corpus:
 def _best(scores: Scores, take: int) -> tuple[NDArray[np.int64], Scores]:
     """The ``take`` highest scores along the last axis, best first, ties to lower index."""
     n = scores.shape[-1]
-    if take < n:
+    if take == 0:  # k=0 asks for nothing, as top_k() answers it
+        part = np.empty((*scores.shape[:-1], 0), dtype=np.int64)
+    elif take < n:
         part = np.argpartition(scores, n - take, axis=-1)[..., n - take :]
     else:
         part = np.broadcast_to(np.arange(n), scores.shape)
