@@ -356,3 +356,81 @@ def test_threads_publishing_before_start_are_serialised() -> None:
     asyncio.run(consume())
     assert len(items) == 8000
     assert sorted(items) == sorted((t, i) for t in range(4) for i in range(2000))
+
+
+@pytest.mark.parametrize("way", ["publish", "publish_async"])
+async def test_every_checked_publish_path_applies_the_same_features(way: str) -> None:
+    """``publish`` (the general pipeline) and ``publish_async`` on an in-memory channel
+    (its one-call checked path) give the same answers for every feature."""
+    bus = MessageBus(BusConfig(api_keys={"w": ("writer",), "r": ("reader",)}))
+    bus.create_channel(
+        "c", allow_publish=("writer",), rate_limit=1e-3, rate_burst=4, idempotency_window=60
+    )
+    bus.add_publish_hook(lambda m: (m.headers.__setitem__("seen", True), m)[1])
+    seen: list[Message] = []
+    tap = bus.tap("c", seen.append, auth="r")
+
+    async def send(payload: Any, **kw: Any) -> Message | None:
+        if way == "publish":
+            return bus.publish("c", payload, **kw)
+        return await bus.publish_async("c", payload, **kw)
+
+    async with bus:
+        with pytest.raises(AuthorizationError, match="denied for no API key"):
+            await send(0)
+        with pytest.raises(AuthorizationError, match=r"denied for roles \['reader'\]"):
+            await send(0, auth="r")
+        with pytest.raises(InvalidInputError, match="outside the signed 64-bit range"):
+            await send(0, auth="w", priority=2**63)
+        first = await send(1, auth="w", idempotency_key="k", priority=3)
+        assert first is not None
+        assert first.priority == 3
+        assert first.headers["seen"] is True
+        assert await send(1, auth="w", idempotency_key="k") is None  # a duplicate
+        assert await send(2, auth="w") is not None
+        with pytest.raises(RateLimitedError, match=r"'c' is limited"):
+            await send(3, auth="w")
+        assert [m.payload for m in seen] == [1, 2]
+        m = bus.metrics()["c"]
+        assert (m.published, m.duplicates, m.denied, m.dropped, m.queue_depth) == (2, 1, 2, 1, 2)
+        tap.close()
+
+
+async def test_api_keys_deny_by_default_on_a_running_bus() -> None:
+    """With ``api_keys`` set, a channel without ``allow_publish`` still needs a known
+    key once the bus runs (the unchecked fast path was taken before)."""
+    async with MessageBus(BusConfig(api_keys={"k": ("app",)})) as bus:
+        bus.create_channel("plain")
+        with pytest.raises(AuthorizationError, match="no API key"):
+            bus.publish("plain", 1)
+        with pytest.raises(AuthorizationError, match="no API key"):
+            await bus.publish_async("plain", 1)
+        assert await bus.publish_async("plain", 1, auth="k") is not None
+
+
+async def test_publish_hook_that_fills_the_channel_makes_publish_async_wait(until: Any) -> None:
+    """A publish hook that publishes to the same channel can take its last place: the
+    message being published then waits for room like any other (``block``)."""
+    async with MessageBus() as bus:
+        bus.create_channel("c", max_size=2, overflow="block")
+        bus.create_channel("side")
+        filled = []
+
+        def hook(m: Message) -> Message:
+            if m.payload == "trigger" and not filled:
+                filled.append(bus.publish("c", "from-hook"))
+            return m
+
+        bus.add_publish_hook(hook)
+        assert await bus.publish_async("c", "first") is not None
+        task = asyncio.create_task(bus.publish_async("c", "trigger"))
+        await until(lambda: bool(filled))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()
+        assert bus.metrics()["c"].queue_depth == 2
+        got: list[Any] = []
+        bus.subscribe("c", lambda m: got.append(m.payload))
+        assert (await task) is not None
+        await until(lambda: len(got) == 3)
+        assert got == ["first", "from-hook", "trigger"]

@@ -23,32 +23,54 @@ logger = logging.getLogger(__name__)
 
 
 class Gate:
-    """Decides authorization from ``api_keys`` (key -> roles); caches grants per channel."""
+    """Decides authorization from ``api_keys`` (key -> roles), read once at construction.
+
+    The decisions are made once per channel, not per message: :meth:`bind` gives a
+    channel the set of keys that may publish and the set that may read there (``None``
+    when anyone may, with or without a key). ``ChannelConfig`` and ``BusConfig`` are
+    frozen, so a channel's sets never go stale; a new channel gets its own at creation.
+
+    Examples
+    --------
+    >>> gate = Gate({"k1": ("app",), "k2": ("ops",)})
+    >>> sorted(gate.grants(("app",))), sorted(gate.grants(None))
+    (['k1'], ['k1', 'k2'])
+    >>> Gate({}).grants(None) is None
+    True
+    """
 
     __slots__ = ("_keys",)
 
     def __init__(self, api_keys: Mapping[str, tuple[str, ...]]) -> None:
-        self._keys = api_keys
+        self._keys = dict(api_keys)
 
     @property
     def enabled(self) -> bool:
         """True when API keys are configured (deny by default)."""
         return bool(self._keys)
 
-    def may(self, ch: Channel, auth: str | None, action: str) -> bool:
-        """Whether ``auth`` may ``action`` (``"publish"``/``"subscribe"``) on ``ch``."""
-        if (action, auth) in ch.granted:
-            return True
-        allowed = ch.config.allow_publish if action == "publish" else ch.config.allow_subscribe
+    def grants(self, allowed: tuple[str, ...] | None) -> frozenset[str] | None:
+        """The keys an ``allow_*`` setting admits; ``None`` = anyone (no keys set and
+        no ``allow_*``). With ``api_keys`` set, no ``allow_*`` admits any known key."""
         if allowed is None:
             if not self._keys:
-                return True
+                return None
             allowed = ("*",)  # api_keys set: deny by default, any known key may
-        roles = self._keys.get(auth) if type(auth) is str else None
-        if roles is not None and ("*" in allowed or not set(allowed).isdisjoint(roles)):
-            ch.granted.add((action, auth))
-            return True
-        return False
+        return frozenset(
+            key
+            for key, roles in self._keys.items()
+            if "*" in allowed or not set(allowed).isdisjoint(roles)
+        )
+
+    def bind(self, ch: Channel) -> None:
+        """Give ``ch`` its precomputed publish and subscribe grants."""
+        ch.publishers = self.grants(ch.config.allow_publish)
+        ch.readers = self.grants(ch.config.allow_subscribe)
+
+    def may(self, ch: Channel, auth: str | None, action: str) -> bool:
+        """Whether ``auth`` may ``action`` (``"publish"``/``"subscribe"``) on ``ch``."""
+        keys = ch.publishers if action == "publish" else ch.readers
+        return keys is None or (type(auth) is str and auth in keys)
 
     def authorize(self, ch: Channel, auth: str | None, action: str) -> None:
         """:meth:`may`, or ``AuthorizationError`` (counted as denied on the channel)."""

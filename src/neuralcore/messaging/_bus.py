@@ -42,6 +42,7 @@ from neuralcore.messaging._middleware import DispatchAfter, DispatchBefore, Midd
 from neuralcore.messaging._publish import (
     PMAX,
     PMIN,
+    MustWait,
     Pipeline,
     check_priority,
     check_timeout,
@@ -128,6 +129,7 @@ class MessageBus:
         self.config = config
         self.bus_id = uuid.uuid4().hex[:12]
         self._counter = itertools.count(1)
+        self._sample_every = config.metrics_sample_every
         self._registry = Registry()
         self._channels = self._registry.channels  # read-only view for the fast path
         self._host = BusHost(self)  # what channels, subscriptions and taps see
@@ -211,7 +213,10 @@ class MessageBus:
             raise BusClosedError(f"bus {self.bus_id} is stopped")
         if cfg.persistent and self._journal is None:
             raise ConfigError("persistent", True, f"channel {cfg.name!r} needs persistence_path")
-        ch = self._channels[cfg.name] = Channel(self._host, cfg)
+        ch = Channel(self._host, cfg)
+        self._gate.bind(ch)
+        ch.refresh()
+        self._channels[cfg.name] = ch
         if cfg.dead_letter and cfg.dead_letter not in self._channels:
             # The dead letters of a protected channel are as protected as the channel.
             self.create_channel(
@@ -433,18 +438,30 @@ class MessageBus:
             if ch.waiter is not None:
                 ch.wake()
             return msg
-        # With features on: the checks and hooks run here, and a coroutine is awaited
-        # only when there is something to wait for (room on a full channel, a commit).
-        t0 = _perf()
+        # With features on: an in-memory channel with room is one call (the checks and
+        # hooks its features need); otherwise a coroutine is awaited only when there is
+        # something to wait for (room on a full channel, a commit).
         pipe = self._pub
-        ch, prepared = pipe.prepare(channel, payload, priority, headers, idempotency_key, auth)
-        if prepared is None:
-            return None
+        if ch is not None and ch.in_memory and ch.queue.size < ch.max_size:
+            try:
+                return pipe.publish_now(ch, payload, priority, headers, idempotency_key, auth)
+            except MustWait as full:  # a publish hook filled the channel: admit it below
+                t0, msg = _perf(), full.msg
+        else:
+            t0 = _perf()
+            ch, prepared = pipe.prepare(channel, payload, priority, headers, idempotency_key, auth)
+            if prepared is None:
+                return None
+            msg = prepared
         if (
             ch.config.persistent or ch.queue.size >= ch.max_size
-        ) and not await pipe.admit_and_persist(ch, prepared, idempotency_key):
+        ) and not await pipe.admit_and_persist(ch, msg, idempotency_key):
             return None
-        return pipe.accept_timed(ch, prepared, t0)
+        accepted = pipe.accept(ch, msg)
+        ch.pub_tick += 1
+        if ch.config.persistent or not ch.pub_tick % self._sample_every:
+            ch.stats.publish_latency.observe(_perf() - t0)
+        return accepted
 
     def publish_batch(
         self,

@@ -38,6 +38,7 @@ class Channel:
         self.name = config.name
         self.max_size = config.max_size
         self.default_priority = config.default_priority
+        self.in_memory = not config.persistent
         self.queue = PriorityQueue()
         self.stats = ChannelStats()
         self.targets: list[Target] = []  # replaced, never mutated: safe to iterate
@@ -58,7 +59,10 @@ class Channel:
         self.task: asyncio.Task[None] | None = None
         self.timers: set[asyncio.TimerHandle] = set()
         self.busy = 0  # deliveries being handled by workers
-        self.granted: set[tuple[str, str | None]] = set()  # authorization decisions made
+        # Keys that may publish / read here (None: anyone), set by the Gate's bind();
+        # nobody until then.
+        self.publishers: frozenset[str] | None = frozenset()
+        self.readers: frozenset[str] | None = frozenset()
         self.pub_tick = 0
         self.fanout: list[tuple[Target, Any]] | None = None  # when every target is plain
         self.fan_of: list[Target] | None = None  # the targets list ``fanout`` was built from
@@ -76,7 +80,7 @@ class Channel:
             or self.limiter
             or self.idem
             or self.taps
-            or cfg.allow_publish is not None
+            or self.publishers is not None
             or self.host.middleware.publish
         )
 
@@ -323,7 +327,10 @@ class Channel:
         """
         direct, targets = target.direct, self.targets
         member = target.members[0]
-        call_async = self.host.middleware.call_async
+        middleware = self.host.middleware
+        call_async = middleware.call_async
+        # ``before`` hooks alone are called here, without the wrapper's frame.
+        befores = middleware.befores if hooks and not middleware.afters else None
         stats, every = self.stats, self.host.config.metrics_sample_every
         levels = self.queue._levels
         n, i, ok = len(batch), 0, 0
@@ -347,7 +354,12 @@ class Channel:
                 t0 = _perf() if timed else 0.0
                 self.busy += 1
                 try:
-                    result = await (call_async(member, msg, None) if hooks else direct(msg))
+                    if befores is not None:
+                        for before in befores:
+                            before(msg, member)
+                        result = await direct(msg)
+                    else:
+                        result = await (call_async(member, msg, None) if hooks else direct(msg))
                 except Exception as err:
                     self.busy -= 1
                     self.failed(target, member, msg, err)

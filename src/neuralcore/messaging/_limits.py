@@ -58,7 +58,9 @@ class IdempotencyWindow:
 
     def __init__(self, window: float) -> None:
         self.window = window
-        self._ids: dict[str, str] = {}  # key -> id of the message first published with it
+        # key -> id of the message first published with it (a bus-made message's number
+        # while its id is not formatted yet: the hot path never builds the string)
+        self._ids: dict[str, str | int] = {}
         self._order_times: deque[float] = deque()  # expiry of each claim, oldest first
         self._order_keys: deque[str] = deque()  # its key
         # Keys with more entries in the order than the live one (forgotten, or claimed
@@ -81,7 +83,7 @@ class IdempotencyWindow:
             else:
                 del stale[key]
 
-    def seen(self, key: str, *, now: float | None = None) -> str | None:
+    def seen(self, key: str, *, now: float | None = None) -> str | int | None:
         """Message id first published with ``key``, if still inside the window."""
         self._expire(time.time() if now is None else now)
         return self._ids.get(key)
@@ -92,7 +94,7 @@ class IdempotencyWindow:
         self.restore(key, msg_id, expiry)
         return expiry
 
-    def claim(self, key: str, msg_id: str, *, now: float | None = None) -> str | None:
+    def claim(self, key: str, msg_id: str | int, *, now: float | None = None) -> str | int | None:
         """:meth:`seen` and, for a new key, :meth:`remember` in one step (one clock read).
 
         Returns the id first published with ``key`` (a duplicate), or ``None`` (claimed).

@@ -32,11 +32,15 @@ class Middleware:
     (1, 0)
     """
 
-    __slots__ = ("dispatch", "publish")
+    __slots__ = ("afters", "befores", "dispatch", "publish")
 
     def __init__(self) -> None:
         self.publish: list[PublishHook] = []
         self.dispatch: list[tuple[DispatchBefore | None, DispatchAfter | None]] = []
+        # The same hooks split by kind, for the dispatcher's loop: with no ``after`` hook
+        # it calls the ``before`` hooks and awaits the handler itself (no wrapper frame).
+        self.befores: tuple[DispatchBefore, ...] = ()
+        self.afters: tuple[DispatchAfter, ...] = ()
 
     def add_publish(self, hook: PublishHook) -> None:
         """Run ``hook(message) -> message`` on every publish."""
@@ -50,6 +54,8 @@ class Middleware:
             if hook is not None and not callable(hook):
                 raise InputTypeError(f"a dispatch hook must be callable, got {type(hook).__name__}")
         self.dispatch.append((before, after))
+        self.befores = tuple(b for b, _ in self.dispatch if b is not None)
+        self.afters = tuple(a for _, a in self.dispatch if a is not None)
 
     def run_publish(self, stats: ChannelStats, msg: Message) -> Message:
         """Every publish hook in turn; a failing or misbehaving one counts as an error."""

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = (
     "PMAX",
     "PMIN",
+    "MustWait",
     "Pipeline",
     "PublishHost",
     "check_priority",
@@ -74,13 +75,22 @@ class PublishHost(Protocol):
         ...
 
 
+class MustWait(Exception):
+    """:meth:`Pipeline.publish_now` found the channel full after the publish hooks ran
+    (a hook published there): the caller admits ``msg`` the slow way."""
+
+    def __init__(self, msg: Message) -> None:
+        super().__init__()
+        self.msg = msg
+
+
 class Pipeline:
     """Every publish that is not the facade's fast path: checks, authorization, rate
     limits, hooks, idempotency, overflow, persistence, acceptance and taps."""
 
     __slots__ = (
         "_bus_id", "_channels", "_config", "_counter", "_gate", "_host",
-        "_middleware", "_registry", "_taps", "closed",
+        "_middleware", "_registry", "_sample_every", "_taps", "closed",
     )  # fmt: skip
 
     def __init__(
@@ -104,6 +114,7 @@ class Pipeline:
         self._middleware = middleware
         self._gate = gate
         self._taps = taps
+        self._sample_every = config.metrics_sample_every
         self.closed = False  # set once by the bus's stop()/close(): outside publishes refused
 
     def tracked_done(self, tracker: Tracker, msg: Message) -> None:
@@ -279,6 +290,81 @@ class Pipeline:
             ch.stats.publish_latency.observe(_perf() - t0)
         return accepted
 
+    def publish_now(
+        self,
+        ch: Channel,
+        payload: Any,
+        priority: int | None,
+        headers: Mapping[str, Any] | None,
+        key: str | None,
+        auth: str | None,
+    ) -> Message | None:
+        """The checked path in one call: an in-memory channel ``ch`` with room (the
+        caller looked it up and saw the room). The same checks, hooks and acceptance as
+        :meth:`prepare` then :meth:`accept`, paid only for the features ``ch`` has; keep
+        the two in step (``test_publish`` runs every feature through both)."""
+        if self.closed:
+            raise BusClosedError(f"bus {self._bus_id} is stopped; cannot publish to {ch.name!r}")
+        if key is not None and (type(key) is not str or not key.isascii()):
+            _check_key(key)
+        keys = ch.publishers
+        if keys is not None and (type(auth) is not str or auth not in keys):
+            self._gate.authorize(ch, auth, "publish")  # raises
+        stats = ch.stats
+        limiter = ch.limiter
+        if limiter is not None and not limiter.take():
+            stats.dropped += 1
+            raise RateLimitedError(
+                f"channel {ch.name!r} is limited to {ch.config.rate_limit}/s "
+                f"(burst {limiter.burst:g}); publish refused"
+            )
+        if priority is None:
+            priority = ch.default_priority
+        elif type(priority) is not int or not PMIN <= priority <= PMAX:
+            priority = check_priority(priority)
+        sampled = not (ch.pub_tick + 1) % self._sample_every
+        t0 = _perf() if sampled else 0.0
+        msg = _new(
+            ch.name,
+            payload,
+            priority,
+            None if headers is None else copy_headers(headers),
+            self._bus_id,
+            next(self._counter),
+        )
+        if self._middleware.publish:
+            msg = self._middleware.run_publish(stats, msg)
+        if key is not None:
+            idem = ch.idem
+            if idem is None:
+                raise InvalidInputError(
+                    f"idempotency_key={key!r} given but channel {ch.name!r} "
+                    "has no idempotency_window"
+                )
+            if idem.claim(key, msg._id) is not None:
+                stats.duplicates += 1
+                return None
+        if ch.max_size <= ch.queue.size:  # a publish hook published meanwhile
+            raise MustWait(msg)
+        if ch.taps:
+            accepted = self.accept(ch, msg)
+        else:
+            queue = ch.queue
+            bucket = queue._buckets.get(msg.priority)
+            if bucket:  # the common case: behind messages of the same priority
+                bucket.append(msg)
+                queue.size += 1
+            else:
+                queue.push(msg)
+            stats.published += 1
+            if ch.waiter is not None:
+                ch.wake()
+            accepted = msg
+        ch.pub_tick += 1
+        if sampled:
+            stats.publish_latency.observe(_perf() - t0)
+        return accepted
+
     def prepare(
         self,
         channel: str,
@@ -290,7 +376,12 @@ class Pipeline:
         *,
         internal: bool = False,
     ) -> tuple[Channel, Message | None]:
-        """Checks and hooks shared by every publish path; ``None`` message = duplicate."""
+        """Checks and hooks shared by every publish path; ``None`` message = duplicate.
+
+        The costs are paid only for the features a channel has: authorization is one set
+        lookup (the :class:`~._admission.Gate` decided per channel at its creation), and
+        the message id stays a number (formatted on first read).
+        """
         if type(channel) is not str:
             raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
         if self.closed and not internal:
@@ -298,16 +389,17 @@ class Pipeline:
         ch = self._channels.get(channel) or self._registry.channel(channel)  # the latter raises
         if key is not None and (type(key) is not str or not key.isascii()):
             _check_key(key)
-        if internal:
-            pass  # the bus's own dead letters and replies: authorized by their source
-        elif ch.config.allow_publish is not None or self._config.api_keys:
-            self._gate.authorize(ch, auth, "publish")
-        if ch.limiter is not None and not internal and not ch.limiter.take():
-            ch.stats.dropped += 1
-            raise RateLimitedError(
-                f"channel {channel!r} is limited to {ch.config.rate_limit}/s "
-                f"(burst {ch.limiter.burst:g}); publish refused"
-            )
+        if not internal:  # the bus's own dead letters and replies: authorized by their source
+            keys = ch.publishers
+            if keys is not None and (type(auth) is not str or auth not in keys):
+                self._gate.authorize(ch, auth, "publish")  # raises
+            limiter = ch.limiter
+            if limiter is not None and not limiter.take():
+                ch.stats.dropped += 1
+                raise RateLimitedError(
+                    f"channel {channel!r} is limited to {ch.config.rate_limit}/s "
+                    f"(burst {limiter.burst:g}); publish refused"
+                )
         if priority is None:
             priority = ch.default_priority
         elif type(priority) is not int or not PMIN <= priority <= PMAX:
@@ -323,12 +415,13 @@ class Pipeline:
         if self._middleware.publish:
             msg = self._middleware.run_publish(ch.stats, msg)
         if key is not None:
-            if ch.idem is None:
+            idem = ch.idem
+            if idem is None:
                 raise InvalidInputError(
                     f"idempotency_key={key!r} given but channel {channel!r} "
                     "has no idempotency_window"
                 )
-            if ch.idem.claim(key, msg.id) is not None:
+            if idem.claim(key, msg._id) is not None:
                 ch.stats.duplicates += 1
                 return ch, None
         return ch, msg
@@ -415,7 +508,12 @@ class Pipeline:
     def accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
         queue = ch.queue
-        queue.push(msg)
+        bucket = queue._buckets.get(msg.priority)
+        if bucket:  # the common case: behind messages of the same priority
+            bucket.append(msg)
+            queue.size += 1
+        else:
+            queue.push(msg)
         evicted = None
         if queue.size > ch.max_size and ch.config.overflow == "drop_oldest":
             evicted = queue.evict_least_urgent()
@@ -428,6 +526,14 @@ class Pipeline:
                     self._taps.forwarded(tap.name, [seq])
             return None
         ch.stats.published += 1
+        if ch.taps:
+            self._tap(ch, msg)
+        if ch.waiter is not None:
+            ch.wake()
+        return msg
+
+    def _tap(self, ch: Channel, msg: Message) -> None:
+        """Give an accepted message to the channel's taps (a failing tap is counted)."""
         for tap in ch.taps:
             if tap.include_remote or msg.origin == self._bus_id:
                 try:
@@ -436,8 +542,6 @@ class Pipeline:
                 except Exception:
                     ch.stats.errors += 1
                     logger.exception("tap %r on channel %r failed", tap.selector, ch.name)
-        ch.wake()
-        return msg
 
     async def inject(
         self, message: Message, on_settled: Callable[[Message, Outcome], None] | None
