@@ -453,10 +453,17 @@ class MessageBus:
             if prepared is None:
                 return None
             msg = prepared
-        if (
-            ch.config.persistent or ch.queue.size >= ch.max_size
-        ) and not await pipe.admit_and_persist(ch, msg, idempotency_key):
-            return None
+        if ch.queue.size >= ch.max_size:
+            if not await pipe.admit_and_persist(ch, msg, idempotency_key):
+                return None
+        elif ch.config.persistent:  # join the commit and await it directly
+            try:
+                await pipe.persist_soon(
+                    ch, [msg], [] if idempotency_key is None else [idempotency_key]
+                )
+            except BaseException:
+                pipe.forget(ch, idempotency_key)
+                raise
         accepted = pipe.accept(ch, msg)
         ch.pub_tick += 1
         if ch.config.persistent or not ch.pub_tick % self._sample_every:

@@ -12,7 +12,7 @@ import logging
 import time
 import weakref
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from neuralcore.core import InvalidInputError, SerializationError
@@ -145,17 +145,29 @@ class Journal:
         keys: Sequence[tuple[str, str, float]] = (),
         outbox: Callable[[int], list[tuple[int, str]]] | None = None,
     ) -> None:
-        """:meth:`persist` and wait, from an event loop: with ``durability="process"`` the
-        loop's own group commit (one per loop turn), else the writer thread's."""
+        """:meth:`persist` and wait, from an event loop (see :meth:`persist_soon`)."""
+        await self.persist_soon(channel, msgs, done, keys=keys, outbox=outbox)
+
+    def persist_soon(
+        self,
+        channel: str,
+        msgs: Sequence[Message],
+        done: Done,
+        *,
+        keys: Sequence[tuple[str, str, float]] = (),
+        outbox: Callable[[int], list[tuple[int, str]]] | None = None,
+    ) -> Awaitable[None]:
+        """Encode and join a commit now; the result is awaited for durability: with
+        ``durability="process"`` the loop's own group commit (one per loop turn, a plain
+        future: no coroutine per message), else the writer thread's."""
         rows, out = self._rows(channel, msgs, done, outbox)
         store = self.store
         if store.inline:
             key_rows = [(channel, key, msg_id, expiry) for key, msg_id, expiry in keys]
-            await store.insert_soon(rows, out, key_rows, self.timeout)
-        else:
-            for key, msg_id, expiry in keys:
-                store.remember_key(channel, key, msg_id, expiry)
-            await store.insert(rows, out).wait_async(self.timeout)
+            return store.insert_soon(rows, out, key_rows, self.timeout)
+        for key, msg_id, expiry in keys:
+            store.remember_key(channel, key, msg_id, expiry)
+        return store.insert(rows, out).wait_async(self.timeout)
 
     def _rows(
         self,

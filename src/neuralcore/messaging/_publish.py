@@ -14,7 +14,7 @@ import logging
 import reprlib
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from neuralcore.core import (
@@ -490,10 +490,20 @@ class Pipeline:
 
     async def persist_async(self, ch: Channel, msgs: list[Message], keys: list[str]) -> None:
         """Like :meth:`persist`, awaited from the event loop."""
+        await self.persist_soon(ch, msgs, keys)
+
+    def persist_soon(self, ch: Channel, msgs: list[Message], keys: list[str]) -> Awaitable[None]:
+        """Encode and join a commit now (``SerializationError`` before anything is
+        written); await the result for durability."""
         journal = self._host.journal
         assert journal is not None
         stored, outbox = self._rows(ch, msgs, keys)
-        await journal.persist_async(ch.name, msgs, self.tracked_done, keys=stored, outbox=outbox)
+        return journal.persist_soon(ch.name, msgs, self.tracked_done, keys=stored, outbox=outbox)
+
+    def forget(self, ch: Channel, key: str | None) -> None:
+        """A publish failed after its idempotency check: a retry is not a duplicate."""
+        if key is not None and ch.idem is not None:
+            ch.idem.forget(key)
 
     def _rows(
         self, ch: Channel, msgs: list[Message], keys: list[str]

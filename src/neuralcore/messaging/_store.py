@@ -146,6 +146,12 @@ _HAND_OVER = 16
 on encoding the next messages while SQLite writes (the GIL is released there)."""
 
 
+_EARLY = 512
+"""A loop turn hands its rows to the writer before it ends only past this many: one
+hand-over per turn (one wake-up, one GIL hand-off) rather than one per 16 rows, which on a
+busy machine made the writer fight the loop for the GIL while the loop still encoded."""
+
+
 def _cancel(commit: Commit, loop: asyncio.AbstractEventLoop) -> None:
     handle = commit.timers.pop(loop, None)
     if handle is not None:
@@ -350,7 +356,7 @@ class SQLiteStore:
             soon.keys.extend(keys)
         fut: asyncio.Future[None] = loop.create_future()
         soon.waiters.append(fut)
-        if len(soon.rows) >= _HAND_OVER:  # many publishers: let the writer start now
+        if len(soon.rows) >= _EARLY:  # many publishers: let the writer start now
             self._flush_soon(loop, timeout)
         return fut
 
