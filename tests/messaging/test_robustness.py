@@ -431,6 +431,8 @@ async def test_request_timeout_must_be_a_sane_number(timeout: Any) -> None:
 async def test_a_failed_background_task_is_logged_and_shown_in_health(
     monkeypatch: pytest.MonkeyPatch, caplog: Any, until: Any
 ) -> None:
+    # Fault injection needs the private class: a dispatcher bug cannot be caused from the
+    # public API (that is the point of the test).
     from neuralcore.messaging._channel import Channel
 
     async def broken(self: Channel, batch: list[Message], loop: Any) -> None:
@@ -447,4 +449,33 @@ async def test_a_failed_background_task_is_logged_and_shown_in_health(
         health = bus.health()
         assert any("dispatcher bug" in t for t in health.failed_tasks), health
         assert "dispatcher bug" in caplog.text
+        assert "neuralcore_bus_failed_tasks_total 1" in bus.metrics_text()
         assert await bus.drain(timeout=30) is False  # at once: nobody will empty the queue
+
+
+async def test_stop_ends_every_background_task_of_the_bus() -> None:
+    """Dispatchers, workers and dead-letter forwards all belong to the bus's supervisor:
+    after ``stop()`` none of them is left running."""
+    hold = asyncio.Event()
+
+    async def slow(m: Message) -> None:
+        await hold.wait()
+
+    def bad(m: Message) -> None:
+        raise ValueError("no")
+
+    bus = MessageBus()
+    bus.create_channel("work")
+    bus.create_channel("fail", max_attempts=1, dead_letter="dlq")
+    bus.subscribe("work", slow, concurrency=3)
+    bus.subscribe("fail", bad)
+    async with bus:
+        for i in range(5):
+            await bus.publish_async("work", i)
+        await bus.publish_async("fail", 0)
+        ours = [t for t in asyncio.all_tasks() if t.get_name().startswith("bus:")]
+        assert len(ours) >= 5  # 3 dispatchers (work, fail, dlq) + 3 workers
+        await bus.stop(timeout=0.05)
+    assert all(t.done() for t in ours)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("bus:")]
+    assert bus.health().failed_tasks == ()  # cancelled at stop is not a failure

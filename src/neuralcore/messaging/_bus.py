@@ -10,14 +10,13 @@ the journal. Bridges see only the port (:mod:`neuralcore.messaging._port`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,7 +25,6 @@ from neuralcore.core import (
     ConfigError,
     InputTypeError,
     InvalidInputError,
-    PersistenceError,
     RequestTimeoutError,
 )
 from neuralcore.messaging._admission import Gate
@@ -35,7 +33,7 @@ from neuralcore.messaging._channel import Channel
 from neuralcore.messaging._codec import Codec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
 from neuralcore.messaging._deadletters import DeadLetter, DeadLetters, dead_headers
-from neuralcore.messaging._host import BusHost
+from neuralcore.messaging._host import BusHost, BusState
 from neuralcore.messaging._message import Message, _new
 from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
 from neuralcore.messaging._middleware import DispatchAfter, DispatchBefore, Middleware
@@ -52,12 +50,12 @@ from neuralcore.messaging._registry import Registry
 from neuralcore.messaging._routing import Selector
 from neuralcore.messaging._rpc import Requests
 from neuralcore.messaging._subscription import Subscription
+from neuralcore.messaging._supervisor import Supervisor
 from neuralcore.messaging._taps import Taps
 from neuralcore.messaging._types import Filter, Handler, Outcome
 
 if TYPE_CHECKING:
     from neuralcore.messaging._journal import Journal
-    from neuralcore.messaging._store import Commit
     from neuralcore.messaging.bridges._port import BusPort
 
 __all__ = ("BusHealth", "DeadLetter", "MessageBus")
@@ -132,14 +130,15 @@ class MessageBus:
         self._sample_every = config.metrics_sample_every
         self._registry = Registry()
         self._channels = self._registry.channels  # read-only view for the fast path
-        self._host = BusHost(self)  # what channels, subscriptions and taps see
+        self._state = BusState(None)  # running, loop, journal: what the parts may read
+        self._supervisor = Supervisor(self.bus_id)  # owns every background task
         self._middleware = Middleware()
         self._requests = Requests()
         self._gate = Gate(config.api_keys)
         self._bridges: list[Bridge] = []
-        self._taps = Taps(self._host, self._host, self._registry, self._gate, self.bus_id)
+        self._taps = Taps(self._state, self._registry, self._gate, self.bus_id)
         self._pub = Pipeline(
-            self._host,
+            self._state,
             config=config,
             bus_id=self.bus_id,
             counter=self._counter,
@@ -148,28 +147,40 @@ class MessageBus:
             gate=self._gate,
             taps=self._taps,
         )
+        # What channels and subscriptions see: the parts that own each answer, not the bus.
+        self._host = BusHost(
+            config=config,
+            middleware=self._middleware,
+            state=self._state,
+            pipeline=self._pub,
+            supervisor=self._supervisor,
+            answer=self._answer,
+            dead_letter=self._dead_letter,
+            unsubscribe=self._unsubscribe,
+        )
         self._dead = DeadLetters()
         self._codec: Codec | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
+        self._loop_thread: int | None = None  # the facade's own routing of publishes
         self._prestart = threading.Lock()
-        self._background: set[asyncio.Task[Any]] = set()
-        self.running = False
         self._stopping = False
-        self._failures: list[str] = []  # background tasks that failed (see health())
         self._journal: Journal | None = None
         path = persistence_path or config.persistence_path
         try:
             if path:
                 from neuralcore.messaging._journal import Journal
 
-                self._journal = Journal(path, config, lambda: self.codec)
+                self._journal = self._state.journal = Journal(path, config, lambda: self.codec)
                 self._journal.bind(self)
             for channel in config.channels:
                 self.create_channel(channel)
         except BaseException:
             self.close()  # a failed constructor keeps no file, lock or thread
             raise
+
+    @property
+    def running(self) -> bool:
+        """The bus is started and not stopped."""
+        return self._state.running
 
     # -- channels -------------------------------------------------------------------------
 
@@ -718,9 +729,9 @@ class MessageBus:
         if self.running:
             return
         with self._prestart:  # publishers on other threads now go through the loop
-            self._loop = asyncio.get_running_loop()
+            self._state.loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
-            self.running = True
+            self._state.running = True
         for ch in self._channels.values():
             self._start_channel(ch)
         self._taps.replay_due()
@@ -728,8 +739,7 @@ class MessageBus:
             await bridge.start(self)
 
     def _start_channel(self, ch: Channel) -> None:
-        ch.task = asyncio.get_running_loop().create_task(ch.run(), name=f"bus:{ch.name}")
-        ch.task.add_done_callback(self.supervise)
+        ch.task = self._supervisor.spawn(ch.run(), f"bus:{ch.name}", lasting=True)
         for target in ch.targets:
             for sub in target.members:
                 ch.start_workers(target, sub)
@@ -746,7 +756,7 @@ class MessageBus:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.config.drain_timeout if timeout is None else timeout)
         # Background work (dead letters on their way to a dead-letter channel) counts.
-        while self._background or not all(ch.idle() for ch in self._channels.values()):
+        while self._supervisor.busy or not all(ch.idle() for ch in self._channels.values()):
             if loop.time() >= deadline or self._dispatcher_died():
                 return False
             await asyncio.sleep(0.001)
@@ -780,7 +790,7 @@ class MessageBus:
             ch.refresh()  # no more fast-path publishes
         if self.running:
             await self._cancel_tasks()
-        self.running = False
+        self._state.running = False
         self._release()
 
     def close(self) -> None:
@@ -804,23 +814,9 @@ class MessageBus:
         for ch in self._channels.values():
             ch.refresh()
         if self.running:
-            self.running = False
-            self._cancel_soon()
+            self._state.running = False
+            self._supervisor.cancel_soon(self._state.loop)
         self._release()
-
-    def _cancel_soon(self) -> None:
-        """Cancel the bus's tasks from any thread (``close()`` cannot await them)."""
-        loop = self._loop
-        tasks = self._tasks()
-        if loop is None or loop.is_closed():
-            return
-        if threading.get_ident() == self._loop_thread:
-            for task in tasks:
-                task.cancel()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                for task in tasks:
-                    loop.call_soon_threadsafe(task.cancel)
 
     def _release(self) -> None:
         self._requests.cancel_all()
@@ -838,17 +834,7 @@ class MessageBus:
     ) -> None:
         self.close()
 
-    def _tasks(self) -> list[asyncio.Task[Any]]:
-        tasks: list[asyncio.Task[Any]] = list(self._background)
-        for ch in self._channels.values():
-            if ch.task is not None:
-                tasks.append(ch.task)
-            for target in ch.targets:
-                tasks += [w for ws in target.workers.values() for w in ws]
-        return tasks
-
     async def _cancel_tasks(self) -> None:
-        tasks: list[asyncio.Task[Any]] = list(self._background)
         for ch in self._channels.values():
             for handle in ch.timers:
                 handle.cancel()
@@ -856,15 +842,9 @@ class MessageBus:
             for fut in ch.space:
                 if not fut.done():
                     fut.set_exception(BusClosedError(f"bus {self.bus_id} stopped"))
-            if ch.task is not None:
-                tasks.append(ch.task)
-            for target in ch.targets:
-                tasks += [w for ws in target.workers.values() for w in ws]
             if not ch.config.persistent:
                 _count_left_at_stop(ch)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._supervisor.stop()
 
     async def __aenter__(self) -> MessageBus:
         await self.start()
@@ -894,31 +874,9 @@ class MessageBus:
             ch.settle(msg, "dead_lettered")
             return
         headers = dead_headers(msg, text, ch.name, sub.name)
-        self._spawn(self._forward_dead(ch, msg, dlq, headers), f"bus:dead-letter:{ch.name}")
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """A supervised background task: its failure is logged and shown in health()."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._background.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        self.supervise(task)
-
-    def supervise(self, task: asyncio.Task[Any]) -> None:
-        """Record the failure of a finished background task (called by its done callback)."""
-        if task.cancelled():
-            return
-        err = task.exception()
-        if err is not None:
-            from neuralcore.messaging._journal import describe
-
-            text = f"{task.get_name()}: {describe(err)}"
-            self._failures.append(text)
-            del self._failures[:-100]
-            logger.error("bus %s: background task failed: %s", self.bus_id, text, exc_info=err)
+        self._supervisor.spawn(
+            self._forward_dead(ch, msg, dlq, headers), f"bus:dead-letter:{ch.name}", awaited=True
+        )
 
     def health(self) -> BusHealth:
         """Whether the bus runs and what failed in the background.
@@ -930,11 +888,7 @@ class MessageBus:
         """
         journal = self._journal
         writer = journal.store.writer_state() if journal is not None else "none"
-        failed = tuple(self._failures)
-        for ch in self._channels.values():
-            task = ch.task
-            if task is not None and task.done() and not task.cancelled() and self.running:
-                failed += (f"dispatcher of {ch.name!r} stopped",)
+        failed = self._supervisor.failures()  # a stopped dispatcher is one of them
         ok = not failed and writer in ("running", "none", "stopped")
         store_failures = journal.store.failures if journal is not None else 0
         return BusHealth(ok, self.running, writer, store_failures, failed)
@@ -1011,18 +965,12 @@ class MessageBus:
                 None,
                 internal=True,
             )
-        elif self._loop is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._requests.answer_local, request, str(cid), payload)
+        elif self._state.loop is not None and threading.get_ident() != self._loop_thread:
+            self._state.loop.call_soon_threadsafe(
+                self._requests.answer_local, request, str(cid), payload
+            )
         else:
             self._requests.answer_local(request, str(cid), payload)
-
-    async def _await_mark(self, commit: Commit) -> None:
-        """Wait for a delivery-attempt record; failing, deliver anyway (at least once)."""
-        assert self._journal is not None
-        try:
-            await commit.wait_async(self._journal.timeout)
-        except PersistenceError as err:
-            logger.warning("bus %s: delivery attempt not recorded: %s", self.bus_id, err)
 
     def _answer(self, request: Message, payload: Any) -> None:
         """A handler's return value answers a request; never raises into the dispatcher."""
@@ -1289,8 +1237,10 @@ class MessageBus:
         >>> _ = bus.create_channel("a")
         >>> bus.metrics_text().splitlines()[2]
         'neuralcore_bus_published_total{channel="a"} 0'
+        >>> bus.metrics_text().splitlines()[-1]  # background tasks that failed
+        'neuralcore_bus_failed_tasks_total 0'
         """
-        return prometheus_text(self.metrics())
+        return prometheus_text(self.metrics(), failed_tasks=self._supervisor.failed)
 
 
 def _count_left_at_stop(ch: Channel) -> None:

@@ -176,15 +176,10 @@ class Channel:
             return
         for t_sub in target.members:  # a target that stopped being inline needs all workers
             if t_sub not in target.workers:
-                tasks = [
-                    asyncio.create_task(
-                        self.work(target, t_sub), name=f"bus:{self.name}:{t_sub.name}"
-                    )
+                target.workers[t_sub] = [
+                    self.host.spawn(self.work(target, t_sub), f"bus:{self.name}:{t_sub.name}")
                     for _ in range(t_sub.concurrency)
                 ]
-                for task in tasks:
-                    task.add_done_callback(self.host.supervise)
-                target.workers[t_sub] = tasks
 
     # -- dispatching ----------------------------------------------------------------------
 

@@ -1,26 +1,57 @@
 """What channels, subscriptions and taps may ask of their bus: small protocols, not the bus.
 
-:class:`BusHost` is the bus's one implementation; a channel never sees the
-:class:`~neuralcore.messaging.MessageBus` itself, so it cannot reach its private state.
+:class:`BusHost` is the bus's one implementation. It is built from the parts that own
+each answer (the :class:`BusState`, the middleware, the publish pipeline's ``closed``
+flag, the supervisor, the journal) and three callables of the facade; it never holds the
+:class:`~neuralcore.messaging.MessageBus`, so a channel cannot reach the bus's state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
+
+from neuralcore.core import PersistenceError
 
 if TYPE_CHECKING:
     from neuralcore.messaging._bridge import Tap
-    from neuralcore.messaging._bus import MessageBus
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._config import BusConfig
     from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._message import Message
     from neuralcore.messaging._middleware import Middleware
+    from neuralcore.messaging._publish import Pipeline
     from neuralcore.messaging._store import Commit
     from neuralcore.messaging._subscription import Subscription
+    from neuralcore.messaging._supervisor import Supervisor
 
-__all__ = ("BusHost", "ChannelHost", "SubscriptionHost", "TapHost")
+__all__ = ("BusHost", "BusState", "ChannelHost", "SubscriptionHost", "TapHost")
+
+logger = logging.getLogger(__name__)
+
+
+class BusState:
+    """The bus's lifecycle as its parts see it: one owner (the facade writes it at
+    start and stop), read by the pipeline, the taps and the channels' host.
+
+    Attributes
+    ----------
+    running : bool
+        Started and not stopped.
+    loop : asyncio.AbstractEventLoop or None
+        The loop the bus runs on, once started.
+    journal : Journal or None
+        The durable record of persistent channels (set once, at construction).
+    """
+
+    __slots__ = ("journal", "loop", "running")
+
+    def __init__(self, journal: Journal | None) -> None:
+        self.running = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.journal = journal
 
 
 class ChannelHost(Protocol):
@@ -59,8 +90,10 @@ class ChannelHost(Protocol):
         """Give up on ``msg`` (record it, forward it, then settle it)."""
         ...
 
-    def supervise(self, task: asyncio.Task[Any]) -> None:
-        """Done callback of a background task: a failure is logged and kept for health()."""
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], name: str, *, lasting: bool = False
+    ) -> asyncio.Task[Any]:
+        """Run a background task owned by the bus's supervisor (see :class:`Supervisor`)."""
         ...
 
     async def await_mark(self, commit: Commit) -> None:
@@ -93,72 +126,71 @@ class TapHost(Protocol):
 
 
 class BusHost:
-    """The bus's implementation of its parts' host protocols (channels, subscriptions,
-    taps, the publish pipeline and the tap service)."""
+    """The bus's implementation of :class:`ChannelHost` and :class:`SubscriptionHost`,
+    wired from the parts that own each answer."""
 
-    __slots__ = ("_bus",)
+    __slots__ = ("_answer", "_dead_letter", "_pipeline", "_state", "_supervisor", "_unsubscribe",
+                 "config", "middleware")  # fmt: skip
 
-    def __init__(self, bus: MessageBus) -> None:
-        self._bus = bus
-
-    @property
-    def config(self) -> BusConfig:
-        """See :class:`ChannelHost`."""
-        return self._bus.config
-
-    @property
-    def middleware(self) -> Middleware:
-        """See :class:`ChannelHost`."""
-        return self._bus._middleware
+    def __init__(
+        self,
+        *,
+        config: BusConfig,
+        middleware: Middleware,
+        state: BusState,
+        pipeline: Pipeline,
+        supervisor: Supervisor,
+        answer: Callable[[Message, Any], None],
+        dead_letter: Callable[[Channel, Subscription, Message, BaseException], None],
+        unsubscribe: Callable[[Subscription], None],
+    ) -> None:
+        self.config = config
+        self.middleware = middleware
+        self._state = state
+        self._pipeline = pipeline
+        self._supervisor = supervisor
+        self._answer = answer
+        self._dead_letter = dead_letter
+        self._unsubscribe = unsubscribe
 
     @property
     def running(self) -> bool:
         """See :class:`ChannelHost`."""
-        return self._bus.running
+        return self._state.running
 
     @property
     def closed(self) -> bool:
-        """See :class:`ChannelHost`."""
-        return self._bus._pub.closed
+        """See :class:`ChannelHost` (the pipeline owns the flag)."""
+        return self._pipeline.closed
 
     @property
     def journal(self) -> Journal | None:
         """See :class:`ChannelHost`."""
-        return self._bus._journal
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """See :class:`~neuralcore.messaging._publish.PublishHost`."""
-        return self._bus._loop
+        return self._state.journal
 
     def answer(self, request: Message, payload: Any) -> None:
         """See :class:`ChannelHost`."""
-        self._bus._answer(request, payload)
+        self._answer(request, payload)
 
     def dead_letter(self, ch: Channel, sub: Subscription, msg: Message, err: BaseException) -> None:
         """See :class:`ChannelHost`."""
-        self._bus._dead_letter(ch, sub, msg, err)
+        self._dead_letter(ch, sub, msg, err)
 
-    def supervise(self, task: asyncio.Task[Any]) -> None:
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], name: str, *, lasting: bool = False
+    ) -> asyncio.Task[Any]:
         """See :class:`ChannelHost`."""
-        self._bus.supervise(task)
+        return self._supervisor.spawn(coro, name, lasting=lasting)
 
     async def await_mark(self, commit: Commit) -> None:
-        """See :class:`ChannelHost`."""
-        await self._bus._await_mark(commit)
+        """See :class:`ChannelHost`: failing, deliver anyway (at least once)."""
+        journal = self._state.journal
+        assert journal is not None
+        try:
+            await commit.wait_async(journal.timeout)
+        except PersistenceError as err:
+            logger.warning("delivery attempt not recorded in %s: %s", journal.path, err)
 
     def unsubscribe(self, sub: Subscription) -> None:
         """See :class:`SubscriptionHost`."""
-        self._bus._unsubscribe(sub)
-
-    def records(self, channel: str) -> bool:
-        """See :class:`TapHost`."""
-        return self._bus._taps.records(channel)
-
-    def forwarded(self, name: str, seqs: list[int]) -> None:
-        """See :class:`TapHost`."""
-        self._bus._taps.forwarded(name, seqs)
-
-    def remove_tap(self, tap: Tap) -> None:
-        """See :class:`TapHost`."""
-        self._bus._taps.remove(tap)
+        self._unsubscribe(sub)

@@ -182,7 +182,10 @@ _COUNTERS = (
 
 
 def prometheus_text(
-    channels: Mapping[str, ChannelMetrics], *, prefix: str = "neuralcore_bus"
+    channels: Mapping[str, ChannelMetrics],
+    *,
+    prefix: str = "neuralcore_bus",
+    failed_tasks: int | None = None,
 ) -> str:
     """Prometheus text exposition (format 0.0.4) of channel metrics.
 
@@ -209,6 +212,13 @@ def prometheus_text(
         lines += [f"# HELP {name} {hist.replace('_', ' ')} (sampled).", f"# TYPE {name} histogram"]
         for ch, m in channels.items():
             lines += _histogram_lines(name, _esc(ch), getattr(m, hist))
+    if failed_tasks is not None:
+        name = f"{prefix}_failed_tasks_total"
+        lines += [
+            f"# HELP {name} Background tasks of the bus that failed (see health()).",
+            f"# TYPE {name} counter",
+            f"{name} {failed_tasks}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,8 @@
 
 The bus composes one :class:`Taps` and delegates :meth:`MessageBus.tap` to it; the
 bridge port (:mod:`neuralcore.messaging._port`) uses it for ``watch``, ``records``,
-``forwarded`` and ``outbox``. It sees the bus only through :class:`TapsHost`.
+``forwarded`` and ``outbox``. It sees the bus only through :class:`TapsHost`, and is
+itself what each :class:`Tap` sees (:class:`~neuralcore.messaging._host.TapHost`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from neuralcore.messaging._message import Message, Tracker
 if TYPE_CHECKING:
     from neuralcore.messaging._admission import Gate
     from neuralcore.messaging._channel import Channel
-    from neuralcore.messaging._host import TapHost
     from neuralcore.messaging._journal import Journal
     from neuralcore.messaging._registry import Registry
 
@@ -43,15 +43,13 @@ class TapsHost(Protocol):
 
 
 class Taps:
-    """Opens, closes and replays taps; writes and deletes their outbox rows."""
+    """Opens, closes and replays taps; writes and deletes their outbox rows. Each
+    :class:`Tap` it makes talks back to it (``records``, ``forwarded``, ``remove_tap``)."""
 
-    __slots__ = ("_bus_id", "_gate", "_host", "_registry", "_tap_host")
+    __slots__ = ("_bus_id", "_gate", "_host", "_registry")
 
-    def __init__(
-        self, host: TapsHost, tap_host: TapHost, registry: Registry, gate: Gate, bus_id: str
-    ) -> None:
+    def __init__(self, host: TapsHost, registry: Registry, gate: Gate, bus_id: str) -> None:
         self._host = host
-        self._tap_host = tap_host  # what each Tap sees
         self._registry = registry
         self._gate = gate
         self._bus_id = bus_id
@@ -76,7 +74,7 @@ class Taps:
         if durable and name in self._registry.durable_taps:
             raise InvalidInputError(f"a durable tap named {name!r} is already open")
         tap = Tap(
-            self._tap_host, channel, callback,
+            self, channel, callback,
             include_remote=include_remote, durable=durable, name=name,
         )  # fmt: skip
         tap._auth, tap._trusted = auth, trusted
@@ -104,7 +102,7 @@ class Taps:
                 self.replay(tap)
         return tap
 
-    def remove(self, tap: Tap) -> None:
+    def remove_tap(self, tap: Tap) -> None:
         """Stop giving messages to ``tap``."""
         for ch in self._registry.remove_tap(tap):
             ch.taps = [t for t in ch.taps if t is not tap]
