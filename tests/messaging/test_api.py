@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import neuralcore
 import neuralcore.messaging as messaging
-from neuralcore.messaging._select import describe_backend, make_codec
+from neuralcore.messaging import BusConfig, MessageBus
 
 
 def test_exported_names_are_pinned() -> None:
@@ -28,6 +29,7 @@ def test_exported_names_are_pinned() -> None:
         "Outcome",
         "Overflow",
         "Priority",
+        "Selector",
         "Subscription",
         "Tap",
     )
@@ -44,25 +46,25 @@ def test_import_is_cheap() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_describe_backend_reports_msgspec() -> None:
-    info = describe_backend("messaging")
+def test_backend_info_reports_msgspec() -> None:
+    info = neuralcore.backend_info()["messaging"]
     assert (info.engine, info.backend, info.library) == ("messaging", "native", "msgspec")
     assert info.version
 
 
 def test_python_backend_env_selects_json(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("NEURALCORE_BACKEND", "python")
-    assert describe_backend("messaging").library == "stdlib json"
-    assert make_codec("auto", max_size=100).name == "json"
-    assert make_codec("msgpack", max_size=100).name == "msgpack"  # explicit choice wins
+    assert neuralcore.backend_info()["messaging"].library == "stdlib json"
+    assert MessageBus(BusConfig(codec="auto")).codec.name == "json"
+    assert MessageBus(BusConfig(codec="msgpack")).codec.name == "msgpack"  # explicit choice wins
 
 
 def test_bus_works_without_msgspec(tmp_path) -> None:  # type: ignore[no-untyped-def]
     code = f"""
 import sys, asyncio
 sys.modules["msgspec"] = None  # as if not installed
+import neuralcore
 from neuralcore.messaging import MessageBus
-from neuralcore.messaging._select import describe_backend
 async def main():
     bus = MessageBus(persistence_path={str(tmp_path / "b.db")!r})
     async with bus:
@@ -71,7 +73,7 @@ async def main():
         bus.subscribe("p", lambda m: got.append(m.payload))
         await bus.publish_async("p", {{"b": b"raw", "n": [1, 2]}})
         await bus.drain()
-        print(bus.codec.name, describe_backend("messaging").detail, got)
+        print(bus.codec.name, neuralcore.backend_info()["messaging"].detail, got)
 asyncio.run(main())
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

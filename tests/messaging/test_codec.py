@@ -11,7 +11,9 @@ import pytest
 
 from neuralcore.core import SerializationError
 from neuralcore.messaging import Codec, JsonCodec, Message, MsgpackCodec
-from neuralcore.messaging._codec import MAX_DEPTH
+
+MAX_DEPTH = JsonCodec.max_depth
+assert MsgpackCodec.max_depth == MAX_DEPTH
 
 
 @dataclasses.dataclass

@@ -1,39 +1,95 @@
-"""The idempotency window: what is a duplicate, for how long, after forget and restore."""
+"""The idempotency window through the bus: what is a duplicate, for how long, after a
+failed publish and after a restart.
+
+The window follows ``time.time()`` (read on each publish), so a fake clock makes these
+tests exact and instant.
+"""
 
 from __future__ import annotations
 
-from neuralcore.messaging._limits import IdempotencyWindow
+import time
+from pathlib import Path
+
+import pytest
+
+from neuralcore.core import QueueFullError
+from neuralcore.messaging import MessageBus
 
 
-def test_a_key_is_a_duplicate_until_its_window_ends() -> None:
-    w = IdempotencyWindow(10.0)
-    assert w.claim("a", "m1", now=0.0) is None
-    assert w.claim("b", "m2", now=5.0) is None
-    assert w.claim("a", "m3", now=9.9) == "m1"
-    assert w.claim("a", "m4", now=10.0) is None  # "a" expired; "b" has not
-    assert w.claim("b", "m5", now=14.9) == "m2"
-    assert w.seen("b", now=15.0) is None
-    assert w.seen("a", now=19.9) == "m4"
-    assert len(w) == 1
+class Clock:
+    """A settable stand-in for ``time.time``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_a_forgotten_key_claimed_again_keeps_its_full_window() -> None:
-    w = IdempotencyWindow(10.0)
-    w.claim("k", "m1", now=0.0)
-    w.forget("k")  # its publish failed
-    assert w.claim("k", "m2", now=6.0) is None
-    assert w.seen("k", now=12.0) == "m2"  # the first claim's expiry did not remove it
-    assert w.seen("k", now=16.0) is None
-    w.forget("never-claimed")  # harmless
-    assert len(w) == 0
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock(1_700_000_000.0)
+    monkeypatch.setattr(time, "time", fake)
+    return fake
 
 
-def test_keys_restored_out_of_order_expire_at_their_own_time() -> None:
-    w = IdempotencyWindow(10.0)
-    w.restore("late", "m1", 30.0)
-    w.restore("early", "m2", 20.0)
-    w.restore("late", "m3", 40.0)  # stored again: the newer expiry holds
-    assert w.seen("early", now=19.0) == "m2"
-    assert w.seen("early", now=20.0) is None
-    assert w.seen("late", now=35.0) == "m3"
-    assert w.claim("late", "m4", now=40.0) is None
+def _at(clock: Clock, t: float) -> None:
+    clock.now = 1_700_000_000.0 + t
+
+
+def test_a_key_is_a_duplicate_until_its_window_ends(clock: Clock) -> None:
+    bus = MessageBus()
+    bus.create_channel("c", idempotency_window=10.0)
+
+    def send(t: float, key: str) -> bool:
+        _at(clock, t)
+        return bus.publish("c", t, idempotency_key=key) is not None
+
+    assert send(0.0, "a")
+    assert send(5.0, "b")
+    assert not send(9.9, "a")
+    assert send(10.0, "a")  # "a" expired; "b" has not
+    assert not send(14.9, "b")
+    assert send(15.0, "b")
+    assert bus.metrics()["c"].duplicates == 2
+
+
+async def test_a_key_whose_publish_failed_is_free_and_then_keeps_its_full_window(
+    clock: Clock,
+) -> None:
+    bus = MessageBus()
+    bus.create_channel("c", max_size=1, overflow="error", idempotency_window=10.0)
+    _at(clock, 0.0)
+    bus.publish("c", "filler")
+    with pytest.raises(QueueFullError):
+        bus.publish("c", "first try", idempotency_key="k")  # the key is given back
+    async with bus:
+        bus.subscribe("c", lambda m: None)
+        assert await bus.drain()
+        _at(clock, 6.0)
+        assert await bus.publish_async("c", "retry", idempotency_key="k") is not None
+        _at(clock, 12.0)  # the failed first claim's expiry must not end the retry's window
+        assert await bus.publish_async("c", "again", idempotency_key="k") is None
+        assert await bus.drain()  # room for one more (max_size=1)
+        _at(clock, 16.0)
+        assert await bus.publish_async("c", "later", idempotency_key="k") is not None
+
+
+def test_keys_survive_a_restart_and_expire_at_their_own_time(clock: Clock, tmp_path: Path) -> None:
+    path = str(tmp_path / "bus.db")
+    with MessageBus(persistence_path=path) as bus:
+        bus.create_channel("c", persistent=True, idempotency_window=10.0)
+        _at(clock, 0.0)
+        assert bus.publish("c", 1, idempotency_key="early") is not None
+        _at(clock, 5.0)
+        assert bus.publish("c", 2, idempotency_key="late") is not None
+    with MessageBus(persistence_path=path) as bus:
+        bus.create_channel("c", persistent=True, idempotency_window=10.0)
+        _at(clock, 9.0)
+        assert bus.publish("c", 3, idempotency_key="early") is None
+        assert bus.publish("c", 3, idempotency_key="late") is None
+        _at(clock, 10.0)
+        assert bus.publish("c", 4, idempotency_key="early") is not None
+        assert bus.publish("c", 4, idempotency_key="late") is None
+        _at(clock, 15.0)
+        assert bus.publish("c", 5, idempotency_key="late") is not None

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +152,9 @@ async def test_retention_by_age_and_count(tmp_path: Path) -> None:
     bus.create_channel("p", persistent=True)
     bus.subscribe("p", got.append)
     async with bus:
-        await bus.publish_batch_async("p", range(12))
+        await bus.publish_batch_async("p", range(13))
         assert await bus.drain()
-        await asyncio.sleep(1.2)  # the writer prunes about once a second...
-        await bus.publish_async("p", 12)
-        assert await bus.drain()
-    # ...and once more when it closes
+    # The writer prunes about once a second, and once more when it closes.
     rows = _rows(db, "SELECT acked FROM messages ORDER BY seq")
     assert rows == [(1,)] * 5  # kept acknowledged rows, at most retention_count
     db2 = tmp_path / "del.db"
@@ -319,7 +317,9 @@ async def test_flipped_bit_in_payload_is_caught_by_the_row_checksum(tmp_path: Pa
         assert "checksum" in bus.dead_letters("p")[0].error
 
 
-async def test_retention_by_age_keeps_unacknowledged_rows(tmp_path: Path) -> None:
+async def test_retention_by_age_keeps_unacknowledged_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "bus.db"
     bus = MessageBus(BusConfig(retention_seconds=0.05), persistence_path=str(db))
     bus.create_channel("p", persistent=True)
@@ -329,6 +329,7 @@ async def test_retention_by_age_keeps_unacknowledged_rows(tmp_path: Path) -> Non
         await bus.publish_batch_async("p", range(3))
         await bus.publish_async("q", "waiting")
         assert await bus.drain()
-        await asyncio.sleep(0.1)
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 60)  # the rows are old now
     rows = _rows(db, "SELECT channel, acked FROM messages")
     assert rows == [("q", 0)]  # old acknowledged rows pruned, the unacknowledged one kept

@@ -180,26 +180,33 @@ async def test_batch_publish(until: Any) -> None:
         await until(lambda: got == list(range(5)))
 
 
-def test_rate_limit_token_bucket() -> None:
+def test_rate_limit_token_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]  # the bucket refills by time.monotonic(): a fake clock, no sleep
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     bus = MessageBus()
     bus.create_channel("c", rate_limit=2.0, rate_burst=3)
     for i in range(3):
         bus.publish("c", i)
     with pytest.raises(RateLimitedError, match=r"'c' is limited to 2.0/s \(burst 3\)"):
         bus.publish("c", 3)
-    time.sleep(0.55)  # one token per 500 ms
+    now[0] += 0.45  # not yet: one token per 500 ms
+    with pytest.raises(RateLimitedError):
+        bus.publish("c", 3)
+    now[0] += 0.1
     bus.publish("c", 4)
     assert bus.metrics()["c"].published == 4
 
 
-def test_idempotency_window() -> None:
+def test_idempotency_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_700_000_000.0]  # the window follows time.time(): a fake clock, no sleep
+    monkeypatch.setattr(time, "time", lambda: now[0])
     bus = MessageBus()
     bus.create_channel("c", idempotency_window=0.5)
     first = bus.publish("c", 1, idempotency_key="order-1")
     assert first is not None
     assert bus.publish("c", 1, idempotency_key="order-1") is None
     assert bus.publish("c", 2, idempotency_key="order-2") is not None
-    time.sleep(0.55)
+    now[0] += 0.55
     assert bus.publish("c", 1, idempotency_key="order-1") is not None
     m = bus.metrics()["c"]
     assert (m.published, m.duplicates) == (3, 1)

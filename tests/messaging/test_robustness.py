@@ -92,6 +92,14 @@ async def test_dead_letter_with_lone_surrogate_error_text_is_stored(tmp_path: Pa
     assert dead.error == "ValueError: broken \\udcff text"  # escaped, not lost
 
 
+def _store(bus: MessageBus) -> Any:
+    """The bus's SQLite store, for fault injection only: a writer that raises or stalls
+    cannot be caused through the public API, so these tests reach it here, and only here."""
+    journal = bus._journal
+    assert journal is not None
+    return journal.store
+
+
 # "process": loop publishers commit on their loop; "power": through the writer thread.
 WRITERS = pytest.mark.parametrize(
     ("durability", "method"), [("process", "_commit_rows"), ("power", "_write")]
@@ -103,8 +111,7 @@ async def test_any_writer_exception_fails_only_the_calls_that_joined_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str, method: str
 ) -> None:
     bus = await _durable_bus(tmp_path, durability=durability)
-    assert bus._journal is not None
-    store = bus._journal.store
+    store = _store(bus)
     original = getattr(store, method)
     calls = 0
 
@@ -126,8 +133,7 @@ async def test_wait_on_a_stuck_writer_times_out_with_a_truthful_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bus = await _durable_bus(tmp_path, commit_timeout=0.3, durability="power")
-    assert bus._journal is not None
-    store = bus._journal.store
+    store = _store(bus)
     original = store._write
     release = threading.Event()
 
@@ -150,8 +156,7 @@ async def test_loop_commit_behind_a_stuck_writer_times_out_with_a_truthful_error
     tmp_path: Path,
 ) -> None:
     bus = await _durable_bus(tmp_path, commit_timeout=0.3)
-    assert bus._journal is not None
-    lock = bus._journal.store._db  # the writer thread holds it while it writes
+    lock = _store(bus)._db  # the writer thread holds it while it writes
     held, release = threading.Event(), threading.Event()
 
     def stuck_writer() -> None:

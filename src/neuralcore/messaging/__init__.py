@@ -42,6 +42,7 @@ from neuralcore.messaging._codec import Codec, JsonCodec, MsgpackCodec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._metrics import ChannelMetrics, HistogramSnapshot
+from neuralcore.messaging._routing import Selector
 from neuralcore.messaging._subscription import Subscription
 from neuralcore.messaging._types import Durability, Outcome, Overflow, Priority
 
@@ -63,6 +64,7 @@ __all__ = (
     "Outcome",
     "Overflow",
     "Priority",
+    "Selector",
     "Subscription",
     "Tap",
 )

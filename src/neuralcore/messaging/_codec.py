@@ -160,6 +160,8 @@ class MsgpackCodec:
     """
 
     name = "msgpack"
+    max_depth = MAX_DEPTH
+    """Deepest nesting of containers a payload or header may have."""
 
     def __init__(self, *, max_size: int = 16 * 1024 * 1024) -> None:
         import msgspec
@@ -243,6 +245,8 @@ class JsonCodec:
     """
 
     name = "json"
+    max_depth = MAX_DEPTH
+    """Deepest nesting of containers a payload or header may have."""
 
     def __init__(self, *, max_size: int = 16 * 1024 * 1024) -> None:
         self._max = max_size

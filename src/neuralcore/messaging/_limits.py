@@ -7,8 +7,6 @@ from collections import deque
 
 __all__ = ("IdempotencyWindow", "TokenBucket")
 
-_time = time.time
-
 
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up.
@@ -43,7 +41,8 @@ class TokenBucket:
 class IdempotencyWindow:
     """Remembers keys for ``window`` seconds; a repeat inside the window is a duplicate.
 
-    One dict (key -> id) and two deques in claim order (expiry times, keys): a claim
+    Expiry follows ``time.time()`` (read on each call, so a test can drive it with a fake
+    clock). One dict (key -> id) and two deques in claim order (expiry times, keys): a claim
     is one lookup, one insert and two appends (no per-key tuple). Expired keys are found
     with one comparison against the oldest expiry.
 
@@ -106,7 +105,7 @@ class IdempotencyWindow:
         (None, 'm1')
         >>> w.claim("k", "m3", now=61.0)  # expired: claimed again
         """
-        t = _time() if now is None else now
+        t = time.time() if now is None else now  # read each time: tests may set the clock
         times = self._order_times
         if self._unsorted or (times and times[0] <= t):
             self._expire(t)
