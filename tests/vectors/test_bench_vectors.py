@@ -1,13 +1,19 @@
-"""The vectors benchmark module: table layout and the HNSW rows hook."""
+"""The vectors benchmark harness: table layout, the HNSW rows hook, the HNSW rows.
+
+The harness itself is the unit under test, and its only public face is the CLI
+(``neuralcore bench vectors``, minutes per run): so this file imports its modules.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import pytest
 
 from neuralcore._bench import vectors as bench
-from neuralcore._bench._common import Row
+from neuralcore._bench._common import Row, format_table
+from neuralcore._bench._hnsw import hnsw_rows
 
 
 def test_columns_put_baselines_first_and_ours_last() -> None:
@@ -44,3 +50,15 @@ def test_hnsw_rows_can_be_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "_hnsw_rows", lambda quick: pytest.fail("HNSW rows were run"))
     (section,) = bench.sections(quick=True, hnsw=False)
     assert [r.case for r in section.rows] == ["x"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="no faiss-cpu")
+def test_hnsw_rows_have_baseline_and_format() -> None:
+    rows = hnsw_rows(n=2_000, queries=50, libraries=False)
+    assert all(r.values["neuralcore"] > 0 for r in rows)
+    recall = next(r for r in rows if r.case == "HNSW recall@10 at the defaults")
+    assert recall.values["neuralcore"] >= 0.9
+    columns = list(dict.fromkeys(c for r in rows for c in r.values))
+    table = format_table(rows, columns, "neuralcore")
+    assert "HNSW view() search" in table
+    assert table.count("\n") == len(rows) + 1

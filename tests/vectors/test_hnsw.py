@@ -14,14 +14,16 @@ from numpy.typing import NDArray
 from vector_oracle import needs_native
 
 from neuralcore.core import (
+    BackendInfo,
     ConfigError,
     DimensionMismatchError,
     InputTypeError,
     InvalidInputError,
     KeyNotFoundError,
     NonFiniteError,
+    backend_info,
 )
-from neuralcore.vectors.hnsw._index import HNSWIndex, describe_hnsw_backend
+from neuralcore.vectors import HNSWIndex
 
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [
@@ -35,6 +37,11 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def describe_hnsw_backend() -> BackendInfo:
+    """What the public report says serves HNSWIndex by default."""
+    return backend_info()["hnsw"]
 
 
 def _data(n: int, dim: int, seed: int = 0) -> NDArray[np.float32]:
@@ -330,22 +337,22 @@ def test_describe_backend_reports_faiss(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_missing_faiss_falls_back_to_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEURALCORE_BACKEND", raising=False)
-    monkeypatch.setattr("neuralcore.vectors.hnsw._index._native_available", lambda: False)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if faiss-cpu were not installed
     assert HNSWIndex(4).backend.backend == "python"
     assert describe_hnsw_backend().backend == "python"
 
 
 def test_import_does_not_load_faiss_and_survives_without_numpy() -> None:
     code = (
-        "import sys\nimport neuralcore.vectors.hnsw._index as h\n"
-        "assert 'faiss' not in sys.modules\n"
+        "import sys\nimport neuralcore.vectors as v\n"
+        "v.HNSWIndex\nassert 'faiss' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     blocked = (
         "import sys; sys.modules['numpy'] = None\n"
-        "import neuralcore.vectors.hnsw._index as h\n"
-        "from neuralcore.core import MissingDependencyError\n"
-        "assert h.describe_hnsw_backend().library == 'none'\n"
+        "import neuralcore.vectors as h\n"
+        "from neuralcore.core import MissingDependencyError, backend_info\n"
+        "assert backend_info()['hnsw'].library == 'none'\n"
         "try:\n    h.HNSWIndex(4)\nexcept MissingDependencyError as e:\n"
         "    assert 'neuralcore-runtime[vectors]' in str(e)\nelse:\n    raise SystemExit(1)\n"
     )

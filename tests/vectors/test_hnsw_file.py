@@ -15,8 +15,11 @@ from hypothesis import strategies as st
 from vector_oracle import PYTHON_FORCED, needs_native
 
 from neuralcore.core import IndexFileError, InvalidInputError
+from neuralcore.vectors import HNSWIndex
+
+# fault injection only: the container module, to fail its fsync and to re-seal crafted
+# metadata with valid checksums (no public API writes a lying file)
 from neuralcore.vectors.hnsw import _file as _hnsw_file
-from neuralcore.vectors.hnsw._index import HNSWIndex
 
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [

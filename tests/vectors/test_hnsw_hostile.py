@@ -26,6 +26,9 @@ from vector_oracle import needs_native
 
 from neuralcore.core import ConfigError, IndexFileError, InputTypeError, InvalidInputError
 from neuralcore.vectors import HNSWIndex
+
+# fault injection only: crafted files need the container writer (to re-seal a rewritten
+# graph with valid checksums) and the validator's field offsets (to aim each lie)
 from neuralcore.vectors.hnsw import _file
 from neuralcore.vectors.hnsw._graph import validate_faiss_hnsw
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from vector_oracle import needs_native
 
-from neuralcore.vectors.hnsw._index import HNSWIndex
+from neuralcore.vectors import HNSWIndex
 
 HAVE_FAISS = importlib.util.find_spec("faiss") is not None
 BACKENDS = [

@@ -17,6 +17,9 @@ from vector_oracle import needs_native
 
 from neuralcore.core import NonFiniteError
 from neuralcore.vectors import VectorOps
+
+# forcing a SIMD level: the kernel module holds the SIMD library whose capability switches
+# these tests flip, and the import-time cosine probe that each level must pass again
 from neuralcore.vectors._kernels import native as _native
 
 simsimd = _native._SIMD  # NumKong or SimSIMD: the same capability switches

@@ -1,47 +1,66 @@
-"""Backend choice: one place (``_select``), reported by ``backend_info()``."""
+"""Backend choice, as users see it: ``VectorOps(backend=...)`` and ``backend_info()``."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 from vector_oracle import needs_native
 
 import neuralcore
 from neuralcore.core import MissingDependencyError
-from neuralcore.vectors import VectorOps, _select
+from neuralcore.vectors import HNSWIndex, VectorOps
+
+
+def _child(code: str, **env: str) -> None:
+    """Run ``code`` in a fresh interpreter: the process default is chosen once, at first use."""
+    full_env = {**os.environ, **env}
+    if not env:
+        full_env.pop("NEURALCORE_BACKEND", None)
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_python_forced_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEURALCORE_BACKEND", "python")
-    assert _select._choose("auto")[0] == "python"
-    assert _select._choose("native")[0] == "python"  # the environment wins, as documented
+    assert VectorOps(backend="native").backend == "python"  # the environment wins, as documented
+    code = "from neuralcore.vectors import VectorOps\nassert VectorOps().backend == 'python'\n"
+    _child(code, NEURALCORE_BACKEND="python")
 
 
-def test_auto_is_native_when_numpy_and_simsimd_import(monkeypatch: pytest.MonkeyPatch) -> None:
+@needs_native
+def test_auto_is_native_when_numpy_and_simsimd_import() -> None:
+    assert VectorOps().backend == "native"
+    assert neuralcore.backend_info()["vectors"].backend == "native"
+
+
+def test_auto_falls_back_and_says_why() -> None:
+    # fault injection: the SIMD libraries blocked in a fresh interpreter, as if not installed
+    code = (
+        "import sys\nsys.modules['numkong'] = sys.modules['simsimd'] = None\n"
+        "import neuralcore\nfrom neuralcore.vectors import VectorOps, dot\n"
+        "from neuralcore.core import MissingDependencyError\n"
+        "info = neuralcore.backend_info()['vectors']\n"
+        "assert info.backend == 'python', info\n"
+        "assert 'numkong or simsimd is not installed' in info.detail, info\n"
+        "assert VectorOps().backend == 'python' and dot([1, 2], [3, 4]) == 11.0\n"
+        "try:\n    VectorOps(backend='native')\nexcept MissingDependencyError as err:\n"
+        "    assert 'simsimd' in str(err)\nelse:\n    raise SystemExit('no error')\n"
+    )
+    _child(code)
+
+
+def test_native_request_without_the_libraries_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEURALCORE_BACKEND", raising=False)
-    assert _select._choose("auto") == ("native", "")
-
-
-def test_auto_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NEURALCORE_BACKEND", raising=False)
-    monkeypatch.setattr(_select, "_missing_native", lambda: "simsimd is not installed")
-    assert _select._choose("auto") == ("python", "simsimd is not installed")
-    with pytest.raises(MissingDependencyError, match="simsimd"):
-        _select._choose("native")
-    monkeypatch.setenv("NEURALCORE_BACKEND", "native")
-    with pytest.raises(MissingDependencyError):
-        _select._choose("auto")
-
-
-def test_missing_native_names_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _select.importlib.import_module
-
-    def fake(name: str) -> object:
-        if name in ("numkong", "simsimd"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real(name)
-
-    monkeypatch.setattr(_select.importlib, "import_module", fake)
-    assert "numkong or simsimd is not installed" in _select._missing_native()
+    # fault injection: both SIMD libraries unimportable (the kernels already loaded stay)
+    monkeypatch.setitem(sys.modules, "numkong", None)
+    monkeypatch.setitem(sys.modules, "simsimd", None)
+    with pytest.raises(MissingDependencyError, match="numkong or simsimd is not installed"):
+        VectorOps(backend="native")
 
 
 @needs_native
@@ -53,13 +72,13 @@ def test_instances_use_the_requested_kernels() -> None:
 
 def test_backend_info_reports_the_default_choice() -> None:
     info = neuralcore.backend_info()["vectors"]
-    assert (info.engine, info.backend) == ("vectors", _select.default_choice()[0])
+    assert (info.engine, info.backend) == ("vectors", VectorOps().backend)
     if info.backend == "native":
         assert info.library in ("numpy+numkong", "numpy+simsimd")
         assert "+" in info.version
 
 
-def test_hnsw_is_described_by_its_own_module() -> None:
-    from neuralcore.vectors.hnsw._index import describe_hnsw_backend
-
-    assert _select.describe_backend("hnsw") == describe_hnsw_backend()
+def test_hnsw_report_matches_what_an_index_uses() -> None:
+    info = neuralcore.backend_info()["hnsw"]
+    assert info.engine == "hnsw"
+    assert info.backend == HNSWIndex(4).backend.backend

@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = """
 import numpy as np, tempfile, pathlib
 import faiss, simsimd
+from neuralcore import backend_info
 from neuralcore.vectors import Corpus, HNSWIndex, cosine_similarity
-from neuralcore.vectors._select import describe_backend
-assert describe_backend("vectors").backend == "native", describe_backend("vectors")
-assert describe_backend("hnsw").library == "faiss", describe_backend("hnsw")
+info = backend_info()
+assert info["vectors"].backend == "native", info["vectors"]
+assert info["hnsw"].library == "faiss", info["hnsw"]
 x = np.random.default_rng(0).standard_normal((500, 32)).astype(np.float32)
 assert abs(cosine_similarity(x[0], x[0]) - 1.0) < 1e-6
 assert Corpus(x).top_k(x[3], 1)[0].tolist() == [3]

@@ -292,9 +292,17 @@ class Corpus:
         if metric not in ("cosine", "ip"):
             raise InvalidInputError(f"metric must be 'cosine' or 'ip', got {metric!r}")
         k = check_k(k)
-        take = min(k, len(self))
-        scores = self.cosine(query) if metric == "cosine" else self.dot(query)
-        return _best(scores, take)
+        if metric == "cosine":
+            unit, _ = self._snapshot()
+            fast = self._fast(query)
+            if fast is not None:  # rank the raw products; scale only the k kept (same order)
+                idx, raw = _best(unit @ query, min(k, len(unit)))
+                raw *= fast
+                return idx, raw
+            scores = self.cosine(query)
+        else:
+            scores = self.dot(query)
+        return _best(scores, min(k, scores.shape[-1]))
 
     def _query(self, query: Any) -> tuple[NDArray[Any], NDArray[np.float64], bool]:
         """Query rows as unit vectors in the storage's type, their norms, and if 1-D."""

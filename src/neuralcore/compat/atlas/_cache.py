@@ -262,7 +262,7 @@ class _Scan:
     _MARGIN = 1e-4
 
     def __init__(self, dim: int, vectors: dict[str, list[float]], rank: dict[str, int]) -> None:
-        from neuralcore.vectors._corpus import Corpus
+        from neuralcore.vectors import Corpus
 
         self.dim, self.rank = dim, rank
         keys = [k for k, v in vectors.items() if len(v) == dim]

@@ -111,6 +111,11 @@ class FaissEngine:
     def __len__(self) -> int:
         return int(self._index.ntotal) - self._dead
 
+    @property
+    def dead(self) -> int:
+        """Graph rows whose key was removed or updated (skipped by searches)."""
+        return self._dead
+
     def __contains__(self, key: int) -> bool:
         return key in self._map()
 

@@ -67,6 +67,11 @@ DEFAULT_M = 32
 DEFAULT_EF_CONSTRUCTION = 128
 DEFAULT_EF_SEARCH = 256
 MAX_K = 1 << 20  # results per query: bounds the padded output a search allocates
+# an add or remove that leaves more dead graph rows than this share of all rows (and at
+# least _COMPACT_MIN of them) rebuilds the graph from the live rows: the rebuild costs
+# about one add of the live rows, so it is paid at most once per that many removals
+COMPACT_SHARE = 0.5
+_COMPACT_MIN = 1024
 _ADD_CHUNK = 4096  # rows per write-lock hold, so searches interleave with a large add
 
 
@@ -165,8 +170,10 @@ class HNSWIndex:
     chunks of 4,096 rows, so searches interleave). When fewer than ``k`` results exist,
     keys are padded with ``-1`` and distances with ``inf``. Keys must be in
     ``[0, 2**63)``; ``k`` at most 2**20. Removed and updated keys leave a dead row in the
-    graph (skipped by searches, still used for routing; saved files keep it): after heavy
-    churn, rebuild by setting :attr:`M`.
+    graph (skipped by searches, still used for routing): once dead rows exceed half of
+    the graph (and number at least 1,024), the ``add`` or ``remove`` that crossed the line
+    rebuilds the graph from the live rows, and :meth:`compact` does it on demand. Keys,
+    vectors and settings are unchanged by a rebuild; searches wait for it.
 
     The defaults (``M=32, ef_construction=128, ef_search=256``) were chosen on a hard
     set (100,000 x 384 around 1,000 Gaussian centres, noise 2.25x the centre norm, 1,000
@@ -267,10 +274,51 @@ class HNSWIndex:
         self._check_writable()
         with self._lock.write():
             self._settings = settings
-            if isinstance(self._engine, FaissEngine):
-                keys, vectors = self._engine.live()
-                self._engine = self._new_engine("native")
-                self._engine.add(keys, vectors)
+            self._rebuild_locked()
+
+    def _rebuild_locked(self) -> None:
+        """A new graph of the live rows (caller holds the write lock); keys are kept."""
+        if isinstance(self._engine, FaissEngine):
+            keys, vectors = self._engine.live()
+            engine = self._new_engine("native")
+            engine.add(keys, vectors)
+            self._engine = engine
+
+    def _compact_if_due(self) -> None:
+        """Rebuild when dead rows pass :data:`COMPACT_SHARE` (caller holds the write lock)."""
+        engine = self._engine
+        if isinstance(engine, FaissEngine):
+            dead = engine.dead
+            if dead >= _COMPACT_MIN and dead > COMPACT_SHARE * (dead + len(engine)):
+                self._rebuild_locked()
+
+    def compact(self) -> None:
+        """Drop the dead graph rows that removed and updated keys leave, now.
+
+        The graph is rebuilt from the live rows (keys, vectors and settings unchanged), so
+        memory, saved files and search routing reflect only live keys. It happens on its
+        own once dead rows pass half of the graph; call this after heavy churn to do it
+        earlier. A no-op for the exact engine, whose rows are deleted in place.
+
+        Raises
+        ------
+        InvalidInputError
+            the index is a read-only view.
+
+        Examples
+        --------
+        >>> index = HNSWIndex(2)
+        >>> index.add([1, 2, 3], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        >>> index.remove([1, 2])
+        >>> index.compact()
+        >>> len(index), index.search([1.0, 0.0], k=2)[0].tolist()
+        (1, [3, -1])
+        """
+        self._check_writable()
+        with self._lock.write():
+            engine = self._engine
+            if isinstance(engine, FaissEngine) and engine.dead:
+                self._rebuild_locked()
 
     @property
     def ef_search(self) -> int:
@@ -376,6 +424,7 @@ class HNSWIndex:
             with self._lock.write():
                 stop = start + _ADD_CHUNK
                 self._engine.add(ids[start:stop], rows[start:stop])
+                self._compact_if_due()
 
     def remove(self, keys: int | Iterable[int] | NDArray[np.integer[Any]]) -> None:
         """Delete keys; nothing is removed when any of them is missing.
@@ -400,6 +449,7 @@ class HNSWIndex:
                 if not self._has(key):
                     raise KeyNotFoundError(f"key {key} is not in the index")
             self._engine.remove(ids)
+            self._compact_if_due()
 
     def get(self, key: int) -> NDArray[np.float32]:
         """The stored vector of ``key`` (unit length for cosine), as a float32 copy.
