@@ -32,8 +32,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy --strict src
 
+# two workers (one per core here); a file's tests stay on one worker, so module fixtures
+# (the parity set's reference embeddings) are computed once. PYTEST_WORKERS=0: one process
+PYTEST_WORKERS ?= 2
 pytest: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/neuralcore bench all

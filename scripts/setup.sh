@@ -42,4 +42,5 @@ if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q -e '.[all,dev]'
+touch .venv/.installed  # make's stamp: `make` after this script does not install again
 bash scripts/post_install.sh

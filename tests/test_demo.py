@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from neuralcore.cli import main
+from servers import RedisServer, TansuServer
 
 Capture = pytest.CaptureFixture[str]
 
@@ -78,8 +79,6 @@ def test_demo_unreachable_server_fails_at_once_in_one_line(capsys: Capture) -> N
 @pytest.mark.integration
 @pytest.mark.redis
 def test_demo_across_processes_over_redis(tmp_path: Path, capsys: Capture) -> None:
-    from neuralcore._testing import RedisServer
-
     with RedisServer.running() as server:
         argv = ["demo", "--max-docs", "25", "--no-progress", "-q", QUERY, "--redis", server.url]
         assert main([*argv, "--data-dir", str(tmp_path)]) == 0
@@ -89,8 +88,6 @@ def test_demo_across_processes_over_redis(tmp_path: Path, capsys: Capture) -> No
 @pytest.mark.integration
 @pytest.mark.kafka
 def test_demo_across_processes_over_kafka(tmp_path: Path, capsys: Capture) -> None:
-    from neuralcore._testing import TansuServer
-
     with TansuServer.running() as server:
         argv = ["demo", "--max-docs", "25", "--no-progress", "-q", QUERY]
         assert main([*argv, "--kafka", server.bootstrap, "--data-dir", str(tmp_path)]) == 0

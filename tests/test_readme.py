@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import pytest
 
+from servers import RedisServer, TansuServer
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 KAFKA_SERVERS = "127.0.0.1:9092"
@@ -67,8 +69,6 @@ def test_block_runs(block: Block, tmp_path: Path) -> None:
     "block", [b for b in PYTHON if REDIS_URL in b.code], ids=lambda b: f"line{b.line}"
 )
 def test_redis_block_runs(block: Block, tmp_path: Path) -> None:
-    from neuralcore._testing import RedisServer
-
     with RedisServer.running() as server:
         _run(block.code.replace(REDIS_URL, server.url), tmp_path)
 
@@ -79,7 +79,5 @@ def test_redis_block_runs(block: Block, tmp_path: Path) -> None:
     "block", [b for b in PYTHON if KAFKA_SERVERS in b.code], ids=lambda b: f"line{b.line}"
 )
 def test_kafka_block_runs(block: Block, tmp_path: Path) -> None:
-    from neuralcore._testing import TansuServer
-
     with TansuServer.running() as server:
         _run(block.code.replace(KAFKA_SERVERS, server.bootstrap), tmp_path)

@@ -10,7 +10,7 @@ import pytest
 
 import neuralcore.compat.atlas as atlas
 from neuralcore.compat import compat_enabled
-from neuralcore.compat.atlas.bus._bus import NeuralcoreCognitiveBus
+from neuralcore.compat.atlas import NeuralcoreCognitiveBus
 from neuralcore.core import ConfigError, MissingDependencyError
 
 

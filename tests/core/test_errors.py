@@ -68,6 +68,6 @@ def test_a_huge_or_deep_value_gives_a_short_message() -> None:
 
 
 def test_the_old_private_path_still_imports() -> None:
-    from neuralcore.core import _errors
+    from neuralcore.core import _errors  # the old private path is what this test checks
 
     assert _errors.ConfigError is errors.ConfigError

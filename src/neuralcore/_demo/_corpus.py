@@ -1,8 +1,9 @@
 """The demo's corpus: docstrings of the standard library, read from source, then chunked.
 
 Every Python install has the standard library's sources, so the demo needs no download.
-Docstrings are read with :mod:`ast` (``ast.get_docstring``, the text ``pydoc`` shows), so
-no module is imported and nothing runs.
+Files are read and parsed by the embedding corpus's reader (``neuralcore.embedding._corpus``);
+docstrings are taken with :mod:`ast` (``ast.get_docstring``, the text ``pydoc`` shows), with
+a dotted title each, so no module is imported and nothing runs.
 """
 
 from __future__ import annotations
@@ -67,25 +68,16 @@ def _submodules(name: str) -> list[str]:
     return [f"{name}.{sub}" for sub in sorted(subs - _SKIP_SUB)]
 
 
-def _source_of(name: str) -> str | None:
+def _source_path(name: str) -> Path | None:
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
     origin = getattr(spec, "origin", None)
-    if not origin or not origin.endswith(".py"):
-        return None
-    try:
-        return Path(origin).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+    return Path(origin) if origin and origin.endswith(".py") else None
 
 
-def _docs_of(module: str, source: str) -> list[Doc]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
+def _docs_of(module: str, tree: ast.Module) -> list[Doc]:
     docs = [Doc(module, ast.get_docstring(tree) or "")]
     for node in tree.body:
         docs.extend(_node_docs(module, node))
@@ -128,8 +120,13 @@ def stdlib_docs(max_docs: int) -> list[Doc]:
 
 @functools.cache
 def _module_docs(name: str) -> list[Doc]:
-    source = _source_of(name)
-    return _docs_of(name, source) if source is not None else []
+    # the embedding corpus's reader (read, tolerate unreadable or invalid files, parse):
+    # one reader for both; the demo adds titles and its own choice of modules
+    from neuralcore.embedding._corpus import _parse
+
+    path = _source_path(name)
+    parsed = _parse(path) if path is not None else None
+    return _docs_of(name, parsed[1]) if parsed is not None else []
 
 
 def chunk_docs(docs: list[Doc], *, max_chars: int = 700) -> list[Chunk]:
