@@ -13,9 +13,10 @@ bridge and prints each reply. Every line on stdout is one JSON object.
 Contract options: ``persistent`` makes the channel persistent (needs ``db``);
 ``publish_async`` publishes with ``await bus.publish_async``; ``drain`` closes the bus
 right after publishing (the bridge's close must hand everything to the server);
-``subscribe: false`` attaches no local subscriber; ``linger`` keeps a subscriber
-listening after it got ``expect`` messages (to see duplicates); a subscriber also stops
-when the file ``stop_file`` appears.
+``subscribe: false`` attaches no local subscriber; ``also`` names a second channel that
+is created, subscribed and published on like ``channel`` (``expect`` then counts both);
+``linger`` keeps a subscriber listening after it got ``expect`` messages (to see
+duplicates); a subscriber also stops when the file ``stop_file`` appears.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ async def main(spec: dict[str, Any]) -> None:
     bus = MessageBus(persistence_path=spec.get("db"))
     channel, n, role = spec["channel"], spec["n"], spec["role"]
     persistent = spec.get("persistent", bool(spec.get("db")))
-    bus.create_channel(channel, persistent=persistent)
+    channels = [channel, *([spec["also"]] if spec.get("also") else [])]
+    for name in channels:
+        bus.create_channel(name, persistent=persistent)
     bridge = make_bridge(spec)
     got: list[str] = []
     done = asyncio.Event()
@@ -83,14 +86,15 @@ async def main(spec: dict[str, Any]) -> None:
     async def record(msg: Message) -> None:
         got.append(msg.id)
         emit(ev="got", id=msg.id, priority=msg.priority, headers=msg.headers,
-             payload=msg.payload, origin=msg.origin)  # fmt: skip
+             payload=msg.payload, origin=msg.origin, channel=msg.channel)  # fmt: skip
         if role == "hold":
             await asyncio.Event().wait()  # never acknowledged
         if len(got) >= spec.get("expect", n):
             done.set()
 
     if role in ("sub", "hold", "both") and spec.get("subscribe", True):
-        bus.subscribe(channel, record)
+        for name in channels:
+            bus.subscribe(name, record)
     if role == "responder":
         bus.subscribe(channel, lambda m: {"echo": m.payload, "pid": os.getpid()})
     await bus.add_bridge(bridge)
@@ -106,14 +110,18 @@ async def main(spec: dict[str, Any]) -> None:
         pace = spec.get("pace", 0.0)
         for i in range(n):
             payload, headers = {"i": i, "text": f"message {i}"}, {"seq": i, "key": str(i % 4)}
-            if spec.get("publish_async"):
-                await bus.publish_async(channel, payload, priority=i % 5, headers=headers)
-            else:
-                bus.publish(channel, payload, priority=i % 5, headers=headers)
+            for name in channels:
+                if spec.get("publish_async"):
+                    await bus.publish_async(name, payload, priority=i % 5, headers=headers)
+                else:
+                    bus.publish(name, payload, priority=i % 5, headers=headers)
             if pace and i % 50 == 49:
                 await asyncio.sleep(pace)
         deadline = time.monotonic() + spec.get("seconds", 30)
-        while not spec.get("drain") and bridge.metrics().sent < n and time.monotonic() < deadline:
+        total = n * len(channels)
+        while (
+            not spec.get("drain") and bridge.metrics().sent < total and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.01)
         emit(ev="sent", metrics=bridge.metrics()._asdict(), state=bridge.state.value)
     if role in ("sub", "hold", "both"):

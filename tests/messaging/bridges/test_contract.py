@@ -124,6 +124,82 @@ def test_work_queue_group_shares_messages_without_overlap(
         assert_in_order(got(w))
 
 
+def _stable(bootstrap: str, group: str, for_s: float = 1.0, timeout: float = 30.0) -> None:
+    """Wait until the broker reports ``group`` stable for ``for_s`` seconds in a row, so
+    the test publishes after the members' rebalances (a rebalance may redeliver what a
+    member handled but had not committed yet: at least once, as documented)."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline, since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        state = admin.describe_consumer_groups([group])[group].result(5).state
+        if state != ConsumerGroupState.STABLE:
+            since = None
+        elif since is None:
+            since = time.monotonic()
+        elif time.monotonic() - since >= for_s:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"consumer group {group!r} never became stable")
+
+
+def test_kafka_per_channel_group_shares_one_channel_and_fans_out_the_other(
+    tansu_server: TansuServer, peers: PeerFactory, tmp_path: Path
+) -> None:
+    """``groups={"x.jobs": "workers"}`` on Kafka: two workers split x.jobs (each message
+    to one of them), while both get every message of x.news (fan-out), in order."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    n, boot = 1000, tansu_server.bootstrap
+    admin = AdminClient({"bootstrap.servers": boot})
+    for fut in admin.create_topics(
+        [NewTopic(f"nc.{c}", 3, 1) for c in (CHANNEL, "x.news")]
+    ).values():
+        fut.result(10)  # the members subscribe at once instead of after the first publish
+    config = {"config": {"groups": {CHANNEL: "workers"}, "session_timeout_ms": 3000}}
+    stop = tmp_path / "stop"
+    workers = [
+        peers(
+            f"w{i}",
+            {
+                **peer_spec("kafka", boot, "sub", n, also="x.news", **config),
+                "stop_file": str(stop),
+                "expect": 3 * n,
+            },
+        )
+        for i in (1, 2)
+    ]
+    for worker in workers:
+        ready(worker)
+    _stable(boot, "workers")
+    spec = peer_spec("kafka", boot, "pub", n, also="x.news", publish_async=True, drain=True,
+                     **config)  # fmt: skip
+    pub = peers("pub", spec)
+    origin = ready(pub)
+    publisher_done(pub, 2 * n)
+
+    def on(worker: Peer, channel: str) -> list[dict[str, Any]]:
+        return [e for e in got(worker) if e["channel"] == channel]
+
+    def complete(_: Peer) -> bool:
+        jobs = sum(len(on(w, CHANNEL)) for w in workers)
+        return jobs >= n and all(len(on(w, "x.news")) >= n for w in workers)
+
+    assert workers[0].wait_until(complete, 60)
+    time.sleep(0.5)  # a duplicate, if any, would arrive now
+    stop.touch()
+    for w in workers:
+        w.finish(90)
+    jobs = [e for w in workers for e in on(w, CHANNEL)]  # one member each, no overlap
+    for events in (jobs, *(on(w, "x.news") for w in workers)):  # every worker: every one
+        assert len({e["id"] for e in events}) == len(events) == n
+        assert sorted(e["payload"]["i"] for e in events) == list(range(n))
+        assert {e["origin"] for e in events} == {origin}
+        assert_in_order(events)
+
+
 def test_group_member_without_local_subscriber_claims_nothing(
     redis_server: RedisServer, peers: PeerFactory, tmp_path: Path
 ) -> None:

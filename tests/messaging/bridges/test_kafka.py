@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -134,10 +135,21 @@ async def test_malformed_records_dead_lettered(tansu_server: TansuServer) -> Non
         raw.produce("nc.orders", b"\x93\x01\x02\x03")
         good = Message("orders", {"ok": 1}, id="remote-1", origin="remote", priority=9)
         raw.produce("nc.orders", reader.encode(good))
+        envelopes = [  # a pack (the documented wire format) with one bad envelope inside
+            reader.encode(Message("orders", 2, id="remote-2", origin="remote")),
+            b"\xc1 in a pack",
+            reader.encode(Message("orders", 3, id="remote-3", origin="remote")),
+        ]
+        lengths = struct.pack(">4sI3I", b"NCB\x01", 3, *map(len, envelopes))
+        raw.produce("nc.orders", lengths + b"".join(envelopes), b"orders")
+        broken = b"NCB\x01" + struct.pack(">I", 5) + b"short"  # framing that does not add up
+        raw.produce("nc.orders", broken, b"orders")
         raw.flush(10)
-        got = await reader.wait_for(1, 30)
-        assert [(m.id, m.priority) for m in got] == [("remote-1", 9)]
-        await _until(lambda: inn.metrics().dead_lettered == 2)
+        got = await reader.wait_for(3, 30)
+        assert sorted((m.id, m.priority) for m in got) == [
+            ("remote-1", 9), ("remote-2", 50), ("remote-3", 50),
+        ]  # fmt: skip
+        await _until(lambda: inn.metrics().dead_lettered == 4)
         assert inn.state is BridgeState.CONNECTED
         dlq = Consumer({"bootstrap.servers": tansu_server.bootstrap, "group.id": "dlq-check",
                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
@@ -145,11 +157,13 @@ async def test_malformed_records_dead_lettered(tansu_server: TansuServer) -> Non
         dlq.subscribe(["nc._dlq"])
         seen: list[bytes] = []
         deadline = time.monotonic() + 20
-        while len(seen) < 2 and time.monotonic() < deadline:
+        while len(seen) < 4 and time.monotonic() < deadline:
             seen += [r.value() for r in await asyncio.to_thread(dlq.consume, 10, 0.2)
                      if r.error() is None]  # fmt: skip
         dlq.close()
-        assert sorted(seen) == sorted([b"\xc1 garbage", b"\x93\x01\x02\x03"])
+        assert sorted(seen) == sorted(
+            [b"\xc1 garbage", b"\x93\x01\x02\x03", b"\xc1 in a pack", broken]
+        )
     finally:
         await inn.stop()
 

@@ -236,3 +236,21 @@ async def test_a_loop_that_dies_fails_the_bridge_in_health() -> None:
     finally:
         await sender.stop()
         await receiver.stop()
+
+
+async def test_flush_waits_for_the_server_and_gives_up_at_its_timeout() -> None:
+    broker = MemoryBroker()
+    sender, out = await bus_with(broker)
+    try:
+        assert await out.flush()  # nothing buffered
+        broker.down = True
+        await wait_for(lambda: out.state is BridgeState.RECONNECTING)
+        for i in range(30):
+            sender.publish("jobs", i)
+        assert not await out.flush(timeout=0.05)  # the server is away: still buffered
+        assert out.buffered == 30
+        broker.down = False
+        assert await out.flush(timeout=5)
+        assert (out.buffered, len(broker.streams["jobs"]), out.metrics().sent) == (0, 30, 30)
+    finally:
+        await sender.stop()

@@ -508,3 +508,64 @@ async def test_a_server_that_stops_answering_is_left_and_nothing_is_lost(
         assert out.metrics().retried >= 1  # the read waiting on the silent server was failed
     finally:
         await out.stop()
+
+
+async def test_a_crashed_fan_out_bus_is_removed_by_a_live_one(
+    redis_server: RedisServer, peers: PeerFactory
+) -> None:
+    """A SIGKILLed fan-out bus leaves its private group (and reply stream) behind; a live
+    bus removes them once its heartbeat is older than ``stale_after_s``, and trimming is
+    then by acknowledged id again (nothing counted as lost)."""
+    import redis.asyncio as aioredis
+
+    fast: dict[str, Any] = {"stale_after_s": 1.0, "claim_interval_s": 0.2}
+    live = MessageBus()
+    live.create_channel("orders")
+    seen: list[Message] = []
+    live.subscribe("orders", seen.append)
+    cfg = RedisBridgeConfig(
+        url=redis_server.url, channels=("orders",), maxlen=50, stream_channels=("orders",), **fast
+    )
+    bridge = RedisBridge(cfg)
+    await live.add_bridge(bridge)
+    await live.start()
+    raw = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        crashed = peers("crashed", spec(redis_server, "sub", 1, stream_channels=["orders"], **fast))
+        origin = origin_of(crashed)
+
+        async def groups() -> list[str]:
+            return [g["name"] for g in await raw.xinfo_groups("nc:orders")]
+
+        async def dead_group() -> list[str]:
+            return [g for g in await groups() if g.endswith(origin)]
+
+        async with asyncio.timeout(20):
+            while not (await dead_group() and len(await groups()) == 2):
+                await asyncio.sleep(0.02)
+        (group,) = await dead_group()
+        assert await raw.hexists("nc:fanout", group)
+        assert await raw.exists(f"nc:_reply.{origin}")
+        crashed.kill()  # SIGKILL: no clean stop removes anything
+        async with asyncio.timeout(20):
+            while await dead_group() or await raw.exists(f"nc:_reply.{origin}"):
+                await asyncio.sleep(0.05)
+        assert not await raw.hexists("nc:fanout", group)
+        assert await groups() == [f"fanout.{bridge.consumer}"]  # the live bus's own stays
+        for i in range(120):
+            await live.publish_async("orders", i)
+        async with asyncio.timeout(20):  # its own group acked all: trimmed, nothing lost
+            while bridge.metrics().sent < 120 or await raw.xlen("nc:orders") > 50:
+                await asyncio.sleep(0.05)
+        assert bridge.metrics().trimmed == 0
+    finally:
+        await raw.aclose()
+        await live.stop()
+
+
+def test_stale_after_must_exceed_the_heartbeat_period() -> None:
+    from neuralcore.core import ConfigError
+
+    with pytest.raises(ConfigError, match="stale_after_s") as info:
+        RedisBridgeConfig(claim_interval_s=2.0, stale_after_s=1.0)
+    assert info.value.field == "stale_after_s"

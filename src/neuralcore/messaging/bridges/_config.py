@@ -48,8 +48,8 @@ class BridgeConfig(Config):
         matching entry wins; channels matching none use ``group``). E.g. with
         ``groups={"x.jobs": "workers"}`` and no ``group``, ``x.jobs`` is a work queue
         shared by every bus of the group ``workers`` while the other carried channels
-        fan out. (Kafka: one consumer has one group, so a Kafka bridge takes
-        ``group`` only; carry the work-queue channels on a second ``KafkaBridge``.)
+        fan out. (Kafka: the bridge runs one consumer per group, its private fan-out
+        group included.)
     consumer : str
         This bus's name on the server; ``""`` means ``hostname-pid-<bus id>``. Keep it stable
         across restarts to resume what this bus had not acknowledged (and, in fan-out
@@ -229,7 +229,14 @@ class RedisBridgeConfig(BridgeConfig):
     claim_idle_ms : int
         Pending entries idle this long are taken over with ``XAUTOCLAIM``.
     claim_interval_s : float
-        How often stale pending entries are looked for.
+        How often stale pending entries are looked for (and heartbeats refreshed).
+    stale_after_s : float
+        A fan-out bus with a generated consumer name keeps a heartbeat on the server
+        (``prefix + "fanout"``, refreshed every ``claim_interval_s``). When one stops
+        refreshing for this long (its process crashed), a live bus removes its private
+        groups and its reply stream, so trimming is no longer held back (or counted as
+        loss) by a reader that will never come back. Named consumers (``consumer``) are
+        durable and never removed. Must exceed ``claim_interval_s``.
     start : {"earliest", "latest"}
         Where a new consumer group starts in an existing stream.
     socket_timeout_s, connect_timeout_s : float
@@ -257,6 +264,7 @@ class RedisBridgeConfig(BridgeConfig):
     block_ms: int = 100
     claim_idle_ms: int = 30_000
     claim_interval_s: float = 1.0
+    stale_after_s: float = 60.0
     start: Literal["earliest", "latest"] = "earliest"
     socket_timeout_s: float = 5.0
     connect_timeout_s: float = 1.0
@@ -270,6 +278,11 @@ class RedisBridgeConfig(BridgeConfig):
             raise ConfigError("url", "<redacted>", "put credentials in username/password")
         _positive(self, "maxlen", "block_ms", "claim_idle_ms", "claim_interval_s")
         _positive(self, "socket_timeout_s", "connect_timeout_s")
+        if self.stale_after_s <= self.claim_interval_s:
+            raise ConfigError(
+                "stale_after_s", self.stale_after_s,
+                f"must exceed claim_interval_s={self.claim_interval_s:g} (heartbeat period)",
+            )  # fmt: skip
 
     def is_pubsub(self, channel: str) -> bool:
         """True when ``channel`` is always sent over Pub/Sub (``pubsub_channels``)."""
@@ -303,6 +316,14 @@ class KafkaBridgeConfig(BridgeConfig):
         Producer batch compression.
     batch_bytes : int
         Producer ``batch.size`` in bytes (``batch_size`` is the message count).
+    pack : int
+        Most messages of one channel (and key) sent as one Kafka record, a *pack*
+        (framing in :mod:`neuralcore.messaging.bridges._kafka`); a pack is one delivery
+        report and one offset, which is what makes the producer fast. ``1`` sends one
+        message per record (readable by any consumer that decodes ``bus.codec``).
+    pack_bytes : int
+        Most bytes of envelopes in one pack (keep it below the broker's
+        ``message.max.bytes``).
     key_header : str
         Header whose value becomes the record key instead of the channel name. Records
         are keyed by channel by default, so one channel is one partition and messages
@@ -326,6 +347,8 @@ class KafkaBridgeConfig(BridgeConfig):
     replication: int = 1
     compression: Literal["none", "lz4", "zstd", "gzip", "snappy"] = "lz4"
     batch_bytes: int = 1_000_000
+    pack: int = 512
+    pack_bytes: int = 262_144
     key_header: str = ""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -345,6 +368,7 @@ class KafkaBridgeConfig(BridgeConfig):
         if not self.bootstrap:
             raise ConfigError("bootstrap", self.bootstrap, "must not be empty")
         _positive(self, "partitions", "replication", "batch_bytes", "session_timeout_ms")
+        _positive(self, "pack", "pack_bytes")
         _positive(self, "fetch_wait_max_ms", "message_timeout_ms")
         if self.sasl_mechanism is not None and not self.security_protocol.startswith("SASL"):
             raise ConfigError("sasl_mechanism", self.sasl_mechanism, "needs a SASL protocol")

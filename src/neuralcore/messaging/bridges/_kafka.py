@@ -2,6 +2,16 @@
 
 librdkafka calls block, so the producer is polled and the consumer is read on one daemon
 thread each; results come back to the event loop with ``call_soon_threadsafe``.
+
+Wire format: a record's value is one encoded envelope (``bus.codec``), or a *pack* of
+several envelopes of one channel and key, in publish order::
+
+    b"NCB\x01" | count: u32 big-endian | count x length: u32 big-endian | envelopes
+
+A pack is one record: one delivery report, one offset. Its envelopes are checked,
+deduplicated and dead-lettered one by one; its offset is committed once every envelope
+in it was settled (so a crash redelivers the whole pack; receivers drop the ids they
+already delivered). ``KafkaBridgeConfig.pack=1`` sends one envelope per record.
 """
 
 from __future__ import annotations
@@ -12,20 +22,21 @@ import contextlib
 import logging
 import queue
 import re
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from neuralcore.core import BridgeConnectionError, ConfigError, require
+from neuralcore.core import BridgeConnectionError, require
 from neuralcore.messaging._message import Message
 from neuralcore.messaging.bridges._buffer import Outgoing
 from neuralcore.messaging.bridges._config import Direction, KafkaBridgeConfig
 from neuralcore.messaging.bridges._runner import BridgeRunner
-from neuralcore.messaging.bridges._transport import FatalBridgeError, Link, Loop
+from neuralcore.messaging.bridges._transport import REPLY_PREFIX, FatalBridgeError, Link, Loop
 
-__all__ = ("KafkaBridge", "KafkaTransport")
+__all__ = ("PACK_MAGIC", "KafkaBridge", "KafkaTransport", "pack", "unpack")
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +44,39 @@ _FATAL_CODES = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL")
 _DOWN_CODES = ("_ALL_BROKERS_DOWN",)
 _REFRESH_S = 1.0  # how often a work-queue member re-checks topics and local subscribers
 _TOPIC_BAD = re.compile(r"[^a-zA-Z0-9._-]")
+PACK_MAGIC = b"NCB\x01"
+_U32 = struct.Struct(">I")
+
+
+def pack(envelopes: list[bytes]) -> bytes:
+    """Frame several encoded envelopes as one record value (see the module docstring).
+
+    Examples
+    --------
+    >>> unpack(pack([b"ab", b"c"]))
+    [b'ab', b'c']
+    """
+    n = len(envelopes)
+    head = struct.pack(f">4sI{n}I", PACK_MAGIC, n, *map(len, envelopes))
+    return head + b"".join(envelopes)
+
+
+def unpack(value: bytes) -> list[bytes]:
+    """The envelopes of a :func:`pack` value; ``ValueError`` when the framing is wrong."""
+    if len(value) < 8:
+        raise ValueError("truncated pack header")
+    (n,) = _U32.unpack_from(value, 4)
+    start = 8 + 4 * n
+    if n == 0 or start > len(value):
+        raise ValueError(f"bad pack: {n} envelopes in {len(value)} bytes")
+    lengths = struct.unpack_from(f">{n}I", value, 8)
+    if start + sum(lengths) != len(value):
+        raise ValueError("pack lengths do not add up to the record size")
+    view, out = memoryview(value), []
+    for length in lengths:
+        out.append(bytes(view[start : start + length]))
+        start += length
+    return out
 
 
 class _Batch:
@@ -44,10 +88,12 @@ class _Batch:
 
     __slots__ = ("failed", "future", "items", "loop", "remaining", "timed_out")
 
-    def __init__(self, items: list[Outgoing], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, items: list[Outgoing], records: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.items = items
         self.loop = loop
-        self.remaining = len(items)
+        self.remaining = records
         self.failed = False
         self.timed_out = False
         self.future: asyncio.Future[None] = loop.create_future()
@@ -80,15 +126,23 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 class _Partition:
     """Offsets of one partition handed to the bus; the commit point is the first unsettled."""
 
-    __slots__ = ("done", "order", "position")
+    __slots__ = ("done", "order", "parts", "position")
 
     def __init__(self) -> None:
         self.order: deque[int] = deque()
         self.done: set[int] = set()
+        self.parts: dict[int, int] = {}  # offset of a pack -> envelopes not settled yet
         self.position = -1
 
     def settle(self, offset: int) -> bool:
-        """Mark ``offset`` settled; True when the commit position moved."""
+        """Mark ``offset`` settled (a pack: once all its envelopes are); True when the
+        commit position moved."""
+        left = self.parts.get(offset)
+        if left is not None:
+            if left > 1:
+                self.parts[offset] = left - 1
+                return False
+            del self.parts[offset]
         self.done.add(offset)
         moved = False
         while self.order and self.order[0] in self.done:
@@ -96,6 +150,32 @@ class _Partition:
             self.done.discard(first)
             self.position, moved = first + 1, True
         return moved
+
+
+class _Reader:
+    """One consumer group this bus reads through: its consumer, thread and offsets.
+
+    ``private`` is the bus's own fan-out group (``fanout.<consumer>``: own replies and
+    every fan-out channel); each work-queue group (``group`` / ``groups``) is a reader
+    of its own, so a channel's records go to one member of its group only.
+    """
+
+    __slots__ = (
+        "commits", "consumer", "dead", "error", "group", "lag", "partitions", "private",
+        "resubscribe", "subscribed_to",
+    )  # fmt: skip
+
+    def __init__(self, group: str, private: bool) -> None:
+        self.group = group
+        self.private = private
+        self.consumer: Any = None
+        self.error: asyncio.Future[None] | None = None
+        self.dead = False
+        self.lag = 0  # records on the broker past this consumer's positions
+        self.partitions: dict[tuple[str, int], _Partition] = {}
+        self.commits: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
+        self.subscribed_to: list[str] = []
+        self.resubscribe: list[str] | None = None  # handed to the consumer thread
 
 
 class KafkaBridge(BridgeRunner):
@@ -110,6 +190,8 @@ class KafkaBridge(BridgeRunner):
     committed offset, at the time the bridge started; with ``group`` it joins that shared
     group (members split the partitions). An offset is committed only after every earlier
     record of that partition was settled by local handlers or skipped as this bus's echo.
+    ``groups`` gives channels their own work-queue groups: the bridge then runs one
+    consumer per group (plus the private one for fan-out channels and replies).
 
     Parameters
     ----------
@@ -166,34 +248,23 @@ class KafkaTransport:
     def __init__(self, cfg: KafkaBridgeConfig) -> None:
         self._ck: Any = require("confluent_kafka", extra="kafka", package="confluent-kafka")
         self._admin_mod: Any = require("confluent_kafka.admin", extra="kafka")
-        if cfg.groups:
-            raise ConfigError(
-                "groups", dict(cfg.groups), "a Kafka consumer has one group: use `group` "
-                "and carry other channels on a second KafkaBridge",
-            )  # fmt: skip
         self.cfg = cfg
         self._link: Link | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._producer: Any = None
-        self._consumer: Any = None
+        self._readers: dict[str, _Reader] = {}
         self._admin: Any = None
         self._topics: set[str] = set()
         self._batches: set[_Batch] = set()
         self._threads: list[threading.Thread] = []
         self._running = threading.Event()
-        self._commits: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
-        self._partitions: dict[tuple[str, int], _Partition] = {}
-        self._thread_error: asyncio.Future[None] | None = None
         self._dlq = cfg.topic_prefix + "_dlq"
         self._since_ms = 0
         self._produce_lock = asyncio.Lock()
         self._topic_names: dict[str, str] = {}
         self._keys: dict[str, bytes] = {}
         self._rebuild = False
-        self._consumer_dead = False
         self._listed: set[str] = set()  # topics seen in the last metadata listing
-        self._subscribed_to: list[str] = []
-        self._resubscribe: list[str] | None = None  # handed to the consumer thread
 
     @property
     def link(self) -> Link:
@@ -216,6 +287,16 @@ class KafkaTransport:
         if self.cfg.fan_out:
             return [self._watch_threads]
         return [self._watch_threads, self._watch_subscription]
+
+    def _groups(self) -> list[tuple[str, bool]]:
+        """``(group, private)`` of every reader: the private one first, then each
+        work-queue group named by ``group`` / ``groups``."""
+        link, cfg = self.link, self.cfg
+        out = [(f"fanout.{link.consumer}", True)]  # never shared, even with `group`
+        shared = ([cfg.group] if cfg.group is not None else []) + list(cfg.groups.values())
+        for name in dict.fromkeys(shared):
+            out.append((name, False))
+        return out
 
     @property
     def address(self) -> str:
@@ -273,11 +354,11 @@ class KafkaTransport:
             "queue.buffering.max.messages": max(100_000, cfg.buffer_size),
         }
 
-    def _consumer_conf(self) -> dict[str, Any]:
+    def _consumer_conf(self, group: str) -> dict[str, Any]:
         cfg = self.cfg
         return {
             **self._common(),
-            "group.id": self.link.group_of(""),
+            "group.id": group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",  # a new work-queue group takes the backlog
             "session.timeout.ms": cfg.session_timeout_ms,
@@ -330,8 +411,9 @@ class KafkaTransport:
                 await self._new_producer()
                 if cfg.receives:
                     await self._ensure_topics(self._inbound_topics())
-            if self._consumer_dead:
-                self._new_consumer()
+            for reader in self._readers.values():
+                if reader.dead:
+                    self._new_consumer(reader)
             return  # librdkafka reconnected its own clients
         self._topics.clear()
         self._running.set()
@@ -339,35 +421,50 @@ class KafkaTransport:
             await self._new_producer()
         if cfg.receives:
             await self._ensure_topics(self._inbound_topics())
-            self._new_consumer()
+            self._readers = {g: _Reader(g, private) for g, private in self._groups()}
+            for reader in self._readers.values():
+                self._new_consumer(reader)
 
     def _inbound_topics(self) -> list[str]:
         """Exact topics read (created first): named channels, own replies, dead letters."""
         exact = [self.topic(c) for c in self.cfg.channels if not _is_pattern(c)]
         return [*exact, self.topic(self.link.own_reply), self._dlq]
 
-    def _new_consumer(self) -> None:
-        """Start a consumer and its thread (again, after the previous one died)."""
+    def _new_consumer(self, reader: _Reader) -> None:
+        """Start ``reader``'s consumer and thread (again, after the previous one died)."""
         loop = asyncio.get_running_loop()
-        self._thread_error = loop.create_future()
-        self._consumer_dead = False
-        self._consumer = self._ck.Consumer(self._consumer_conf())
-        self._partitions.clear()
-        self._resubscribe = None
-        self._subscribed_to = self._subscription()
-        self._subscribe(self._consumer, self._subscribed_to)
-        self._start_thread(self._consume, "consumer")
+        reader.error = loop.create_future()
+        reader.dead = False
+        reader.consumer = self._ck.Consumer(self._consumer_conf(reader.group))
+        reader.partitions.clear()
+        reader.resubscribe = None
+        reader.subscribed_to = self._subscription(reader)
+        self._subscribe(reader, reader.consumer, reader.subscribed_to)
+        self._start_thread(lambda: self._consume(reader), f"consumer-{reader.group}")
 
-    def _subscribe(self, consumer: Any, topics: list[str]) -> None:
-        consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+    def _subscribe(self, reader: _Reader, consumer: Any, topics: list[str]) -> None:
+        if not topics:  # nothing of this group has a local subscriber (yet)
+            consumer.unsubscribe()
+            return
 
-    def _subscription(self) -> list[str]:
-        """Own replies plus the selection. In fan-out mode (a private group) the selection
-        as given, wildcards as regexes; in a work queue only the existing topics whose
-        channel has a local subscriber, so a member never takes partitions of channels
-        it does not handle (re-checked every second)."""
-        cfg, port = self.cfg, self.link.port
-        topics = [self.topic(self.link.own_reply)]
+        def on_assign(consumer: Any, partitions: list[Any]) -> None:
+            self._on_assign(reader, consumer, partitions)
+
+        def on_revoke(consumer: Any, partitions: list[Any]) -> None:
+            self._on_revoke(reader, consumer, partitions)
+
+        consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+
+    def _subscription(self, reader: _Reader) -> list[str]:
+        """The topics ``reader`` subscribes to. A bus with fan-out only: own replies plus
+        the selection as given, wildcards as regexes. Otherwise each channel goes to the
+        reader of its group (``BridgeConfig.group_for``; the private reader takes own
+        replies and the fan-out channels), listed from the existing topics, and a
+        work-queue reader takes only channels with a local subscriber, so a member never
+        takes partitions of channels it does not handle (re-checked every second)."""
+        cfg, link = self.cfg, self.link
+        port = link.port
+        topics = [self.topic(link.own_reply)] if reader.private else []
         if cfg.fan_out:
             for channel in cfg.channels:
                 wild = _is_pattern(channel)
@@ -379,7 +476,12 @@ class KafkaTransport:
         prefix = cfg.topic_prefix
         names |= {t[len(prefix) :] for t in self._listed if t.startswith(prefix)}
         for channel in sorted(names):
-            if cfg.matches(channel) and (port is None or port.subscribed(channel)):
+            if not cfg.matches(channel) or channel.startswith(REPLY_PREFIX):
+                continue
+            group = cfg.group_for(channel)
+            mine = group is None if reader.private else group == reader.group
+            wanted = reader.private or port is None or port.subscribed(channel)
+            if mine and wanted:
                 topics.append(self.topic(channel))
         return topics
 
@@ -393,17 +495,18 @@ class KafkaTransport:
                 continue
             meta = await loop.run_in_executor(None, admin.list_topics, None, 2.0)
             self._listed = set(meta.topics)
-            wanted = self._subscription()
-            if wanted != self._subscribed_to:
-                self._subscribed_to = wanted
-                self._resubscribe = wanted
+            for reader in self._readers.values():
+                wanted = self._subscription(reader)
+                if wanted != reader.subscribed_to:
+                    reader.subscribed_to = wanted
+                    reader.resubscribe = wanted
 
-    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+    def _on_assign(self, reader: _Reader, consumer: Any, partitions: list[Any]) -> None:
         """Rebalance (consumer thread): for a fan-out bus with a generated name, a partition
         without a committed offset starts at the bridge's start time, so nothing published
         after it is missed and older history is not replayed. A named consumer is durable:
         it starts at the earliest retained record it never committed."""
-        if not self.cfg.fan_out or self.cfg.consumer or not partitions:
+        if not reader.private or self.cfg.consumer or not partitions:
             return  # shared or named groups: auto.offset.reset ("earliest") decides
         try:
             committed = consumer.committed(partitions, timeout=5.0)
@@ -432,7 +535,6 @@ class KafkaTransport:
     async def _new_producer(self) -> None:
         """Replace the producer; records it still held are failed back to the buffer."""
         self._rebuild = False
-        self._consumer_dead = False
         old, self._producer = self._producer, None
         if old is not None:
             await self._drop_producer(old)
@@ -462,7 +564,8 @@ class KafkaTransport:
         producer, self._producer = self._producer, None
         if producer is not None:
             await self._drop_producer(producer)
-        self._consumer = None
+        for reader in self._readers.values():
+            reader.consumer = None
         self._admin = None
 
     async def ping(self) -> None:
@@ -531,21 +634,52 @@ class KafkaTransport:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._lost_if_running, exc)
 
+    def _records(self, items: list[Outgoing]) -> list[tuple[str, bytes, bytes | None]]:
+        """``(channel, value, key)`` per record: consecutive envelopes of one channel and
+        key packed up to ``pack`` envelopes / ``batch_bytes`` (order kept per key)."""
+        limit, max_bytes = self.cfg.pack, self.cfg.pack_bytes
+        if limit <= 1 or len(items) == 1:
+            return [(i[0], i[1], i[2]) for i in items]
+        runs: dict[tuple[str, bytes | None], list[bytes]] = {}
+        for channel, data, key, _, _ in items:
+            run = runs.get((channel, key))
+            if run is None:
+                runs[(channel, key)] = [data]
+            else:
+                run.append(data)
+        out: list[tuple[str, bytes, bytes | None]] = []
+        for (channel, key), datas in runs.items():
+            if len(datas) == 1:
+                out.append((channel, datas[0], key))
+                continue
+            chunk: list[bytes] = []
+            size = 0
+            for data in datas:
+                if chunk and (len(chunk) >= limit or size + len(data) > max_bytes):
+                    out.append((channel, pack(chunk) if len(chunk) > 1 else chunk[0], key))
+                    chunk, size = [], 0
+                chunk.append(data)
+                size += len(data) + 4
+            out.append((channel, pack(chunk) if len(chunk) > 1 else chunk[0], key))
+        return out
+
     async def send(self, items: list[Outgoing]) -> list[Outgoing]:
-        """Produce a batch; wait for its delivery reports."""
+        """Produce a batch (packed, see the module docstring); wait for its delivery
+        reports (one per record)."""
         topic = self.topic
-        batch = _Batch(items, asyncio.get_running_loop())
+        records = self._records(items)
+        batch = _Batch(items, len(records), asyncio.get_running_loop())
         started = time.perf_counter()
         # Batches run concurrently (max_in_flight) but are handed to librdkafka one after
         # the other, in the order they were taken (asyncio.Lock wakes waiters FIFO): with
         # records keyed by channel this keeps one producer's publish order per channel.
         async with self._produce_lock:
-            topics = {c: topic(c) for c in {i[0] for i in items}}
+            topics = {c: topic(c) for c in {r[0] for r in records}}
             await self._ensure_topics(sorted(topics.values()))
             producer = self._producer
             self._batches.add(batch)
             report, produce = batch.report, producer.produce
-            for channel, data, key, _, _ in items:
+            for channel, data, key in records:
                 while True:
                     try:  # positional: topic, value, key, partition (any), on_delivery
                         produce(topics[channel], data, key, -1, report)
@@ -567,30 +701,36 @@ class KafkaTransport:
 
     # -- consumer -------------------------------------------------------------------------
 
-    def _consume(self) -> None:
-        consumer, loop, err_fut = self._consumer, self._loop, self._thread_error
+    def _consume(self, reader: _Reader) -> None:
+        consumer, loop, err_fut = reader.consumer, self._loop, reader.error
         if loop is None or err_fut is None:
             return
         next_lag = 0.0
         try:
             while self._running.is_set():
-                self._commit_pending(consumer)
-                if time.monotonic() >= next_lag:
+                self._commit_pending(reader, consumer)
+                if time.monotonic() >= next_lag:  # a consumer is only used by its thread
                     next_lag = time.monotonic() + 1.0
-                    self.link.server_lag = _lag(consumer)
-                topics, self._resubscribe = self._resubscribe, None
+                    reader.lag = _lag(consumer)
+                    self.link.server_lag = sum(r.lag for r in self._readers.values())
+                topics, reader.resubscribe = reader.resubscribe, None
                 if topics is not None:
-                    self._subscribe(consumer, topics)
+                    self._subscribe(reader, consumer, topics)
+                if not reader.subscribed_to:
+                    time.sleep(0.05)  # unsubscribed: consume() would only wait
+                    continue
                 records = consumer.consume(self.cfg.batch_size, 0.05)
                 if records:  # handled on the loop; waiting for it is the backpressure
-                    handled = asyncio.run_coroutine_threadsafe(self._on_records(records), loop)
+                    handled = asyncio.run_coroutine_threadsafe(
+                        self._on_records(reader, records), loop
+                    )
                     while self._running.is_set():
                         try:
                             handled.result(0.1)
                             break
                         except concurrent.futures.TimeoutError:
                             continue
-            self._commit_pending(consumer)
+            self._commit_pending(reader, consumer)
         except Exception as err:  # handed to the loop, which reconnects
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
                 loop.call_soon_threadsafe(_fail, err_fut, err)
@@ -598,11 +738,11 @@ class KafkaTransport:
             with contextlib.suppress(Exception):
                 consumer.close()
 
-    def _commit_pending(self, consumer: Any) -> None:
+    def _commit_pending(self, reader: _Reader, consumer: Any) -> None:
         offsets: dict[tuple[str, int], int] = {}
         while True:
             try:
-                for tp in self._commits.get_nowait():
+                for tp in reader.commits.get_nowait():
                     offsets[(tp.topic, tp.partition)] = tp.offset
             except queue.Empty:
                 break
@@ -610,29 +750,33 @@ class KafkaTransport:
             tps = [self._ck.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
             consumer.commit(offsets=tps, asynchronous=True)
 
-    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+    def _on_revoke(self, reader: _Reader, consumer: Any, partitions: list[Any]) -> None:
         """Rebalance (consumer thread): records of lost partitions will be redelivered."""
-        self._commit_pending(consumer)
+        self._commit_pending(reader, consumer)
         loop = self._loop
         if loop is not None:
             keys = [(p.topic, p.partition) for p in partitions]
-            loop.call_soon_threadsafe(self._drop_partitions, keys)
+            loop.call_soon_threadsafe(self._drop_partitions, reader, keys)
 
-    def _drop_partitions(self, keys: list[tuple[str, int]]) -> None:
+    @staticmethod
+    def _drop_partitions(reader: _Reader, keys: list[tuple[str, int]]) -> None:
         for key in keys:
-            self._partitions.pop(key, None)
+            reader.partitions.pop(key, None)
 
     async def _watch_threads(self) -> None:
-        fut = self._thread_error
-        if fut is not None:
-            try:
-                await fut
-            except Exception:
-                self._consumer_dead = True  # the reconnect starts a new one
-                raise
+        """Raise the first consumer thread's error (the reconnect starts a new one)."""
+        waits = {r.error: r for r in self._readers.values() if r.error is not None}
+        if not waits:  # not receiving: nothing to watch until the next connect
+            await asyncio.get_running_loop().create_future()
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_EXCEPTION)
+        for fut in done:
+            if fut.exception() is not None:
+                waits[fut].dead = True
+        for fut in done:
+            fut.result()
 
-    async def _on_records(self, records: list[Any]) -> None:
-        link = self.link
+    async def _on_records(self, reader: _Reader, records: list[Any]) -> None:
+        link, group = self.link, reader.group
         for rec in records:
             err = rec.error()
             if err is not None:
@@ -640,18 +784,30 @@ class KafkaTransport:
                 continue
             topic, part, offset = rec.topic(), rec.partition(), rec.offset()
             key = (topic, part)
-            tracker = self._partitions.get(key)
+            tracker = reader.partitions.get(key)
             if tracker is None:
-                tracker = self._partitions[key] = _Partition()
+                tracker = reader.partitions[key] = _Partition()
             tracker.order.append(offset)
-            token = (topic, part, offset)
+            token = (group, topic, part, offset)
             if topic == self._dlq:
                 link.settle(token)
                 continue
-            reason = await link.handle(rec.value() or b"", token, topic)
-            if reason is not None:
-                self._dead(rec.value() or b"", reason, topic)
-                link.settle(token)
+            value: bytes = rec.value() or b""
+            if value[:4] != PACK_MAGIC:
+                envelopes = [value]
+            else:
+                try:
+                    envelopes = unpack(value)
+                except (ValueError, struct.error) as bad:
+                    self._dead(value, link.rejected(f"bad pack: {bad}"), topic)
+                    link.settle(token)
+                    continue
+                tracker.parts[offset] = len(envelopes)
+            for raw in envelopes:
+                reason = await link.handle(raw, token, topic)
+                if reason is not None:
+                    self._dead(raw, reason, topic)
+                    link.settle(token)
 
     def _dead(self, raw: bytes, reason: str, source: str) -> None:
         producer = self._producer
@@ -667,14 +823,16 @@ class KafkaTransport:
 
     async def ack(self, tokens: list[Any]) -> None:
         """Move each partition's commit point past its settled offsets."""
-        moved: dict[tuple[str, int], int] = {}
-        for topic, part, offset in tokens:
-            tracker = self._partitions.get((topic, part))
+        moved: dict[str, dict[tuple[str, int], int]] = {}
+        readers = self._readers
+        for group, topic, part, offset in tokens:
+            reader = readers.get(group)
+            tracker = reader.partitions.get((topic, part)) if reader is not None else None
             if tracker is not None and tracker.settle(offset):
-                moved[(topic, part)] = tracker.position
-        if moved:
-            tp = self._ck.TopicPartition
-            self._commits.put([tp(t, p, o) for (t, p), o in moved.items()])
+                moved.setdefault(group, {})[(topic, part)] = tracker.position
+        tp = self._ck.TopicPartition
+        for group, positions in moved.items():
+            readers[group].commits.put([tp(t, p, o) for (t, p), o in positions.items()])
 
 
 def _lag(consumer: Any) -> int:

@@ -32,6 +32,26 @@ logger = logging.getLogger(__name__)
 _FIELD = b"m"
 _REGISTRY = "channels"
 _DLQ = "dlq"
+_ALIVE = "fanout"  # hash: private group -> "<server ms> <reply stream key>" (heartbeats)
+# Refresh this bus's heartbeat and return the entries older than ARGV[3] ms, by the
+# server's clock (one clock for every host).
+_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], now .. ' ' .. ARGV[2])
+end
+local stale = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local seen = tonumber(string.match(all[i + 1], '^%d+'))
+  if seen == nil or now - seen > tonumber(ARGV[3]) then
+    table.insert(stale, all[i])
+    table.insert(stale, all[i + 1])
+  end
+end
+return stale
+"""
 # One round trip and one reply per channel and batch, instead of one reply per XADD: the
 # client-side cost per message drops to packing one argument. No MAXLEN here: trimming is
 # done by acknowledged id (see RedisBridge._trim), never silently on the way in.
@@ -61,6 +81,11 @@ class RedisBridge(BridgeRunner):
     Streams are kept at ``maxlen`` entries by the sending bridge (checked every
     ``claim_interval_s``): the oldest entries go; each one that some known group had not
     acknowledged yet is counted in ``metrics().trimmed`` and logged as a warning.
+
+    A fan-out bus with a generated consumer name refreshes a heartbeat on the server
+    every ``claim_interval_s``; its private groups and reply stream are removed at a
+    clean stop, and by any live bus once the heartbeat is older than ``stale_after_s``
+    (the process crashed), so they do not hold back trimming forever.
 
     Parameters
     ----------
@@ -127,6 +152,8 @@ class RedisTransport:
         self._next_scan = 0.0
         self._start_id = ""  # stream id of the first connect: where fan-out groups start
         self._script: str | None = None
+        self._beat: str | None = None  # sha of _HEARTBEAT
+        self._next_beat = 0.0
 
     @property
     def link(self) -> Link:
@@ -218,7 +245,9 @@ class RedisTransport:
                 raise FatalBridgeError("redis refused the credentials") from err
             raise
         self._registered.clear()
-        self._script = None
+        self._script = self._beat = None
+        self._next_beat = 0.0
+        await self._heartbeat()  # registered before anything can crash
 
     async def close(self) -> None:
         """Close every connection (at a clean stop, forget private groups first)."""
@@ -245,7 +274,64 @@ class RedisTransport:
                 if link.fan_out(channel):
                     pipe.xgroup_destroy(key, link.group_of(channel))
         pipe.delete(self.cfg.prefix + link.own_reply)
+        if self._beating:
+            pipe.hdel(self.cfg.prefix + _ALIVE, self._private_group)
         await pipe.execute(raise_on_error=False)
+
+    # -- heartbeats of fan-out buses ------------------------------------------------------
+
+    @property
+    def _beating(self) -> bool:
+        """True when this bus has private groups nobody else can resume (fan-out reader
+        with a generated name): those are announced with a heartbeat."""
+        return self.cfg.receives and not self.cfg.consumer
+
+    @property
+    def _private_group(self) -> str:
+        return f"fanout.{self.link.consumer}"
+
+    async def _heartbeat(self) -> None:
+        """Refresh this bus's heartbeat (every ``claim_interval_s``) and remove what the
+        buses whose heartbeat is older than ``stale_after_s`` left behind."""
+        now = time.monotonic()
+        if now < self._next_beat:
+            return
+        cfg, client = self.cfg, self._client
+        self._next_beat = now + cfg.claim_interval_s
+        if self._beat is None:
+            self._beat = await client.script_load(_HEARTBEAT)
+        mine = self._private_group if self._beating else ""
+        reply = cfg.prefix + self.link.own_reply
+        stale_ms = int(cfg.stale_after_s * 1000)
+        try:
+            stale = await client.evalsha(self._beat, 1, cfg.prefix + _ALIVE, mine, reply, stale_ms)
+        except self._errors.ResponseError as err:
+            if "NOSCRIPT" not in str(err):
+                raise
+            self._beat = None  # the server restarted: load it again next time
+            self._next_beat = 0.0
+            return
+        for i in range(0, len(stale), 2):
+            group = _text(stale[i])
+            await self._reap(group, _text(stale[i + 1]).partition(" ")[2])
+
+    async def _reap(self, group: str, reply: str) -> None:
+        """Remove the private ``group`` of a bus that stopped beating from every stream
+        in the registry, and its reply stream."""
+        cfg, client = self.cfg, self._client
+        members = await client.smembers(cfg.prefix + _REGISTRY)
+        pipe = client.pipeline(transaction=False)
+        for channel in sorted(_text(m) for m in members):
+            pipe.xgroup_destroy(cfg.prefix + channel, group)
+        if reply.startswith(cfg.prefix + REPLY_PREFIX):
+            pipe.delete(reply)
+        pipe.hdel(cfg.prefix + _ALIVE, group)
+        results = await pipe.execute(raise_on_error=False)
+        removed = sum(1 for r in results[: len(members)] if r is True or r == 1)
+        logger.warning(
+            "redis bridge removed the fan-out group %s of a bus that stopped beating for "
+            "stale_after_s=%g (%d streams)", group, cfg.stale_after_s, removed,
+        )  # fmt: skip
 
     async def ping(self) -> None:
         """PING."""
@@ -359,6 +445,7 @@ class RedisTransport:
     async def _trim_loop(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.claim_interval_s)
+            await self._heartbeat()
             for key in sorted(self._sent_streams):
                 await self._trim(key)
 
@@ -445,6 +532,9 @@ class RedisTransport:
         except self._errors.ResponseError as err:
             if "BUSYGROUP" not in str(err):
                 raise
+        if not channel.startswith(REPLY_PREFIX) and channel not in self._registered:
+            await self._client.sadd(cfg.prefix + _REGISTRY, channel)  # found when reaping
+            self._registered.add(channel)
 
     async def _read_own_pending(self, key: str) -> None:
         """Re-deliver entries this consumer read but never acknowledged (after a restart)."""
@@ -499,6 +589,7 @@ class RedisTransport:
 
     async def _housekeeping(self) -> None:
         self._next_scan = time.monotonic() + self.cfg.claim_interval_s
+        await self._heartbeat()
         await self._discover()
         link = self.link
         # fan-out groups have one member: nothing to take over
@@ -587,6 +678,10 @@ def _id(entry_id: bytes | str) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _raw_of(fields: dict[Any, Any] | None) -> bytes:

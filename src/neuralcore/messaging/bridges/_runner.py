@@ -101,6 +101,7 @@ class BridgeRunner:
         self._acks: list[Any] = []
         self._ack_ready = asyncio.Event()
         self._in_flight_out = 0
+        self._flushers: list[tuple[int, asyncio.Future[None]]] = []
         self._in_flight_in = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -196,6 +197,44 @@ class BridgeRunner:
     def buffered(self) -> int:
         """Outbound messages not yet acknowledged by the server."""
         return len(self._buffer) + self._in_flight_out
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every message accepted so far was confirmed by the server.
+
+        Returns False when ``timeout`` seconds passed first (or the bridge is stopped or
+        failed with messages left); what is still buffered keeps being sent.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> from neuralcore.messaging.bridges import RedisBridge
+        >>> asyncio.run(RedisBridge("redis://127.0.0.1:6379/0").flush())  # nothing buffered
+        True
+        """
+        waiting = self.buffered
+        if not waiting:
+            return True
+        if self._state in (BridgeState.STOPPED, BridgeState.FAILED):
+            return False
+        target = self.counters.sent + waiting
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushers.append((target, fut))
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            return False
+        return self.counters.sent >= target or not self.buffered
+
+    def _wake_flushers(self, *, all_: bool = False) -> None:
+        sent = self.counters.sent
+        keep = []
+        for target, fut in self._flushers:
+            if all_ or sent >= target or not self.buffered:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((target, fut))
+        self._flushers = keep
 
     def health(self) -> BridgeHealth:
         """Whether the bridge works (:class:`BridgeHealth`)."""
@@ -496,6 +535,8 @@ class BridgeRunner:
             self._in_flight_out -= len(items)
             if slots is not None:
                 slots.release()
+            if self._flushers:
+                self._wake_flushers()
 
     def _requeue(self, items: list[Outgoing]) -> None:
         self.counters.retried += len(items)
@@ -631,6 +672,8 @@ class BridgeRunner:
         if state is not self._state:
             logger.info("%s bridge %s -> %s", self.kind, self._state.value, state.value)
             self._state, self._since = state, time.time()
+            if self._flushers and state in (BridgeState.STOPPED, BridgeState.FAILED):
+                self._wake_flushers(all_=True)  # nothing more will be sent
 
     def lost(self, err: BaseException) -> None:
         """The connection failed: buffer, and reconnect in the background."""
