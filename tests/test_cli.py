@@ -51,6 +51,19 @@ def test_info_shows_the_forced_python_backend() -> None:
     assert "NEURALCORE_BACKEND=python has no effect here" in lines["embedding"]
 
 
+def test_info_with_a_bad_backend_setting_is_one_line(
+    capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEURALCORE_BACKEND", "bogus")
+    assert main(["info"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # nothing half-printed before the error
+    assert err == (
+        "neuralcore: error: config field 'NEURALCORE_BACKEND' = 'bogus':"
+        " expected auto, native or python\n"
+    )
+
+
 def test_no_command_prints_help(capsys: Capture) -> None:
     assert main([]) == 1
     out = capsys.readouterr().out

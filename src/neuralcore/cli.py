@@ -82,8 +82,9 @@ def _unavailable(sub: Subparsers[Any], name: str, text: str, err: Exception) -> 
 def _info(args: argparse.Namespace) -> int:
     from neuralcore import __version__, backend_info
 
+    engines = backend_info()  # a bad NEURALCORE_BACKEND fails here, before any output
     print(f"neuralcore {__version__}")
-    for engine, info in backend_info().items():
+    for engine, info in engines.items():
         version = f" {info.version}" if info.version else ""
         detail = f" ({info.detail})" if info.detail else ""
         print(f"  {engine:<10} {info.backend:<7} {info.library}{version}{detail}")

@@ -39,7 +39,7 @@ async def bus() -> AsyncIterator[NeuralCognitiveBus]:
         await b.stop()
 
 
-async def _until(cond: Any, timeout: float = 2.0) -> None:
+async def _until(cond: Any, timeout: float = 10.0) -> None:  # generous: a loaded CI box
     async with asyncio.timeout(timeout):
         while not cond():
             await asyncio.sleep(0.005)
