@@ -48,7 +48,10 @@ def test_semantic_scan_prefers_the_most_similar_entry() -> None:
 def test_expired_entries_are_neither_exact_nor_semantic_hits() -> None:
     cache = QueryResultCache(ttl_seconds=0.05, similarity_threshold=0.5)
     cache.set("old", "stale", query_embedding=[1.0, 0.0])
-    time.sleep(0.08)
+    deadline = time.monotonic() + 10.0
+    while cache.get("old") is not None:  # wait for the TTL to pass, not a fixed sleep
+        assert time.monotonic() < deadline, "entry never expired"
+        time.sleep(0.005)
     cache.set("new", "fresh", query_embedding=[1.0, 0.5])
     assert cache.get("old") is None
     assert cache.get("x", query_embedding=[1.0, 0.0]) == "fresh"

@@ -312,6 +312,36 @@ def test_half_storage_round_trips_and_halves_memory(backend: str, dtype: str, tm
     assert sizes[dtype] < 0.75 * sizes["f32"]
 
 
+def test_i8_storage_round_trips_and_shrinks_memory(backend: str, tmp_path) -> None:
+    base = _data(2000, 64)
+    index = HNSWIndex(64, dtype="i8", M=8, backend=backend)
+    assert (index.dtype, index.ef_search) == ("i8", 384)
+    index.add(np.arange(2000), base)
+    queries = base[:50] * 3.0  # any scale: cosine
+    assert index.search(queries, k=1)[0][:, 0].tolist() == list(range(50))
+    unit = base[7] / np.linalg.norm(base[7])
+    np.testing.assert_allclose(index.get(7), unit, atol=0.02)  # decoded 8-bit codes
+    path = tmp_path / "i8.nchnsw"
+    index.save(path)
+    other = "python" if backend == "native" else "native"
+    loaded = [HNSWIndex.load(path), HNSWIndex.view(path)]
+    if other == "python" or HAVE_FAISS:
+        loaded.append(HNSWIndex.load(path, backend=other))
+    for opened in loaded:
+        assert opened.dtype == "i8"
+        assert opened.search(queries[:20], k=1)[0][:, 0].tolist() == list(range(20))
+        np.testing.assert_allclose(opened.get(7), unit, atol=0.03)
+    full = HNSWIndex(64, M=8, backend=backend)
+    full.add(np.arange(2000), base)
+    assert index.nbytes < 0.5 * full.nbytes
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_i8_needs_cosine(metric: str) -> None:
+    with pytest.raises(ConfigError, match="cosine"):
+        HNSWIndex(4, dtype="i8", metric=metric)
+
+
 def test_f16_refuses_values_it_cannot_store(backend: str) -> None:
     index = HNSWIndex(2, dtype="f16", metric="l2", backend=backend)
     with pytest.raises(InvalidInputError, match="70000"):

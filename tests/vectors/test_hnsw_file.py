@@ -229,7 +229,9 @@ def _rewrite_meta(path: Path, change: dict) -> None:
         {"count": 10**9},
         {"count": -1},
         {"metric": "hamming"},
-        {"dtype": "i8"},
+        {"dtype": "i4"},
+        {"dtype": "i8"},  # codes of another size
+        {"dtype": "i8", "metric": "l2"},
         {"ef_search": "many"},
     ],
 )

@@ -133,6 +133,32 @@ def test_crafted_graph_fields_with_valid_checksums_never_crash(tmp_path: Path) -
 
 @needs_faiss
 @needs_native
+def test_lying_8bit_ranges_are_refused(tmp_path: Path) -> None:
+    source = _saved(tmp_path / "good.nchnsw", dtype="i8")
+    blob = _blob(source)
+    meta = _file.read_index_file(source)
+    where = validate_faiss_hnsw(
+        source, meta.sections["faiss"], dim=8, rows=80, metric="cosine", dtype="i8", m=4
+    )
+    meta.close()
+    lies = {
+        "nan minimum": (where.trained_offset, np.float32(np.nan)),
+        "infinite minimum": (where.trained_offset + 4, np.float32(np.inf)),
+        "zero width": (where.trained_offset + 4 * 8, np.float32(0.0)),
+        "negative width": (where.trained_offset + 4 * 9, np.float32(-1.0)),
+    }
+    paths = []
+    for name, (offset, value) in lies.items():
+        mutated = bytearray(blob)
+        mutated[offset : offset + 4] = value.tobytes()
+        path = tmp_path / f"{name.replace(' ', '_')}.nchnsw"
+        _reseal(source, path, bytes(mutated))
+        paths.append(path)
+    assert _run_child(paths) == (2 * len(lies), 0)
+
+
+@needs_faiss
+@needs_native
 def test_every_named_structural_lie_is_refused(tmp_path: Path) -> None:
     source = _saved(tmp_path / "good.nchnsw")
     blob = _blob(source)

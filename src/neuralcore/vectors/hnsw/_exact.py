@@ -3,8 +3,9 @@
 Used when FAISS is missing or ``backend="python"``, for views of exact-engine files, and
 for small filtered searches. Rows ``[0, len)`` are always live: removal moves the last row
 into the hole, so searches never skip tombstones. Vectors arrive already prepared by the
-front class (float32, unit length for cosine); storage may be float16 or bfloat16 (kept
-as the upper 16 bits of each float32, rounded to nearest even).
+front class (float32, unit length for cosine); storage may be float16, bfloat16 (kept
+as the upper 16 bits of each float32, rounded to nearest even) or, for cosine only, int8
+(each component of the unit vector times 127, rounded).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ STORAGE: dict[str, np.dtype[Any]] = {
     "f32": np.dtype(np.float32),
     "f16": np.dtype(np.float16),
     "bf16": np.dtype(np.uint16),
+    "i8": np.dtype(np.int8),
 }
+_I8_SCALE = 127.0  # int8 storage holds unit-vector components (|x| <= 1) times this
 
 
 def encode(vectors: NDArray[np.float32], storage: str) -> NDArray[Any]:
@@ -34,6 +37,9 @@ def encode(vectors: NDArray[np.float32], storage: str) -> NDArray[Any]:
     >>> decode(encode(np.array([[1.0, 3.14159]], np.float32), "bf16")).tolist()
     [[1.0, 3.140625]]
     """
+    if storage == "i8":
+        codes: NDArray[np.int8] = np.rint(np.clip(vectors, -1.0, 1.0) * _I8_SCALE).astype(np.int8)
+        return codes
     if storage != "bf16":
         return vectors.astype(STORAGE[storage])
     bits = np.ascontiguousarray(vectors, dtype=np.float32).view(np.uint32)
@@ -45,6 +51,8 @@ def decode(stored: NDArray[Any]) -> NDArray[np.float32]:
     """Stored rows back as float32."""
     if stored.dtype == np.uint16:
         return (stored.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    if stored.dtype == np.int8:
+        return stored.astype(np.float32) * np.float32(1.0 / _I8_SCALE)
     return stored if stored.dtype == np.float32 else stored.astype(np.float32)
 
 

@@ -3,7 +3,7 @@
 The only module that imports ``faiss``, and only when an index is created or loaded.
 FAISS was chosen by measurement (``neuralcore bench vectors``): as fast as hnswlib per
 query, ships wheels for every supported Python with runtime SIMD dispatch (no compiler,
-no ``-march=native``), stores float16/bfloat16 codes, takes a per-call ``efSearch`` and an
+no ``-march=native``), stores float16/bfloat16/8-bit codes, takes a per-call ``efSearch`` and an
 id selector (no global state touched by a search), and reads a graph zero-copy from a
 memory buffer, which is what lets :meth:`HNSWIndex.view` search the mapped file.
 
@@ -15,6 +15,7 @@ Vectors arrive prepared (float32, unit length for cosine, where inner product is
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -55,16 +56,39 @@ def faiss_version() -> str:
 
 
 def new_faiss_index(dim: int, metric: str, dtype: str, m: int, ef_construction: int) -> Any:
-    """An empty ``IndexHNSWFlat`` (f32) or ``IndexHNSWSQ`` (f16/bf16 codes)."""
+    """An empty ``IndexHNSWFlat`` (f32) or ``IndexHNSWSQ`` (f16/bf16/8-bit codes)."""
     faiss = _faiss()
     kind = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
     if dtype == "f32":
         index = faiss.IndexHNSWFlat(dim, m, kind)
     else:
-        qt = faiss.ScalarQuantizer.QT_fp16 if dtype == "f16" else faiss.ScalarQuantizer.QT_bf16
+        sq = faiss.ScalarQuantizer
+        qt = {"f16": sq.QT_fp16, "bf16": sq.QT_bf16, "i8": sq.QT_8bit}[dtype]
         index = faiss.IndexHNSWSQ(dim, qt, m, kind)
     index.hnsw.efConstruction = ef_construction
     return index
+
+
+def i8_floor(dim: int) -> float:
+    """The least half-range of each dimension's 8-bit codes: 3 standard deviations of a
+    component of a random unit vector, at most 1 (no unit-vector component exceeds it).
+
+    Examples
+    --------
+    >>> i8_floor(384) == 3 / math.sqrt(384), i8_floor(4)
+    (True, 1.0)
+    """
+    return min(1.0, 3.0 / math.sqrt(dim))
+
+
+def _train_ranges(index: Any, vectors: NDArray[np.float32]) -> None:
+    """Fix the 8-bit ranges from the first rows added (unit vectors: cosine only).
+
+    Each dimension's range spans those rows and at least ``+-i8_floor(dim)``, so a small
+    first batch still gets a usable range; later values beyond it are clamped by FAISS.
+    """
+    floor = np.full((1, vectors.shape[1]), i8_floor(vectors.shape[1]), dtype=np.float32)
+    index.train(np.ascontiguousarray(np.concatenate([vectors, floor, -floor])))
 
 
 class FaissEngine:
@@ -151,6 +175,8 @@ class FaissEngine:
         rows = self._map()
         old = [rows[k] for k in keys.tolist() if k in rows]
         start = int(self._index.ntotal)
+        if not self._index.is_trained:  # 8-bit codes: ranges fixed by the first rows
+            _train_ranges(self._index, vectors)
         self._with_threads(lambda: self._index.add(np.ascontiguousarray(vectors)))
         labels = np.empty(start + len(keys), dtype=np.int64)
         labels[:start] = self._labels[:start]

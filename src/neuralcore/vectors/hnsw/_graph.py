@@ -3,7 +3,7 @@
 FAISS trusts its files: a link id past the end, a node whose upper-level links point at
 nodes that do not exist on that level, or a wrong count makes the next search read out of
 bounds. So the blob is walked here, field by field, in the exact layout FAISS 1.x writes
-(``IHNf``: ``IndexHNSWFlat``; ``IHNs``: ``IndexHNSWSQ`` with fp16/bf16 codes), and every
+(``IHNf``: ``IndexHNSWFlat``; ``IHNs``: ``IndexHNSWSQ`` with fp16/bf16/8-bit codes), and every
 structural field is checked against the metadata and against each other:
 
 * header: dimension, row count, metric, ``is_trained``;
@@ -12,7 +12,8 @@ structural field is checked against the metadata and against each other:
   the link array's length), every link id in ``[-1, rows)`` and, on level ``l >= 1``,
   pointing only at nodes that reach level ``l``;
 * entry point and top level consistent with the levels;
-* storage: fourcc, header, quantiser type, code size, and the code array's length;
+* storage: fourcc, header, quantiser type, code size, the trained ranges (8-bit: finite,
+  one minimum and one positive width per dimension) and the code array's length;
 * and nothing left over or missing: the walk must end exactly at the blob's end.
 
 Only then is the blob handed to FAISS (copied for ``load``, zero-copy for ``view``).
@@ -32,7 +33,9 @@ from neuralcore.errors import IndexFileError
 __all__ = ("GraphInfo", "validate_faiss_hnsw")
 
 # ScalarQuantizer.QuantizerType values FAISS writes for the storage types used here
-_QT = {"f16": 4, "bf16": 7}  # QT_fp16, QT_bf16 (a test pins them against faiss)
+# quantiser type, bytes per component and trained floats per dimension, per storage:
+# QT_fp16, QT_bf16 and QT_8bit (per-dimension min/width); a test pins the ids against faiss
+_QT = {"f16": (4, 2, 0), "bf16": (7, 2, 0), "i8": (0, 1, 2)}
 _METRIC = {"cosine": 0, "ip": 0, "l2": 1}  # METRIC_INNER_PRODUCT, METRIC_L2
 _MAX_LEVELS = 64
 _DUMMY = 1 << 20
@@ -43,6 +46,7 @@ class GraphInfo(NamedTuple):
 
     codes_offset: int
     code_size: int
+    trained_offset: int  # the 8-bit ranges (vmin per dimension, then width); -1 without
     levels_offset: int
     links_offset: int
     entry_offset: int
@@ -171,7 +175,7 @@ def _links(r: _Reader, links: NDArray[Any], levels: NDArray[np.int64], cum: NDAr
         raise r.fail("an upper-level link points at a node that is not on that level")
 
 
-def _storage(r: _Reader, *, dim: int, rows: int, metric: str, dtype: str) -> tuple[int, int]:
+def _storage(r: _Reader, *, dim: int, rows: int, metric: str, dtype: str) -> tuple[int, int, int]:
     fourcc = bytes(r.blob[r.take(4, "storage fourcc") : r.pos])
     if dtype == "f32":
         if fourcc != (b"IxF2" if metric == "l2" else b"IxFI"):
@@ -181,14 +185,18 @@ def _storage(r: _Reader, *, dim: int, rows: int, metric: str, dtype: str) -> tup
         if size != rows * dim:
             raise r.fail(f"{size} stored floats, expected {rows * dim}")
         start = r.take(size * 4, "codes")
-        return start, 4 * dim
+        return start, 4 * dim, -1
     if fourcc != b"IxSQ":
         raise r.fail(f"storage type {fourcc!r} does not match")
     _header(r, dim=dim, rows=rows, metric=metric)
     qtype, _, arg = r.scalar("i", "qtype"), r.scalar("i", "rangestat"), r.scalar("f", "arg")
     d, code_size = r.scalar("Q", "sq d"), r.scalar("Q", "code_size")
+    trained_at = r.pos + 8
     trained = r.array("<f4", "trained")
-    if (qtype, d, code_size, len(trained)) != (_QT[dtype], dim, 2 * dim, 0) or arg != arg:
+    kind, width, ranges = _QT[dtype]
+    if (qtype, d, code_size, len(trained)) != (kind, dim, width * dim, ranges * dim) or arg != arg:
         raise r.fail(f"quantiser {(qtype, d, code_size)} does not match {dtype} x {dim}")
+    if ranges and not (np.isfinite(trained).all() and (trained[dim:] > 0).all()):
+        raise r.fail("8-bit ranges are not finite with positive widths")
     codes = r.array("u1", "codes", count=rows * code_size)
-    return r.pos - codes.nbytes, code_size
+    return r.pos - codes.nbytes, code_size, trained_at if ranges else -1

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = (
     "DEFAULT_EF_CONSTRUCTION",
     "DEFAULT_EF_SEARCH",
+    "DEFAULT_EF_SEARCH_I8",
     "DEFAULT_M",
     "HNSWIndex",
     "describe_hnsw_backend",
@@ -62,10 +63,11 @@ __all__ = (
 logger = logging.getLogger(__name__)
 
 Metric = Literal["cosine", "ip", "l2"]
-DType = Literal["f32", "f16", "bf16"]
+DType = Literal["f32", "f16", "bf16", "i8"]
 DEFAULT_M = 32
 DEFAULT_EF_CONSTRUCTION = 128
 DEFAULT_EF_SEARCH = 256
+DEFAULT_EF_SEARCH_I8 = 384  # 8-bit codes need a wider beam for the same recall
 MAX_K = 1 << 20  # results per query: bounds the padded output a search allocates
 # an add or remove that leaves more dead graph rows than this share of all rows (and at
 # least _COMPACT_MIN of them) rebuilds the graph from the live rows: the rebuild costs
@@ -149,15 +151,21 @@ class HNSWIndex:
         ``cosine``: distance ``1 - cos`` (vectors are stored unit length, so :meth:`get`
         returns the normalised vector; zero vectors are rejected). ``ip``: ``1 - dot``.
         ``l2``: Euclidean distance (not squared).
-    dtype : {"f32", "f16", "bf16"}
+    dtype : {"f32", "f16", "bf16", "i8"}
         Vector storage. ``"f16"``/``"bf16"`` halve the vectors' memory (the graph is
-        unchanged); ``"f16"`` refuses ``ip``/``l2`` values beyond +-65504 (``InvalidInputError``),
-        ``"bf16"`` keeps float32's range with 8 bits of mantissa.
+        unchanged: ~0.58x of float32 in all at 384-d); ``"f16"`` refuses ``ip``/``l2``
+        values beyond +-65504 (``InvalidInputError``), ``"bf16"`` keeps float32's range with
+        8 bits of mantissa. ``"i8"`` (``metric="cosine"`` only) stores 8-bit codes, a
+        quarter of the vectors' memory (~0.36x of float32 in all at 384-d, file and RAM):
+        each dimension's range is fixed by the first rows added (at least
+        ``+-3/sqrt(dim)``; later values beyond it are clamped), and :meth:`get` returns
+        the decoded vector. Its ``ef_search`` defaults to 384.
     M, ef_construction : int
         Graph degree (2-512) and build-time beam width. The graph fixes them at build, so
         setting either attribute later rebuilds the graph from the stored vectors.
-    ef_search : int
-        Default search beam width; settable at any time, and per call via ``ef=``.
+    ef_search : int, optional
+        Default search beam width (256; 384 for ``"i8"``); settable at any time, and per
+        call via ``ef=``.
     threads : int, optional
         Threads for adds and batched searches (default: usable cores).
     backend : {"auto", "native", "python"}, optional
@@ -177,9 +185,10 @@ class HNSWIndex:
 
     The defaults (``M=32, ef_construction=128, ef_search=256``) were chosen on a hard
     set (100,000 x 384 around 1,000 Gaussian centres, noise 2.25x the centre norm, 1,000
-    held-out queries; ``neuralcore bench vectors``): recall@10 there was 0.952 at
-    ``ef_search=192`` with float32 storage and 0.958 at 256 with bfloat16, so 256 keeps
-    both above 0.95. Lower ``ef_search`` for speed, raise it for recall.
+    held-out queries; ``neuralcore bench vectors``): recall@10 there was 0.960 at the
+    defaults with float32 storage (0.952 at ``ef_search=192``), and 0.945 / 0.956 at
+    ``ef_search`` 256 / 384 with 8-bit codes, hence 384 for ``"i8"``. Lower
+    ``ef_search`` for speed, raise it for recall.
 
     Examples
     --------
@@ -198,14 +207,18 @@ class HNSWIndex:
         dtype: DType = "f32",
         M: int = DEFAULT_M,  # noqa: N803 - the name every HNSW paper and library uses
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,
-        ef_search: int = DEFAULT_EF_SEARCH,
+        ef_search: int | None = None,
         threads: int | None = None,
         backend: BackendName | None = None,
     ) -> None:
         if not isinstance(metric, str) or metric not in ("cosine", "ip", "l2"):
             raise ConfigError("metric", metric, "expected 'cosine', 'ip' or 'l2'")
-        if not isinstance(dtype, str) or dtype not in ("f32", "f16", "bf16"):
-            raise ConfigError("dtype", dtype, "expected 'f32', 'f16' or 'bf16'")
+        if not isinstance(dtype, str) or dtype not in ("f32", "f16", "bf16", "i8"):
+            raise ConfigError("dtype", dtype, "expected 'f32', 'f16', 'bf16' or 'i8'")
+        if dtype == "i8" and metric != "cosine":
+            raise ConfigError("dtype", dtype, "8-bit codes need metric='cosine' (unit vectors)")
+        if ef_search is None:
+            ef_search = DEFAULT_EF_SEARCH_I8 if dtype == "i8" else DEFAULT_EF_SEARCH
         chosen = _choose_backend(backend, dtype)
         sizes = {"dim": dim, "M": M, "ef_construction": ef_construction, "ef_search": ef_search}
         checked = {name: _positive(name, value) for name, value in sizes.items()}
@@ -248,7 +261,7 @@ class HNSWIndex:
 
     @property
     def dtype(self) -> str:
-        """Storage type, ``"f32"`` or ``"f16"``."""
+        """Storage type: ``"f32"``, ``"f16"``, ``"bf16"`` or ``"i8"``."""
         return self._settings.dtype
 
     @property

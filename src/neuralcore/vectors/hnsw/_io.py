@@ -7,7 +7,7 @@ sections):
   and ``faiss`` (FAISS's own serialised HNSW graph and codes). Before FAISS sees the
   section, :func:`~._graph.validate_faiss_hnsw` checks every structural field.
 * ``engine: "exact"``: ``keys`` (``<i8``, ascending) and ``vectors`` (``<f4``/``<f2``/
-  ``<u2`` for bf16, row-major). Files written by the earlier hnswlib engine
+  ``<u2`` for bf16/``i1`` for i8, row-major). Files written by the earlier hnswlib engine
   (``engine: "hnswlib"``) have the same two sections and load the same way (the graph is
   rebuilt; their hnswlib section is never parsed).
 
@@ -29,7 +29,7 @@ from neuralcore.errors import IndexFileError
 from neuralcore.vectors.hnsw._exact import STORAGE, ExactEngine, decode, encode
 from neuralcore.vectors.hnsw._faiss import FaissEngine, _faiss, faiss_version, new_faiss_index
 from neuralcore.vectors.hnsw._file import IndexFile, Section, read_index_file, write_index_file
-from neuralcore.vectors.hnsw._graph import validate_faiss_hnsw
+from neuralcore.vectors.hnsw._graph import GraphInfo, validate_faiss_hnsw
 
 __all__ = ("LIMITS", "Engine", "Settings", "load_engine", "open_view", "save_engine")
 
@@ -38,6 +38,7 @@ _FILE_DTYPES: dict[str, np.dtype[Any]] = {
     "f32": np.dtype("<f4"),
     "f16": np.dtype("<f2"),
     "bf16": np.dtype("<u2"),
+    "i8": np.dtype("i1"),
 }
 _METRICS = ("cosine", "ip", "l2")
 # upper bounds on settings, checked at construction and again on every file read
@@ -104,6 +105,8 @@ def _settings(file: IndexFile) -> tuple[Settings, int]:
             raise IndexFileError(f"{file.path}: {name}={value!r} out of range in metadata")
     if settings.metric not in _METRICS or settings.dtype not in _FILE_DTYPES:
         raise IndexFileError(f"{file.path}: unknown metric or dtype in metadata")
+    if settings.dtype == "i8" and settings.metric != "cosine":
+        raise IndexFileError(f"{file.path}: i8 storage with metric {settings.metric!r}")
     return settings, count
 
 
@@ -129,8 +132,8 @@ def _exact_arrays(
 
 def _faiss_arrays(
     file: IndexFile, settings: Settings, count: int
-) -> tuple[NDArray[np.int64], memoryview, int]:
-    """Validated labels and FAISS blob of a faiss file, and the codes' offset in the blob."""
+) -> tuple[NDArray[np.int64], memoryview, GraphInfo]:
+    """Validated labels and FAISS blob of a faiss file, and where its fields sit."""
     rows = file.meta.get("rows")
     if type(rows) is not int or not count <= rows <= _section(file, "labels").nbytes // 8:
         raise IndexFileError(f"{file.path}: bad row count {rows!r} in metadata")
@@ -143,17 +146,24 @@ def _faiss_arrays(
         file.path, blob, dim=settings.dim, rows=rows, metric=settings.metric,
         dtype=settings.dtype, m=settings.M,
     )  # fmt: skip
-    return labels, blob, info.codes_offset
+    return labels, blob, info
 
 
 def _faiss_exact(file: IndexFile, settings: Settings, count: int) -> ExactEngine:
     """An exact engine (copies) over a faiss file's live rows: the no-FAISS fallback."""
-    labels, blob, offset = _faiss_arrays(file, settings, count)
-    dtype = _FILE_DTYPES[settings.dtype]
-    codes = np.frombuffer(blob, dtype=dtype, count=len(labels) * settings.dim, offset=offset)
+    labels, blob, info = _faiss_arrays(file, settings, count)
+    dim, i8 = settings.dim, settings.dtype == "i8"
+    dtype = np.dtype("u1") if i8 else _FILE_DTYPES[settings.dtype]
+    codes = np.frombuffer(blob, dtype=dtype, count=len(labels) * dim, offset=info.codes_offset)
     rows = np.flatnonzero(labels >= 0)
     rows = rows[np.argsort(labels[rows], kind="stable")]
-    stored = codes.reshape(len(labels), settings.dim)[rows].astype(STORAGE[settings.dtype])
+    picked = codes.reshape(len(labels), dim)[rows]
+    if i8:  # FAISS's 8-bit codes: vmin + (code + 0.5) / 255 * width, per dimension
+        ranges = np.frombuffer(blob, dtype="<f4", count=2 * dim, offset=info.trained_offset)
+        values = ranges[:dim] + (picked.astype(np.float32) + 0.5) / 255 * ranges[dim:]
+        stored = encode(values.astype(np.float32), "i8")
+    else:
+        stored = picked.astype(STORAGE[settings.dtype])
     return ExactEngine(
         settings.dim, settings.metric, settings.dtype, keys=labels[rows].copy(), vectors=stored
     )
