@@ -32,6 +32,23 @@ def _data(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
 
 
+def test_a_corpus_beyond_the_caches_answers_the_same() -> None:
+    """Past 32 MiB of float32 rows one query is scored by the SIMD library, not BLAS."""
+    rows, query = _data(90_000, dim=96), _data(1, dim=96, seed=1)[0]
+    rows[123] = 0.0  # a zero row scores 0
+    corpus = Corpus(rows, threads=2)
+    assert corpus.nbytes > 1 << 25
+    unit = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-30)
+    want = unit.astype(np.float64) @ (query / np.linalg.norm(query)).astype(np.float64)
+    got = corpus.cosine(query)
+    assert (got.dtype, got.shape) == (np.float32, (90_000,))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert got[123] == 0.0
+    idx, scores = corpus.top_k(query, 10)
+    assert idx.tolist() == np.argsort(-want, kind="stable")[:10].tolist()
+    np.testing.assert_allclose(scores, want[idx], atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["f32", "f16", "i8"])
 def test_cosine_dot_and_top_k_match_the_oracle(dtype: str) -> None:
     rows, queries = _data(300), _data(7, seed=1)
