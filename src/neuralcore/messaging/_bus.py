@@ -1,10 +1,13 @@
 """The MessageBus facade: the public API, the lifecycle and the inlined publish fast path.
 
-It owns the bus's state and composes the parts, which talk to it through small
-protocols (:mod:`neuralcore.messaging._host`): the registry (channels, patterns, taps),
-the gate (admission), middleware, the publish :class:`~._publish.Pipeline`,
-:class:`~._taps.Taps` (taps and their durable outbox), request/reply, dead letters and
-the journal. Bridges see only the port (:mod:`neuralcore.messaging._port`).
+It composes the parts, each the one owner of its state, which talk through small protocols
+(:mod:`neuralcore.messaging._host`): the registry (channels, patterns, taps), the gate
+(admission), middleware, the publish :class:`~._publish.Pipeline` (and its ``closed``
+flag), :class:`~._taps.Taps` (taps and their durable outbox), request/reply, dead
+letters, the journal, the :class:`~._supervisor.Supervisor` (every background task) and
+the :class:`~._host.BusState` (running, loop) the parts read. Channels and subscriptions
+see a :class:`~._host.BusHost` wired from those parts, never the facade. Bridges see only
+the port (:mod:`neuralcore.messaging._port`).
 """
 
 from __future__ import annotations
