@@ -11,9 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from neuralcore.messaging import MsgpackCodec
-from neuralcore.messaging._message import Message
-from neuralcore.messaging._types import Outcome
+from neuralcore.messaging import Message, MsgpackCodec, Outcome
 
 _CODEC = MsgpackCodec()
 

@@ -14,7 +14,6 @@ from bridge_helpers import Peer, PortBus
 
 from neuralcore.messaging import Message
 from neuralcore.messaging.bridges import BridgeState, KafkaBridge, KafkaBridgeConfig
-from neuralcore.messaging.bridges._kafka import KafkaTransport
 from servers import TansuServer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
@@ -242,8 +241,8 @@ async def test_fatal_producer_is_rebuilt_and_nothing_lost(tansu_server: TansuSer
     port, reader = PortBus("sender"), PortBus("reader")
     boot = tansu_server.bootstrap
     out = KafkaBridge(KafkaBridgeConfig(bootstrap=boot, channels=("orders",), direction="out"))
-    transport = out.transport
-    assert isinstance(transport, KafkaTransport)  # fault injection: a producer that dies
+    transport: Any = out.transport  # fault injection: a producer that dies
+    assert transport.kind == "kafka"
     transport._ck = types.SimpleNamespace(**vars(confluent_kafka))
     transport._ck.Producer = _FatalAfterPolls
     _FatalAfterPolls.made = 0

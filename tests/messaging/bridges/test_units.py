@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from neuralcore.core import ConfigError, QueueFullError
+from neuralcore.core import ConfigError
+from neuralcore.messaging import MessageBus, MsgpackCodec
 from neuralcore.messaging.bridges import (
+    BridgeConfig,
     BridgeState,
     KafkaBridge,
     KafkaBridgeConfig,
+    MemoryBridge,
+    MemoryBroker,
     RedisBridge,
     RedisBridgeConfig,
 )
 from neuralcore.messaging.bridges import __all__ as exported
-from neuralcore.messaging.bridges._buffer import OutboundBuffer, Outgoing, SpillFile
-from neuralcore.messaging.bridges._state import Backoff
+from neuralcore.messaging.bridges._state import Backoff  # a pure unit: no public seam
 
 
 def test_public_names_pinned() -> None:
@@ -86,70 +93,91 @@ def test_backoff_grows_to_the_cap_with_jitter() -> None:
     assert b.next() <= 0.02
 
 
-def _item(i: int, persistent: bool = True) -> Outgoing:
-    return ("c", str(i).encode(), None, persistent, 0)
+async def _memory_bus(broker: MemoryBroker, **cfg: Any) -> tuple[MessageBus, MemoryBridge]:
+    bus = MessageBus()
+    bus.create_channel("c")
+    config = BridgeConfig(channels=("c",), direction="out", reconnect_initial_s=0.001,
+                          reconnect_max_s=0.01, health_interval_s=0.01, **cfg)  # fmt: skip
+    bridge = MemoryBridge(broker, config)
+    await bus.add_bridge(bridge)
+    await bus.start()
+    return bus, bridge
 
 
-async def test_buffer_bounded_drop_or_reject_without_spill() -> None:
-    buf = OutboundBuffer(3, None)
-    assert [buf.put(_item(i)) for i in range(3)] == ["memory"] * 3
-    assert buf.put(_item(9, persistent=False)) == "dropped"
-    with pytest.raises(QueueFullError):
-        buf.put(_item(10))
-    taken = buf.take(2)
-    buf.requeue(taken)
-    assert [o[1] for o in buf.take(10)] == [b"0", b"1", b"2"]
+async def _away(broker: MemoryBroker, bridge: MemoryBridge) -> None:
+    broker.down = True
+    async with asyncio.timeout(5):
+        while bridge.state is not BridgeState.RECONNECTING:
+            await asyncio.sleep(0.002)
 
 
-async def test_buffer_spills_in_order_and_clears_when_sent(tmp_path: Path) -> None:
-    path = tmp_path / "spill.db"
-    buf = OutboundBuffer(4, SpillFile(path))
-    results = [buf.put(_item(i)) for i in range(10)]
-    assert results.count("spilled") == 6
-    assert len(buf) == 10
-    order: list[bytes] = []
-    for _ in range(10):
-        order += [o[1] for o in buf.take(3)]
-    assert order == [str(i).encode() for i in range(10)]
-    assert _rows(path) == 6  # kept until everything read from it was sent
-    buf.sent(10, in_flight=0)
-    assert _rows(path) == 0
-    assert buf.spill is not None
-    buf.spill.close()
+def _sent(broker: MemoryBroker) -> list[int]:
+    return [MsgpackCodec().decode(data).payload for _, data in broker.streams.get("c", [])]
 
 
 def _rows(path: Path) -> int:
-    reader = SpillFile(path)
+    """Messages kept in the spill file (documented as SQLite, table ``spill``)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM spill").fetchone()[0])
+
+
+async def test_full_buffer_without_spill_refuses_and_counts() -> None:
+    broker = MemoryBroker()
+    bus, bridge = await _memory_bus(broker, buffer_size=3)
     try:
-        return len(reader)
+        await _away(broker, bridge)
+        for i in range(5):
+            bus.publish("c", i)  # the publisher never sees the bridge's refusal
+        assert (bridge.buffered, bridge.metrics().dropped) == (3, 2)
+        broker.down = False
+        assert await bridge.flush(timeout=5)
+        assert _sent(broker) == [0, 1, 2]
     finally:
-        reader.close()
+        await bus.stop()
 
 
-def test_spill_file_survives_a_restart_and_keeps_read_but_unsent_rows(tmp_path: Path) -> None:
+async def test_full_buffer_spills_in_order_and_clears_when_sent(tmp_path: Path) -> None:
     path = tmp_path / "spill.db"
-    spill = SpillFile(path)
-    for i in range(3):
-        spill.append(_item(i))
-    assert [o[1] for o in spill.read(2)] == [b"0", b"1"]
-    spill.close()  # a crash before those two were sent: nothing cleared
-    again = SpillFile(path)
+    broker = MemoryBroker()
+    bus, bridge = await _memory_bus(broker, buffer_size=4, spill_path=str(path))
     try:
-        assert len(again) == 3
-        assert again.read(10) == [("c", b"0", None, True, 0), ("c", b"1", None, True, 0),
-                                  ("c", b"2", None, True, 0)]  # fmt: skip
-        assert again.read(1) == []
+        await _away(broker, bridge)
+        for i in range(10):
+            bus.publish("c", i)
+        assert (bridge.metrics().spilled, bridge.buffered, _rows(path)) == (6, 10, 6)
+        broker.down = False
+        assert await bridge.flush(timeout=5)
+        assert _sent(broker) == list(range(10))
+        assert _rows(path) == 0  # cleared once everything read from it was sent
     finally:
-        again.close()
+        await bus.stop()
 
 
-def test_spill_file_that_is_not_sqlite_is_a_persistence_error(tmp_path: Path) -> None:
+async def test_spilled_messages_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "spill.db"
+    broker = MemoryBroker()
+    bus, bridge = await _memory_bus(broker, spill_path=str(path), drain_timeout_s=0.05)
+    await _away(broker, bridge)
+    for i in range(3):
+        bus.publish("c", i)
+    await bus.stop()  # the server is away: kept in the file for the next run
+    assert (bridge.metrics().unsent, _rows(path)) == (3, 3)
+    broker.down = False
+    again, second = await _memory_bus(broker, spill_path=str(path))
+    try:
+        assert await second.flush(timeout=5)
+        assert _sent(broker) == [0, 1, 2]
+    finally:
+        await again.stop()
+
+
+async def test_spill_file_that_is_not_sqlite_is_a_persistence_error(tmp_path: Path) -> None:
     from neuralcore.core import PersistenceError
 
     path = tmp_path / "spill.db"
     path.write_bytes(b"not a database, just bytes" * 100)
     with pytest.raises(PersistenceError, match="spill"):
-        SpillFile(path)
+        await _memory_bus(MemoryBroker(), spill_path=str(path))
 
 
 def test_bridges_satisfy_the_bus_protocol() -> None:
@@ -160,20 +188,29 @@ def test_bridges_satisfy_the_bus_protocol() -> None:
         assert bridge.name.startswith(bridge.kind + ":")
 
 
-def test_recorded_messages_deferred_when_full_then_read_back_in_order() -> None:
-    store: list[Outgoing] = [("c", bytes([i]), None, True, i) for i in range(1, 11)]
-
-    def refill(after: int, limit: int) -> list[Outgoing]:
-        return [o for o in store if o[4] > after][:limit]
-
-    buf = OutboundBuffer(4, None, refill)
-    assert [buf.put(o) for o in store[:6]] == ["memory"] * 4 + ["deferred"] * 2
-    assert len(buf) == 6
-    assert [o[4] for o in buf.take(3)] == [1, 2, 3]
-    assert [o[4] for o in buf.take(10)] == [4, 5, 6, 7]  # low: 5, 6 (and 7) read back
-    assert buf.put(store[6]) == "held"  # 7's tap call came after the read-back
-    assert len(buf) == 0
-    assert buf.put(store[7]) == "memory"
+async def test_persistent_messages_left_in_the_outbox_when_full_then_sent_in_order(
+    tmp_path: Path,
+) -> None:
+    """The bus's persistent channels are not spilled: what does not fit in the buffer
+    stays in the bus's outbox and is read back, in order, once there is room."""
+    broker = MemoryBroker()
+    bus = MessageBus(persistence_path=str(tmp_path / "bus.db"))
+    bus.create_channel("c", persistent=True)
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("c",), direction="out", buffer_size=4,
+                                               reconnect_initial_s=0.001, reconnect_max_s=0.01,
+                                               health_interval_s=0.01))  # fmt: skip
+    await bus.add_bridge(bridge)
+    await bus.start()
+    try:
+        await _away(broker, bridge)
+        for i in range(10):
+            await bus.publish_async("c", i)
+        assert (bridge.metrics().spilled, bridge.buffered) == (6, 10)  # 6 left in the outbox
+        broker.down = False
+        assert await bridge.flush(timeout=5)
+        assert _sent(broker) == list(range(10))
+    finally:
+        await bus.stop()
 
 
 @pytest.mark.parametrize(

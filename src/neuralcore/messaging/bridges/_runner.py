@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from neuralcore.core import BridgeConnectionError, SerializationError
+from neuralcore.core import BridgeConnectionError, QueueFullError, SerializationError
 from neuralcore.messaging._bridge import BridgeDirection
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._types import Outcome
@@ -102,6 +102,7 @@ class BridgeRunner:
         self._ack_ready = asyncio.Event()
         self._in_flight_out = 0
         self._flushers: list[tuple[int, asyncio.Future[None]]] = []
+        self._warned_full = 0.0  # monotonic time before which a full buffer is not logged
         self._in_flight_in = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -431,7 +432,11 @@ class BridgeRunner:
             except SerializationError as err:
                 self._unsendable(msg, err, 0)
                 return
-            where = self._buffer.put((channel, data, self.transport.key(msg), persistent, 0))
+            try:
+                where = self._buffer.put((channel, data, self.transport.key(msg), persistent, 0))
+            except QueueFullError as err:
+                self._refused(msg, err)
+                return
             if where != "memory":
                 self._count(where)
             return
@@ -448,7 +453,19 @@ class BridgeRunner:
         if seq and not persistent:  # fire-and-forget on the server side: nothing to confirm
             self._done([seq])
             seq = 0
-        self._count(self._buffer.put((channel, data, self.transport.key(msg), persistent, seq)))
+        try:
+            self._count(self._buffer.put((channel, data, self.transport.key(msg), persistent, seq)))
+        except QueueFullError as err:
+            self._refused(msg, err)
+
+    def _refused(self, msg: Message, err: QueueFullError) -> None:
+        """The buffer is full and there is no spill file: count it, warn (once a second)."""
+        self.counters.dropped += 1
+        now = time.monotonic()
+        if now >= self._warned_full:
+            self._warned_full = now + 1.0
+            logger.warning("%s bridge refused message %s on %r (%d refused so far): %s",
+                           self.kind, msg.id, msg.channel, self.counters.dropped, err)  # fmt: skip
 
     def _unsendable(self, msg: Message, err: SerializationError, seq: int) -> None:
         self.counters.dropped += 1
