@@ -163,7 +163,9 @@ class Journal:
         rows, out = self._rows(channel, msgs, done, outbox)
         store = self.store
         if store.inline:
-            key_rows = [(channel, key, msg_id, expiry) for key, msg_id, expiry in keys]
+            key_rows = (
+                [(channel, key, msg_id, expiry) for key, msg_id, expiry in keys] if keys else []
+            )
             return store.insert_soon(rows, out, key_rows, self.timeout)
         for key, msg_id, expiry in keys:
             store.remember_key(channel, key, msg_id, expiry)
@@ -177,6 +179,19 @@ class Journal:
         outbox: Callable[[int], list[tuple[int, str]]] | None,
     ) -> tuple[list[tuple[int, str, str, int, float, bytes, int]], list[tuple[int, str]] | None]:
         encode = self._codec().encode
+        if len(msgs) == 1:  # the common case (one publish), without the loops
+            msg = msgs[0]
+            if type(msg._id) is str:
+                storable_text("message id", msg.id)
+            blob = encode(msg)  # SerializationError before a row number is taken
+            seq = self.store.reserve(1)
+            tracker = msg._tracker
+            if tracker is None:
+                msg._tracker = Tracker(seq, done)
+            else:
+                tracker.seq = seq
+            row = (seq, channel, msg.id, msg.priority, msg.timestamp, blob, _crc32(blob))
+            return [row], outbox(seq) if outbox is not None else None
         blobs = []
         for msg in msgs:
             mid = msg._id
