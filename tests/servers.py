@@ -1,7 +1,8 @@
-"""Real servers for integration tests: re-exported from :mod:`neuralcore._testing`.
+"""Real servers for integration tests: a re-export of :mod:`neuralcore._testing`.
 
-One harness for tests and benchmarks; this module keeps the import path ``servers`` that
-the test modules use.
+One harness for tests and benchmarks. New tests import ``neuralcore._testing`` directly
+(the bridge tests do); this path stays for the tests that still import ``servers``
+(``tests/test_demo.py``, ``tests/test_readme.py``).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ async def _connected(bus: NeuralCognitiveBus) -> None:
 @pytest.mark.integration
 @pytest.mark.redis
 async def test_redis_out_reaches_redis_in_of_another_bus() -> None:
-    from servers import RedisServer
+    from neuralcore._testing import RedisServer
 
     sender, receiver = NeuralCognitiveBus(), NeuralCognitiveBus()
     sender.create_channel("events", ChannelConfig(name="events", redis_out="events"))
@@ -51,7 +51,7 @@ async def test_redis_out_reaches_redis_in_of_another_bus() -> None:
 @pytest.mark.integration
 @pytest.mark.kafka
 async def test_kafka_out_reaches_kafka_in_of_another_bus() -> None:
-    from servers import TansuServer
+    from neuralcore._testing import TansuServer
 
     sender, receiver = NeuralCognitiveBus(), NeuralCognitiveBus()
     sender.create_channel("events", ChannelConfig(name="events", kafka_out="events"))

@@ -15,7 +15,7 @@ if _HERE not in sys.path:
 
 from bridge_helpers import Peer  # noqa: E402
 
-from servers import DurableRedisServer, RedisServer, TansuServer  # noqa: E402
+from neuralcore._testing import DurableRedisServer, RedisServer, TansuServer  # noqa: E402
 
 
 @pytest.fixture

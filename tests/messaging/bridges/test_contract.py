@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from bridge_helpers import Peer
 
-from servers import RedisServer, TansuServer
+from neuralcore._testing import RedisServer, TansuServer
 
 pytestmark = [pytest.mark.integration]
 

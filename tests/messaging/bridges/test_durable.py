@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from bridge_helpers import Peer, PortBus
 
+from neuralcore._testing import RedisServer
 from neuralcore.messaging import MessageBus
 from neuralcore.messaging.bridges import RedisBridge, RedisBridgeConfig
-from servers import RedisServer
 
 pytestmark = [
     pytest.mark.redis,

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from bridge_helpers import Peer, PortBus
 
+from neuralcore._testing import TansuServer
 from neuralcore.messaging import Message
 from neuralcore.messaging.bridges import BridgeState, KafkaBridge, KafkaBridgeConfig
-from servers import TansuServer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.integration]
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from bridge_helpers import Peer, PortBus, eventually
 
+from neuralcore._testing import RedisServer
 from neuralcore.messaging import Message, MessageBus
 from neuralcore.messaging.bridges import (
     BridgeState,
@@ -19,7 +20,6 @@ from neuralcore.messaging.bridges import (
     RedisBridge,
     RedisBridgeConfig,
 )
-from servers import RedisServer
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
