@@ -38,7 +38,21 @@ class MessageBusPort:
     (the bridge's channel selection asked for it).
     """
 
-    __slots__ = ("_codec", "_create", "_inject", "_origin", "_registry", "_taps")
+    __slots__ = (
+        "_codec",
+        "_create",
+        "_inject",
+        "_origin",
+        "_registry",
+        "_taps",
+        "decode",
+        "encode",
+    )
+
+    encode: Callable[[Message], bytes]
+    """``bus.codec.encode`` itself (no wrapper call: it runs once per bridged message)."""
+    decode: Callable[[bytes], Message]
+    """``bus.codec.decode``."""
 
     def __init__(
         self,
@@ -54,6 +68,8 @@ class MessageBusPort:
         self._taps = taps
         self._registry = registry
         self._codec = codec
+        self.encode = codec.encode
+        self.decode = codec.decode
         self._inject = inject
         self._create = create
 
@@ -109,14 +125,6 @@ class MessageBusPort:
     def subscribed(self, channel: str) -> bool:
         """True when an active local subscription (direct or pattern) selects ``channel``."""
         return self._registry.subscribed(channel)
-
-    def encode(self, msg: Message) -> bytes:
-        """``bus.codec.encode``."""
-        return self._codec.encode(msg)
-
-    def decode(self, data: bytes) -> Message:
-        """``bus.codec.decode``."""
-        return self._codec.decode(data)
 
     def _ensure_channel(self, name: str) -> None:
         if name not in self._registry.channels:

@@ -110,6 +110,8 @@ class BridgeRunner:
         self._routes: dict[str, tuple[bool, bool, bool]] = {}
         self._own_reply = ""
         self._consumer = config.consumer_name()
+        self._local = ""  # the bus id while started (what _on_local forwards)
+        self._key = transport.key
 
     # -- public surface -------------------------------------------------------------------
 
@@ -294,6 +296,7 @@ class BridgeRunner:
         self._port, self._stopping = port, False
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._own_reply = REPLY_PREFIX + port.origin
+        self._local = port.origin
         self._consumer = self.config.consumer_name(port.origin)
         self._routes.clear()
         cfg = self.config
@@ -407,8 +410,7 @@ class BridgeRunner:
 
     def _on_local(self, msg: Message) -> None:
         """Bus tap: queue a local publish for the server (remote ones are not echoed)."""
-        port = self._port
-        if port is not None and msg.origin == port.origin:
+        if msg.origin == self._local and self._port is not None:
             self._enqueue(msg)
 
     def _enqueue(self, msg: Message) -> None:
@@ -433,7 +435,7 @@ class BridgeRunner:
                 self._unsendable(msg, err, 0)
                 return
             try:
-                where = self._buffer.put((channel, data, self.transport.key(msg), persistent, 0))
+                where = self._buffer.put((channel, data, self._key(msg), persistent, 0))
             except QueueFullError as err:
                 self._refused(msg, err)
                 return
@@ -454,7 +456,7 @@ class BridgeRunner:
             self._done([seq])
             seq = 0
         try:
-            self._count(self._buffer.put((channel, data, self.transport.key(msg), persistent, seq)))
+            self._count(self._buffer.put((channel, data, self._key(msg), persistent, seq)))
         except QueueFullError as err:
             self._refused(msg, err)
 
