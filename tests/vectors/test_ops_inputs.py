@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from vector_oracle import needs_native
+from vector_oracle import KINDS, needs_native, oracle
 
+from neuralcore import vectors
 from neuralcore.core import (
     ConfigError,
     DimensionMismatchError,
@@ -324,3 +325,25 @@ def test_normalize_inplace_refuses_long_double() -> None:
 def test_top_k_accepts_numpy_integer_k(vector_ops: VectorOps) -> None:
     idx, _ = vector_ops.top_k([1.0, 0.0], [[0.0, 1.0], [1.0, 0.0]], np.int64(1))
     assert [int(i) for i in idx] == [1]
+
+
+@needs_native
+@pytest.mark.parametrize("name", KINDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vector_against_matrix_reuses_the_broadcast_answer(name: str, dtype: type) -> None:
+    """One vector against a matrix, either order, through the public functions (where the
+    pair kernel's broadcast answer is reused): exact on zero rows, checked for NaN."""
+    rng = np.random.default_rng(3)
+    q, m = rng.standard_normal(24).astype(dtype), rng.standard_normal((40, 24)).astype(dtype)
+    m[5] = 0.0
+    m[6] = q  # a duplicate: cosine distance exactly 0
+    fn = getattr(vectors, name)
+    want = oracle(name, q, m)[0]
+    tol = 1e-5 if dtype is np.float32 else 1e-12
+    for got in (fn(q, m), fn(m, q)):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    m[9, 3] = np.nan
+    with pytest.raises(NonFiniteError):
+        fn(q, m)
+    assert np.isnan(fn(q, m, allow_nonfinite=True)[9])

@@ -115,6 +115,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     """
 
     def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        dist = None
         try:
             dist = _ss_cos(a, b)
             # SimSIMD maps two zero vectors to 0, one to 1 (similarity 0: right as it is),
@@ -126,9 +127,10 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         except _SS_REJECTS:
             pass
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("cosine_similarity", a, b, flag, threads)
+        return _general("cosine_similarity", a, b, flag, threads, dist)
 
     def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        dist = None
         try:
             dist = _ss_cos(a, b)
             if 0.0 < dist < 2.0:
@@ -136,9 +138,10 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         except _SS_REJECTS:
             pass
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("cosine_distance", a, b, flag, threads)
+        return _general("cosine_distance", a, b, flag, threads, dist)
 
     def dot(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        result = None
         try:
             result = _ss_dot(a, b)
         except _SS_REJECTS:
@@ -147,9 +150,10 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
             if type(result) is float and result - result == 0.0:  # finite: NaN/inf shows
                 return result
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("dot", a, b, flag, threads)
+        return _general("dot", a, b, flag, threads, result)
 
     def sqeuclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        result = None
         try:
             result = _ss_sq(a, b)
         except _SS_REJECTS:
@@ -158,9 +162,10 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
             if type(result) is float and result - result == 0.0:
                 return result
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("sqeuclidean_distance", a, b, flag, threads)
+        return _general("sqeuclidean_distance", a, b, flag, threads, result)
 
     def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        result = None
         try:
             result = _ss_sq(a, b)
         except _SS_REJECTS:
@@ -169,7 +174,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
             if type(result) is float and result - result == 0.0:
                 return _sqrt(result)
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("euclidean_distance", a, b, flag, threads)
+        return _general("euclidean_distance", a, b, flag, threads, result)
 
     def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None) -> Any:
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
@@ -231,7 +236,13 @@ def _arrays(a: Any, b: Any, names: Names, b_ndims: tuple[int, ...] = (1, 2)) -> 
     return x, y
 
 
-def _general(kind: str, a: Any, b: Any, allow: bool, threads: int) -> Any:
+def _general(kind: str, a: Any, b: Any, allow: bool, threads: int, batch: Any = None) -> Any:
+    """Every shape and dtype. ``batch``: what the one-pair kernel already answered.
+
+    SimSIMD broadcasts a vector against a matrix (a tensor of one value per row, computed
+    in float64): when it took both inputs as they are, those values are the one-vs-many
+    result, so they are used instead of computing them again.
+    """
     names = ("a", "b")
     x, y = _arrays(a, b, names)
     if x.ndim == 2 and y.ndim == 1:
@@ -239,7 +250,16 @@ def _general(kind: str, a: Any, b: Any, allow: bool, threads: int) -> Any:
     if x.ndim == 1 and y.ndim == 1:
         return float(_one_many(kind, x, y[None, :], allow, threads, names)[0])
     if x.ndim == 1:
-        return _one_many(kind, x, y, allow, threads, names)
+        done = None
+        if batch is not None and type(batch) is not float and {id(x), id(y)} == {id(a), id(b)}:
+            done = np.asarray(batch)
+            if done.shape != (len(y),):
+                done = None
+            else:
+                done = done.astype(x.dtype)  # a copy: the tensor's buffer is not kept
+                if kind == "euclidean_distance":
+                    np.sqrt(done, out=done)
+        return _one_many(kind, x, y, allow, threads, names, done)
     return _many_many(kind, x, y, allow, threads, names)
 
 
@@ -292,12 +312,14 @@ def _cdist(x: Arr, y: Arr, metric: str, threads: int) -> Arr:
     return np.asarray(result)
 
 
-def _one_many(kind: str, q: Arr, m: Arr, allow: bool, threads: int, names: Names) -> Arr:
+def _one_many(
+    kind: str, q: Arr, m: Arr, allow: bool, threads: int, names: Names, done: Arr | None = None
+) -> Arr:
     if m.shape[0] == 0 or m.shape[1] == 0:
         return _fallback(kind, q, m, allow, names).reshape(-1)
     if kind.startswith("cosine") and not _COSINE_SIMD:
         return _many_many(kind, q[None, :], m, allow, threads, names).reshape(-1)
-    result = _cdist(q, m, _CDIST[kind], threads).reshape(-1)
+    result = _cdist(q, m, _CDIST[kind], threads).reshape(-1) if done is None else done
     if kind.startswith("cosine"):
         return _cosine_rows(kind, result, q, m, allow, names)
     if not np.isfinite(result).all() and not allow:
