@@ -460,14 +460,26 @@ class EmbeddingEngine:
             r.done.set()
 
     def _infer(self, texts: list[str]) -> NDArray[np.float32]:
+        """Tokenize once, run length-sorted batches (several at once where the runtime has
+        streams), pool each batch as it comes back."""
         encodings = self._encode(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self._info.dimension), dtype=np.float32)
-        for rows in _batches(lengths[order], self.config.batch_tokens):
-            index = order[rows]
-            ids, mask = self._pad([encodings[i].ids for i in index])
-            out[index] = self._forward(ids, mask)
+        plan = [order[rows] for rows in _batches(lengths[order], self.config.batch_tokens)]
+        masks: list[NDArray[np.int64]] = []
+
+        def feeds() -> Iterator[dict[str, NDArray[np.int64]]]:
+            for index in plan:
+                ids, mask = self._pad([encodings[i].ids for i in index])
+                masks.append(mask)
+                yield self._feeds(ids, mask)
+
+        try:
+            for index, hidden in zip(plan, self._runner.run_many(feeds()), strict=True):
+                out[index] = self._pool(hidden, masks.pop(0))
+        except Exception as err:  # the runtimes' own exception classes
+            raise ModelError(f"inference failed for model {self._info.name!r}: {err}") from err
         return out
 
     def _encode(self, texts: list[str]) -> list[Any]:
@@ -491,12 +503,13 @@ class EmbeddingEngine:
             mask[i, : len(row)] = 1
         return ids, mask
 
-    def _forward(self, ids: NDArray[np.int64], mask: NDArray[np.int64]) -> NDArray[np.float32]:
+    def _feeds(
+        self, ids: NDArray[np.int64], mask: NDArray[np.int64]
+    ) -> dict[str, NDArray[np.int64]]:
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        try:
-            hidden = self._runner.run({n: feeds[n] for n in self._runner.inputs})
-        except Exception as err:  # the runtimes' own exception classes
-            raise ModelError(f"inference failed for model {self._info.name!r}: {err}") from err
+        return {n: feeds[n] for n in self._runner.inputs}
+
+    def _pool(self, hidden: NDArray[np.float32], mask: NDArray[np.int64]) -> NDArray[np.float32]:
         vectors = pool(hidden, mask, self._info.pooling)
         return l2_normalize(vectors) if self._normalize else vectors
 
