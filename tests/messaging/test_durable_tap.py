@@ -21,7 +21,9 @@ def _bus(db: Path) -> MessageBus:
 async def test_unacknowledged_messages_replayed_to_the_next_run_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("neuralcore.messaging._taps._PAGE", 2)  # replay reads pages
+    # Replay reads the outbox in pages of 4,096 rows; a page of 2 makes this small test
+    # cross page boundaries (no public setting for it: a private constant, on purpose).
+    monkeypatch.setattr("neuralcore.messaging._taps._PAGE", 2)
     db = tmp_path / "bus.db"
     bus, seen = _bus(db), list[Message]()
     tap = bus.tap(("p", "m"), seen.append, durable=True, name="out")
