@@ -344,26 +344,24 @@ class Pipeline:
             if idem.claim(key, msg._id) is not None:
                 stats.duplicates += 1
                 return None
-        if ch.max_size <= ch.queue.size:  # a publish hook published meanwhile
+        queue = ch.queue
+        if ch.max_size <= queue.size:  # a publish hook published meanwhile
             raise MustWait(msg)
-        if ch.taps:
-            accepted = self.accept(ch, msg)
+        bucket = queue._buckets.get(msg.priority)  # room: nothing to evict (see accept)
+        if bucket:  # the common case: behind messages of the same priority
+            bucket.append(msg)
+            queue.size += 1
         else:
-            queue = ch.queue
-            bucket = queue._buckets.get(msg.priority)
-            if bucket:  # the common case: behind messages of the same priority
-                bucket.append(msg)
-                queue.size += 1
-            else:
-                queue.push(msg)
-            stats.published += 1
-            if ch.waiter is not None:
-                ch.wake()
-            accepted = msg
+            queue.push(msg)
+        stats.published += 1
+        if ch.taps:
+            self._tap(ch, msg)
+        if ch.waiter is not None:
+            ch.wake()
         ch.pub_tick += 1
         if sampled:
             stats.publish_latency.observe(_perf() - t0)
-        return accepted
+        return msg
 
     def prepare(
         self,
