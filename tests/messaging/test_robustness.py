@@ -484,3 +484,16 @@ async def test_stop_ends_every_background_task_of_the_bus() -> None:
     assert all(t.done() for t in ours)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("bus:")]
     assert bus.health().failed_tasks == ()  # cancelled at stop is not a failure
+
+
+async def test_close_from_another_thread_ends_the_running_bus_tasks(until: Any) -> None:
+    bus = MessageBus()
+    bus.create_channel("c")
+    bus.subscribe("c", lambda m: None, concurrency=2)
+    await bus.start()
+    ours = [t for t in asyncio.all_tasks() if t.get_name().startswith("bus:")]
+    assert ours
+    await asyncio.to_thread(bus.close)  # cancels through the loop, not across threads
+    await until(lambda: all(t.done() for t in ours))
+    assert not bus.health().running
+    assert bus.health().failed_tasks == ()

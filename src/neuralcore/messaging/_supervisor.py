@@ -119,17 +119,20 @@ class Supervisor:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def cancel_soon(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Cancel every task from any thread (``close()`` cannot await them)."""
-        tasks = self.tasks()
-        if loop is None or loop.is_closed() or not tasks:
+        """Cancel every task from any thread (``close()`` cannot await them): at once on
+        the loop's own thread, else handed to the loop (the task set is only ever read
+        and changed there)."""
+        if loop is None or loop.is_closed():
             return
         if _on_loop(loop):
-            for task in tasks:
-                task.cancel()
+            self._cancel_all()
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            for task in tasks:
-                loop.call_soon_threadsafe(task.cancel)
+            loop.call_soon_threadsafe(self._cancel_all)
+
+    def _cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
