@@ -35,7 +35,7 @@ from neuralcore.messaging._bridge import Bridge, Tap
 from neuralcore.messaging._channel import Channel
 from neuralcore.messaging._codec import Codec
 from neuralcore.messaging._config import BusConfig, ChannelConfig
-from neuralcore.messaging._deadletters import DeadLetter, DeadLetters, dead_headers
+from neuralcore.messaging._deadletters import DeadLetter, DeadLetters
 from neuralcore.messaging._host import BusHost, BusState
 from neuralcore.messaging._message import Message, _new
 from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
@@ -150,6 +150,7 @@ class MessageBus:
             gate=self._gate,
             taps=self._taps,
         )
+        self._dead = DeadLetters(self._state, self._pub, self._supervisor)
         # What channels and subscriptions see: the parts that own each answer, not the bus.
         self._host = BusHost(
             config=config,
@@ -158,10 +159,9 @@ class MessageBus:
             pipeline=self._pub,
             supervisor=self._supervisor,
             answer=self._answer,
-            dead_letter=self._dead_letter,
-            unsubscribe=self._unsubscribe,
+            dead_letter=self._dead.give_up,
+            unsubscribe=self._registry.unsubscribe,
         )
-        self._dead = DeadLetters()
         self._codec: Codec | None = None
         self._loop_thread: int | None = None  # the facade's own routing of publishes
         self._prestart = threading.Lock()
@@ -283,24 +283,9 @@ class MessageBus:
         for msg, error, subscriber, ts in got.dead:
             self._dead.add(msg, error, subscriber, ts)
         for msg, error in got.exhausted:
-            self._dead_letter_restored(ch, msg, error)
+            self._dead.give_up_restored(ch, msg, error)
         if ch.queue.size:
             logger.info("channel %r: replaying %d unacknowledged messages", ch.name, ch.queue.size)
-
-    def _dead_letter_restored(self, ch: Channel, msg: Message, error: str) -> None:
-        from neuralcore.messaging._journal import RESTORE_SUBSCRIBER
-
-        assert self._journal is not None
-        ch.stats.dead_lettered += 1
-        logger.error("channel %r: message %s dead-lettered at restore: %s", ch.name, msg.id, error)
-        self._dead.add(msg, error, RESTORE_SUBSCRIBER)
-        dlq = ch.config.dead_letter
-        if dlq is not None:
-            headers = dead_headers(msg, error, ch.name, RESTORE_SUBSCRIBER)
-            self._pub.publish_sync(
-                dlq, msg.payload, msg.priority, headers, None, None, internal=True
-            )
-        self._journal.exhausted(ch.name, msg, error)
 
     # -- publish -----------------------------------------------------------------------
 
@@ -679,15 +664,6 @@ class MessageBus:
         """True when an active local subscription (direct or pattern) selects ``channel``."""
         return self._registry.subscribed(channel)
 
-    def _unsubscribe(self, sub: Subscription) -> None:
-        sub.active = False
-        for target in list(sub.targets):
-            for ch in self._channels.values():
-                if target in ch.targets:
-                    ch.detach(sub, target)
-        sub.targets.clear()
-        self._registry.remove_subscription(sub)
-
     # -- hooks ----------------------------------------------------------------------------
 
     def add_publish_hook(self, hook: Callable[[Message], Message]) -> None:
@@ -863,24 +839,6 @@ class MessageBus:
 
     # -- acknowledgement, dead letters, replies -------------------------------------------
 
-    def _dead_letter(
-        self, ch: Channel, sub: Subscription, msg: Message, err: BaseException
-    ) -> None:
-        from neuralcore.messaging._journal import describe
-
-        text = describe(err)
-        self._dead.add(msg, text, sub.name)
-        if ch.config.persistent and self._journal is not None:
-            self._journal.dead_letter(ch.name, msg, sub.name, text)
-        dlq = ch.config.dead_letter
-        if dlq is None:
-            ch.settle(msg, "dead_lettered")
-            return
-        headers = dead_headers(msg, text, ch.name, sub.name)
-        self._supervisor.spawn(
-            self._forward_dead(ch, msg, dlq, headers), f"bus:dead-letter:{ch.name}", awaited=True
-        )
-
     def health(self) -> BusHealth:
         """Whether the bus runs and what failed in the background.
 
@@ -895,18 +853,6 @@ class MessageBus:
         ok = not failed and writer in ("running", "none", "stopped")
         store_failures = journal.store.failures if journal is not None else 0
         return BusHealth(ok, self.running, writer, store_failures, failed)
-
-    async def _forward_dead(
-        self, ch: Channel, msg: Message, dlq: str, headers: dict[str, Any]
-    ) -> None:
-        """Publish to the dead-letter channel, and settle the original only once it is there."""
-        try:
-            await self._pub.publish_one(
-                dlq, msg.payload, msg.priority, headers, None, None, internal=True
-            )
-        except Exception:
-            logger.exception("could not forward message %s to dead-letter channel %r", msg.id, dlq)
-        ch.settle(msg, "dead_lettered")
 
     def dead_letters(
         self, channel: str | None = None, *, auth: str | None = None

@@ -1,9 +1,11 @@
 """What channels, subscriptions and taps may ask of their bus: small protocols, not the bus.
 
 :class:`BusHost` is the bus's one implementation. It is built from the parts that own
-each answer (the :class:`BusState`, the middleware, the publish pipeline's ``closed``
-flag, the supervisor, the journal) and three callables of the facade; it never holds the
-:class:`~neuralcore.messaging.MessageBus`, so a channel cannot reach the bus's state.
+each answer: the :class:`BusState` (running, the journal), the middleware, the publish
+pipeline's ``closed`` flag, the supervisor (background tasks), the dead letters
+(``DeadLetters.give_up``), the registry (``Registry.unsubscribe``) and the facade's public
+``reply``. It never holds the :class:`~neuralcore.messaging.MessageBus`, so a channel
+cannot reach the bus's state.
 """
 
 from __future__ import annotations

@@ -65,6 +65,16 @@ class Registry:
             self.patterns.append(sub)
         self._subscribed.clear()
 
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Detach ``sub`` from every channel and forget it."""
+        sub.active = False
+        for target in list(sub.targets):
+            for ch in self.channels.values():
+                if target in ch.targets:
+                    ch.detach(sub, target)
+        sub.targets.clear()
+        self.remove_subscription(sub)
+
     def remove_subscription(self, sub: Subscription) -> None:
         """Forget ``sub`` (lists are replaced, never mutated while iterated)."""
         self.subs = [s for s in self.subs if s is not sub]
