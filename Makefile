@@ -36,7 +36,7 @@ typecheck: setup
 # (the parity set's reference embeddings) are computed once. PYTEST_WORKERS=0: one process
 PYTEST_WORKERS ?= 2
 pytest: setup
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 bench: setup
 	$(BIN)/neuralcore bench all

@@ -135,9 +135,18 @@ def test_neuralcore_error_is_one_line_with_exit_code_2(capsys: Capture) -> None:
     assert "/definitely/not/a/model" in err
 
 
+# Ctrl-C as a terminal delivers it: a job started in the background by a non-interactive
+# shell (CI, `cmd &`) inherits SIGINT ignored, and the child would never see the signal
+_AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+    " sys.argv = ['neuralcore', 'bench', 'messaging'];"
+    " runpy.run_module('neuralcore', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_ctrl_c_is_one_line_with_status_130() -> None:
     child = subprocess.Popen(
-        [sys.executable, "-m", "neuralcore", "bench", "messaging"],
+        [sys.executable, "-c", _AS_IN_A_TERMINAL],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert child.stdout is not None
