@@ -16,6 +16,8 @@ below ~1e-19 in magnitude (squares under float32's normal range) lose precision 
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,8 +83,10 @@ class VectorOps:
     ('python', 11.0)
     """
 
-    # No __slots__: each instance holds its own bound kernels in ``__dict__``, where they
-    # shadow the documented methods below (which state the contract and serve help()).
+    # Each instance becomes an instance of a subclass made once per (kernels, flag,
+    # threads), whose methods ARE the bound kernels: a method found on the class is what
+    # CPython specialises, so a method call costs what the module function costs. The
+    # methods below state the contract (help(), docs) and forward to that subclass.
 
     def __init__(
         self, *, backend: BackendName = "auto", threads: int = 1, allow_nonfinite: bool = False
@@ -92,7 +96,7 @@ class VectorOps:
         self.backend, self._k = load_kernels(backend)
         self._threads = threads
         self._allow = check_flag(allow_nonfinite, "allow_nonfinite")
-        self.__dict__.update(self._k.bind(self._allow, threads))
+        self.__class__ = _variant(type(self), self._k.__name__, self._allow, threads)
 
     def __repr__(self) -> str:
         return (
@@ -133,7 +137,7 @@ class VectorOps:
         >>> VectorOps().cosine_similarity([1.0, 0.0], [0.0, 0.0])
         0.0
         """
-        return self.__dict__["cosine_similarity"](a, b, allow_nonfinite=allow_nonfinite)
+        return _kernel(self, "cosine_similarity")(self, a, b, allow_nonfinite=allow_nonfinite)
 
     def cosine_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`cosine_distance`.
@@ -143,7 +147,7 @@ class VectorOps:
         >>> VectorOps().cosine_distance([1.0, 0.0], [0.0, 2.0])
         1.0
         """
-        return self.__dict__["cosine_distance"](a, b, allow_nonfinite=allow_nonfinite)
+        return _kernel(self, "cosine_distance")(self, a, b, allow_nonfinite=allow_nonfinite)
 
     def dot(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`dot`.
@@ -153,7 +157,7 @@ class VectorOps:
         >>> VectorOps().dot([1, 2], [3, 4])
         11.0
         """
-        return self.__dict__["dot"](a, b, allow_nonfinite=allow_nonfinite)
+        return _kernel(self, "dot")(self, a, b, allow_nonfinite=allow_nonfinite)
 
     def euclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`euclidean_distance`.
@@ -163,7 +167,7 @@ class VectorOps:
         >>> VectorOps().euclidean_distance([0, 0], [3, 4])
         5.0
         """
-        return self.__dict__["euclidean_distance"](a, b, allow_nonfinite=allow_nonfinite)
+        return _kernel(self, "euclidean_distance")(self, a, b, allow_nonfinite=allow_nonfinite)
 
     def sqeuclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`sqeuclidean_distance`.
@@ -173,7 +177,7 @@ class VectorOps:
         >>> VectorOps().sqeuclidean_distance([0, 0], [3, 4])
         25.0
         """
-        return self.__dict__["sqeuclidean_distance"](a, b, allow_nonfinite=allow_nonfinite)
+        return _kernel(self, "sqeuclidean_distance")(self, a, b, allow_nonfinite=allow_nonfinite)
 
     def normalize(
         self, x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None
@@ -185,7 +189,7 @@ class VectorOps:
         >>> [float(v) for v in VectorOps().normalize([3.0, 4.0])]
         [0.6, 0.8]
         """
-        return self.__dict__["normalize"](x, inplace=inplace, allow_nonfinite=allow_nonfinite)
+        return _kernel(self, "normalize")(self, x, inplace=inplace, allow_nonfinite=allow_nonfinite)
 
     def top_k(
         self,
@@ -203,8 +207,39 @@ class VectorOps:
         >>> [int(i) for i in VectorOps().top_k([1, 0], [[0, 1], [1, 0]], 1)[0]]
         [1]
         """
-        top: Callable[..., tuple[Any, Any]] = self.__dict__["top_k"]
-        return top(query, matrix, k, metric=metric, allow_nonfinite=allow_nonfinite)
+        top: Callable[..., tuple[Any, Any]] = _kernel(self, "top_k")
+        return top(self, query, matrix, k, metric=metric, allow_nonfinite=allow_nonfinite)
+
+
+_VARIANTS: dict[tuple[type, str, bool, int], type] = {}
+_VARIANT_LOCK = threading.Lock()
+
+
+def _variant(cls: type, kernels: str, allow: bool, threads: int) -> type:
+    """The subclass of ``cls`` whose methods are ``kernels``' bound for these settings."""
+    key = (cls, kernels, allow, threads)
+    found = _VARIANTS.get(key)
+    if found is None:
+        with _VARIANT_LOCK:
+            found = _VARIANTS.get(key)
+            if found is None:
+                module = importlib.import_module(kernels)
+                namespace: dict[str, Any] = {"__module__": cls.__module__, "__slots__": ()}
+                for name, method in module.bind_methods(allow, threads).items():
+                    method.__doc__ = getattr(cls, name).__doc__
+                    method.__qualname__ = f"{cls.__qualname__}.{name}"
+                    method.__module__ = cls.__module__
+                    namespace[name] = method
+                found = type(cls.__name__, (cls,), namespace)
+                found.__qualname__ = cls.__qualname__
+                _VARIANTS[key] = found
+    return found
+
+
+def _kernel(ops: VectorOps, name: str) -> Callable[..., Any]:
+    """The kernel method behind ``name`` for ``ops`` (found on its settings' subclass)."""
+    kernel: Callable[..., Any] = type(ops).__dict__[name]
+    return kernel
 
 
 @_bound

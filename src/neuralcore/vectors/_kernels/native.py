@@ -32,10 +32,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neuralcore.errors import InputTypeError
+from neuralcore.vectors._kernels.pure import as_methods
 from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 
-__all__ = ("SIMD_NAME", "bind")
+__all__ = ("SIMD_NAME", "bind", "bind_methods")
 
 Arr = NDArray[np.floating[Any]]
 Names = tuple[str, str]
@@ -208,6 +209,91 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         "normalize": normalize,
         "top_k": top_k,
     }
+
+
+def bind_methods(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
+    """:func:`bind`'s functions as methods (a leading ``self``, unused), for the classes
+    :class:`~neuralcore.vectors.VectorOps` makes per setting.
+
+    A method defined on the class is what CPython 3.11 specialises on lookup; a kernel kept
+    per instance and shadowing a documented method costs one generic lookup more per call.
+    So the one-pair fast paths are written out again here, the same code with ``self``
+    first; the rest call the bound functions (their own work dwarfs one frame).
+    """
+    functions = bind(allow, threads)
+
+    def cosine_similarity(self: Any, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        dist = None
+        try:
+            dist = _ss_cos(a, b)
+            if 0.0 < dist < 2.0:
+                return 1.0 - dist
+        except _SS_REJECTS:
+            pass
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        return _general("cosine_similarity", a, b, flag, threads, dist)
+
+    def cosine_distance(self: Any, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        dist = None
+        try:
+            dist = _ss_cos(a, b)
+            if 0.0 < dist < 2.0:
+                return dist
+        except _SS_REJECTS:
+            pass
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        return _general("cosine_distance", a, b, flag, threads, dist)
+
+    def dot(self: Any, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        result = None
+        try:
+            result = _ss_dot(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            if type(result) is float and result - result == 0.0:
+                return result
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        return _general("dot", a, b, flag, threads, result)
+
+    def sqeuclidean_distance(
+        self: Any, a: Any, b: Any, *, allow_nonfinite: bool | None = None
+    ) -> Any:
+        result = None
+        try:
+            result = _ss_sq(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            if type(result) is float and result - result == 0.0:
+                return result
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        return _general("sqeuclidean_distance", a, b, flag, threads, result)
+
+    def euclidean_distance(
+        self: Any, a: Any, b: Any, *, allow_nonfinite: bool | None = None
+    ) -> Any:
+        result = None
+        try:
+            result = _ss_sq(a, b)
+        except _SS_REJECTS:
+            pass
+        else:
+            if type(result) is float and result - result == 0.0:
+                return _sqrt(result)
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        return _general("euclidean_distance", a, b, flag, threads, result)
+
+    methods = {
+        "cosine_similarity": cosine_similarity,
+        "cosine_distance": cosine_distance,
+        "dot": dot,
+        "euclidean_distance": euclidean_distance,
+        "sqeuclidean_distance": sqeuclidean_distance,
+    }
+    if not _COSINE_SIMD:  # imprecise portable SimSIMD cosine: the general path serves
+        del methods["cosine_similarity"], methods["cosine_distance"]
+    return {**as_methods(functions), **methods}
 
 
 _sqrt = math.sqrt

@@ -25,7 +25,7 @@ from neuralcore.errors import (
 )
 from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
 
-__all__ = ("bind",)
+__all__ = ("as_methods", "bind", "bind_methods")
 
 Vec = list[float]
 Mat = list[list[float]]
@@ -308,3 +308,21 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         return top_k(query, matrix, k, metric, flag, threads)
 
     return {**{kind: pair(kind) for kind in _KINDS}, "normalize": normalize_, "top_k": top_k_}
+
+
+def bind_methods(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
+    """:func:`bind`'s functions as methods that ignore ``self``."""
+    return as_methods(bind(allow, threads))
+
+
+def as_methods(functions: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
+    """Each function as a method that ignores ``self`` (one frame more per call)."""
+
+    def method(function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        call.__name__ = function.__name__
+        return call
+
+    return {name: method(function) for name, function in functions.items()}
