@@ -90,6 +90,15 @@ def test_cosine_is_exact_at_every_magnitude(
     assert np.all(np.abs(dots - want[0]) <= 1e-5 * bound)
 
 
+@pytest.mark.parametrize("scale", [1e-38, 1e-30, 1e30, 1e38, 3e38])
+def test_float32_queries_near_the_range_limits_are_exact(scale: float) -> None:
+    corpus = Corpus(np.eye(3, dtype=np.float32))
+    query = np.array([[scale, scale, 0.0]], dtype=np.float32)
+    want = [np.sqrt(0.5), np.sqrt(0.5), 0.0]
+    np.testing.assert_allclose(corpus.cosine(query)[0], want, atol=1e-7)
+    np.testing.assert_allclose(corpus.cosine(query[0]), want, atol=1e-7)
+
+
 def test_grows_and_keeps_indices() -> None:
     rows = _data(100)
     corpus = Corpus(dim=16)
