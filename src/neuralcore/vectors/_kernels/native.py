@@ -77,6 +77,7 @@ _ss_cos: Callable[[Arr, Arr], float] = getattr(_SIMD, _COSINE_METRIC)
 _ss_dot: Callable[[Arr, Arr], float] = _SIMD.dot
 _ss_sq: Callable[[Arr, Arr], float] = _SIMD.sqeuclidean
 _ss_cdist: Callable[..., Any] = _SIMD.cdist
+_ss_norm: Callable[..., Any] | None = getattr(_SIMD, "norm", None)  # NumKong only
 
 
 def _simd_cosine_precise() -> bool:
@@ -487,6 +488,9 @@ def _normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
 
 
 def _row_norms(arr: Arr) -> NDArray[np.float64]:
+    """Norms of the rows (or of the vector) in float64; NumKong's SIMD norm for matrices."""
+    if _ss_norm is not None and arr.ndim == 2 and arr.dtype in _FAST and arr.flags.c_contiguous:
+        return np.asarray(_ss_norm(arr, axis=1), dtype=np.float64)
     with np.errstate(all="ignore"):
         squares = np.einsum("...i,...i->...", arr, arr, dtype=np.float64, casting="unsafe")
         return cast(NDArray[np.float64], np.sqrt(squares))
