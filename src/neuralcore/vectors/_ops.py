@@ -88,15 +88,23 @@ class VectorOps:
     # CPython specialises, so a method call costs what the module function costs. The
     # methods below state the contract (help(), docs) and forward to that subclass.
 
-    def __init__(
-        self, *, backend: BackendName = "auto", threads: int = 1, allow_nonfinite: bool = False
-    ) -> None:
+    # Built in __new__ (no __init__): the instance must be allocated as the subclass, so
+    # that its attributes are laid out for that class and method lookups specialise.
+    backend: str
+    _k: ModuleType
+    _threads: int
+    _allow: bool
+
+    def __new__(
+        cls, *, backend: BackendName = "auto", threads: int = 1, allow_nonfinite: bool = False
+    ) -> VectorOps:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ConfigError("threads", threads, "must be an int >= 1")
-        self.backend, self._k = load_kernels(backend)
-        self._threads = threads
-        self._allow = check_flag(allow_nonfinite, "allow_nonfinite")
-        self.__class__ = _variant(type(self), self._k.__name__, self._allow, threads)
+        choice, kernels = load_kernels(backend)
+        allow = check_flag(allow_nonfinite, "allow_nonfinite")
+        self: VectorOps = object.__new__(_variant(cls, kernels.__name__, allow, threads))
+        self.backend, self._k, self._threads, self._allow = choice, kernels, threads, allow
+        return self
 
     def __repr__(self) -> str:
         return (
