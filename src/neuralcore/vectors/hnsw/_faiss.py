@@ -273,6 +273,14 @@ class FaissEngine:
     def _pad(
         self, rows: NDArray[np.int64], dists: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        if rows.shape[1] == k and (not rows.size or rows.min() >= 0):  # all k found
+            if self.metric == "l2":  # FAISS returns squared L2; rounding can dip below 0
+                full = np.sqrt(np.maximum(dists, np.float32(0)))
+            else:
+                full = np.float32(1) - dists
+                if self.metric == "cosine":
+                    np.maximum(full, np.float32(0), out=full)
+            return self._labels[rows], full.astype(np.float32, copy=False)
         found = rows >= 0
         keys = np.where(found, self._labels[np.where(found, rows, 0)], -1)
         if self.metric == "l2":  # FAISS returns squared L2; rounding can dip below 0

@@ -525,8 +525,12 @@ class HNSWIndex:
         count = _count("k", k)
         beam = max(self.ef_search if ef is None else _count("ef", ef), count)
         spec = None if filter is None else KeyFilter(filter)
-        with self._lock.read():  # FAISS takes ef per call: searches never exclude each other
+        lock = self._lock  # FAISS takes ef per call: searches never exclude each other
+        lock.acquire_read()
+        try:
             keys, dists = self._engine.search(rows, count, spec, beam)
+        finally:
+            lock.release_read()
         if spec is not None:
             spec.check()
         return (keys[0], dists[0]) if single else (keys, dists)

@@ -110,6 +110,14 @@ def prepare_vectors(
 
 
 def _unit(rows: NDArray[Any], name: str) -> NDArray[np.float32]:
+    if rows.dtype == np.float32 and rows.flags.c_contiguous and len(rows):
+        # float64 sums of float32 squares cannot under- or overflow: scale in float32 when
+        # every row's 1/norm is a normal float32 (norms in [1e-37, 1e37])
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+        if norms.min() > 1e-37 and norms.max() < 1e37:
+            scale = (1.0 / norms).astype(np.float32)
+            unit: NDArray[np.float32] = np.multiply(rows, scale[:, None])
+            return unit
     x = rows.astype(np.float64, copy=False)
     top = np.abs(x).max(axis=1, initial=0.0) if len(x) else np.zeros(0)
     if len(top) and not top.all():

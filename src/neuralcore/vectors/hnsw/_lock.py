@@ -1,8 +1,8 @@
 """A small readers-writer lock: many concurrent searches, or one mutation.
 
 Writers are preferred (new readers wait while a writer waits) so a steady stream of
-searches cannot starve ``add``. hnswlib releases the GIL inside ``knn_query`` and
-``add_items``, so readers really do run in parallel.
+searches cannot starve ``add``. FAISS releases the GIL inside ``search`` and ``add``,
+so readers really do run in parallel.
 """
 
 from __future__ import annotations
@@ -32,19 +32,28 @@ class RWLock:
         self._writing = False
         self._waiting_writers = 0
 
+    def acquire_read(self) -> None:
+        """Take the lock shared (pair with :meth:`release_read`; cheaper than ``read()``)."""
+        with self._cond:
+            if self._writing or self._waiting_writers:
+                self._cond.wait_for(lambda: not self._writing and not self._waiting_writers)
+            self._readers += 1
+
+    def release_read(self) -> None:
+        """Give back a shared hold; the last reader out wakes a waiting writer."""
+        with self._cond:
+            self._readers -= 1
+            if not self._readers and self._waiting_writers:
+                self._cond.notify_all()
+
     @contextmanager
     def read(self) -> Iterator[None]:
         """Hold the lock shared."""
-        with self._cond:
-            self._cond.wait_for(lambda: not self._writing and not self._waiting_writers)
-            self._readers += 1
+        self.acquire_read()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+            self.release_read()
 
     @contextmanager
     def write(self) -> Iterator[None]:
