@@ -43,16 +43,15 @@ def model_dir(source_dir: Path) -> Path:
     A missing, damaged or stale conversion fails here with the command that fixes it;
     tests never write into this folder (``model_copy`` is for breaking files).
     """
-    from neuralcore.embedding._models import RECIPE, read_manifest, resolve_model, verify_files
+    from neuralcore.embedding import load_model_info
     from neuralcore.errors import NeuralcoreError
 
     fix = "run `bash scripts/post_install.sh`"
     try:
-        info = read_manifest(resolve_model("all-MiniLM-L6-v2"))
-        verify_files(info, sorted(info.files))
+        info = load_model_info("all-MiniLM-L6-v2", verify=True)
     except NeuralcoreError as err:
         pytest.fail(f"the converted all-MiniLM-L6-v2 is unusable: {err}; {fix}")
-    if info.recipe != RECIPE or not info.parity or "openvino-int8" not in info.graphs:
+    if info.stale or not info.parity or "openvino-int8" not in info.graphs:
         pytest.fail(f"the converted all-MiniLM-L6-v2 in {info.path} is stale; {fix}")
     return info.path
 

@@ -14,10 +14,38 @@ def test_public_names_are_pinned() -> None:
         "ModelInfo",
         "RuntimeInfo",
         "convert_model",
+        "load_model_info",
         "neuralcore_home",
     )
     for name in neuralcore.embedding.__all__:
         assert getattr(neuralcore.embedding, name) is not None
+
+
+def test_public_submodules_are_pinned() -> None:
+    import neuralcore.embedding.parity
+    import neuralcore.embedding.pooling
+
+    assert neuralcore.embedding.parity.__all__ == (
+        "EXACT_COSINE",
+        "GATE_COSINE",
+        "GATE_TOP10",
+        "Parity",
+        "benchmark_texts",
+        "calibration_texts",
+        "compare",
+        "hostile_texts",
+        "parity_queries",
+        "parity_texts",
+    )
+    assert neuralcore.embedding.pooling.__all__ == (
+        "OutputDtype",
+        "finalize",
+        "l2_normalize",
+        "pool",
+    )
+    # the gate the issue sets: min cosine 0.99, top-10 overlap 0.95, exact 0.9999
+    parity = neuralcore.embedding.parity
+    assert (parity.GATE_COSINE, parity.GATE_TOP10, parity.EXACT_COSINE) == (0.99, 0.95, 0.9999)
 
 
 def test_known_models_cover_the_issue_list() -> None:

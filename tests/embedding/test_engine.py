@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -31,6 +32,11 @@ TEXTS = [
     "Open file and return a stream. Raise OSError upon failure." * 5,
     "Embeddings map text to vectors so that similar meanings land close together.",
 ]
+
+
+def _runtime_of(variant: str) -> str:
+    """The runtime a variant names (``openvino-*`` on OpenVINO, the rest on ONNX Runtime)."""
+    return "openvino" if variant.startswith("openvino") else "onnxruntime"
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -131,7 +137,11 @@ def test_max_length_is_configurable(model_dir: Path, engine: EmbeddingEngine) ->
     short = EmbeddingEngine(model_dir, max_length=16)
     assert _cos(short.embed_one(long_text), engine.embed_one(long_text)) < 0.99
     # the truncated vector is the vector of the truncated text
-    head = short._tokenizer.decode(short._tokenizer.encode(long_text).ids)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(16)
+    head = tokenizer.decode(tokenizer.encode(long_text).ids)
     assert _cos(short.embed_one(long_text), engine.embed_one(head)) > 0.999
 
 
@@ -287,12 +297,12 @@ def test_cuda_request_falls_back_to_cpu_with_a_message(
 def test_missing_onnxruntime_names_the_extra(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from neuralcore.embedding._select import describe_backend
+    import neuralcore
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingDependencyError, match=r"neuralcore-runtime\[embedding\]"):
         EmbeddingEngine(model_dir, variant="fp32")
-    info = describe_backend("embedding")
+    info = neuralcore.backend_info()["embedding"]
     assert "embedding" in info.detail
     assert info.library == "none"
 
@@ -301,14 +311,14 @@ def test_backend_info_reports_the_default_variant(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import neuralcore
-    from neuralcore.embedding._models import VARIANTS, read_manifest
+    from neuralcore.embedding import load_model_info
 
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "all-MiniLM-L6-v2").symlink_to(model_dir)
     monkeypatch.setenv("NEURALCORE_HOME", str(tmp_path))
-    default = read_manifest(model_dir).default
+    default = load_model_info(model_dir).default
     info = neuralcore.backend_info()["embedding"]
-    assert (info.backend, info.library) == ("native", VARIANTS[default].runtime)
+    assert (info.backend, info.library) == ("native", _runtime_of(default))
     assert f"default variant {default} of all-MiniLM-L6-v2" in info.detail
     assert "min cosine" in info.detail
 
@@ -360,9 +370,7 @@ def test_openvino_refuses_cuda_and_foreign_files(model_copy: Path) -> None:
     (model_copy / "model.onnx").unlink()
     (model_copy / "model.onnx").write_bytes(b"garbage" * 100)
     manifest = json.loads((model_copy / "neuralcore.json").read_text())
-    from neuralcore.embedding._models import sha256_file
-
-    manifest["files"]["model.onnx"] = sha256_file(model_copy / "model.onnx")
+    manifest["files"]["model.onnx"] = hashlib.sha256(b"garbage" * 100).hexdigest()
     (model_copy / "neuralcore.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match=r"OpenVINO cannot load model file .*model\.onnx"):
         EmbeddingEngine(model_copy, runtime="openvino")
@@ -382,32 +390,29 @@ def test_openvino_static_int8_agrees_with_fp32(
     assert _cos(alone, vectors).min() > 0.9999
 
 
-def test_openvino_static_int8_has_its_own_cache_entries(
-    engine_openvino_int8: EmbeddingEngine, engine_int8: EmbeddingEngine
-) -> None:
-    cache = EmbeddingCache()
+def test_openvino_static_int8_has_its_own_cache_entries(model_dir: Path) -> None:
+    cache = EmbeddingCache()  # shared by the two engines
+    openvino_int8 = EmbeddingEngine(model_dir, variant="openvino-int8", cache=cache)
+    dynamic_int8 = EmbeddingEngine(model_dir, variant="int8", cache=cache)
     text = ["the same text, two variants"]
-    a = engine_openvino_int8.embed(text, cache=False)
-    for e in (engine_openvino_int8, engine_int8):
-        e._cache = cache  # share one cache between the two engines
-    engine_openvino_int8.embed(text, cache=True)
-    b = engine_int8.embed(text, cache=True)
+    a = openvino_int8.embed(text, cache=True)
+    b = dynamic_int8.embed(text, cache=True)
     assert cache.stats().misses == 2  # the second engine did not reuse the first's entry
     assert not np.array_equal(a, b)
 
 
 def test_default_engine_reports_what_runs(default_engine: EmbeddingEngine) -> None:
-    from neuralcore.embedding._models import VARIANTS
-
     info = default_engine.runtime_info
     assert isinstance(info, RuntimeInfo)
     assert info.variant == default_engine.model_info.default
     assert (info.runtime, info.chosen_by, info.device) == (
-        VARIANTS[info.variant].runtime,
+        _runtime_of(info.variant),
         "default",
         "cpu",
     )
     assert info.threads == usable_cores()
+    # OpenVINO: one stream per thread, each batch on one; ONNX Runtime: one stream
+    assert info.streams == (info.threads if info.runtime == "openvino" else 1)
     assert info.version
     assert info.variant in repr(default_engine)
     with pytest.raises(AttributeError):

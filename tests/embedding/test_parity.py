@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from neuralcore.embedding import EmbeddingEngine
-from neuralcore.embedding._corpus import (
+from neuralcore.embedding import EmbeddingEngine, load_model_info
+from neuralcore.embedding.parity import (
     benchmark_texts,
     calibration_texts,
+    compare,
     hostile_texts,
+    parity_queries,
     parity_texts,
 )
-from neuralcore.embedding._models import read_manifest
-from neuralcore.embedding._parity import compare, parity_queries
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +89,7 @@ def test_parity_and_calibration_sets_are_disjoint(texts: list[str]) -> None:
 def test_every_variant_matches_its_manifest_record(
     model_dir: Path, texts: list[str], reference: Any
 ) -> None:
-    info = read_manifest(model_dir)
+    info = load_model_info(model_dir)
     assert info.parity, "the converted model has no parity record (was it converted with ST?)"
     report = []
     for variant, row in info.parity.items():
@@ -101,7 +101,7 @@ def test_every_variant_matches_its_manifest_record(
 
 
 def test_default_variant_passes_the_gate(model_dir: Path, texts: list[str], reference: Any) -> None:
-    info = read_manifest(model_dir)
+    info = load_model_info(model_dir)
     engine = EmbeddingEngine(model_dir)
     assert engine.runtime_info.variant == info.default
     assert engine.runtime_info.chosen_by == "default"
@@ -112,7 +112,7 @@ def test_default_variant_passes_the_gate(model_dir: Path, texts: list[str], refe
 
 
 def test_default_is_the_fastest_passing_variant(model_dir: Path) -> None:
-    info = read_manifest(model_dir)
+    info = load_model_info(model_dir)
     passing = {n: r["ms_100"] for n, r in info.parity.items() if r["passes"]}
     assert info.default == min(passing, key=passing.__getitem__)
     assert {"fp32", "openvino-int8", "openvino-bf16"} <= set(info.parity)
@@ -120,7 +120,7 @@ def test_default_is_the_fastest_passing_variant(model_dir: Path) -> None:
 
 def test_exact_variant_has_fp32_parity(model_dir: Path, texts: list[str], reference: Any) -> None:
     engine = EmbeddingEngine(model_dir, precision="exact")
-    assert engine.runtime_info.variant == read_manifest(model_dir).exact
+    assert engine.runtime_info.variant == load_model_info(model_dir).exact
     result = compare(engine.embed(texts), engine.embed(parity_queries(texts)), *reference)
     assert result.min_cosine >= EXACT_COSINE, texts[result.worst][:60]
     assert result.top10 >= GATE_TOP10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuralcore.embedding._pooling import finalize, l2_normalize, pool
+from neuralcore.embedding.pooling import finalize, l2_normalize, pool
 
 RNG = np.random.default_rng(7)
 HIDDEN = RNG.normal(size=(3, 6, 8)).astype(np.float32)

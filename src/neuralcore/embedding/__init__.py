@@ -7,6 +7,9 @@
 384
 >>> engine.runtime_info.chosen_by
 'default'
+
+Submodules: :mod:`neuralcore.embedding.parity` (the parity gate and its text sets) and
+:mod:`neuralcore.embedding.pooling` (pooling and output forms).
 """
 
 from neuralcore.core._optional import require
@@ -17,7 +20,13 @@ from neuralcore.embedding._cache import CacheStats, EmbeddingCache
 from neuralcore.embedding._config import EmbeddingConfig
 from neuralcore.embedding._convert import convert_model
 from neuralcore.embedding._engine import EmbeddingEngine, RuntimeInfo
-from neuralcore.embedding._models import KNOWN_MODELS, KnownModel, ModelInfo, neuralcore_home
+from neuralcore.embedding._models import (
+    KNOWN_MODELS,
+    KnownModel,
+    ModelInfo,
+    load_model_info,
+    neuralcore_home,
+)
 
 __all__ = (
     "KNOWN_MODELS",
@@ -29,5 +38,6 @@ __all__ = (
     "ModelInfo",
     "RuntimeInfo",
     "convert_model",
+    "load_model_info",
     "neuralcore_home",
 )

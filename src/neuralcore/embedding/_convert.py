@@ -119,6 +119,7 @@ def convert_model(
     if not (src / "config.json").is_file():
         raise ModelError(f"source model folder {src} has no config.json; not a transformer folder")
     settings = _read_settings(src, name or src.name)
+    _check_replaceable(out)  # before minutes of work, not after
     with tempfile.TemporaryDirectory(prefix=".convert-", dir=_parent(out)) as tmp:
         work = Path(tmp)
         dimension = _export(src, work / "raw.onnx")
@@ -161,10 +162,17 @@ def _parent(out: Path) -> Path:
     return out.parent
 
 
+def _check_replaceable(out: Path) -> None:
+    """Refuse an output folder that holds something other than a neuralcore model."""
+    if out.is_dir() and any(out.iterdir()) and not (out / "neuralcore.json").is_file():
+        raise ModelError(f"output folder {out} exists and is not a neuralcore model folder")
+    if out.exists() and not out.is_dir():
+        raise ModelError(f"output folder {out} exists and is not a folder")
+
+
 def _replace_folder(work: Path, out: Path) -> None:
     if out.exists():
-        if any(out.iterdir()) and not (out / "neuralcore.json").is_file():
-            raise ModelError(f"output folder {out} exists and is not a neuralcore model folder")
+        _check_replaceable(out)
         shutil.rmtree(out)
     out.mkdir()
     for item in work.iterdir():

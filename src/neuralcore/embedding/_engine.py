@@ -61,6 +61,9 @@ class RuntimeInfo(NamedTuple):
         ``"cpu"`` or ``"cuda"``.
     chosen_by : {"default", "exact", "explicit"}
         The model's default variant, ``precision="exact"``, or ``quantization``/``runtime``.
+    streams : int
+        Batches that run at once, each on ``threads / streams`` threads (OpenVINO: one
+        stream per thread; ONNX Runtime: one stream of all threads).
 
     Examples
     --------
@@ -75,6 +78,7 @@ class RuntimeInfo(NamedTuple):
     threads: int
     device: str
     chosen_by: str
+    streams: int = 1
 
 
 class _Request:
@@ -247,6 +251,7 @@ class EmbeddingEngine:
             threads=self._threads,
             device=self._runner.device,
             chosen_by=chosen_by,
+            streams=self._runner.streams,
         )
         self._cache = cache
         self._cache_id = _cache_id(
@@ -295,7 +300,8 @@ class EmbeddingEngine:
         info = self._runtime_info
         return (
             f"EmbeddingEngine({self._info.name!r}, variant={info.variant!r},"
-            f" runtime={info.runtime!r}, threads={info.threads}, dimension={self.dimension})"
+            f" runtime={info.runtime!r}, threads={info.threads}, streams={info.streams},"
+            f" dimension={self.dimension})"
         )
 
     def embed(self, texts: Sequence[str], *, cache: bool = False) -> NDArray[Any]:

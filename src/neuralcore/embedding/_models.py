@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from neuralcore.errors import ModelError, ModelNotFoundError
+from neuralcore.errors import InputTypeError, ModelError, ModelNotFoundError
 
 __all__ = (
     "KNOWN_MODELS",
@@ -28,6 +28,7 @@ __all__ = (
     "Variant",
     "VariantSpec",
     "graph_files",
+    "load_model_info",
     "models_dir",
     "neuralcore_home",
     "read_manifest",
@@ -182,6 +183,17 @@ class ModelInfo:
 
     def __post_init__(self) -> None:
         _check_fields(self)
+
+    @property
+    def stale(self) -> bool:
+        """Made by an older conversion recipe than this neuralcore's (setup converts again).
+
+        Examples
+        --------
+        >>> ModelInfo(name="m", dimension=4, max_length=8, pooling="mean", normalize=True).stale
+        True
+        """
+        return self.recipe != RECIPE
 
     def variant_names(self) -> list[str]:
         """Variants this folder can run (their graphs are present).
@@ -381,6 +393,44 @@ def _is_file(path: Path) -> bool:
         return path.is_file()
     except (OSError, ValueError):
         return False
+
+
+def load_model_info(
+    model: str | os.PathLike[str] = "all-MiniLM-L6-v2", *, verify: bool = False
+) -> ModelInfo:
+    """The manifest of a converted model, found by name or folder like the engine finds it.
+
+    Parameters
+    ----------
+    model : str or path
+        Known model name (looked up in :func:`models_dir`) or a converted model folder.
+    verify : bool
+        Also check every file of the folder against its manifest sha256.
+
+    Raises
+    ------
+    InputTypeError
+        ``model`` is neither a string nor a path.
+    ModelNotFoundError
+        Nothing converted under that name or path; the message says how to convert one.
+    ModelError
+        The manifest is missing or invalid (the field is named), or with ``verify`` a file
+        is missing or does not match its hash (the file is named).
+
+    Examples
+    --------
+    >>> info = load_model_info("all-MiniLM-L6-v2")
+    >>> info.dimension, info.default in info.variant_names()
+    (384, True)
+    """
+    if not isinstance(model, str | os.PathLike):
+        raise InputTypeError(
+            f"model must be a model name or a folder path, got {type(model).__name__}"
+        )
+    info = read_manifest(resolve_model(model))
+    if verify:
+        verify_files(info, sorted(info.files))
+    return info
 
 
 def resolve_model(model: str | os.PathLike[str]) -> Path:

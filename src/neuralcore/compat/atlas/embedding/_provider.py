@@ -304,10 +304,10 @@ def _short_name(model: str) -> str:
 
 def _convert_hint(model: str, err: NeuralcoreError) -> str:
     """The engine's "not converted" error, with the command that converts this model."""
-    from neuralcore.embedding._models import models_dir
+    from neuralcore.embedding import neuralcore_home
 
     given = Path(model).expanduser()
-    target = models_dir() / _short_name(model)
+    target = neuralcore_home() / "models" / _short_name(model)
     if given.is_dir() and (given / "config.json").is_file():
         return (
             f"{model} is a sentence-transformers folder, not a converted neuralcore model; "

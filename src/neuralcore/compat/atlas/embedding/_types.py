@@ -8,7 +8,6 @@ adapter raises subclasses that also derive from ATLAS's own error classes (see
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import logging
 from collections.abc import Iterator
@@ -126,9 +125,11 @@ def atlas_base() -> Any | None:
     return module if hasattr(module, "register_embedding_provider") else None
 
 
-@functools.cache
 def atlas_flavoured(cls: type[EmbeddingError]) -> type[EmbeddingError]:
     """``cls``, or a subclass that is also ATLAS's error of the same name when importable.
+
+    Made once per ATLAS module object, so an application that imports ATLAS later (or
+    reloads it) gets classes matching the module it has now.
 
     Examples
     --------
@@ -136,10 +137,19 @@ def atlas_flavoured(cls: type[EmbeddingError]) -> type[EmbeddingError]:
     True
     """
     base = atlas_base()
-    theirs = getattr(base, cls.__name__, None) if base is not None else None
-    if not (isinstance(theirs, type) and issubclass(theirs, Exception)):
-        return cls
-    return type(cls.__name__, (cls, theirs), {"__module__": __name__})
+    made = _FLAVOURED.get((cls, base))
+    if made is None:
+        theirs = getattr(base, cls.__name__, None) if base is not None else None
+        made = cls
+        if isinstance(theirs, type) and issubclass(theirs, Exception):
+            made = type(cls.__name__, (cls, theirs), {"__module__": __name__})
+        _FLAVOURED[(cls, base)] = made
+    return made
+
+
+# (class, ATLAS module or None) -> the class to raise; a dict, not functools.cache, so a
+# newly imported ATLAS module is a new key
+_FLAVOURED: dict[tuple[type[EmbeddingError], Any], type[EmbeddingError]] = {}
 
 
 def result_types() -> tuple[type[Any], type[Any]]:
