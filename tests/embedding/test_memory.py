@@ -12,7 +12,7 @@ psutil = pytest.importorskip("psutil", reason="psutil (dev extra) measures RSS")
 
 
 @pytest.mark.slow
-def test_rss_is_bounded_over_2000_mixed_batches(engine_int8: EmbeddingEngine) -> None:
+def test_rss_is_bounded_over_1000_mixed_batches(engine_int8: EmbeddingEngine) -> None:
     rng = random.Random(3)
     words = [
         "alpha",
@@ -34,10 +34,11 @@ def test_rss_is_bounded_over_2000_mixed_batches(engine_int8: EmbeddingEngine) ->
         return [" ".join(rng.choices(words, k=rng.randint(1, longest))) for _ in range(rows)]
 
     process = psutil.Process()
-    for _ in range(200):  # warm-up: the arena reaches its working size
+    for _ in range(150):  # warm-up: the arena reaches its working size
         engine_int8.embed(batch())
     before = process.memory_info().rss
-    for _ in range(1800):
+    # ~200 distinct shapes (1-4 rows x up to ~60 tokens, some ~250): each seen several times
+    for _ in range(850):
         engine_int8.embed(batch())
     growth_mb = (process.memory_info().rss - before) / 2**20
-    assert growth_mb < 40, f"RSS grew {growth_mb:.1f} MB over 1,800 batches"
+    assert growth_mb < 40, f"RSS grew {growth_mb:.1f} MB over 850 batches"
