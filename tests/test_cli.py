@@ -146,7 +146,7 @@ _AS_IN_A_TERMINAL = (
 
 def test_ctrl_c_is_one_line_with_status_130() -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", _AS_IN_A_TERMINAL],
+        [sys.executable, "-u", "-c", _AS_IN_A_TERMINAL],  # -u: its first line comes at once
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert child.stdout is not None
