@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import sys
 from typing import Any
 
 __all__ = ("SUITES", "register")
@@ -58,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.suite != "all":  # "all" may be narrowed by --suites; it is checked as it runs
         for module, extra in SUITES[args.suite][1]:
             require(module, extra=extra)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # rows show as they come, also through a pipe
+        sys.stdout.reconfigure(line_buffering=True)
     argv = (["--quick"] if args.quick else []) + list(args.rest)
     if args.suite == "all":
         argv += ["--out", args.out] + (["--suites", args.suites] if args.suites else [])
