@@ -150,6 +150,44 @@ def test_encode_refuses_what_would_not_round_trip_wherever_it_hides(
     msg = Message("rag.query", payload, headers=headers, id="id-1")
     with pytest.raises(SerializationError, match=match):
         codec.encode(msg)
+    with pytest.raises(SerializationError, match=match):  # the batch path checks the same
+        codec.encode_many([_msg(1), msg])
+
+
+@pytest.mark.parametrize(
+    ("payload", "headers", "where"),
+    [
+        ({"a": "x\udcff"}, None, "payload['a']"),
+        ([1, {"b": ("ok", "\ud800")}], None, "payload[1]['b'][1]"),
+        ({"k\udcff": 1}, None, "payload key 'k\\udcff'"),
+        ("ok", {"h": ["ok", "x\udcff"]}, "headers['h'][1]"),
+        ("\udcff", None, "payload"),
+    ],
+)
+def test_a_lone_surrogate_is_named_by_where_it_is(
+    codec: Codec, payload: Any, headers: dict[str, Any] | None, where: str
+) -> None:
+    msg = Message("rag.query", payload, headers=headers, id="id-1")
+    for encode in (codec.encode, lambda m: codec.encode_many([m])[0]):
+        with pytest.raises(SerializationError) as info:
+            encode(msg)
+        assert f"{where} is not valid UTF-8" in str(info.value)
+        assert "'rag.query'" in str(info.value)
+
+
+def test_encode_many_gives_encode_s_bytes_in_order(codec: Codec) -> None:
+    msgs = [
+        _msg({"q": "x", "tags": ["a", "b"]}),
+        Message("other", [1, {"deep": [2, [3]]}], id="id-2"),  # not flat: walked
+        Message("plain", b"\x00", headers=None),  # no headers, bytes payload
+        _msg({"v": np.arange(3, dtype=np.int16)}),
+    ]
+    many = codec.encode_many(msgs)
+    assert many == [codec.encode(m) for m in msgs]
+    assert [codec.decode(d).id for d in many] == [m.id for m in msgs]
+    assert codec.encode_many([]) == []
+    with pytest.raises(SerializationError, match="over max_message_size=4096"):
+        codec.encode_many([_msg(1), _msg("x" * 5000)])
 
 
 @pytest.mark.parametrize(
@@ -164,3 +202,24 @@ def test_nested_payloads_without_sets_round_trip(codec: Codec, payload: Any) -> 
     back = codec.decode(codec.encode(_msg(payload))).payload
     expected = msgspec.msgpack.decode(msgspec.msgpack.encode(payload))  # tuples come back lists
     assert back == expected
+
+
+def test_a_bus_numbered_id_travels_as_its_number_and_reads_the_same(codec: Codec) -> None:
+    from neuralcore.messaging import MessageBus
+
+    bus = MessageBus()
+    bus.create_channel("rag.query")
+    sent = bus.publish("rag.query", {"q": 1})
+    assert sent is not None
+    back = codec.decode(codec.encode(sent))
+    assert back.id == sent.id == f"{bus.bus_id}-{int(sent.id.rsplit('-', 1)[1], 16):x}"
+    assert back.origin == bus.bus_id
+
+
+def test_a_numbered_id_needs_a_text_origin() -> None:
+    codec = MsgpackCodec()
+    bad = msgspec.msgpack.encode([7, "c", 1, 0.0, {}, 1, 1, None])
+    with pytest.raises(SerializationError, match="malformed"):
+        codec.decode(bad)
+    ok = codec.decode(msgspec.msgpack.encode([255, "c", 1, 0.0, {}, 1, 1, "bus-a"]))
+    assert ok.id == "bus-a-ff"

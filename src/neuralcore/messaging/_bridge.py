@@ -33,16 +33,30 @@ class Bridge(Protocol):
     Attributes
     ----------
     name : str
-        Shown in logs and errors.
+        Shown in logs and errors (read-only).
     channels : tuple of str
-        Channel names or patterns (``"rag.*"``) the bridge carries.
+        Channel names or patterns (``"rag.*"``) the bridge carries (read-only).
     direction : {"inbound", "outbound", "both"}
-        Which way messages flow.
+        Which way messages flow (read-only).
     """
 
-    name: str
-    channels: tuple[str, ...]
-    direction: BridgeDirection
+    # Read-only properties, not attributes: a bridge that exposes them as properties (the
+    # built-in bridges do) satisfies the protocol under ``mypy --strict``; a plain
+    # attribute still does.
+    @property
+    def name(self) -> str:
+        """Shown in logs and errors."""
+        ...
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Channel names or patterns the bridge carries."""
+        ...
+
+    @property
+    def direction(self) -> BridgeDirection:
+        """``"inbound"``, ``"outbound"`` or ``"both"``."""
+        ...
 
     async def start(self, bus: MessageBus) -> None:
         """Connect; called by ``bus.start()`` (or at once when the bus is running)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from neuralcore.messaging._bridge import Tap
 from neuralcore.messaging._message import Message
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from neuralcore.messaging._registry import Registry
     from neuralcore.messaging._taps import Taps
 
-__all__ = ("MessageBusPort", "port_for")
+__all__ = ("MessageBusPort", "PortSource", "port_for")
 
 logger = logging.getLogger(__name__)
 
@@ -132,13 +132,29 @@ class MessageBusPort:
             self._create(name)
 
 
-def port_for(bus: Any) -> BusPort:
-    """The :class:`BusPort` of ``bus`` (a MessageBus, or already a port)."""
-    from neuralcore.messaging._bus import MessageBus
+@runtime_checkable
+class PortSource(Protocol):
+    """What can hand a bridge its port: a bus with a documented ``bridge_port()``.
 
-    if isinstance(bus, MessageBus):
-        return bus._bridge_port()
+    :func:`port_for` asks only this of a bus, never its private parts.
+    """
+
+    def bridge_port(self) -> BusPort:
+        """A fresh :class:`BusPort` over this bus (one per bridge)."""
+        ...
+
+
+def port_for(bus: Any) -> BusPort:
+    """The :class:`BusPort` of ``bus`` (a :class:`PortSource` such as a MessageBus, or
+    already a port)."""
+    if isinstance(bus, PortSource):
+        return bus.bridge_port()
+    # Transitional: a MessageBus that still names its port builder ``_bridge_port``.
+    builder = getattr(bus, "_bridge_port", None)
+    if callable(builder):
+        port: BusPort = builder()
+        return port
     if all(hasattr(bus, a) for a in ("origin", "watch", "inject", "encode", "decode")):
-        port: BusPort = bus
+        port = bus
         return port
     raise TypeError(f"cannot bridge a {type(bus).__name__}: expected a MessageBus")

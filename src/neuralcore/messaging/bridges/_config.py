@@ -10,12 +10,19 @@ import dataclasses
 import functools
 import os
 import socket
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from neuralcore.core import Config, ConfigError
 from neuralcore.messaging._routing import Selector
 
-__all__ = ("BridgeConfig", "Direction", "KafkaBridgeConfig", "RedisBridgeConfig")
+__all__ = (
+    "BridgeConfig",
+    "Direction",
+    "KafkaBridgeConfig",
+    "RedisBridgeConfig",
+    "channel_names",
+)
 
 Direction = Literal["out", "in", "both"]
 
@@ -372,6 +379,19 @@ class KafkaBridgeConfig(BridgeConfig):
         _positive(self, "fetch_wait_max_ms", "message_timeout_ms")
         if self.sasl_mechanism is not None and not self.security_protocol.startswith("SASL"):
             raise ConfigError("sasl_mechanism", self.sasl_mechanism, "needs a SASL protocol")
+
+
+def channel_names(channels: str | Iterable[str]) -> tuple[str, ...]:
+    """A bridge's ``channels=`` argument as a tuple: one name or pattern, or several.
+
+    A single string is one selector (``"x.*"``), never its characters.
+
+    >>> channel_names("x.*"), channel_names(["a", "b.*"])
+    (('x.*',), ('a', 'b.*'))
+    """
+    if isinstance(channels, str):
+        return (channels,)
+    return tuple(channels)
 
 
 @functools.lru_cache(maxsize=256)

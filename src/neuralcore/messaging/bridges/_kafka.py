@@ -26,13 +26,13 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from neuralcore.core import BridgeConnectionError, require
 from neuralcore.messaging._message import Message
 from neuralcore.messaging.bridges._buffer import Outgoing
-from neuralcore.messaging.bridges._config import Direction, KafkaBridgeConfig
+from neuralcore.messaging.bridges._config import Direction, KafkaBridgeConfig, channel_names
 from neuralcore.messaging.bridges._runner import BridgeRunner
 from neuralcore.messaging.bridges._transport import REPLY_PREFIX, FatalBridgeError, Link, Loop
 
@@ -197,8 +197,8 @@ class KafkaBridge(BridgeRunner):
     ----------
     config : KafkaBridgeConfig or str
         The settings, or just the bootstrap servers.
-    channels : tuple of str, optional
-        Overrides ``config.channels``.
+    channels : str or iterable of str, optional
+        Overrides ``config.channels`` (one name or pattern, or several).
     direction : {"out", "in", "both"}, optional
         Overrides ``config.direction``.
 
@@ -218,13 +218,13 @@ class KafkaBridge(BridgeRunner):
         self,
         config: KafkaBridgeConfig | str,
         *,
-        channels: tuple[str, ...] | None = None,
+        channels: str | Iterable[str] | None = None,
         direction: Direction | None = None,
     ) -> None:
         cfg = KafkaBridgeConfig(bootstrap=config) if isinstance(config, str) else config
         overrides: dict[str, Any] = {}
         if channels is not None:
-            overrides["channels"] = tuple(channels)
+            overrides["channels"] = channel_names(channels)
         if direction is not None:
             overrides["direction"] = direction
         if overrides:

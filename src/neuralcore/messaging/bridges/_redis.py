@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from neuralcore.core import require
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._routing import is_pattern
 from neuralcore.messaging.bridges._buffer import Outgoing
-from neuralcore.messaging.bridges._config import Direction, RedisBridgeConfig
+from neuralcore.messaging.bridges._config import Direction, RedisBridgeConfig, channel_names
 from neuralcore.messaging.bridges._runner import BridgeRunner
 from neuralcore.messaging.bridges._transport import REPLY_PREFIX, FatalBridgeError, Link, Loop
 
@@ -91,8 +92,8 @@ class RedisBridge(BridgeRunner):
     ----------
     config : RedisBridgeConfig or str
         The settings, or just the server URL.
-    channels : tuple of str, optional
-        Overrides ``config.channels``.
+    channels : str or iterable of str, optional
+        Overrides ``config.channels`` (one name or pattern, or several).
     direction : {"out", "in", "both"}, optional
         Overrides ``config.direction``.
 
@@ -113,13 +114,13 @@ class RedisBridge(BridgeRunner):
         self,
         config: RedisBridgeConfig | str,
         *,
-        channels: tuple[str, ...] | None = None,
+        channels: str | Iterable[str] | None = None,
         direction: Direction | None = None,
     ) -> None:
         cfg = RedisBridgeConfig(url=config) if isinstance(config, str) else config
         overrides: dict[str, Any] = {}
         if channels is not None:
-            overrides["channels"] = tuple(channels)
+            overrides["channels"] = channel_names(channels)
         if direction is not None:
             overrides["direction"] = direction
         if overrides:

@@ -766,7 +766,7 @@ def _checked(msg: Message) -> Message:
         and type(msg.origin) is str
         and isinstance(msg.timestamp, int | float)
         and isinstance(msg._headers, dict | None)
-        and isinstance(msg._id, str)
+        and (type(msg._id) is str or type(msg._id) is int)  # int: a bus-numbered id
     )
     if not ok:
         raise SerializationError(f"not a neuralcore message: bad field types in {msg!r:.120}")

@@ -37,11 +37,12 @@ import asyncio
 import dataclasses
 import itertools
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from neuralcore.messaging._message import Message
 from neuralcore.messaging.bridges._buffer import Outgoing
-from neuralcore.messaging.bridges._config import BridgeConfig, Direction
+from neuralcore.messaging.bridges._config import BridgeConfig, Direction, channel_names
 from neuralcore.messaging.bridges._runner import BridgeRunner
 from neuralcore.messaging.bridges._transport import Link, Loop
 
@@ -133,8 +134,8 @@ class MemoryBridge(BridgeRunner):
         The shared in-process "server".
     config : BridgeConfig, optional
         Channel selection, direction, group(s) and the runner's settings.
-    channels : tuple of str, optional
-        Overrides ``config.channels``.
+    channels : str or iterable of str, optional
+        Overrides ``config.channels`` (one name or pattern, or several).
     direction : {"out", "in", "both"}, optional
         Overrides ``config.direction``.
     """
@@ -144,13 +145,13 @@ class MemoryBridge(BridgeRunner):
         broker: MemoryBroker,
         config: BridgeConfig | None = None,
         *,
-        channels: tuple[str, ...] | None = None,
+        channels: str | Iterable[str] | None = None,
         direction: Direction | None = None,
     ) -> None:
         cfg = config or BridgeConfig()
         overrides: dict[str, Any] = {}
         if channels is not None:
-            overrides["channels"] = tuple(channels)
+            overrides["channels"] = channel_names(channels)
         if direction is not None:
             overrides["direction"] = direction
         if overrides:
