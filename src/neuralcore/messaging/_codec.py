@@ -3,10 +3,12 @@
 A message is encoded as the array ``[id, channel, priority, timestamp, headers, payload,
 attempt, origin]``. ``id`` is a string, or, for a message the bus numbered itself, that
 number (an int): its id then reads ``f"{origin}-{id:x}"`` on both sides (what
-``Message.id`` builds), so the sender never formats ids it does not need. Payloads may be JSON types, bytes, numpy arrays (numeric dtypes),
-dataclasses and msgspec Structs; the last two decode as plain dicts. What would not come
-back as it went in is refused with ``SerializationError``: sets (they would decode as
-lists), strings with lone surrogates (not UTF-8), nesting deeper than ``MAX_DEPTH``.
+``Message.id`` builds), so the sender never formats ids it does not need.
+
+Payloads may be JSON types, bytes, numpy arrays (numeric dtypes), dataclasses and msgspec
+Structs; the last two decode as plain dicts. What would not come back as it went in is
+refused with ``SerializationError``: sets (they would decode as lists), strings with lone
+surrogates (not UTF-8, named by where they are), nesting deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations

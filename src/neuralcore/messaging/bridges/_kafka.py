@@ -590,6 +590,11 @@ class KafkaTransport:
         """Every channel is a topic."""
         return True
 
+    @property
+    def channel_keyed(self) -> bool:
+        """True without ``key_header``: the key is the channel name."""
+        return not self.cfg.key_header
+
     def key(self, msg: Message) -> bytes | None:
         """The channel name (or the ``key_header`` header's value)."""
         header = self.cfg.key_header

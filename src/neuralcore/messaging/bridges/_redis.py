@@ -135,6 +135,7 @@ class RedisTransport:
 
     kind = "redis"
     max_in_flight = 1
+    channel_keyed = True  # no keys at all
 
     def __init__(self, cfg: RedisBridgeConfig) -> None:
         self._redis: Any = require("redis.asyncio", extra="redis", package="redis")

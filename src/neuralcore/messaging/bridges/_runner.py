@@ -63,6 +63,10 @@ logger = logging.getLogger(__name__)
 _DIRECTIONS: dict[Direction, BridgeDirection] = {"out": "outbound", "in": "inbound", "both": "both"}
 
 
+Route = tuple[int, bool, bytes | None, bool]
+"""How a channel's messages leave: ``(how, persistent, key, key_per_message)``."""
+
+
 class BridgeRunner:
     """A bridge: one :class:`Transport` driven by the runner (see the module docstring).
 
@@ -107,11 +111,12 @@ class BridgeRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._stopping = False
-        self._routes: dict[str, tuple[bool, bool, bool]] = {}
+        self._routes: dict[str, Route] = {}
         self._own_reply = ""
         self._consumer = config.consumer_name()
         self._local = ""  # the bus id while started (what _on_local forwards)
         self._key = transport.key
+        self._encode: Callable[[Message], bytes] = _no_codec
 
     # -- public surface -------------------------------------------------------------------
 
@@ -294,6 +299,7 @@ class BridgeRunner:
         if self._state is not BridgeState.STOPPED:
             raise BridgeConnectionError(f"{self.kind} bridge already started")
         self._port, self._stopping = port, False
+        self._encode = port.encode
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._own_reply = REPLY_PREFIX + port.origin
         self._local = port.origin
@@ -415,48 +421,75 @@ class BridgeRunner:
 
     def _enqueue(self, msg: Message) -> None:
         """Encode and buffer one message (the durable tap calls this directly: it already
-        skips remote messages, and replays keep the origin of the run that published)."""
-        port = self._port
-        if port is None:
-            return
+        skips remote messages, and replays keep the origin of the run that published).
+
+        Runs inside every bridged publish: the common case (a carried channel the bus
+        does not record) is one route lookup, the encode and one buffer append.
+        """
         channel = msg.channel
         route = self._routes.get(channel)
-        if route is None:  # selection and persistence decided once per channel
-            route = self._routes[channel] = (
-                self.selected(channel) and channel != self._own_reply,
-                self.transport.persistent(channel),
-                self.records(channel),
-            )
-        send, persistent, recorded = route
-        if send and not recorded:  # the common case: encode, buffer
+        if route is None:  # selection, persistence and key decided once per channel
+            if self._port is None:
+                return
+            route = self._route(msg)
+        if route[0] == _PLAIN:
             try:
-                data = port.encode(msg)
+                data = self._encode(msg)
             except SerializationError as err:
                 self._unsendable(msg, err, 0)
                 return
             try:
-                where = self._buffer.put((channel, data, self._key(msg), persistent, 0))
+                where = self._buffer.put(
+                    (channel, data, self._key(msg) if route[3] else route[2], route[1], 0)
+                )
             except QueueFullError as err:
                 self._refused(msg, err)
                 return
             if where != "memory":
                 self._count(where)
             return
-        seq = self._durable.seq(msg) if recorded and self._durable is not None else 0
-        if not send:
+        if self._port is None:
+            return
+        self._enqueue_recorded(msg, route)
+
+    def _route(self, msg: Message) -> Route:
+        """``(how, persistent, key, key_per_message)`` for ``msg``'s channel, cached:
+        ``how`` is _PLAIN (send; not in the bus outbox), _RECORDED (send; in the outbox) or
+        _SKIP; ``key`` the record key when the channel alone decides it."""
+        channel = msg.channel
+        send = self.selected(channel) and channel != self._own_reply
+        recorded = self.records(channel)
+        how = (_RECORDED if recorded else _PLAIN) if send else _SKIP
+        by_channel = self.transport.channel_keyed
+        key = self._key(msg) if by_channel else None
+        route = self._routes[channel] = (
+            how,
+            self.transport.persistent(channel),
+            key,
+            not by_channel,
+        )
+        return route
+
+    def _enqueue_recorded(self, msg: Message, route: Route) -> None:
+        """A message of a channel the bus records (durable tap) or does not send."""
+        how, persistent, key, per_message = route
+        seq = self._durable.seq(msg) if self._durable is not None else 0
+        if how == _SKIP:
             if seq:
                 self._done([seq])
             return
         try:
-            data = port.encode(msg)
+            data = self._encode(msg)
         except SerializationError as err:
             self._unsendable(msg, err, seq)
             return
         if seq and not persistent:  # fire-and-forget on the server side: nothing to confirm
             self._done([seq])
             seq = 0
+        if per_message:
+            key = self._key(msg)
         try:
-            self._count(self._buffer.put((channel, data, self._key(msg), persistent, seq)))
+            self._count(self._buffer.put((msg.channel, data, key, persistent, seq)))
         except QueueFullError as err:
             self._refused(msg, err)
 
@@ -755,6 +788,15 @@ class BridgeRunner:
         logger.error("%s bridge: a background task died", self.kind, exc_info=err)
         self._connected.clear()
         self._set_state(BridgeState.FAILED, err)
+
+
+_PLAIN = 0  # route: send, not recorded in the bus outbox (the common case)
+_RECORDED = 1  # route: send, recorded (acknowledged by seq once sent)
+_SKIP = 2  # route: not carried (recorded ones are marked forwarded at once)
+
+
+def _no_codec(msg: Message) -> bytes:
+    raise BridgeConnectionError(f"bridge not started; cannot encode message on {msg.channel!r}")
 
 
 def _checked(msg: Message) -> Message:

@@ -105,10 +105,18 @@ class Transport(Protocol):
         Where it connects, without credentials.
     max_in_flight : int
         Batches the runner may have in :meth:`send` at once (handed over in order).
+    channel_keyed : bool
+        True when :meth:`key` depends on the message's channel alone (the runner then
+        asks once per channel, not once per message).
     """
 
     kind: str
     max_in_flight: int
+
+    @property
+    def channel_keyed(self) -> bool:
+        """True when :meth:`key` depends on the message's channel alone."""
+        ...
 
     @property
     def address(self) -> str:

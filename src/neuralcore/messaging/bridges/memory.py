@@ -166,6 +166,7 @@ class MemoryTransport:
 
     kind = "memory"
     max_in_flight = 1
+    channel_keyed = True  # no keys at all
 
     def __init__(self, broker: MemoryBroker, cfg: BridgeConfig) -> None:
         self.broker = broker
