@@ -442,6 +442,10 @@ def _unit_rows(x: Arr) -> Arr | None:
     if not np.isfinite(norms).all():
         return None
     norms[norms == 0] = 1.0
+    if x.dtype == np.float32 and norms.min() > 1e-37 and norms.max() < 1e37:
+        # each 1/norm is a normal float32: scale in float32 (no float64 temporary)
+        scaled: Arr = x * (1.0 / norms).astype(np.float32)[:, None]
+        return scaled
     return cast(Arr, (x / norms[:, None]).astype(x.dtype, copy=False))
 
 
