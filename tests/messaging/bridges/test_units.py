@@ -293,3 +293,25 @@ async def test_startup_timeout_zero_connects_in_the_background() -> None:
     finally:
         await bridge.stop()
     assert bridge.state is BridgeState.STOPPED
+
+
+def test_kafka_packs_consecutive_envelopes_per_channel_within_the_limits() -> None:
+    from neuralcore.messaging.bridges._kafka import unpack  # the wire format; no public seam
+
+    def records(cfg: KafkaBridgeConfig, items: list[Any]) -> list[tuple[str, list[bytes], Any]]:
+        out = KafkaBridge(cfg).transport._records(items)  # type: ignore[attr-defined]
+        return [(c, unpack(v) if v.startswith(b"NCB\x01") else [v], k) for c, v, k in out]
+
+    def item(channel: str, n: int, size: int = 10) -> tuple[str, bytes, bytes, bool, int]:
+        return (channel, bytes([n]) * size, channel.encode(), True, 0)
+
+    one = [item("a", i) for i in range(7)]
+    assert records(KafkaBridgeConfig(), one) == [("a", [i[1] for i in one], b"a")]
+    assert [len(r[1]) for r in records(KafkaBridgeConfig(pack=3), one)] == [3, 3, 1]
+    assert [len(r[1]) for r in records(KafkaBridgeConfig(pack_bytes=3 * 14), one)] == [3, 3, 1]
+    assert len(records(KafkaBridgeConfig(pack=1), one)) == 7
+    mixed = [item("a", 0), item("b", 1), item("a", 2), item("b", 3), item("c", 4)]
+    got = records(KafkaBridgeConfig(), mixed)
+    assert [(c, [e[0] for e in envs]) for c, envs, _ in got] == [
+        ("a", [0, 2]), ("b", [1, 3]), ("c", [4])
+    ]  # fmt: skip

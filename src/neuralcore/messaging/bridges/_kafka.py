@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import operator
 import queue
 import re
 import struct
@@ -46,6 +47,10 @@ _REFRESH_S = 1.0  # how often a work-queue member re-checks topics and local sub
 _TOPIC_BAD = re.compile(r"[^a-zA-Z0-9._-]")
 PACK_MAGIC = b"NCB\x01"
 _U32 = struct.Struct(">I")
+
+
+_CHANNEL_KEY = operator.itemgetter(0, 2)  # of an Outgoing: what one pack shares
+_DATA = operator.itemgetter(1)
 
 
 def pack(envelopes: list[bytes]) -> bytes:
@@ -646,12 +651,19 @@ class KafkaTransport:
         if limit <= 1 or len(items) == 1:
             return [(i[0], i[1], i[2]) for i in items]
         runs: dict[tuple[str, bytes | None], list[bytes]] = {}
-        for channel, data, key, _, _ in items:
-            run = runs.get((channel, key))
-            if run is None:
-                runs[(channel, key)] = [data]
-            else:
-                run.append(data)
+        if len(set(map(_CHANNEL_KEY, items))) == 1:  # one channel: no Python loop over items
+            channel, _, key, _, _ = items[0]
+            datas = list(map(_DATA, items))
+            if len(datas) <= limit and sum(map(len, datas)) + 4 * len(datas) <= max_bytes:
+                return [(channel, pack(datas), key)]
+            runs[(channel, key)] = datas
+        else:
+            for channel, data, key, _, _ in items:
+                run = runs.get((channel, key))
+                if run is None:
+                    runs[(channel, key)] = [data]
+                else:
+                    run.append(data)
         out: list[tuple[str, bytes, bytes | None]] = []
         for (channel, key), datas in runs.items():
             if len(datas) == 1:
