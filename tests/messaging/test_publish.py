@@ -441,3 +441,43 @@ async def test_publish_hook_that_fills_the_channel_makes_publish_async_wait(unti
         assert (await task) is not None
         await until(lambda: len(got) == 3)
         assert got == ["first", "from-hook", "trigger"]
+
+
+async def test_fast_path_sets_every_slot_of_the_message() -> None:
+    # publish() and publish_async() build the envelope inline (no call): a slot they
+    # forget would raise AttributeError later, in a handler or a bridge.
+    bus = MessageBus()
+    bus.create_channel("c")
+    async with bus:
+        made = [bus.publish("c", 1), await bus.publish_async("c", 2)]
+        for msg in made:
+            assert msg is not None
+            unset = [s for s in Message.__slots__ if s != "_tapped" and not hasattr(msg, s)]
+            assert unset == []
+            assert (msg.attempt, msg.origin, msg.headers) == (1, bus.bus_id, {})
+            assert msg.id.startswith(bus.bus_id)
+            assert abs(msg.timestamp - time.time()) < 60
+        assert made[0].id != made[1].id
+
+
+async def test_a_burst_of_awaited_publishes_is_handled_while_it_is_published(
+    until: Any,
+) -> None:
+    # The publisher never waits for room here (max_size 10,000), yet the subscriber
+    # runs during the loop: a burst does not pile up until the channel is full.
+    async with MessageBus() as bus:
+        bus.create_channel("c")
+        got: list[int] = []
+
+        async def handler(m: Message) -> None:
+            got.append(m.payload)
+
+        bus.subscribe("c", handler)
+        seen_mid_burst = -1
+        for i in range(3000):
+            await bus.publish_async("c", i)
+            if i == 2000:
+                seen_mid_burst = len(got)
+        assert seen_mid_burst > 1000
+        await until(lambda: len(got) == 3000)
+        assert got == list(range(3000))

@@ -329,6 +329,8 @@ class Channel:
         stats, every = self.stats, self.host.config.metrics_sample_every
         levels = self.queue._levels
         n, i, ok = len(batch), 0, 0
+        plain = not (hooks or ttl)
+        tick = self._tick  # written back before every return
         while i < n:
             msg = batch[i]
             if (
@@ -339,13 +341,26 @@ class Channel:
                 or target.direct is not direct
             ):
                 break  # the general loop knows what to do
-            self.cur = i + 1  # handed out: a detach must not requeue it
-            if ttl and now - msg.timestamp > ttl:
+            i += 1
+            self.cur = i  # handed out: a detach must not requeue it
+            tick += 1
+            if plain and tick % every:  # the common case: no hook, no ttl, no sample
+                self.busy = 1  # it was 0 (checked above)
+                try:
+                    result = await direct(msg)
+                except Exception as err:
+                    self.busy -= 1
+                    self.failed(target, member, msg, err)
+                else:
+                    self.busy -= 1
+                    ok += 1
+                    if result is not None and msg._headers and "reply_to" in msg._headers:
+                        self.host.answer(msg, result)
+            elif ttl and now - msg.timestamp > ttl:
                 stats.expired += 1
                 self.settle_all(msg, "expired")
             else:
-                self._tick += 1
-                timed = not self._tick % every
+                timed = not tick % every
                 t0 = _perf() if timed else 0.0
                 self.busy += 1
                 try:
@@ -365,13 +380,15 @@ class Channel:
                         stats.handler_latency.observe(_perf() - t0)
                     if result is not None and msg._headers and "reply_to" in msg._headers:
                         self.host.answer(msg, result)
-            i += 1
             if self.batch is not batch:
+                self._tick = tick
                 stats.delivered += ok
                 return -1
             if levels and i < n and levels[0] < batch[i].priority and self.more_urgent(batch, i):
+                self._tick = tick
                 stats.delivered += ok
                 return -1
+        self._tick = tick
         stats.delivered += ok
         return i
 

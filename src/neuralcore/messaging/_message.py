@@ -176,7 +176,11 @@ def _new(
     origin: str,
     num: int,
 ) -> Message:
-    """Hot-path constructor: no argument parsing, headers dict taken as is."""
+    """Hot-path constructor: no argument parsing, headers dict taken as is.
+
+    ``MessageBus.publish`` and ``publish_async`` inline a copy of it (a call costs ~4% of
+    an in-process publish): a new slot must be set there too.
+    """
     m: Message = _object_new(Message)
     m.channel = channel
     m.payload = payload
