@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,8 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
         print("neuralcore: interrupted", file=sys.stderr)
+        # work cut short leaves objects whose finalizers complain at exit ("coroutine ...
+        # was never awaited", "Exception ignored in ..."); after Ctrl-C, as the process exits,
+        # that is noise
+        warnings.simplefilter("ignore")
+        sys.unraisablehook = _quiet
         return 130
     return result
+
+
+def _quiet(unraisable: Any) -> None:
+    """An unraisable-exception hook that prints nothing."""
 
 
 if __name__ == "__main__":

@@ -63,6 +63,15 @@ def _run(args: argparse.Namespace) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):  # rows show as they come, also through a pipe
         sys.stdout.reconfigure(line_buffering=True)
     argv = (["--quick"] if args.quick else []) + list(args.rest)
+    if args.suite != "all" and not {"-h", "--help"} & set(args.rest):
+        # a full suite measures for minutes before its table prints: say so at once
+        more = "" if args.quick else "; --quick for a shorter run"
+        print(
+            f"neuralcore bench {args.suite}: measuring each row beside its baseline; the table"
+            f" prints when done (minutes on a small machine{more})",
+            file=sys.stderr,
+            flush=True,
+        )
     if args.suite == "all":
         argv += ["--out", args.out] + (["--suites", args.suites] if args.suites else [])
     name = "report" if args.suite == "all" else args.suite
