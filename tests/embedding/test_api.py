@@ -1,5 +1,8 @@
 """The public names of neuralcore.embedding are pinned."""
 
+import ast
+from pathlib import Path
+
 import neuralcore.embedding
 
 
@@ -36,6 +39,7 @@ def test_public_submodules_are_pinned() -> None:
         "hostile_texts",
         "parity_queries",
         "parity_texts",
+        "read_module",
     )
     assert neuralcore.embedding.pooling.__all__ == (
         "OutputDtype",
@@ -56,3 +60,17 @@ def test_known_models_cover_the_issue_list() -> None:
         "bge-base-en-v1.5",
         "e5-small-v2",
     }
+
+
+def test_read_module_parses_without_importing_and_skips_bad_files(tmp_path: Path) -> None:
+    from neuralcore.embedding.parity import read_module
+
+    good = tmp_path / "good.py"
+    good.write_text('"""Doc of a module never imported."""\nraise SystemExit(3)\n', "utf-8")
+    source, tree = read_module(good) or ("", ast.Module([], []))
+    assert ast.get_docstring(tree) == "Doc of a module never imported."
+    assert source.endswith("raise SystemExit(3)\n")
+    (tmp_path / "bad.py").write_text("def broken(:\n", "utf-8")
+    (tmp_path / "latin1.py").write_bytes(b"x = '\xe9'\n")
+    for name in ("bad.py", "latin1.py", "missing.py"):
+        assert read_module(tmp_path / name) is None, name

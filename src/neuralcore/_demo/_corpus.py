@@ -1,7 +1,8 @@
 """The demo's corpus: docstrings of the standard library, read from source, then chunked.
 
 Every Python install has the standard library's sources, so the demo needs no download.
-Files are read and parsed by the embedding corpus's reader (``neuralcore.embedding._corpus``);
+Files are read and parsed by the embedding corpus's reader
+(:func:`neuralcore.embedding.parity.read_module`);
 docstrings are taken with :mod:`ast` (``ast.get_docstring``, the text ``pydoc`` shows), with
 a dotted title each, so no module is imported and nothing runs.
 """
@@ -122,10 +123,10 @@ def stdlib_docs(max_docs: int) -> list[Doc]:
 def _module_docs(name: str) -> list[Doc]:
     # the embedding corpus's reader (read, tolerate unreadable or invalid files, parse):
     # one reader for both; the demo adds titles and its own choice of modules
-    from neuralcore.embedding._corpus import _parse
+    from neuralcore.embedding.parity import read_module
 
     path = _source_path(name)
-    parsed = _parse(path) if path is not None else None
+    parsed = read_module(path) if path is not None else None
     return _docs_of(name, parsed[1]) if parsed is not None else []
 
 

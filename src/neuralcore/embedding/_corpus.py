@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.metadata
+import os
 import random
 import re
 import sysconfig
@@ -33,6 +34,7 @@ __all__ = (
     "calibration_texts",
     "hostile_texts",
     "parity_texts",
+    "read_module",
     "stdlib_docstrings",
 )
 
@@ -78,7 +80,24 @@ def _stdlib_files() -> list[Path]:
     return sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
 
 
-def _parse(path: Path) -> tuple[str, ast.Module] | None:
+def read_module(path: str | os.PathLike[str]) -> tuple[str, ast.Module] | None:
+    """Read and parse one Python source file: its text and :mod:`ast` tree, or None.
+
+    This is the reader behind the corpus's prose and code texts. Nothing is imported or
+    run. A file that cannot be read, is not UTF-8 or is not valid Python (a file of the
+    test suite, say) gives None rather than an error, so a scan over many files goes on.
+
+    Examples
+    --------
+    >>> import ast, sysconfig
+    >>> from pathlib import Path
+    >>> source, tree = read_module(Path(sysconfig.get_paths()["stdlib"]) / "colorsys.py")
+    >>> ast.get_docstring(tree).splitlines()[0]
+    'Conversion functions between RGB and other color systems.'
+    >>> read_module("/no/such/file.py") is None
+    True
+    """
+    path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")
         return source, ast.parse(source)
@@ -97,7 +116,7 @@ def stdlib_docstrings(n: int) -> list[str]:
     """
     found: dict[str, None] = {}
     for path in _stdlib_files():
-        parsed = _parse(path)
+        parsed = read_module(path)
         if parsed is None:
             continue
         for node in ast.walk(parsed[1]):
@@ -117,7 +136,7 @@ def _prose_and_code(split: Split, per_file: int) -> tuple[list[str], list[str], 
     for path in _stdlib_files():
         if _bucket("stdlib/" + path.name) != split:
             continue
-        parsed = _parse(path)
+        parsed = read_module(path)
         if parsed is None:
             continue
         source, tree = parsed

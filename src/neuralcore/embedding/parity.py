@@ -5,7 +5,8 @@ short queries, other languages and hostile strings), its worst cosine against
 sentence-transformers is at least :data:`GATE_COSINE` and the mean top-10 retrieval
 overlap of :func:`parity_queries` is at least :data:`GATE_TOP10`; :func:`compare` measures
 both. Conversion runs the gate on every variant and records the fastest passing one as the
-model's default (``neuralcore models info NAME`` shows the figures).
+model's default (``neuralcore models info NAME`` shows the figures). The file-based texts
+are read with :func:`read_module` (source and :mod:`ast` tree, no import).
 
 >>> from neuralcore.embedding.parity import GATE_COSINE, parity_texts
 >>> GATE_COSINE, len(parity_texts()) > 200
@@ -17,6 +18,7 @@ from neuralcore.embedding._corpus import (
     calibration_texts,
     hostile_texts,
     parity_texts,
+    read_module,
 )
 from neuralcore.embedding._parity import (
     EXACT_COSINE,
@@ -38,4 +40,5 @@ __all__ = (
     "hostile_texts",
     "parity_queries",
     "parity_texts",
+    "read_module",
 )
