@@ -42,8 +42,8 @@ def test_demo_end_to_end(tmp_path: Path, capsys: Capture) -> None:
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "25 stdlib docstrings ->" in out
-    # the variant, runtime and threads it ran with
-    assert re.search(r"all-MiniLM-L6-v2 \(\S+ on \S+ \S+, \d+ threads\)", out), out
+    # the variant, runtime, threads and streams it ran with
+    assert re.search(r"all-MiniLM-L6-v2 \(\S+ on \S+ \S+, \d+ threads, \d+ streams?\)", out), out
     assert out.count("query: ") == 1
     _check_report(out)
     assert err.startswith("demo: reading up to 25 stdlib docstrings")  # no silent start

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_missing_hnsw_bench_module_gives_no_rows(monkeypatch: pytest.MonkeyPatch
 
 def test_hnsw_rows_are_appended(monkeypatch: pytest.MonkeyPatch) -> None:
     marker = [Row("hnsw", {bench.OURS: 1.0})]
-    monkeypatch.setattr(bench, "rows", lambda quick: [Row("x", {bench.OURS: 2.0})])
+    monkeypatch.setattr(bench, "rows", lambda quick, on_row=None: [Row("x", {bench.OURS: 2.0})])
     monkeypatch.setattr(bench, "_hnsw_rows", lambda quick: marker)
     (section,) = bench.sections(quick=True)
     assert [r.case for r in section.rows] == ["x", "hnsw"]
@@ -46,10 +47,32 @@ def test_hnsw_rows_are_appended(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_hnsw_rows_can_be_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "rows", lambda quick: [Row("x", {bench.OURS: 2.0})])
+    monkeypatch.setattr(bench, "rows", lambda quick, on_row=None: [Row("x", {bench.OURS: 2.0})])
     monkeypatch.setattr(bench, "_hnsw_rows", lambda quick: pytest.fail("HNSW rows were run"))
     (section,) = bench.sections(quick=True, hnsw=False)
     assert [r.case for r in section.rows] == ["x"]
+
+
+def test_each_row_is_printed_as_soon_as_it_is_measured(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    printed_before_second: list[str] = []
+
+    def fake_rows(quick: bool) -> Iterator[Row]:
+        yield Row("first", {bench.NAIVE: 2.0, bench.OURS: 1.0})
+        printed_before_second.append(capsys.readouterr().out)
+        yield Row("second", {bench.OURS: 3.0})
+
+    hnsw = [Row("hnsw recall", {bench.OURS: 0.96}, unit="value")]
+    monkeypatch.setattr(bench, "_rows", fake_rows)
+    monkeypatch.setattr(bench, "_hnsw_rows", lambda quick: hnsw)
+    assert bench.main(["--quick"]) == 0
+    (early,) = printed_before_second
+    assert "measured first: numpy naive 2.00 s, neuralcore 1.00 s (2.0x numpy naive)" in early
+    assert "| case" not in early  # the table waits for every row
+    out = capsys.readouterr().out
+    assert out.index("measured second") < out.index("measured hnsw recall") < out.index("| case")
+    assert "| first | - | 2.00 s | 1.00 s |" in out  # no pure-Python figure: "-"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="no faiss-cpu")

@@ -13,12 +13,20 @@ import argparse
 import importlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from neuralcore._bench._common import Row, Section, format_section, machine_line, median_seconds
+from neuralcore._bench._common import (
+    Row,
+    Section,
+    _fmt,
+    format_section,
+    machine_line,
+    median_seconds,
+    ratio_text,
+)
 
-__all__ = ("kernel_rows", "main", "rows", "sections")
+__all__ = ("kernel_rows", "main", "progress_line", "rows", "sections")
 
 _log = logging.getLogger(__name__)
 PURE, NAIVE, OURS = "pure Python", "numpy naive", "neuralcore"
@@ -64,14 +72,20 @@ def _scaled(
     return time(fn) * k
 
 
-def rows(quick: bool = False) -> list[Row]:
+def rows(quick: bool = False, on_row: Callable[[Row], None] | None = None) -> list[Row]:
     """Time every case for the three contenders (float32, 384-d).
 
-    Examples
-    --------
-    >>> rows  # doctest: +ELLIPSIS
-    <function rows at ...>
+    ``on_row`` is called with each row as soon as it is measured (a run takes minutes).
     """
+    out: list[Row] = []
+    for row in _rows(quick):
+        out.append(row)
+        if on_row is not None:
+            on_row(row)
+    return out
+
+
+def _rows(quick: bool) -> Iterator[Row]:
     import neuralcore.vectors as nv
     from neuralcore.vectors import VectorOps
 
@@ -80,44 +94,43 @@ def rows(quick: bool = False) -> list[Row]:
     a, b, m1k, m10k = m[0].copy(), m[1].copy(), m[:1_000], m[:10_000]
     al, bl, m1kl = a.tolist(), b.tolist(), m1k.tolist()
     sub = 2 if quick else 10  # all-pairs rows timed in pure Python, then scaled
-    out = [
-        Row("cosine, 1 pair", {
-            PURE: t(lambda: pure.cosine_similarity(al, bl)),
-            NAIVE: t(lambda: naive["pair"](a, b)),
-            OURS: t(lambda: nv.cosine_similarity(a, b)),
-        }),
-        Row("cosine, 1 vs 1,000", {
-            PURE: t(lambda: pure.cosine_similarity(al, m1kl)),
-            NAIVE: t(lambda: naive["many"](a, m1k)),
-            OURS: t(lambda: nv.cosine_similarity(a, m1k)),
-        }),
-        Row("cosine, 1 vs 10,000", {
-            PURE: _scaled(t, lambda: pure.cosine_similarity(al, m1kl), 10),
-            NAIVE: t(lambda: naive["many"](a, m10k)),
-            OURS: t(lambda: nv.cosine_similarity(a, m10k)),
-        }, note="pure: 1,000 rows x 10"),
-        Row("cosine, 1,000 x 1,000 all pairs", {
-            PURE: _scaled(t, lambda: pure.cosine_similarity(m1kl[:sub], m1kl), 1_000 / sub),
-            NAIVE: t(lambda: naive["all"](m1k, m[1_000:2_000])),
-            OURS: t(lambda: nv.cosine_similarity(m1k, m[1_000:2_000])),
-        }, note=f"pure: {sub} x 1,000 scaled"),
-        Row("L2, 1 pair", {
-            PURE: t(lambda: pure.euclidean_distance(al, bl)),
-            NAIVE: t(lambda: naive["l2"](a, b)),
-            OURS: t(lambda: nv.euclidean_distance(a, b)),
-        }),
-        Row("normalize, 1 vector", {
-            PURE: t(lambda: pure.normalize(al)),
-            NAIVE: t(lambda: naive["normalize"](a)),
-            OURS: t(lambda: nv.normalize(a)),
-        }),
-        Row("top-10 of 100,000 (cosine, 1 query)", {
-            PURE: _scaled(t, lambda: pure.top_k(al, m1kl, 10), 100),
-            NAIVE: t(lambda: naive["top10"](a, m)),
-            OURS: t(lambda: nv.top_k(a, m, 10)),
-        }, note="pure: 1,000 rows x 100"),
-    ]  # fmt: skip
-    return out + _overhead_rows(quick, a, b) + _corpus_rows(quick, naive, m)
+    yield Row("cosine, 1 pair", {
+        PURE: t(lambda: pure.cosine_similarity(al, bl)),
+        NAIVE: t(lambda: naive["pair"](a, b)),
+        OURS: t(lambda: nv.cosine_similarity(a, b)),
+    })  # fmt: skip
+    yield Row("cosine, 1 vs 1,000", {
+        PURE: t(lambda: pure.cosine_similarity(al, m1kl)),
+        NAIVE: t(lambda: naive["many"](a, m1k)),
+        OURS: t(lambda: nv.cosine_similarity(a, m1k)),
+    })  # fmt: skip
+    yield Row("cosine, 1 vs 10,000", {
+        PURE: _scaled(t, lambda: pure.cosine_similarity(al, m1kl), 10),
+        NAIVE: t(lambda: naive["many"](a, m10k)),
+        OURS: t(lambda: nv.cosine_similarity(a, m10k)),
+    }, note="pure: 1,000 rows x 10")  # fmt: skip
+    yield Row("cosine, 1,000 x 1,000 all pairs", {
+        PURE: _scaled(t, lambda: pure.cosine_similarity(m1kl[:sub], m1kl), 1_000 / sub),
+        NAIVE: t(lambda: naive["all"](m1k, m[1_000:2_000])),
+        OURS: t(lambda: nv.cosine_similarity(m1k, m[1_000:2_000])),
+    }, note=f"pure: {sub} x 1,000 scaled")  # fmt: skip
+    yield Row("L2, 1 pair", {
+        PURE: t(lambda: pure.euclidean_distance(al, bl)),
+        NAIVE: t(lambda: naive["l2"](a, b)),
+        OURS: t(lambda: nv.euclidean_distance(a, b)),
+    })  # fmt: skip
+    yield Row("normalize, 1 vector", {
+        PURE: t(lambda: pure.normalize(al)),
+        NAIVE: t(lambda: naive["normalize"](a)),
+        OURS: t(lambda: nv.normalize(a)),
+    })  # fmt: skip
+    yield Row("top-10 of 100,000 (cosine, 1 query)", {
+        PURE: _scaled(t, lambda: pure.top_k(al, m1kl, 10), 100),
+        NAIVE: t(lambda: naive["top10"](a, m)),
+        OURS: t(lambda: nv.top_k(a, m, 10)),
+    }, note="pure: 1,000 rows x 100")  # fmt: skip
+    yield from _overhead_rows(quick, a, b)
+    yield from _corpus_rows(quick, naive, m)
 
 
 def _interleaved(fns: dict[str, Callable[[], object]], quick: bool) -> dict[str, float]:
@@ -147,7 +160,7 @@ def _interleaved(fns: dict[str, Callable[[], object]], quick: bool) -> dict[str,
     return best
 
 
-def _overhead_rows(quick: bool, a: Any, b: Any) -> list[Row]:
+def _overhead_rows(quick: bool, a: Any, b: Any) -> Iterator[Row]:
     """The documented function against the method and against SimSIMD itself, one pair."""
     import simsimd
 
@@ -166,10 +179,10 @@ def _overhead_rows(quick: bool, a: Any, b: Any) -> list[Row]:
         "neuralcore: the function (from neuralcore import cosine_similarity); "
         "interleaved rounds, best of each"
     )
-    return [Row("cosine, 1 pair: call overhead", values, note=note)]
+    yield Row("cosine, 1 pair: call overhead", values, note=note)
 
 
-def _corpus_rows(quick: bool, naive: dict[str, Callable[..., Any]], m: Any) -> list[Row]:
+def _corpus_rows(quick: bool, naive: dict[str, Callable[..., Any]], m: Any) -> Iterator[Row]:
     """Corpus (rows normalised once) against numpy on a pre-normalised matrix and naive."""
     import numpy as np
 
@@ -190,34 +203,28 @@ def _corpus_rows(quick: bool, naive: dict[str, Callable[..., Any]], m: Any) -> l
         return idx[np.argsort(-s[idx])]
 
     note = "interleaved rounds, best of each"
-    return [
-        Row("Corpus: cosine, 1 query vs 1,000", _interleaved({
-            NAIVE: lambda: naive["many"](q, m1k),
-            PRE: lambda: pre_many(unit1k),
-            OURS: lambda: small.cosine(q),
-        }, quick), note=note),
-        Row("Corpus: top-10 of 100,000, 1 query", _interleaved({
-            NAIVE: lambda: naive["top10"](q, m),
-            PRE: lambda: pre_top(unit, q),
-            OURS: lambda: big.top_k(q, 10),
-        }, quick), note=note),
-        Row("Corpus: cosine, 1,000 x 1,000 all pairs", _interleaved({
-            NAIVE: lambda: naive["all"](queries, m1k),
-            PRE: lambda: (queries / norm(queries, axis=1, keepdims=True)) @ unit1k.T,
-            OURS: lambda: small.cosine(queries),
-        }, quick), note=f"{note}; numpy pre-normalised: stored rows once, queries per call"),
-    ]  # fmt: skip
+    all_pairs_note = f"{note}; numpy pre-normalised: stored rows once, queries per call"
+    yield Row("Corpus: cosine, 1 query vs 1,000", _interleaved({
+        NAIVE: lambda: naive["many"](q, m1k),
+        PRE: lambda: pre_many(unit1k),
+        OURS: lambda: small.cosine(q),
+    }, quick), note=note)  # fmt: skip
+    yield Row("Corpus: top-10 of 100,000, 1 query", _interleaved({
+        NAIVE: lambda: naive["top10"](q, m),
+        PRE: lambda: pre_top(unit, q),
+        OURS: lambda: big.top_k(q, 10),
+    }, quick), note=note)  # fmt: skip
+    yield Row("Corpus: cosine, 1,000 x 1,000 all pairs", _interleaved({
+        NAIVE: lambda: naive["all"](queries, m1k),
+        PRE: lambda: (queries / norm(queries, axis=1, keepdims=True)) @ unit1k.T,
+        OURS: lambda: small.cosine(queries),
+    }, quick), note=all_pairs_note)  # fmt: skip
 
 
 def kernel_rows(quick: bool = False) -> tuple[list[Row], list[str]]:
     """The library comparison behind the per-shape kernel choice (cosine, float32, 384-d).
 
     NumKong (SimSIMD's successor, installed with USearch) is timed when present.
-
-    Examples
-    --------
-    >>> kernel_rows  # doctest: +ELLIPSIS
-    <function kernel_rows at ...>
     """
     import numpy as np
     import simsimd
@@ -281,17 +288,40 @@ def _columns(all_rows: list[Row]) -> list[str]:
     return [PURE, NAIVE, *dict.fromkeys(extra), OURS]
 
 
-def sections(quick: bool = False, *, hnsw: bool = True) -> list[Section]:
-    """The vectors section of ``neuralcore bench all`` (kernel rows, then the HNSW rows).
+def progress_line(row: Row) -> str:
+    """One measured row as a line, printed while the rest of the table is still running.
 
     Examples
     --------
-    >>> sections  # doctest: +ELLIPSIS
-    <function sections at ...>
+    >>> progress_line(Row("cosine, 1 pair", {NAIVE: 3e-6, "faiss": 2e-6, OURS: 5e-7}))
+    'measured cosine, 1 pair: numpy naive 3.00 us, faiss 2.00 us, neuralcore 500 ns (6.0x numpy naive)'
+    >>> progress_line(Row("recall", {OURS: 0.96}, unit="value"))
+    'measured recall: neuralcore 0.96'
+    """  # noqa: E501
+    values = ", ".join(f"{c} {_fmt(v, row.unit)}" for c, v in row.values.items())
+    baseline = next((c for c in (NAIVE, PURE) if c in row.values), None)
+    ratio = "-"
+    if baseline is not None and OURS in row.values:
+        ratio = ratio_text(row.values[baseline], row.values[OURS], row.unit)
+    return f"measured {row.case}: {values}" + (f" ({ratio} {baseline})" if ratio != "-" else "")
+
+
+def sections(
+    quick: bool = False, *, hnsw: bool = True, on_row: Callable[[Row], None] | None = None
+) -> list[Section]:
+    """The vectors section of ``neuralcore bench all`` (kernel rows, then the HNSW rows).
+
+    ``on_row`` sees each row as soon as it is measured (the HNSW rows come as one group).
     """
     from neuralcore.vectors._select import describe_backend
 
-    all_rows = rows(quick) + (_hnsw_rows(quick) if hnsw else [])
+    all_rows = rows(quick, on_row=on_row)
+    if hnsw:
+        hnsw_rows = _hnsw_rows(quick)
+        if on_row is not None:
+            for row in hnsw_rows:
+                on_row(row)
+        all_rows += hnsw_rows
     info = describe_backend("vectors")
     notes = (
         f"float32, {DIM}-d, median per call. neuralcore backend: {info.library} {info.version} "
@@ -307,11 +337,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kernels", action="store_true", help="also compare kernel libraries")
     parser.add_argument("--no-hnsw", action="store_true", help="skip the (slow) HNSW rows")
     args = parser.parse_args(argv)
-    print(f"Machine: {machine_line()}\n")
-    for section in sections(args.quick, hnsw=not args.no_hnsw):
+    print(f"Machine: {machine_line()}\n", flush=True)
+    found = sections(args.quick, hnsw=not args.no_hnsw, on_row=_print_row)
+    print(flush=True)
+    for section in found:
         print(format_section(section), flush=True)
     if args.kernels:
         krows, cols = kernel_rows(args.quick)
         kernels = Section("Kernel choice (cosine, float32)", krows, cols, "simsimd")
-        print(format_section(kernels))
+        print(format_section(kernels), flush=True)
     return 0
+
+
+def _print_row(row: Row) -> None:
+    print(progress_line(row), flush=True)

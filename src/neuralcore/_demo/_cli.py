@@ -161,9 +161,19 @@ def _bus_file(data_dir: Path | None) -> Path:
 
 
 def _engine_line(engine: Any) -> str:
-    """Runtime, variant and threads the engine runs with (``engine.runtime_info``)."""
+    """Runtime, variant, threads and streams the engine runs with (``engine.runtime_info``).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> info = SimpleNamespace(variant="fp32", runtime="onnxruntime", version="1.22.0",
+    ...                        threads=2, streams=1)
+    >>> _engine_line(SimpleNamespace(runtime_info=info))
+    'fp32 on onnxruntime 1.22.0, 2 threads, 1 stream'
+    """
     info = engine.runtime_info
-    return f"{info.variant} on {info.runtime} {info.version}, {info.threads} threads"
+    streams = f"{info.streams} stream{'s' if info.streams != 1 else ''}"
+    return f"{info.variant} on {info.runtime} {info.version}, {info.threads} threads, {streams}"
 
 
 def _load_corpus(max_docs: int) -> tuple[list[Any], list[Any]]:
