@@ -65,6 +65,15 @@ def test_public_names_are_the_objects_themselves() -> None:
     assert "MessageBus" in dir(neuralcore)
 
 
+def test_package_doctest_collects_only_its_own_examples() -> None:
+    """Loaded names must not make doctest re-run their examples with this module's globals."""
+    for name in neuralcore.__all__:
+        getattr(neuralcore, name)  # every public name loaded (cached where it is kept)
+    found = {t.name for t in doctest.DocTestFinder().find(neuralcore) if t.examples}
+    assert found == {"neuralcore"}
+    assert neuralcore.cosine_similarity([1.0, 0.0], [0.0, 1.0]) == 0.0  # still the function
+
+
 def test_errors_live_in_the_public_errors_module() -> None:
     assert set(neuralcore.errors.__all__) <= set(neuralcore.__all__)
     for name in neuralcore.errors.__all__:

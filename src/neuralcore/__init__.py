@@ -118,7 +118,13 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module_name), name)
     if "._" in getattr(value, "__module__", ""):  # defined in a private module:
         value.__module__ = __name__  # show the public path in reprs and tracebacks
-    setattr(type(sys.modules[__name__]), name, staticmethod(value))  # staticmethod: unbound
+    if getattr(value, "__module__", None) == __name__:
+        # doctest would collect its examples here (see _Neuralcore): kept on the type
+        setattr(type(sys.modules[__name__]), name, staticmethod(value))  # staticmethod: unbound
+    else:
+        # homed in a public module (the vector functions): doctest leaves it to that module,
+        # and a __dict__ entry is the plain module lookup (no descriptor call per access)
+        globals()[name] = value
     return value
 
 
@@ -127,13 +133,15 @@ def __dir__() -> list[str]:
 
 
 class _Neuralcore(types.ModuleType):
-    """This module's type, which keeps each public name once it is loaded.
+    """This module's type, which keeps each public name whose ``__module__`` is this one.
 
-    Kept on the type rather than in the module's ``__dict__``, a loaded name is found by
+    Kept on the type rather than in the module's ``__dict__``, such a name is found by
     the plain attribute lookup (no ``__getattr__`` call), and doctest, which reads
     ``__dict__``, does not collect an object's examples a second time here, without the
     names of the module that defines it (the class itself is not kept in ``__dict__``
-    either, for the same reason).
+    either, for the same reason). Names homed in a public module (``__module__`` is
+    ``neuralcore.vectors``, say) go into ``__dict__`` instead, which doctest skips for
+    them and which saves the descriptor call on every ``neuralcore.name`` access.
     """
 
 
