@@ -333,3 +333,50 @@ async def test_retention_by_age_keeps_unacknowledged_rows(
         monkeypatch.setattr(time, "time", lambda: real() + 60)  # the rows are old now
     rows = _rows(db, "SELECT channel, acked FROM messages")
     assert rows == [("q", 0)]  # old acknowledged rows pruned, the unacknowledged one kept
+
+
+async def test_an_ack_riding_the_loops_pending_commit_survives_a_close_before_it(
+    tmp_path: Path,
+) -> None:
+    # An ack made on the loop joins the loop's inline commit still to come (no writer
+    # transaction of its own); a close before that commit hands it to the writer's last.
+    import zlib
+
+    from neuralcore.messaging._store import SQLiteStore
+
+    def row(seq: int) -> tuple[int, str, str, int, float, bytes, int]:
+        return (seq, "c", f"m{seq}", 50, time.time(), b"x", zlib.crc32(b"x"))
+
+    store = SQLiteStore(tmp_path / "bus.db")
+    first, second = store.reserve(1), store.reserve(1)
+    await store.insert_soon([row(first)], None, [], 5.0)
+    pending = store.insert_soon([row(second)], None, [], 5.0)
+    store.ack([first])
+    store.close()
+    with pytest.raises(PersistenceError, match="closed"):
+        await pending
+    again = SQLiteStore(tmp_path / "bus.db")
+    try:
+        assert [seq for seq, *_ in again.unacked("c")] == []
+    finally:
+        again.close()
+
+
+async def test_an_ack_riding_the_loops_pending_commit_is_written_with_it(
+    tmp_path: Path,
+) -> None:
+    import zlib
+
+    from neuralcore.messaging._store import SQLiteStore
+
+    def row(seq: int) -> tuple[int, str, str, int, float, bytes, int]:
+        return (seq, "c", f"m{seq}", 50, time.time(), b"x", zlib.crc32(b"x"))
+
+    store = SQLiteStore(tmp_path / "bus.db")
+    first, second = store.reserve(1), store.reserve(1)
+    await store.insert_soon([row(first)], None, [], 5.0)
+    pending = store.insert_soon([row(second)], None, [], 5.0)
+    store.ack([first])
+    await pending
+    assert [seq for seq, *_ in store.unacked("c")] == [second]
+    store.close()

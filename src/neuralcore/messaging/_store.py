@@ -258,7 +258,13 @@ class SQLiteStore:
         return commit
 
     def ack(self, seqs: list[int]) -> None:
-        """Mark messages acknowledged (not waited for)."""
+        """Mark messages acknowledged (not waited for): in the loop's pending inline
+        commit if there is one (no transaction of the writer's for them), else by the
+        writer. An ack always follows its message's own commit."""
+        soon = self._pending_soon()
+        if soon is not None:
+            soon.acks.extend((s,) for s in seqs)
+            return
         with self._cond:
             self._acks.extend((s,) for s in seqs)
             self._cond.notify()
@@ -269,10 +275,23 @@ class SQLiteStore:
         They ride the next commit (or the idle one within a second) instead of waking the
         writer: one more transaction per bridge batch would slow publishers down.
         """
+        soon = self._pending_soon()
+        if soon is not None and not self._closing:
+            soon.forwarded.extend((s, tap) for s in seqs)
+            return
         with self._cond:
             if self._closing:
                 return  # not recorded: the rows are forwarded again after a restart
             self._forwarded.extend((s, tap) for s in seqs)
+
+    def _pending_soon(self) -> _Soon | None:
+        """The calling loop's inline commit still to come, if any."""
+        if not self._soon:
+            return None
+        try:
+            return self._soon.get(asyncio.get_running_loop())
+        except RuntimeError:  # not on a loop
+            return None
 
     def mark(self, seq: int, attempts: int, *, wake: bool = True) -> Commit:
         """Record that delivery attempt ``attempts`` of message ``seq`` started; the
@@ -321,6 +340,10 @@ class SQLiteStore:
             if self._closing:
                 return
             self._closing = True
+            for soon in self._soon.values():  # acks waiting for an inline commit: the
+                self._acks.extend(soon.acks)  # writer's last one takes them
+                self._forwarded.extend(soon.forwarded)
+                soon.acks, soon.forwarded = [], []
             self._cond.notify()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -369,6 +392,8 @@ class SQLiteStore:
         if len(soon.rows) >= _HAND_OVER:
             with self._cond:
                 self._keys.extend(soon.keys)
+                self._acks.extend(soon.acks)
+                self._forwarded.extend(soon.forwarded)
             try:
                 self.insert(soon.rows, soon.outbox).attach(loop, soon.waiters, timeout)
                 return
@@ -381,7 +406,7 @@ class SQLiteStore:
             )
         else:
             try:
-                error = self._commit_rows(soon.rows, soon.outbox, soon.keys)
+                error = self._commit_rows(soon)
             except Exception as err:  # never leave the waiters hanging
                 logger.exception("inline commit to %s failed", self.path)
                 error = err
@@ -399,13 +424,9 @@ class SQLiteStore:
                     else PersistenceError(f"persisting messages failed: {_describe(error)}")
                 )
 
-    def _commit_rows(
-        self,
-        rows: list[tuple[Any, ...]],
-        outbox: list[tuple[int, str]],
-        keys: list[tuple[str, str, str, float]],
-    ) -> BaseException | None:
-        """One transaction of inserts (caller holds ``_db``)."""
+    def _commit_rows(self, soon: _Soon) -> BaseException | None:
+        """One transaction of a loop turn's inserts and what rides along (caller holds
+        ``_db``)."""
         if self._closed:
             return PersistenceError(f"store {self.path} is closed")
         con = self._con
@@ -414,13 +435,17 @@ class SQLiteStore:
             con.executemany(
                 "INSERT INTO messages(seq, channel, msg_id, priority, ts, data, crc) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                soon.rows,
             )
-            if outbox:
+            if soon.outbox:
                 self._taps_used = True
-                con.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", outbox)
-            if keys:
-                con.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", keys)
+                con.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", soon.outbox)
+            if soon.keys:
+                con.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", soon.keys)
+            if soon.acks:
+                self._write_acks(con, soon.acks)
+            if soon.forwarded:
+                self._write_forwarded(con, soon.forwarded)
             con.execute("COMMIT")
         except Exception as err:  # fails this transaction's publishers only
             self.failures += 1
@@ -620,9 +645,11 @@ class SQLiteStore:
 class _Soon:
     """Rows of one loop turn waiting for their inline commit."""
 
-    __slots__ = ("keys", "outbox", "rows", "waiters")
+    __slots__ = ("acks", "forwarded", "keys", "outbox", "rows", "waiters")
 
     def __init__(self) -> None:
+        self.acks: list[tuple[int]] = []  # ride along (nobody waits for them)
+        self.forwarded: list[tuple[int, str]] = []
         self.keys: list[tuple[str, str, str, float]] = []
         self.rows: list[tuple[Any, ...]] = []
         self.outbox: list[tuple[int, str]] = []
