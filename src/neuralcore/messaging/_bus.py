@@ -1180,8 +1180,11 @@ class MessageBus:
             self.create_channel(ChannelConfig(name=name, max_size=1024, overflow="drop_oldest"))
         return name
 
-    def _bridge_port(self) -> BusPort:
-        """The narrow port a bridge is given (see :func:`~neuralcore.messaging._port.port_for`)."""
+    def bridge_port(self) -> BusPort:
+        """A fresh narrow port over this bus, the only view of it a bridge is given.
+
+        A bridge's ``start(bus)`` asks for it and never touches the bus itself.
+        """
         from neuralcore.messaging._port import MessageBusPort
 
         async def inject(msg: Message, on_settled: Callable[[Message, Outcome], None]) -> bool:

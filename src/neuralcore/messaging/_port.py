@@ -149,12 +149,7 @@ def port_for(bus: Any) -> BusPort:
     already a port)."""
     if isinstance(bus, PortSource):
         return bus.bridge_port()
-    # Transitional: a MessageBus that still names its port builder ``_bridge_port``.
-    builder = getattr(bus, "_bridge_port", None)
-    if callable(builder):
-        port: BusPort = builder()
-        return port
     if all(hasattr(bus, a) for a in ("origin", "watch", "inject", "encode", "decode")):
-        port = bus
+        port: BusPort = bus
         return port
     raise TypeError(f"cannot bridge a {type(bus).__name__}: expected a MessageBus")
