@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from neuralcore.messaging.bridges import (
 )
 from neuralcore.messaging.bridges import __all__ as exported
 from neuralcore.messaging.bridges._state import Backoff  # a pure unit: no public seam
+from neuralcore.messaging.bridges.memory import MemoryTransport
 
 
 def test_public_names_pinned() -> None:
@@ -121,17 +123,40 @@ def _rows(path: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM spill").fetchone()[0])
 
 
-async def test_full_buffer_without_spill_refuses_and_counts() -> None:
+async def test_full_buffer_without_spill_refuses_counts_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     broker = MemoryBroker()
     bus, bridge = await _memory_bus(broker, buffer_size=3)
     try:
         await _away(broker, bridge)
-        for i in range(5):
-            bus.publish("c", i)  # the publisher never sees the bridge's refusal
+        with caplog.at_level(logging.WARNING):
+            for i in range(5):
+                bus.publish("c", i)  # the publisher never sees the bridge's refusal
         assert (bridge.buffered, bridge.metrics().dropped) == (3, 2)
+        assert "buffer full" in caplog.text  # a loss is never silent
         broker.down = False
         assert await bridge.flush(timeout=5)
         assert _sent(broker) == [0, 1, 2]
+    finally:
+        await bus.stop()
+
+
+async def test_full_buffer_drops_plain_channel_messages_with_a_warning(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis Pub/Sub semantics on the memory transport: the channel is not a stream, so a
+    # message meeting a full buffer is fire-and-forget (dropped, counted, warned).
+    monkeypatch.setattr(MemoryTransport, "persistent", lambda self, channel: False)
+    broker = MemoryBroker()
+    bus, bridge = await _memory_bus(broker, buffer_size=3)
+    try:
+        await _away(broker, bridge)
+        with caplog.at_level(logging.WARNING):
+            for i in range(5):
+                bus.publish("c", i)
+        assert (bridge.buffered, bridge.metrics().dropped) == (3, 2)
+        assert "dropped a plain-channel message" in caplog.text
     finally:
         await bus.stop()
 

@@ -510,8 +510,18 @@ class BridgeRunner:
     def _count(self, where: str) -> None:
         if where in ("spilled", "deferred"):
             self.counters.spilled += 1
-        elif where == "dropped":
+        elif where == "dropped":  # a plain channel's message met a full buffer
             self.counters.dropped += 1
+            now = time.monotonic()
+            if now >= self._warned_full:
+                self._warned_full = now + 1.0
+                logger.warning(
+                    "%s bridge buffer full (%d messages): dropped a plain-channel message"
+                    " (%d dropped so far)",
+                    self.kind,
+                    self._buffer.limit,
+                    self.counters.dropped,
+                )
 
     def _refill(self, after: int, limit: int) -> list[Outgoing]:
         """Read deferred messages back from the bus outbox (the buffer has room again)."""
