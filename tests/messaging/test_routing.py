@@ -7,10 +7,6 @@ import pytest
 from neuralcore.core import ConfigError, InputTypeError, InvalidInputError
 from neuralcore.messaging import ChannelConfig, MessageBus, Selector
 
-# The port is the seam every bridge is given (a user never holds one); port_for is how a
-# bridge gets it, so this test of the port takes the same private way in.
-from neuralcore.messaging._port import port_for
-
 
 @pytest.mark.parametrize(
     ("text", "channel", "expected"),
@@ -89,7 +85,7 @@ def test_tap_uses_the_same_grammar() -> None:
 def test_port_subscribed_follows_direct_and_pattern_subscriptions() -> None:
     bus = MessageBus()
     bus.create_channel("a")
-    port = port_for(bus)
+    port = bus.bridge_port()  # the seam every bridge is given
     assert not port.subscribed("a")
     sub = bus.subscribe("a", print)
     assert port.subscribed("a")
