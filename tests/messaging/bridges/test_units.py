@@ -157,6 +157,9 @@ async def test_full_buffer_drops_plain_channel_messages_with_a_warning(
                 bus.publish("c", i)
         assert (bridge.buffered, bridge.metrics().dropped) == (3, 2)
         assert "dropped a plain-channel message" in caplog.text
+        broker.down = False
+        assert await bridge.flush(timeout=5)
+        assert _sent(broker) == [0, 1, 2]
     finally:
         await bus.stop()
 
