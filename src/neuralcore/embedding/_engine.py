@@ -120,7 +120,8 @@ class EmbeddingEngine:
     device : {"cpu", "cuda", "auto"}
         Execution provider; CUDA needs onnxruntime-gpu and a GPU, else CPU with a warning.
     batch_tokens : int
-        Token budget per inference batch (rows x longest row).
+        Token budget per inference batch (rows x longest row); see
+        :class:`EmbeddingConfig`.
     max_length : int, optional
         Truncation length in tokens (default: the model's, 256 for all-MiniLM-L6-v2).
     threads : int, optional
@@ -161,7 +162,7 @@ class EmbeddingEngine:
         quantization: Literal["int8", "fp16", "bf16"] | None = None,
         runtime: Literal["onnxruntime", "openvino"] | None = None,
         device: Literal["cpu", "cuda", "auto"] = "cpu",
-        batch_tokens: int = 1024,
+        batch_tokens: int = 512,
         max_length: int | None = None,
         threads: int | None = None,
         normalize: bool | None = None,
