@@ -247,13 +247,15 @@ def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list
     if quick:
         texts, repeat = 200, 2
     from neuralcore.core import usable_cores
+    from neuralcore.embedding import EmbeddingConfig
 
     interleaved = _interleaved(texts, max(2, repeat))
     results, cosines = _measure(texts, repeat)
     default = results[_DEFAULT]["variant"]
     notes = (
         f"{_MODEL} on the parity set's natural texts (prose, code, Markdown, tables, queries,"
-        f" other languages); length-sorted 1,024-token batches; threads: ST torch default,"
+        f" other languages); length-sorted batches of the engine's default token budget"
+        f" ({EmbeddingConfig().batch_tokens}); threads: ST torch default,"
         f" neuralcore intra-op {usable_cores()}; each contender in its own process, one after"
         f" the other in this run. The default (`EmbeddingEngine()`) ran {default}."
         f" {_parity_note()}"
