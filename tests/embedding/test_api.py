@@ -3,7 +3,10 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 import neuralcore.embedding
+from neuralcore.core import InputTypeError
 
 
 def test_public_names_are_pinned() -> None:
@@ -74,3 +77,6 @@ def test_read_module_parses_without_importing_and_skips_bad_files(tmp_path: Path
     (tmp_path / "latin1.py").write_bytes(b"x = '\xe9'\n")
     for name in ("bad.py", "latin1.py", "missing.py"):
         assert read_module(tmp_path / name) is None, name
+    for bad in (None, 123, b"x.py"):
+        with pytest.raises(InputTypeError, match=r"path must be a str or os\.PathLike"):
+            read_module(bad)  # type: ignore[arg-type]

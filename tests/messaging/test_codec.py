@@ -9,7 +9,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from neuralcore.core import SerializationError
+from neuralcore.core import InputTypeError, SerializationError
 from neuralcore.messaging import Codec, JsonCodec, Message, MsgpackCodec
 
 MAX_DEPTH = JsonCodec.max_depth
@@ -188,6 +188,20 @@ def test_encode_many_gives_encode_s_bytes_in_order(codec: Codec) -> None:
     assert codec.encode_many([]) == []
     with pytest.raises(SerializationError, match="over max_message_size=4096"):
         codec.encode_many([_msg(1), _msg("x" * 5000)])
+
+
+@pytest.mark.parametrize(
+    ("msgs", "named"),
+    [(None, "msgs must be an iterable of Message, got NoneType"),
+     ("ab", "msgs must be an iterable of Message, got str"),
+     (5, "msgs must be an iterable of Message, got int"),
+     ([{"payload": 1}], r"msgs\[0\] must be a Message, got dict")],
+)  # fmt: skip
+def test_encode_many_refuses_what_is_not_messages(codec: Codec, msgs: Any, named: str) -> None:
+    with pytest.raises(InputTypeError, match=named):
+        codec.encode_many(msgs)
+    with pytest.raises(InputTypeError, match=r"msgs\[1\] must be a Message, got int"):
+        codec.encode_many([_msg(1), 2])
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from neuralcore.core import InputTypeError
+
 __all__ = (
     "Split",
     "benchmark_texts",
@@ -97,6 +99,8 @@ def read_module(path: str | os.PathLike[str]) -> tuple[str, ast.Module] | None:
     >>> read_module("/no/such/file.py") is None
     True
     """
+    if not isinstance(path, str | os.PathLike):
+        raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     try:
         source = path.read_text(encoding="utf-8")

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from neuralcore.core import SerializationError
+from neuralcore.core import InputTypeError, SerializationError
 from neuralcore.messaging._message import Message
 
 __all__ = ("Codec", "JsonCodec", "MsgpackCodec")
@@ -174,6 +174,17 @@ def _envelope(msg: Message) -> tuple[Any, ...]:
     )
 
 
+def _batch(msgs: Iterable[Message]) -> list[Message]:
+    """``msgs`` as a list of Messages, or InputTypeError naming the first item that is not."""
+    if isinstance(msgs, str | bytes) or not isinstance(msgs, Iterable):
+        raise InputTypeError(f"msgs must be an iterable of Message, got {type(msgs).__name__}")
+    batch = list(msgs)
+    for i, msg in enumerate(batch):
+        if not isinstance(msg, Message):
+            raise InputTypeError(f"msgs[{i}] must be a Message, got {type(msg).__name__}")
+    return batch
+
+
 def _message(fields: Any) -> Message:
     """Rebuild a Message from a decoded envelope without argument parsing (hot path)."""
     if type(fields) is not list or len(fields) != 8:
@@ -286,7 +297,7 @@ class MsgpackCodec:
         enc, leaves, flat, limit, empty = self._enc, _LEAVES, _flat, self._max, _EMPTY
         out: list[bytes] = []
         append = out.append
-        for msg in msgs:
+        for msg in _batch(msgs):
             payload, headers = msg.payload, msg._headers
             try:
                 data = enc(
@@ -360,7 +371,7 @@ class JsonCodec:
     def encode_many(self, msgs: Iterable[Message]) -> list[bytes]:
         """Encode several messages, in order (:meth:`encode` each)."""
         encode = self.encode
-        return [encode(msg) for msg in msgs]
+        return [encode(msg) for msg in _batch(msgs)]
 
     def decode(self, data: bytes) -> Message:
         """Decode JSON bytes made by :meth:`encode`."""

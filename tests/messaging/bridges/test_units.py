@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from neuralcore.core import ConfigError
+from neuralcore.core import ConfigError, InputTypeError, InvalidInputError
 from neuralcore.messaging import MessageBus, MsgpackCodec
 from neuralcore.messaging.bridges import (
     BridgeConfig,
@@ -121,6 +121,20 @@ def _rows(path: Path) -> int:
     """Messages kept in the spill file (documented as SQLite, table ``spill``)."""
     with contextlib.closing(sqlite3.connect(path)) as db:
         return int(db.execute("SELECT COUNT(*) FROM spill").fetchone()[0])
+
+
+async def test_flush_refuses_a_timeout_that_is_not_seconds() -> None:
+    broker = MemoryBroker()
+    bus, bridge = await _memory_bus(broker)
+    try:
+        for bad, error in ((float("nan"), InvalidInputError), (-1, InvalidInputError),
+                           ("1", InputTypeError), (True, InputTypeError)):  # fmt: skip
+            with pytest.raises(error, match="timeout"):
+                await bridge.flush(timeout=bad)
+        bus.publish("c", 1)
+        assert await bridge.flush(timeout=float("inf"))  # inf waits for good
+    finally:
+        await bus.stop()
 
 
 async def test_full_buffer_without_spill_refuses_counts_and_warns(

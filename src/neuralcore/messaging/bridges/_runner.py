@@ -29,13 +29,20 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from neuralcore.core import BridgeConnectionError, QueueFullError, SerializationError
+from neuralcore.core import (
+    BridgeConnectionError,
+    InputTypeError,
+    InvalidInputError,
+    QueueFullError,
+    SerializationError,
+)
 from neuralcore.messaging._bridge import BridgeDirection
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._types import Outcome
@@ -219,6 +226,7 @@ class BridgeRunner:
         >>> asyncio.run(RedisBridge("redis://127.0.0.1:6379/0").flush())  # nothing buffered
         True
         """
+        timeout = _timeout(timeout)
         waiting = self.buffered
         if not waiting:
             return True
@@ -823,3 +831,15 @@ def _checked(msg: Message) -> Message:
     if not ok:
         raise SerializationError(f"not a neuralcore message: bad field types in {msg!r:.120}")
     return msg
+
+
+def _timeout(value: object) -> float | None:
+    """A wait's ``timeout``: None or inf waits for good; NaN, negative or a non-number is
+    refused, naming the value."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputTypeError(f"timeout must be a number of seconds or None, got {value!r}")
+    if math.isnan(value) or value < 0:
+        raise InvalidInputError(f"timeout must be >= 0 seconds, got {value!r}")
+    return None if math.isinf(value) else float(value)
