@@ -71,3 +71,17 @@ def test_threads_give_the_same_answers(backend: str) -> None:
         concurrent = list(pool.map(lambda q: np.asarray(ops.cosine_similarity(q, m)), queries))
     for one, other in zip(sequential, concurrent, strict=True):
         np.testing.assert_array_equal(one, other)
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_signatures_show_allow_nonfinite_as_keyword_only(backend: str, name: str) -> None:
+    # the pair kernels take it as a plain parameter (CPython specialises that call); what
+    # help() and inspect show is the documented keyword-only signature
+    import inspect
+
+    ops = VectorOps(backend=backend)
+    for function in (getattr(nv, name), getattr(ops, name)):
+        params = inspect.signature(function).parameters
+        assert list(params) == ["a", "b", "allow_nonfinite"]
+        assert params["allow_nonfinite"].kind is inspect.Parameter.KEYWORD_ONLY

@@ -17,6 +17,7 @@ below ~1e-19 in magnitude (squares under float32's normal range) lose precision 
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from collections.abc import Callable
 from types import ModuleType
@@ -51,6 +52,9 @@ def _bound(template: F) -> F:
     """Replace ``template`` by the default kernel of the same name, keeping its docs."""
     function = _DEFAULT[template.__name__]
     function.__doc__ = template.__doc__
+    # the kernels take allow_nonfinite positionally too (a faster call, see native.bind):
+    # introspection shows the documented signature
+    function.__signature__ = inspect.signature(template)
     function.__module__ = "neuralcore.vectors"
     function.__name__ = function.__qualname__ = template.__name__
     return function  # type: ignore[no-any-return]
@@ -235,6 +239,7 @@ def _variant(cls: type, kernels: str, allow: bool, threads: int) -> type:
                 namespace: dict[str, Any] = {"__module__": cls.__module__, "__slots__": ()}
                 for name, method in module.bind_methods(allow, threads).items():
                     method.__doc__ = getattr(cls, name).__doc__
+                    method.__signature__ = inspect.signature(getattr(cls, name))
                     method.__qualname__ = f"{cls.__qualname__}.{name}"
                     method.__module__ = cls.__module__
                     namespace[name] = method

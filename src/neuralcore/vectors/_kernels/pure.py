@@ -287,7 +287,7 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     """The public functions with ``allow_nonfinite``'s default fixed (``threads`` unused)."""
 
     def pair(kind: str) -> Callable[..., Any]:
-        def function(a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+        def function(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
             flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
             return _apply(kind, a, b, flag)
 
