@@ -8,8 +8,14 @@ from typing import Any
 
 import pytest
 
-from neuralcore.core import InputTypeError, InvalidInputError
-from neuralcore.messaging import Bridge, Message, MessageBus, Tap
+from neuralcore.core import (
+    AuthorizationError,
+    BusClosedError,
+    InputTypeError,
+    InvalidInputError,
+    RateLimitedError,
+)
+from neuralcore.messaging import Bridge, BusConfig, Message, MessageBus, Tap
 
 
 class LoopbackBridge:
@@ -230,3 +236,72 @@ async def test_forwarded_messages_are_dropped_when_local_subscribers_never_got_t
         for r in caplog.records
         if r.levelname == "WARNING"
     )
+
+
+async def test_a_tapped_channel_delivers_to_subscribers_and_taps_with_every_check(
+    until: Any,
+) -> None:
+    """A tap (an outbound bridge) keeps a plain channel on the bus's publish fast path,
+    which then feeds the taps itself: subscribers and taps both get every message, in
+    order, from ``publish`` and ``publish_async``; rate limits, ttl, authorization and a
+    stopped bus still apply to a tapped channel."""
+    bus = MessageBus()
+    bus.create_channel("open")
+    bus.create_channel("limited", rate_limit=1e-3, rate_burst=2)
+    bus.create_channel("short", ttl=0.05)
+    tapped: list[tuple[str, Any]] = []
+    also: list[Any] = []
+    bus.tap(("open", "limited", "short"), lambda m: tapped.append((m.channel, m.payload)))
+    bus.tap("open", lambda m: also.append(m.payload))
+    bus.tap("open", lambda m: 1 / 0)  # type: ignore[func-returns-value]  # counted, not fatal
+    got: list[Any] = []
+    bus.subscribe("open", lambda m: got.append(m.payload))
+    await bus.start()
+    for i in range(300):
+        if i % 2:
+            assert await bus.publish_async("open", i) is not None
+        else:
+            assert bus.publish("open", i) is not None
+    await until(lambda: len(got) == 300)
+    assert got == also == list(range(300))
+    assert [p for c, p in tapped if c == "open"] == list(range(300))
+    assert bus.metrics()["open"].errors == 300  # the failing tap, once per message
+    assert bus.metrics()["open"].published == 300
+
+    tapped.clear()
+    assert bus.publish("limited", 1) is not None
+    assert await bus.publish_async("limited", 2) is not None
+    with pytest.raises(RateLimitedError):
+        bus.publish("limited", 3)
+    with pytest.raises(RateLimitedError):
+        await bus.publish_async("limited", 3)
+    assert tapped == [("limited", 1), ("limited", 2)]
+
+    assert bus.publish("short", "stale") is not None  # tapped at publish time
+    await asyncio.sleep(0.1)
+    late: list[Any] = []
+    bus.subscribe("short", lambda m: late.append(m.payload))
+    assert bus.publish("short", "fresh") is not None
+    await until(lambda: late == ["fresh"])
+    assert bus.metrics()["short"].expired == 1
+    assert [p for c, p in tapped if c == "short"] == ["stale", "fresh"]
+
+    await bus.stop()
+    with pytest.raises(BusClosedError):
+        bus.publish("open", "after")
+    with pytest.raises(BusClosedError):
+        await bus.publish_async("open", "after")
+    assert len(also) == 300
+
+    keyed = MessageBus(BusConfig(api_keys={"w": ("writer",)}))
+    keyed.create_channel("guarded", allow_publish=("writer",))
+    seen: list[Any] = []
+    keyed.tap("guarded", lambda m: seen.append(m.payload), auth="w")
+    async with keyed:
+        with pytest.raises(AuthorizationError, match="no API key"):
+            keyed.publish("guarded", "x")
+        with pytest.raises(AuthorizationError, match="no API key"):
+            await keyed.publish_async("guarded", "x")
+        assert keyed.publish("guarded", "ok", auth="w") is not None
+        assert await keyed.publish_async("guarded", "ok2", auth="w") is not None
+    assert seen == ["ok", "ok2"]

@@ -381,6 +381,8 @@ class MessageBus:
             else:
                 ch.queue.push(msg)
             ch.stats.published += 1
+            if ch.taps:  # e.g. an outbound bridge (what _pub.accept does)
+                self._pub.give_taps(ch, msg)
             if ch.waiter is not None:
                 ch.wake()
             return msg
@@ -455,6 +457,8 @@ class MessageBus:
             else:
                 ch.queue.push(msg)
             ch.stats.published += 1
+            if ch.taps:  # e.g. an outbound bridge (what _pub.accept does)
+                self._pub.give_taps(ch, msg)
             if ch.waiter is not None:
                 ch.wake()
             elif ch.targets:  # a burst: let the consumers run now and then (``_BURST``)

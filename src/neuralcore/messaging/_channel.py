@@ -72,14 +72,18 @@ class Channel:
         self.refresh()
 
     def refresh(self) -> None:
-        """Recompute whether publishes may take the fast path (no per-message features)."""
+        """Recompute whether publishes may take the fast path (no per-message features).
+
+        Taps do not leave it: the fast path gives each message to the channel's taps
+        itself (an in-memory channel records nothing for a durable tap, and persistent
+        channels, whose durable taps need the journal's outbox rows, never take it).
+        """
         cfg = self.config
         self.fast = not (
             self.host.closed
             or cfg.persistent
             or self.limiter
             or self.idem
-            or self.taps
             or self.publishers is not None
             or self.host.middleware.publish
         )

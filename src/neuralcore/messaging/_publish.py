@@ -355,7 +355,7 @@ class Pipeline:
             queue.push(msg)
         stats.published += 1
         if ch.taps:
-            self._tap(ch, msg)
+            self.give_taps(ch, msg)
         if ch.waiter is not None:
             ch.wake()
         ch.pub_tick += 1
@@ -535,12 +535,12 @@ class Pipeline:
             return None
         ch.stats.published += 1
         if ch.taps:
-            self._tap(ch, msg)
+            self.give_taps(ch, msg)
         if ch.waiter is not None:
             ch.wake()
         return msg
 
-    def _tap(self, ch: Channel, msg: Message) -> None:
+    def give_taps(self, ch: Channel, msg: Message) -> None:
         """Give an accepted message to the channel's taps (a failing tap is counted)."""
         for tap in ch.taps:
             if tap.include_remote or msg.origin == self._bus_id:
