@@ -187,9 +187,11 @@ class Journal:
             seq = self.store.reserve(1)
             tracker = msg._tracker
             if tracker is None:
-                msg._tracker = Tracker(seq, done)
+                tracker = msg._tracker = Tracker(seq, done)
             else:
                 tracker.seq = seq
+            if outbox is not None:  # tapped: a bridge sends these bytes (see Tracker.wire)
+                tracker.wire = blob
             row = (seq, channel, msg.id, msg.priority, msg.timestamp, blob, _crc32(blob))
             return [row], outbox(seq) if outbox is not None else None
         blobs = []
@@ -207,9 +209,11 @@ class Journal:
             )
             tracker = msg._tracker
             if tracker is None:
-                msg._tracker = Tracker(first + i, done)
+                tracker = msg._tracker = Tracker(first + i, done)
             else:
                 tracker.seq = first + i
+            if outbox is not None:
+                tracker.wire = blob
         return rows, outbox(first) if outbox is not None else None
 
     def reserve_none(self) -> int:
@@ -310,13 +314,17 @@ class Journal:
         """Recorded messages of durable tap ``tap`` after row ``after`` (unreadable rows
         are logged and skipped: they stay recorded)."""
         out = []
+        json = self._codec().name == "json"
         for seq, data, crc in self.store.outbox(tap, after=after, limit=limit):
+            same = json or data[:1] != b"["  # not a JSON row read by a MessagePack bus
             try:
                 msg = self.decode(seq, data, crc)
             except SerializationError as err:
                 logger.error("outbox row %d of tap %r in %s skipped: %s", seq, tap, self.path, err)
                 continue
-            msg._tracker = Tracker(seq, done)
+            tracker = msg._tracker = Tracker(seq, done)
+            if same:  # written by this codec: what a bridge sends (no second encode)
+                tracker.wire = bytes(data)
             out.append(msg)
         return out
 

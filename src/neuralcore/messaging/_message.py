@@ -22,7 +22,9 @@ class Tracker:
     plain in-memory path pays nothing for acknowledgement tracking.
     """
 
-    __slots__ = ("done", "marked", "on_settled", "outcome", "pending", "replayed", "seq")
+    __slots__ = (
+        "done", "marked", "on_settled", "outcome", "pending", "replayed", "seq", "wire",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -37,6 +39,9 @@ class Tracker:
         self.outcome: Outcome = "acked"
         self.marked = 0  # delivery attempts recorded in the file (stored messages)
         self.replayed = False  # read back after a restart: attempts are recorded first
+        # The bytes the journal stored, kept from the commit until the channel's taps
+        # ran (an outbound bridge sends them instead of encoding the message again).
+        self.wire: bytes | None = None
 
     def settle(self, msg: Message, outcome: Outcome) -> None:
         """Record one delivery's outcome; the last one fires ``done``."""

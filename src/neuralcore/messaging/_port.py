@@ -105,6 +105,16 @@ class MessageBusPort:
         """True for the bus's persistent channels."""
         return self._taps.records(channel)
 
+    def wire(self, msg: Message) -> bytes:
+        """``msg`` encoded with the bus codec: the bytes the journal stored for it when it
+        was just recorded (no second encode), else :meth:`encode`."""
+        tracker = msg._tracker
+        if tracker is not None:
+            data = tracker.wire
+            if data is not None:
+                return data
+        return self.encode(msg)
+
     def seq(self, msg: Message) -> int:
         """The message's row in the bus file (0 when it has none)."""
         tracker = msg._tracker

@@ -536,6 +536,9 @@ class Pipeline:
         ch.stats.published += 1
         if ch.taps:
             self.give_taps(ch, msg)
+            tracker = msg._tracker
+            if tracker is not None:
+                tracker.wire = None  # the taps had their chance to reuse the stored bytes
         if ch.waiter is not None:
             ch.wake()
         return msg

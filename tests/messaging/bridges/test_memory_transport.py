@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from neuralcore.messaging import Message, MessageBus
+import pytest
+
+from neuralcore.messaging import BusConfig, Message, MessageBus
+from neuralcore.messaging._codec import MsgpackCodec
 from neuralcore.messaging.bridges import BridgeConfig, BridgeState, MemoryBridge, MemoryBroker
 
 Until = Callable[..., Any]
@@ -254,3 +258,57 @@ async def test_flush_waits_for_the_server_and_gives_up_at_its_timeout() -> None:
         assert (out.buffered, len(broker.streams["jobs"]), out.metrics().sent) == (0, 30, 30)
     finally:
         await sender.stop()
+
+
+async def test_a_recorded_message_goes_out_with_the_bytes_the_journal_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a persistent channel the journal encodes each message for its file; the bridge
+    sends those bytes instead of encoding the message a second time."""
+    encoded: list[Any] = []
+    real = MsgpackCodec.encode
+
+    def counting(self: MsgpackCodec, msg: Message) -> bytes:
+        encoded.append(msg.payload)
+        return real(self, msg)
+
+    monkeypatch.setattr(MsgpackCodec, "encode", counting)
+    broker = MemoryBroker()
+    bus = MessageBus(persistence_path=str(tmp_path / "a.db"))
+    bus.create_channel("jobs", persistent=True)
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    async with bus:
+        for i in range(3):
+            await bus.publish_async("jobs", {"n": i})
+        bus.publish("jobs", {"n": 3})
+        bus.publish_batch("jobs", [{"n": 4}, {"n": 5}])
+        assert await bridge.flush(5)
+        sent = [bus.codec.decode(data) for _, data in broker.streams["jobs"]]
+    assert [m.payload for m in sent] == [{"n": i} for i in range(6)]
+    assert encoded == [{"n": i} for i in range(6)]  # once each: the journal's encode
+
+
+async def test_outbox_rows_of_a_json_bus_go_out_in_the_current_codec(tmp_path: Path) -> None:
+    """Rows a JSON-codec run left in the outbox are sent re-encoded by a MessagePack bus
+    (the stored bytes are reused only when they are in the bus's own codec)."""
+    broker, db = MemoryBroker(), str(tmp_path / "a.db")
+    broker.down = True
+    first = MessageBus(BusConfig(codec="json"), persistence_path=db)
+    first.create_channel("jobs", persistent=True)
+    config = BridgeConfig(channels=("jobs",), direction="out", startup_timeout_s=0,
+                          drain_timeout_s=0.05)  # fmt: skip
+    await first.add_bridge(MemoryBridge(broker, config))
+    async with first:
+        for i in range(3):
+            await first.publish_async("jobs", {"n": i})
+    broker.down = False
+    second = MessageBus(BusConfig(codec="msgpack"), persistence_path=db)
+    second.create_channel("jobs", persistent=True)
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await second.add_bridge(bridge)
+    async with second:
+        await wait_for(lambda: len(broker.streams.get("jobs", ())) == 3)
+        data = [d for _, d in broker.streams["jobs"]]
+        assert all(not d.startswith(b"[") for d in data)  # not the JSON rows
+        assert [MsgpackCodec().decode(d).payload for d in data] == [{"n": i} for i in range(3)]

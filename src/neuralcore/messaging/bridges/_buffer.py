@@ -141,14 +141,27 @@ class OutboundBuffer:
 
     def put(self, item: Outgoing) -> str:
         """Queue one message; returns ``"memory"``, ``"spilled"``, ``"deferred"`` (left in
-        the outbox), ``"dropped"`` or ``"held"`` (already read back from the outbox)."""
+        the outbox), ``"dropped"`` or ``"held"`` (already read back from the outbox).
+
+        Runs once per bridged publish; the common case (room, nothing spilled) is one
+        append. ``ready`` is set whenever the memory queue is not empty (only
+        :meth:`take` clears it, and only once that queue is empty), so only the append
+        that makes it non-empty needs to set it.
+        """
         if item[4] and self.refill is not None:
             return self._put_recorded(item)
-        spilling = self.spill is not None and len(self.spill) > 0
-        if not spilling and len(self._mem) < self.limit:
-            self._mem.append(item)
-            self.ready.set()
+        mem = self._mem
+        spill = self.spill
+        if len(mem) < self.limit and (spill is None or not len(spill)):
+            mem.append(item)
+            if len(mem) == 1:
+                self.ready.set()
             return "memory"
+        return self._put_full(item)
+
+    def _put_full(self, item: Outgoing) -> str:
+        """:meth:`put` of a message that is not recorded, when the memory queue is full
+        or the spill file is being drained (order: behind what was spilled)."""
         if not item[3]:  # fire-and-forget
             return "dropped"
         if self.spill is None:

@@ -75,6 +75,11 @@ class DurablePort(BusPort, Protocol):
         """True when ``channel``'s messages are recorded until forwarded."""
         ...
 
+    def wire(self, msg: Message) -> bytes:
+        """``msg`` encoded like :meth:`BusPort.encode`; a message the bus just recorded
+        comes with the bytes it stored (no second encode)."""
+        ...
+
     def seq(self, msg: Message) -> int:
         """The outbox order of a recorded message (0 when it is not recorded)."""
         ...

@@ -440,16 +440,17 @@ class BridgeRunner:
             if self._port is None:
                 return
             route = self._route(msg)
-        if route[0] == _PLAIN:
+        how, persistent, key, per_message = route
+        if how == _PLAIN:
             try:
                 data = self._encode(msg)
             except SerializationError as err:
                 self._unsendable(msg, err, 0)
                 return
+            if per_message:
+                key = self._key(msg)
             try:
-                where = self._buffer.put(
-                    (channel, data, self._key(msg) if route[3] else route[2], route[1], 0)
-                )
+                where = self._buffer.put((channel, data, key, persistent, 0))
             except QueueFullError as err:
                 self._refused(msg, err)
                 return
@@ -481,13 +482,14 @@ class BridgeRunner:
     def _enqueue_recorded(self, msg: Message, route: Route) -> None:
         """A message of a channel the bus records (durable tap) or does not send."""
         how, persistent, key, per_message = route
-        seq = self._durable.seq(msg) if self._durable is not None else 0
+        durable = self._durable
+        seq = durable.seq(msg) if durable is not None else 0
         if how == _SKIP:
             if seq:
                 self._done([seq])
             return
-        try:
-            data = self._encode(msg)
+        try:  # the bytes the bus's journal stored, when it just recorded the message
+            data = durable.wire(msg) if durable is not None else self._encode(msg)
         except SerializationError as err:
             self._unsendable(msg, err, seq)
             return
@@ -538,7 +540,7 @@ class BridgeRunner:
             return []
         out, key = [], self.transport.key
         for msg in durable.outbox(self.outbox_name, after, limit):
-            data = durable.encode(msg)
+            data = durable.wire(msg)  # the stored bytes
             out.append((msg.channel, data, key(msg), True, durable.seq(msg)))
         return out
 
