@@ -31,6 +31,7 @@ __all__ = ("FaissEngine", "faiss_version", "new_faiss_index")
 
 _EXACT = 2048  # filter key lists up to this size are searched exactly
 _OMP_LOCK = threading.Lock()  # FAISS's thread count is process-wide state
+_ZERO, _ONE = np.float32(0), np.float32(1)
 
 
 def _faiss() -> Any:
@@ -122,6 +123,11 @@ class FaissEngine:
         self._rows: dict[int, int] | None = None  # built on first need (views: lazily)
         self._dead = int(np.count_nonzero(self._labels[:rows] < 0))
         self._selector: Any = None
+        # SearchParametersHNSW per beam for unfiltered searches (with the live-row
+        # selector): a search only reads them, so concurrent searches share one. Made on
+        # first use and dropped whenever the selector changes (add, remove, close).
+        self._params: dict[int, Any] = {}
+        self._swig_ptr: Callable[[Any], Any] = _faiss().swig_ptr
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -186,7 +192,7 @@ class FaissEngine:
         self._labels = labels
         rows.update(zip(keys.tolist(), range(start, start + len(keys)), strict=True))
         self._dead += len(old)
-        self._selector = None
+        self._selector, self._params = None, {}
 
     def remove(self, keys: NDArray[np.int64]) -> None:
         """Mark ``keys`` (all live) dead."""
@@ -194,7 +200,7 @@ class FaissEngine:
         for key in keys.tolist():
             self._labels[rows.pop(key)] = -1
         self._dead += len(keys)
-        self._selector = None
+        self._selector, self._params = None, {}
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -216,27 +222,52 @@ class FaissEngine:
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: KeyFilter | None, ef: int
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Approximate ``k`` nearest keys per query, padded with -1/inf."""
-        take = min(k, len(self))
-        if take == 0 or not len(queries):
-            return top_k(np.empty((len(queries), 0), np.float32), np.empty(0, np.int64), k)
-        if allowed is not None and allowed.allowed is not None and len(allowed.allowed) <= _EXACT:
+        """Approximate ``k`` nearest keys per query, padded with -1/inf.
+
+        ``queries`` arrive prepared (C-contiguous float32 rows of ``dim``), so FAISS's C++
+        search is called directly with the output arrays, skipping its Python wrapper's
+        checks and copies; an unfiltered search reuses its beam's parameters.
+        """
+        index = self._index
+        take = min(k, int(index.ntotal) - self._dead)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)  # no copy when prepared
+        n = len(queries)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:  # FAISS would read past it
+            raise ValueError(f"queries must be (n, {self.dim}), got {queries.shape}")
+        if take == 0 or not n:
+            return top_k(np.empty((n, 0), np.float32), np.empty(0, np.int64), k)
+        beam = max(ef, take)
+        if allowed is None:
+            params = self._params.get(beam)
+            if params is None:
+                params = self._new_params(beam, self._live_selector())
+                if len(self._params) >= 64:  # callers varying ef: keep the table small
+                    self._params = {}
+                self._params[beam] = params
+        elif allowed.allowed is not None and len(allowed.allowed) <= _EXACT:
             return self._exact_subset(queries, k, allowed.allowed)
-        faiss = _faiss()
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = max(ef, take)
-        selector = self._selector_for(allowed)
-        if selector is not None:
-            params.sel = selector
-        if len(queries) == 1:
-            dists, rows = self._index.search(queries, take, params=params)
         else:
-            dists, rows = self._with_threads(
-                lambda: self._index.search(queries, take, params=params)
+            params = self._new_params(beam, self._selector_for(allowed))
+        dists = np.empty((n, take), dtype=np.float32)
+        rows = np.empty((n, take), dtype=np.int64)
+        ptr = self._swig_ptr
+        if n == 1:  # one query runs on the calling thread whatever the thread count
+            index.search_c(1, ptr(queries), take, ptr(dists), ptr(rows), params)
+        else:
+            self._with_threads(
+                lambda: index.search_c(n, ptr(queries), take, ptr(dists), ptr(rows), params)
             )
         if allowed is not None:
             allowed.check()
         return self._pad(rows, dists, k)
+
+    @staticmethod
+    def _new_params(beam: int, selector: Any) -> Any:
+        params = _faiss().SearchParametersHNSW()
+        params.efSearch = beam
+        if selector is not None:
+            params.sel = selector  # FAISS's wrapper keeps the selector alive with params
+        return params
 
     def _selector_for(self, allowed: KeyFilter | None) -> Any:
         if allowed is None:
@@ -274,13 +305,14 @@ class FaissEngine:
         self, rows: NDArray[np.int64], dists: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         if rows.shape[1] == k and (not rows.size or rows.min() >= 0):  # all k found
+            # ``dists`` is this search's own float32 output: converted in place
             if self.metric == "l2":  # FAISS returns squared L2; rounding can dip below 0
-                full = np.sqrt(np.maximum(dists, np.float32(0)))
-            else:
-                full = np.float32(1) - dists
+                np.sqrt(np.maximum(dists, _ZERO, out=dists), out=dists)
+            else:  # distance 1 - dot; for cosine at least 0 (dot can round above 1)
+                np.subtract(_ONE, dists, out=dists)
                 if self.metric == "cosine":
-                    np.maximum(full, np.float32(0), out=full)
-            return self._labels[rows], full.astype(np.float32, copy=False)
+                    np.maximum(dists, _ZERO, out=dists)
+            return self._labels[rows], dists
         found = rows >= 0
         keys = np.where(found, self._labels[np.where(found, rows, 0)], -1)
         if self.metric == "l2":  # FAISS returns squared L2; rounding can dip below 0
@@ -308,3 +340,4 @@ class FaissEngine:
         self._index = new_faiss_index(self.dim, self.metric, "f32", 4, 8)
         self._labels = np.empty(0, dtype=np.int64)
         self._rows, self._dead, self._selector, self._keepalive = {}, 0, None, None
+        self._params = {}

@@ -7,6 +7,8 @@ once, so both engines store and compare the same numbers.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,37 @@ def prepare_keys(keys: object, *, name: str = "keys") -> NDArray[np.int64]:
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
+_F32 = np.dtype(np.float32)
+_SQUARE_LOW, _SQUARE_HIGH = 1e-74, 1e74  # squared norms whose 1/norm is a normal float32
+_DOT64: list[Callable[[Any, Any], Any]] = []  # bound on first use
+
+
+def _dot64() -> Callable[[Any, Any], Any]:
+    """An inner product of float32 vectors summed in float64: NumKong's ``dot`` (0.2 us;
+    imported on first use), or numpy on float64 copies when NumKong is not installed.
+
+    Examples
+    --------
+    >>> row = np.array([3.0, 4.0], dtype=np.float32)
+    >>> float(_dot64()(row, row))
+    25.0
+    """
+    if not _DOT64:
+        kernel: Callable[[Any, Any], Any] = _numpy_dot64
+        try:
+            from numkong import dot
+
+            kernel = dot
+        except ImportError:
+            pass
+        _DOT64.append(kernel)
+    return _DOT64[0]
+
+
+def _numpy_dot64(a: Any, b: Any) -> Any:
+    return np.dot(a.astype(np.float64), b.astype(np.float64))
+
+
 _F16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -89,6 +122,17 @@ def prepare_vectors(
     >>> [round(v, 4) for v in rows[0].tolist()]
     [0.7071, 0.7071]
     """
+    if (
+        metric == "cosine"
+        and type(vectors) is np.ndarray
+        and vectors.dtype == _F32
+        and vectors.shape == (dim,)
+        and vectors.flags.c_contiguous
+    ):  # one float32 query, the common search: ~1.5 us instead of ~10
+        square = float(_dot64()(vectors, vectors))  # float64: no under/overflow; NaN shows
+        if _SQUARE_LOW < square < _SQUARE_HIGH:  # 1/norm is a normal float32: as in _unit
+            scale = np.float32(1.0 / math.sqrt(square))
+            return np.multiply(vectors, scale).reshape(1, dim), True
     array = as_float_array(vectors, name=name)
     single = array.ndim == 1
     rows = array.reshape(1, -1) if single else array

@@ -27,21 +27,22 @@ class RWLock:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writing = False
         self._waiting_writers = 0
 
     def acquire_read(self) -> None:
         """Take the lock shared (pair with :meth:`release_read`; cheaper than ``read()``)."""
-        with self._cond:
+        with self._mutex:  # the condition's own lock, entered without its Python wrapper
             if self._writing or self._waiting_writers:
                 self._cond.wait_for(lambda: not self._writing and not self._waiting_writers)
             self._readers += 1
 
     def release_read(self) -> None:
         """Give back a shared hold; the last reader out wakes a waiting writer."""
-        with self._cond:
+        with self._mutex:
             self._readers -= 1
             if not self._readers and self._waiting_writers:
                 self._cond.notify_all()
