@@ -85,3 +85,38 @@ def test_hnsw_rows_have_baseline_and_format() -> None:
     table = format_table(rows, columns, "neuralcore")
     assert "HNSW view() search" in table
     assert table.count("\n") == len(rows) + 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="no faiss-cpu")
+def test_hnsw_parts_pick_row_groups_and_faiss_rows_compare_the_same_graph() -> None:
+    rows = hnsw_rows(True, n=1_000, queries=20, parts=("faiss",))
+    assert [r.case for r in rows] == [
+        "HNSW build, f32, 2 threads",
+        "HNSW vs FAISS, 1 query, ef=64",
+        "HNSW vs FAISS, 1 query, ef=256",
+        "HNSW vs FAISS, batch of 20, 2 threads, ef=256",
+    ]
+    for row in rows[1:]:
+        assert set(row.values) == {"faiss", "neuralcore"}
+        assert all(v > 0 for v in row.values.values())
+    # same graph and beam: the same neighbours, so the same recall
+    assert "recall@10 faiss 1.000, neuralcore 1.000" in rows[2].note
+    with pytest.raises(ValueError, match="unknown HNSW bench parts"):
+        hnsw_rows(True, n=100, queries=5, parts=("nope",))
+
+
+def test_cli_passes_hnsw_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[dict[str, object]] = []
+
+    def fake_hnsw(quick: bool, **options: object) -> list[Row]:
+        seen.append(options)
+        return [Row("hnsw", {bench.OURS: 1.0})]
+
+    monkeypatch.setattr(bench, "_rows", lambda quick: pytest.fail("kernel rows were run"))
+    monkeypatch.setattr(bench, "_hnsw_rows", fake_hnsw)
+    argv = ["--no-kernels", "--hnsw-size", "5000", "--hnsw-parts", "search, faiss"]
+    assert bench.main(argv) == 0
+    assert seen == [{"n": 5000, "parts": ("search", "faiss")}]
+    assert "| hnsw |" in capsys.readouterr().out

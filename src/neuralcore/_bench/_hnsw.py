@@ -18,7 +18,7 @@ requests would call them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from neuralcore._bench._common import Row, median_seconds
@@ -26,7 +26,7 @@ from neuralcore._bench._common import Row, median_seconds
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ("NOISE", "exact_top_k", "hard_set", "hnsw_rows", "recall_at")
+__all__ = ("NOISE", "PARTS", "exact_top_k", "hard_set", "hnsw_rows", "recall_at")
 
 BASELINE, OURS = "numpy naive", "neuralcore"
 NOISE = 2.25
@@ -156,13 +156,24 @@ def _others(base: NDArray[Any], threads: int) -> dict[str, Searcher]:
     return out
 
 
+PARTS = ("search", "faiss", "storage", "file", "libraries")
+
+
 def hnsw_rows(
-    quick: bool = False, *, n: int | None = None, queries: int = 1000, libraries: bool = True
+    quick: bool = False,
+    *,
+    n: int | None = None,
+    queries: int = 1000,
+    libraries: bool = True,
+    parts: Collection[str] = PARTS,
 ) -> list[Row]:
     """Build, recall@10 at the defaults, search speed, storage options, view, libraries.
 
     ``quick`` uses 20,000 points instead of 100,000 (said in each row's note); ``n``
-    overrides both (tests use it).
+    overrides both (tests use it). ``parts`` picks row groups (the f32 build always
+    runs): ``search`` (rates, recall, memory), ``faiss`` (raw FAISS on the same graph,
+    interleaved), ``storage`` (bf16/i8 builds), ``file`` (save, load, view) and
+    ``libraries`` (the per-library sweep, also off with ``libraries=False``).
 
     Examples
     --------
@@ -173,14 +184,85 @@ def hnsw_rows(
     base, probe = hard_set(size, queries)
     truth = exact_top_k(base, probe, 10)
     note = f"{size:,} x {DIM}, {size // 100:,} centres, noise {NOISE}x"
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown HNSW bench parts {sorted(unknown)}; choose from {PARTS}")
     index, build = _build(base, note, "f32")
     timer = _timer(quick)
-    rows = [build, *_search_rows(index, base, probe, truth, timer, note)]
-    rows += _storage_rows(base, probe, truth, index, note)
-    rows += _file_rows(index, probe, timer, note)
-    if libraries:
+    rows = [build]
+    if "search" in parts:
+        rows += _search_rows(index, base, probe, truth, timer, note)
+    if "faiss" in parts:
+        rows += _same_graph_rows(index, probe, truth, quick, note)
+    if "storage" in parts:
+        rows += _storage_rows(base, probe, truth, index, note)
+    if "file" in parts:
+        rows += _file_rows(index, probe, timer, note)
+    if libraries and "libraries" in parts:
         rows.append(_library_row(index, base, probe, truth, note))
     return rows
+
+
+def _same_graph_rows(
+    index: Any, probe: NDArray[Any], truth: NDArray[Any], quick: bool, note: str
+) -> list[Row]:
+    """neuralcore against FAISS's own Python API on the very same graph and beam.
+
+    Same graph and same ``efSearch``: the same neighbours (the recall of each is in the
+    note), so the rates compare only what each adds per call. FAISS's side is what a user
+    of FAISS writes: normalise the query, make the search parameters, search. Rounds
+    alternate between the two and each keeps its best round (the machine is shared).
+    """
+    import importlib
+
+    import numpy as np
+
+    faiss: Any = importlib.import_module("faiss")  # its stubs lack SearchParametersHNSW
+    graph = index._engine._index
+    threads = 2
+
+    def raw(q: Any, ef: int) -> Any:
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = ef
+        unit = (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
+        return graph.search(unit.reshape(-1, unit.shape[-1]), 10, params=params)[1]
+
+    def raw_batch(q: Any, ef: int) -> Any:
+        faiss.omp_set_num_threads(threads)  # as HNSWIndex(threads=2) does for a batch
+        return raw(q, ef)
+
+    def ours(q: Any, ef: int) -> Any:
+        return index.search(q, k=10, ef=ef)[0]
+
+    singles = probe[: 50 if quick else 200]
+    rounds = 3 if quick else 7
+    out = []
+    for ef in dict.fromkeys((64, index.ef_search)):
+        recall = {name: recall_at(np.asarray(fn(probe, ef)).reshape(len(probe), -1), truth)
+                  for name, fn in (("faiss", raw_batch), (OURS, ours))}  # fmt: skip
+        same = f"recall@10 faiss {recall['faiss']:.3f}, neuralcore {recall[OURS]:.3f}"
+        best = {"faiss": float("inf"), OURS: float("inf")}
+        for _ in range(rounds):
+            for name, fn in (("faiss", raw), (OURS, ours)):
+                start = time.perf_counter()
+                for q in singles:
+                    fn(q, ef)
+                best[name] = min(best[name], (time.perf_counter() - start) / len(singles))
+        rates = {name: 1 / seconds for name, seconds in best.items()}
+        detail = f"{note}; same graph, {rounds} interleaved rounds of {len(singles)}; {same}"
+        out.append(Row(f"HNSW vs FAISS, 1 query, ef={ef}", rates, "rate", detail))
+    ef = index.ef_search
+    best = {"faiss": float("inf"), OURS: float("inf")}
+    for _ in range(2 if quick else 3):
+        for name, fn in (("faiss", raw_batch), (OURS, ours)):
+            start = time.perf_counter()
+            fn(probe, ef)
+            best[name] = min(best[name], time.perf_counter() - start)
+    rates = {name: len(probe) / seconds for name, seconds in best.items()}
+    detail = f"{note}; same graph, interleaved, best round each"
+    case = f"HNSW vs FAISS, batch of {len(probe):,}, {threads} threads, ef={ef}"
+    out.append(Row(case, rates, "rate", detail))
+    return out
 
 
 def _timer(quick: bool) -> Callable[[Callable[[], object]], float]:

@@ -31,6 +31,7 @@ __all__ = ("kernel_rows", "main", "progress_line", "rows", "sections")
 _log = logging.getLogger(__name__)
 PURE, NAIVE, OURS = "pure Python", "numpy naive", "neuralcore"
 PRE, RAW, METHOD = "numpy pre-normalised", "simsimd (raw)", "VectorOps method"
+NK_RAW, MATMUL = "numkong (raw)", "matmul only"
 DIM = 384
 
 
@@ -166,18 +167,23 @@ def _overhead_rows(quick: bool, a: Any, b: Any) -> Iterator[Row]:
 
     import neuralcore
     from neuralcore import cosine_similarity
+    from neuralcore.core import is_available
     from neuralcore.vectors import VectorOps
 
     ops, raw = VectorOps(), simsimd.cosine
+    contenders: dict[str, Callable[[], object]] = {RAW: lambda: raw(a, b)}
+    if is_available("numkong"):  # the kernel neuralcore calls, timed bare
+        angular = importlib.import_module("numkong").angular
+        contenders[NK_RAW] = lambda: angular(a, b)
     values = _interleaved({
-        RAW: lambda: raw(a, b),
+        **contenders,
         METHOD: lambda: ops.cosine_similarity(a, b),
         "neuralcore.cosine_similarity": lambda: neuralcore.cosine_similarity(a, b),
         OURS: lambda: cosine_similarity(a, b),
     }, quick)  # fmt: skip
     note = (
         "neuralcore: the function (from neuralcore import cosine_similarity); "
-        "interleaved rounds, best of each"
+        "interleaved rounds, best of each; every column includes its timing lambda"
     )
     yield Row("cosine, 1 pair: call overhead", values, note=note)
 
@@ -214,9 +220,12 @@ def _corpus_rows(quick: bool, naive: dict[str, Callable[..., Any]], m: Any) -> I
         PRE: lambda: pre_top(unit, q),
         OURS: lambda: big.top_k(q, 10),
     }, quick), note=note)  # fmt: skip
+    unit_queries = queries / norm(queries, axis=1, keepdims=True)
+    all_pairs_note += f"; {MATMUL}: both sides normalised beforehand (the bound: one GEMM)"
     yield Row("Corpus: cosine, 1,000 x 1,000 all pairs", _interleaved({
         NAIVE: lambda: naive["all"](queries, m1k),
         PRE: lambda: (queries / norm(queries, axis=1, keepdims=True)) @ unit1k.T,
+        MATMUL: lambda: unit_queries @ unit1k.T,
         OURS: lambda: small.cosine(queries),
     }, quick), note=all_pairs_note)  # fmt: skip
 
@@ -270,7 +279,7 @@ def kernel_rows(quick: bool = False) -> tuple[list[Row], list[str]]:
     return out, cols
 
 
-def _hnsw_rows(quick: bool) -> list[Row]:
+def _hnsw_rows(quick: bool, **options: Any) -> list[Row]:
     try:
         module = importlib.import_module("neuralcore._bench._hnsw")
     except ModuleNotFoundError as err:
@@ -278,7 +287,7 @@ def _hnsw_rows(quick: bool) -> list[Row]:
             raise
         _log.warning("neuralcore._bench._hnsw is missing: no HNSW rows")
         return []
-    result: list[Row] = module.hnsw_rows(quick)
+    result: list[Row] = module.hnsw_rows(quick, **options)
     return result
 
 
@@ -307,17 +316,24 @@ def progress_line(row: Row) -> str:
 
 
 def sections(
-    quick: bool = False, *, hnsw: bool = True, on_row: Callable[[Row], None] | None = None
+    quick: bool = False,
+    *,
+    hnsw: bool = True,
+    on_row: Callable[[Row], None] | None = None,
+    kernels: bool = True,
+    hnsw_options: dict[str, Any] | None = None,
 ) -> list[Section]:
     """The vectors section of ``neuralcore bench all`` (kernel rows, then the HNSW rows).
 
     ``on_row`` sees each row as soon as it is measured (the HNSW rows come as one group).
+    ``kernels=False`` skips the kernel and Corpus rows; ``hnsw_options`` go to
+    :func:`neuralcore._bench._hnsw.hnsw_rows` (``n``, ``parts``).
     """
     from neuralcore.vectors._select import describe_backend
 
-    all_rows = rows(quick, on_row=on_row)
+    all_rows = rows(quick, on_row=on_row) if kernels else []
     if hnsw:
-        hnsw_rows = _hnsw_rows(quick)
+        hnsw_rows = _hnsw_rows(quick, **(hnsw_options or {}))
         if on_row is not None:
             for row in hnsw_rows:
                 on_row(row)
@@ -336,9 +352,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--kernels", action="store_true", help="also compare kernel libraries")
     parser.add_argument("--no-hnsw", action="store_true", help="skip the (slow) HNSW rows")
+    parser.add_argument("--no-kernels", action="store_true", help="skip the kernel and Corpus rows")
+    parser.add_argument(
+        "--hnsw-size", type=int, default=None, help="HNSW points (default 100,000; 20,000 quick)"
+    )
+    parser.add_argument(
+        "--hnsw-parts",
+        default=None,
+        help="comma-separated HNSW row groups: search,faiss,storage,file,libraries (default all)",
+    )
     args = parser.parse_args(argv)
+    options: dict[str, Any] = {}
+    if args.hnsw_size is not None:
+        options["n"] = args.hnsw_size
+    if args.hnsw_parts is not None:
+        options["parts"] = tuple(p.strip() for p in args.hnsw_parts.split(",") if p.strip())
     print(f"Machine: {machine_line()}\n", flush=True)
-    found = sections(args.quick, hnsw=not args.no_hnsw, on_row=_print_row)
+    found = sections(
+        args.quick,
+        hnsw=not args.no_hnsw,
+        on_row=_print_row,
+        kernels=not args.no_kernels,
+        hnsw_options=options,
+    )
     print(flush=True)
     for section in found:
         print(format_section(section), flush=True)
