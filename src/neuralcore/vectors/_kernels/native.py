@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import types
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -107,82 +108,188 @@ _SS_REJECTS = (ValueError, TypeError, LookupError)
 
 
 _FLAG = "allow_nonfinite"
+_sqrt = math.sqrt
+_ALLOW, _THREADS = False, 1  # placeholders: each bound copy of a pair kernel has its own
+
+
+# The one-pair kernels. Each is written once as a function and once as a method (a leading
+# ``self``, unused); :func:`_settled` gives every (allow, threads) setting its own copy
+# whose globals hold ``_ALLOW`` and ``_THREADS``. On the happy path a call is one Python
+# frame over SimSIMD: the kernel runs first, and only a result that may be wrong (0 or 2
+# for cosine, non-finite, or not a float) or an exception goes to the validating path.
+#
+# Measured in one interleaved run (384-d float32, CPython 3.11): a closure over the
+# settings costs ~9 ns per call more than globals (3.11 copies closure cells into every
+# frame), a keyword-only ``allow_nonfinite`` ~13 ns more than a defaulted plain parameter
+# (3.11 does not specialise calls to functions with keyword-only parameters), on ~210 ns.
+# The public objects still show the documented keyword-only signature (``_ops``).
+
+
+def _cosine_similarity(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    dist = None  # kept if set: a batch tensor is the one-vs-many answer
+    try:
+        dist = _ss_cos(a, b)
+        # SimSIMD maps two zero vectors to 0, one to 1 (similarity 0: right as it is), and
+        # NaN/inf to a non-finite value or to 0 or 2 (checked per SIMD level by tests):
+        # those take the general path, which checks and answers exactly. A batch result
+        # (a tensor) cannot be compared with a float: TypeError, same.
+        if dist < 2.0 and dist > 0.0:
+            return 1.0 - dist
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("cosine_similarity", a, b, flag, _THREADS, dist)
+
+
+def _cosine_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    dist = None  # kept if set: a batch tensor is the one-vs-many answer
+    try:
+        dist = _ss_cos(a, b)
+        if dist < 2.0 and dist > 0.0:
+            return dist
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("cosine_distance", a, b, flag, _THREADS, dist)
+
+
+def _dot(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    try:
+        result = _ss_dot(a, b)
+    except _SS_REJECTS:
+        result = None
+    else:
+        if type(result) is float and result - result == 0.0:  # finite: NaN/inf shows
+            return result
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("dot", a, b, flag, _THREADS, result)
+
+
+def _sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    try:
+        result = _ss_sq(a, b)
+    except _SS_REJECTS:
+        result = None
+    else:
+        if type(result) is float and result - result == 0.0:
+            return result
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("sqeuclidean_distance", a, b, flag, _THREADS, result)
+
+
+def _euclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    try:
+        result = _ss_sq(a, b)
+    except _SS_REJECTS:
+        result = None
+    else:
+        if type(result) is float and result - result == 0.0:
+            return _sqrt(result)
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("euclidean_distance", a, b, flag, _THREADS, result)
+
+
+def _cosine_similarity_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    dist = None  # kept if set: a batch tensor is the one-vs-many answer
+    try:
+        dist = _ss_cos(a, b)
+        if dist < 2.0 and dist > 0.0:
+            return 1.0 - dist
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("cosine_similarity", a, b, flag, _THREADS, dist)
+
+
+def _cosine_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    dist = None  # kept if set: a batch tensor is the one-vs-many answer
+    try:
+        dist = _ss_cos(a, b)
+        if dist < 2.0 and dist > 0.0:
+            return dist
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("cosine_distance", a, b, flag, _THREADS, dist)
+
+
+def _dot_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    try:
+        result = _ss_dot(a, b)
+    except _SS_REJECTS:
+        result = None
+    else:
+        if type(result) is float and result - result == 0.0:
+            return result
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("dot", a, b, flag, _THREADS, result)
+
+
+def _sqeuclidean_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    try:
+        result = _ss_sq(a, b)
+    except _SS_REJECTS:
+        result = None
+    else:
+        if type(result) is float and result - result == 0.0:
+            return result
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("sqeuclidean_distance", a, b, flag, _THREADS, result)
+
+
+def _euclidean_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    try:
+        result = _ss_sq(a, b)
+    except _SS_REJECTS:
+        result = None
+    else:
+        if type(result) is float and result - result == 0.0:
+            return _sqrt(result)
+    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    return _general("euclidean_distance", a, b, flag, _THREADS, result)
+
+
+_PAIR_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "cosine_similarity": _cosine_similarity,
+    "cosine_distance": _cosine_distance,
+    "dot": _dot,
+    "euclidean_distance": _euclidean_distance,
+    "sqeuclidean_distance": _sqeuclidean_distance,
+}
+_PAIR_METHODS: dict[str, Callable[..., Any]] = {
+    "cosine_similarity": _cosine_similarity_m,
+    "cosine_distance": _cosine_distance_m,
+    "dot": _dot_m,
+    "euclidean_distance": _euclidean_distance_m,
+    "sqeuclidean_distance": _sqeuclidean_distance_m,
+}
+
+
+def _settled(
+    kernels: dict[str, Callable[..., Any]], allow: bool, threads: int
+) -> dict[str, Callable[..., Any]]:
+    """Copies of ``kernels`` reading ``_ALLOW``/``_THREADS`` from their own globals.
+
+    The globals are a snapshot of this module's, made once per setting: the kernels read
+    only names bound at import. Examples: ``bind(False, 1)["dot"]([1.0], [2.0])`` is 2.0.
+    """
+    scope = {**globals(), "_ALLOW": allow, "_THREADS": threads}
+    out: dict[str, Callable[..., Any]] = {}
+    for name, kernel in kernels.items():
+        code = kernel.__code__
+        copy = types.FunctionType(code, scope, name, kernel.__defaults__)
+        copy.__qualname__ = name
+        out[name] = copy
+    return out
 
 
 def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     """The public functions with ``allow_nonfinite``'s default and the thread count fixed.
 
-    The one-pair fast path is written out in each closure: a call costs one Python frame
-    on top of SimSIMD, the same for the module functions and for :class:`VectorOps`.
-
-    ``allow_nonfinite`` is a plain parameter with a default here, not keyword-only as
-    documented: CPython 3.11 specialises a call only to a function without keyword-only
-    parameters (``CALL_PY_WITH_DEFAULTS``), which saves ~13 ns of a ~280 ns pair call.
-    The public objects carry the documented keyword-only ``__signature__`` (see
-    ``neuralcore.vectors._ops``), and type checkers read the documented signature.
+    The one-pair kernels (see above) cost one Python frame on top of SimSIMD, the same for
+    the module functions and for :class:`VectorOps`.
     """
-
-    def cosine_similarity(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        dist = None
-        try:
-            dist = _ss_cos(a, b)
-            # SimSIMD maps two zero vectors to 0, one to 1 (similarity 0: right as it is),
-            # and NaN/inf to a non-finite value or to 0 or 2 (checked per SIMD level by
-            # tests): those take the general path, which checks and answers exactly. A
-            # batch result (a tensor) cannot be compared with a float: TypeError, same.
-            if 0.0 < dist < 2.0:
-                return 1.0 - dist
-        except _SS_REJECTS:
-            pass
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("cosine_similarity", a, b, flag, threads, dist)
-
-    def cosine_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        dist = None
-        try:
-            dist = _ss_cos(a, b)
-            if 0.0 < dist < 2.0:
-                return dist
-        except _SS_REJECTS:
-            pass
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("cosine_distance", a, b, flag, threads, dist)
-
-    def dot(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        result = None
-        try:
-            result = _ss_dot(a, b)
-        except _SS_REJECTS:
-            pass
-        else:
-            if type(result) is float and result - result == 0.0:  # finite: NaN/inf shows
-                return result
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("dot", a, b, flag, threads, result)
-
-    def sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        result = None
-        try:
-            result = _ss_sq(a, b)
-        except _SS_REJECTS:
-            pass
-        else:
-            if type(result) is float and result - result == 0.0:
-                return result
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("sqeuclidean_distance", a, b, flag, threads, result)
-
-    def euclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        result = None
-        try:
-            result = _ss_sq(a, b)
-        except _SS_REJECTS:
-            pass
-        else:
-            if type(result) is float and result - result == 0.0:
-                return _sqrt(result)
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("euclidean_distance", a, b, flag, threads, result)
+    functions = _settled(_PAIR_FUNCTIONS, allow, threads)
 
     def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None) -> Any:
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
@@ -197,25 +304,20 @@ def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
         return _top_k(query, matrix, k, metric, flag, threads)
 
+    functions["normalize"], functions["top_k"] = normalize, top_k
     if not _COSINE_SIMD:  # the portable SimSIMD kernel is imprecise: BLAS for every shape
+        for kind in ("cosine_similarity", "cosine_distance"):
+            functions[kind] = _general_only(kind, allow, threads)
+    return functions
 
-        def cosine_similarity(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-            flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-            return _general("cosine_similarity", a, b, flag, threads)
 
-        def cosine_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-            flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-            return _general("cosine_distance", a, b, flag, threads)
+def _general_only(kind: str, allow: bool, threads: int) -> Callable[..., Any]:
+    def function(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+        return _general(kind, a, b, flag, threads)
 
-    return {
-        "cosine_similarity": cosine_similarity,
-        "cosine_distance": cosine_distance,
-        "dot": dot,
-        "euclidean_distance": euclidean_distance,
-        "sqeuclidean_distance": sqeuclidean_distance,
-        "normalize": normalize,
-        "top_k": top_k,
-    }
+    function.__name__ = kind
+    return function
 
 
 def bind_methods(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
@@ -224,82 +326,13 @@ def bind_methods(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
 
     A method defined on the class is what CPython 3.11 specialises on lookup; a kernel kept
     per instance and shadowing a documented method costs one generic lookup more per call.
-    So the one-pair fast paths are written out again here, the same code with ``self``
-    first; the rest call the bound functions (their own work dwarfs one frame).
+    So the one-pair kernels have method twins; the rest call the bound functions (their
+    own work dwarfs one frame).
     """
-    functions = bind(allow, threads)
-
-    def cosine_similarity(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        dist = None
-        try:
-            dist = _ss_cos(a, b)
-            if 0.0 < dist < 2.0:
-                return 1.0 - dist
-        except _SS_REJECTS:
-            pass
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("cosine_similarity", a, b, flag, threads, dist)
-
-    def cosine_distance(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        dist = None
-        try:
-            dist = _ss_cos(a, b)
-            if 0.0 < dist < 2.0:
-                return dist
-        except _SS_REJECTS:
-            pass
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("cosine_distance", a, b, flag, threads, dist)
-
-    def dot(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        result = None
-        try:
-            result = _ss_dot(a, b)
-        except _SS_REJECTS:
-            pass
-        else:
-            if type(result) is float and result - result == 0.0:
-                return result
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("dot", a, b, flag, threads, result)
-
-    def sqeuclidean_distance(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        result = None
-        try:
-            result = _ss_sq(a, b)
-        except _SS_REJECTS:
-            pass
-        else:
-            if type(result) is float and result - result == 0.0:
-                return result
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("sqeuclidean_distance", a, b, flag, threads, result)
-
-    def euclidean_distance(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
-        result = None
-        try:
-            result = _ss_sq(a, b)
-        except _SS_REJECTS:
-            pass
-        else:
-            if type(result) is float and result - result == 0.0:
-                return _sqrt(result)
-        flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
-        return _general("euclidean_distance", a, b, flag, threads, result)
-
-    methods = {
-        "cosine_similarity": cosine_similarity,
-        "cosine_distance": cosine_distance,
-        "dot": dot,
-        "euclidean_distance": euclidean_distance,
-        "sqeuclidean_distance": sqeuclidean_distance,
-    }
+    methods = _settled(_PAIR_METHODS, allow, threads)
     if not _COSINE_SIMD:  # imprecise portable SimSIMD cosine: the general path serves
         del methods["cosine_similarity"], methods["cosine_distance"]
-    return {**as_methods(functions), **methods}
-
-
-_sqrt = math.sqrt
+    return {**as_methods(bind(allow, threads)), **methods}
 
 
 def _target(value: Any) -> np.dtype[Any] | None:
