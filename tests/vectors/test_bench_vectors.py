@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -105,6 +106,18 @@ def test_hnsw_parts_pick_row_groups_and_faiss_rows_compare_the_same_graph() -> N
         hnsw_rows(True, n=100, queries=5, parts=("nope",))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="no faiss-cpu")
+def test_hnsw_cache_reuses_the_f32_index_and_one_storage_type(tmp_path: Path) -> None:
+    first = hnsw_rows(True, n=600, queries=10, parts=("i8",), cache=str(tmp_path))
+    assert first[0].case == "HNSW build, f32, 2 threads"
+    assert (tmp_path / "hard-f32-600.nchnsw").exists()
+    again = hnsw_rows(True, n=600, queries=10, parts=("i8",), cache=str(tmp_path))
+    cases = [r.case for r in again]
+    assert cases[0].startswith("HNSW i8: recall@10")  # loaded: no build row
+    assert not any("bf16" in c for c in cases)
+    assert again[1].values["neuralcore"] == first[2].values["neuralcore"]  # same memory share
+
+
 def test_cli_passes_hnsw_options(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +130,6 @@ def test_cli_passes_hnsw_options(
     monkeypatch.setattr(bench, "_rows", lambda quick: pytest.fail("kernel rows were run"))
     monkeypatch.setattr(bench, "_hnsw_rows", fake_hnsw)
     argv = ["--no-kernels", "--hnsw-size", "5000", "--hnsw-parts", "search, faiss"]
-    assert bench.main(argv) == 0
-    assert seen == [{"n": 5000, "parts": ("search", "faiss")}]
+    assert bench.main([*argv, "--hnsw-cache", "/tmp/x"]) == 0
+    assert seen == [{"n": 5000, "parts": ("search", "faiss"), "cache": "/tmp/x"}]
     assert "| hnsw |" in capsys.readouterr().out

@@ -156,7 +156,7 @@ def _others(base: NDArray[Any], threads: int) -> dict[str, Searcher]:
     return out
 
 
-PARTS = ("search", "faiss", "storage", "file", "libraries")
+PARTS = ("search", "faiss", "storage", "i8", "bf16", "file", "libraries")
 
 
 def hnsw_rows(
@@ -166,14 +166,17 @@ def hnsw_rows(
     queries: int = 1000,
     libraries: bool = True,
     parts: Collection[str] = PARTS,
+    cache: str | None = None,
 ) -> list[Row]:
     """Build, recall@10 at the defaults, search speed, storage options, view, libraries.
 
     ``quick`` uses 20,000 points instead of 100,000 (said in each row's note); ``n``
     overrides both (tests use it). ``parts`` picks row groups (the f32 build always
     runs): ``search`` (rates, recall, memory), ``faiss`` (raw FAISS on the same graph,
-    interleaved), ``storage`` (bf16/i8 builds), ``file`` (save, load, view) and
-    ``libraries`` (the per-library sweep, also off with ``libraries=False``).
+    interleaved), ``storage`` (bf16 and i8 builds; ``i8`` or ``bf16`` for one), ``file``
+    (save, load, view) and ``libraries`` (the per-library sweep, also off with
+    ``libraries=False``). With ``cache`` (a folder), the f32 index is loaded from there
+    when an earlier run saved it (no build row then), else built and saved there.
 
     Examples
     --------
@@ -187,15 +190,15 @@ def hnsw_rows(
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown HNSW bench parts {sorted(unknown)}; choose from {PARTS}")
-    index, build = _build(base, note, "f32")
+    index, rows = _f32_index(base, note, cache)
     timer = _timer(quick)
-    rows = [build]
     if "search" in parts:
         rows += _search_rows(index, base, probe, truth, timer, note)
     if "faiss" in parts:
         rows += _same_graph_rows(index, probe, truth, quick, note)
-    if "storage" in parts:
-        rows += _storage_rows(base, probe, truth, index, note)
+    dtypes = [d for d in ("bf16", "i8") if d in parts or "storage" in parts]
+    if dtypes:
+        rows += _storage_rows(base, probe, truth, index, note, dtypes)
     if "file" in parts:
         rows += _file_rows(index, probe, timer, note)
     if libraries and "libraries" in parts:
@@ -305,9 +308,28 @@ def _search_rows(
     ]
 
 
+def _f32_index(base: NDArray[Any], note: str, cache: str | None) -> tuple[Any, list[Row]]:
+    """The f32 index and its build row, or the index an earlier run saved in ``cache``."""
+    from pathlib import Path
+
+    from neuralcore.vectors import HNSWIndex
+
+    if cache is None:
+        index, build = _build(base, note, "f32")
+        return index, [build]
+    path = Path(cache) / f"hard-f32-{len(base)}.nchnsw"
+    if path.exists():
+        return HNSWIndex.load(path, threads=2), []
+    index, build = _build(base, note, "f32")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    index.save(path)
+    return index, [build]
+
+
 def _storage_rows(
-    base: NDArray[Any], probe: NDArray[Any], truth: NDArray[Any], f32: Any, note: str
-) -> list[Row]:
+    base: NDArray[Any], probe: NDArray[Any], truth: NDArray[Any], f32: Any, note: str,
+    dtypes: Collection[str] = ("bf16", "i8"),
+) -> list[Row]:  # fmt: skip
     """The reduced-memory storage options at their defaults: recall, memory and file size."""
     import tempfile
     from pathlib import Path
@@ -316,7 +338,7 @@ def _storage_rows(
     with tempfile.TemporaryDirectory() as folder:
         f32_path = Path(folder) / "f32.nchnsw"
         f32.save(f32_path)
-        for dtype in ("bf16", "i8"):
+        for dtype in dtypes:
             index, _ = _build(base, note, dtype)
             recall = recall_at(index.search(probe, k=10)[0], truth)
             case = f"HNSW {dtype}: recall@10 at the defaults (ef_search={index.ef_search})"

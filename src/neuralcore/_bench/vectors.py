@@ -359,12 +359,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--hnsw-parts",
         default=None,
-        help="comma-separated HNSW row groups: search,faiss,storage,file,libraries (default all)",
+        help="comma-separated HNSW row groups: search,faiss,storage (or i8, bf16),file,"
+        "libraries (default all)",
+    )
+    parser.add_argument(
+        "--hnsw-cache",
+        default=None,
+        help="folder: reuse the f32 HNSW index an earlier run built there (else build, save)",
     )
     args = parser.parse_args(argv)
     options: dict[str, Any] = {}
     if args.hnsw_size is not None:
         options["n"] = args.hnsw_size
+    if args.hnsw_cache is not None:
+        options["cache"] = args.hnsw_cache
     if args.hnsw_parts is not None:
         options["parts"] = tuple(p.strip() for p in args.hnsw_parts.split(",") if p.strip())
     print(f"Machine: {machine_line()}\n", flush=True)
