@@ -96,6 +96,7 @@ class Tap:
         "active",
         "callback",
         "durable",
+        "forwards",
         "include_remote",
         "name",
         "selection",
@@ -107,7 +108,7 @@ class Tap:
         self,
         host: TapHost,
         selector: str | tuple[str, ...],
-        callback: Callable[[Message], None],
+        callback: Callable[[Message], object],
         *,
         include_remote: bool,
         durable: bool = False,
@@ -116,6 +117,9 @@ class Tap:
         self._host = host
         self._auth: str | None = None  # the API key it was made with (never shown)
         self._trusted = False  # made by the bus's own bridge port: not authorized
+        # An outbound bridge's tap (made by the bus's bridge port): a callback that
+        # returns True took the message for sending (see Pipeline.give_taps).
+        self.forwards = False
         self.selector = selector
         self.selection = Selector(selector)
         self.selectors = self.selection.texts

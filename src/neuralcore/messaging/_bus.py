@@ -374,6 +374,11 @@ class MessageBus:
             msg.attempt = 1
             msg.origin = self.bus_id
             msg._tracker = None
+            # Taps first (an outbound bridge): what one took on a channel without a local
+            # subscriber is not queued here (Pipeline.tap_first).
+            if ch.taps and self._pub.tap_first(ch, msg):
+                ch.stats.published += 1
+                return msg
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
                 bucket.append(msg)
@@ -381,8 +386,6 @@ class MessageBus:
             else:
                 ch.queue.push(msg)
             ch.stats.published += 1
-            if ch.taps:  # e.g. an outbound bridge (what _pub.accept does)
-                self._pub.give_taps(ch, msg)
             if ch.waiter is not None:
                 ch.wake()
             return msg
@@ -450,6 +453,11 @@ class MessageBus:
             msg.attempt = 1
             msg.origin = self.bus_id
             msg._tracker = None
+            # Taps first (an outbound bridge): what one took on a channel without a local
+            # subscriber is not queued here (Pipeline.tap_first).
+            if ch.taps and self._pub.tap_first(ch, msg):
+                ch.stats.published += 1
+                return msg
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
                 bucket.append(msg)
@@ -457,8 +465,6 @@ class MessageBus:
             else:
                 ch.queue.push(msg)
             ch.stats.published += 1
-            if ch.taps:  # e.g. an outbound bridge (what _pub.accept does)
-                self._pub.give_taps(ch, msg)
             if ch.waiter is not None:
                 ch.wake()
             elif ch.targets:  # a burst: let the consumers run now and then (``_BURST``)

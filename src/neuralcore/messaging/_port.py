@@ -99,6 +99,7 @@ class MessageBusPort:
             name=name,
             auth=None,
             trusted=True,  # the bridge is configured by the bus's owner
+            forwards=True,  # the sink returns True when it took a message for sending
         )
 
     def records(self, channel: str) -> bool:

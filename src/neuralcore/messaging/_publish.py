@@ -347,6 +347,12 @@ class Pipeline:
         queue = ch.queue
         if ch.max_size <= queue.size:  # a publish hook published meanwhile
             raise MustWait(msg)
+        if ch.taps and self.tap_first(ch, msg):  # forwarded; no local subscriber
+            stats.published += 1
+            ch.pub_tick += 1
+            if sampled:
+                stats.publish_latency.observe(_perf() - t0)
+            return msg
         bucket = queue._buckets.get(msg.priority)  # room: nothing to evict (see accept)
         if bucket:  # the common case: behind messages of the same priority
             bucket.append(msg)
@@ -354,8 +360,6 @@ class Pipeline:
         else:
             queue.push(msg)
         stats.published += 1
-        if ch.taps:
-            self.give_taps(ch, msg)
         if ch.waiter is not None:
             ch.wake()
         ch.pub_tick += 1
@@ -514,7 +518,16 @@ class Pipeline:
         return stored, outbox
 
     def accept(self, ch: Channel, msg: Message) -> Message | None:
-        """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake."""
+        """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake.
+
+        On an in-memory channel without a local subscriber the taps run first
+        (:meth:`tap_first`): a message an outbound bridge took is not queued."""
+        tapped = False
+        if ch.taps and ch.in_memory and not ch.targets:
+            if self.tap_first(ch, msg):
+                ch.stats.published += 1
+                return msg
+            tapped = True
         queue = ch.queue
         bucket = queue._buckets.get(msg.priority)
         if bucket:  # the common case: behind messages of the same priority
@@ -534,7 +547,7 @@ class Pipeline:
                     self._taps.forwarded(tap.name, [seq])
             return None
         ch.stats.published += 1
-        if ch.taps:
+        if ch.taps and not tapped:
             self.give_taps(ch, msg)
             tracker = msg._tracker
             if tracker is not None:
@@ -543,16 +556,31 @@ class Pipeline:
             ch.wake()
         return msg
 
-    def give_taps(self, ch: Channel, msg: Message) -> None:
-        """Give an accepted message to the channel's taps (a failing tap is counted)."""
+    def give_taps(self, ch: Channel, msg: Message) -> bool:
+        """Give an accepted message to the channel's taps (a failing tap is counted).
+
+        Returns True when an outbound bridge's tap took it for sending."""
+        sent = False
         for tap in ch.taps:
             if tap.include_remote or msg.origin == self._bus_id:
                 try:
-                    tap.callback(msg)
+                    took = tap.callback(msg)
                     msg._tapped = True  # forwarded: not lost if nobody here takes it
                 except Exception:
                     ch.stats.errors += 1
                     logger.exception("tap %r on channel %r failed", tap.selector, ch.name)
+                    continue
+                if took is True and tap.forwards:
+                    sent = True
+        return sent
+
+    def tap_first(self, ch: Channel, msg: Message) -> bool:
+        """Give a message of an in-memory channel to its taps before it is queued; True
+        when there is nothing to queue: an outbound bridge took it and the channel has no
+        local subscriber (nobody here would ever take it; a local copy would only fill
+        the channel). A message that carries a tracker (injected with ``on_settled``) is
+        always queued, so that it settles."""
+        return self.give_taps(ch, msg) and not ch.targets and msg._tracker is None
 
     async def inject(
         self, message: Message, on_settled: Callable[[Message, Outcome], None] | None

@@ -57,16 +57,18 @@ class Taps:
     def open(
         self,
         channel: str | tuple[str, ...],
-        callback: Callable[[Message], None],
+        callback: Callable[[Message], object],
         *,
         include_remote: bool,
         durable: bool,
         name: str | None,
         auth: str | None,
         trusted: bool,
+        forwards: bool = False,
     ) -> Tap:
         """:meth:`MessageBus.tap`; ``trusted`` taps (the bus's own bridge port) skip
-        authorization."""
+        authorization; ``forwards`` marks an outbound bridge's tap, whose callback returns
+        True when it took a message for sending."""
         if not callable(callback):
             raise InputTypeError(f"callback must be callable, got {type(callback).__name__}")
         if durable and not name:
@@ -77,7 +79,7 @@ class Taps:
             self, channel, callback,
             include_remote=include_remote, durable=durable, name=name,
         )  # fmt: skip
-        tap._auth, tap._trusted = auth, trusted
+        tap._auth, tap._trusted, tap.forwards = auth, trusted, forwards
         matched: dict[str, Channel] = {}
         for selector in tap.selection.names:
             matched[selector] = ch = self._registry.channel(selector)

@@ -312,3 +312,61 @@ async def test_outbox_rows_of_a_json_bus_go_out_in_the_current_codec(tmp_path: P
         data = [d for _, d in broker.streams["jobs"]]
         assert all(not d.startswith(b"[") for d in data)  # not the JSON rows
         assert [MsgpackCodec().decode(d).payload for d in data] == [{"n": i} for i in range(3)]
+
+
+async def test_an_outbound_channel_without_a_local_subscriber_keeps_no_copy() -> None:
+    """What the bridge took on a channel nobody here subscribes to is not queued locally:
+    at default channel settings (10,000 max, ``block``) a publisher goes on past 10,000
+    messages, and the channel stays empty. A local subscriber gets what is published
+    from then on (and the bridge still carries it)."""
+    broker = MemoryBroker()
+    sender, out = await bus_with(broker)
+    try:
+        for i in range(12_000):
+            sender.publish("jobs", i)
+        for i in range(12_000, 24_000):
+            await sender.publish_async("jobs", i)
+        assert sender.metrics()["jobs"].queue_depth == 0
+        assert await out.flush(10)
+        assert [sender.codec.decode(d).payload for _, d in broker.streams["jobs"]] == list(
+            range(24_000)
+        )
+        got: list[int] = []
+        sender.subscribe("jobs", lambda m: got.append(m.payload))
+        sender.publish("jobs", "later")
+        await wait_for(lambda: got == ["later"])
+        assert await out.flush(10)
+        assert len(broker.streams["jobs"]) == 24_001
+    finally:
+        await sender.stop()
+
+
+async def test_what_the_bridge_did_not_take_is_kept_for_a_local_subscriber() -> None:
+    """A message the bridge refused (full buffer, no spill file) was not forwarded: it
+    stays queued like on any channel without a subscriber."""
+    broker = MemoryBroker()
+    sender, out = await bus_with(broker, buffer_size=3, drain_timeout_s=0.05)
+    try:
+        broker.down = True
+        await wait_for(lambda: out.state is BridgeState.RECONNECTING)
+        for i in range(5):
+            sender.publish("jobs", i)
+        assert out.metrics().dropped == 2
+        assert sender.metrics()["jobs"].queue_depth == 2
+        got: list[int] = []
+        sender.subscribe("jobs", lambda m: got.append(m.payload))
+        await wait_for(lambda: got == [3, 4])
+    finally:
+        await sender.stop()
+
+
+async def test_a_request_answered_on_the_same_bus_with_a_bridge_attached() -> None:
+    """The bridge does not carry this bus's own reply channel: a request answered by a
+    local handler still gets its reply."""
+    broker = MemoryBroker()
+    bus, _ = await bus_with(broker)
+    try:
+        bus.subscribe("jobs", lambda m: m.payload * 2)
+        assert await bus.request("jobs", 21, timeout=5) == 42
+    finally:
+        await bus.stop()

@@ -18,7 +18,9 @@ from neuralcore.messaging._types import Outcome
 
 __all__ = ("BusPort", "DurablePort", "OnSettled", "Sink")
 
-Sink = Callable[[Message], None]
+Sink = Callable[[Message], object]
+"""A bridge's tap callback: returns True when it took the message for sending (the bus
+then keeps no local copy of it when the channel has no local subscriber)."""
 OnSettled = Callable[[Message, Outcome], None]
 
 
@@ -33,7 +35,10 @@ class BusPort(Protocol):
     def watch(self, channels: tuple[str, ...], sink: Sink) -> Callable[[], None]:
         """Call ``sink`` with every message published locally on ``channels``.
 
-        Returns a function that stops watching.
+        ``sink`` returns True when it took the message for sending: a message taken so
+        on a channel without a local subscriber is not queued locally (it was delivered
+        over the bridge; nobody here would ever take it). Returns a function that stops
+        watching.
         """
         ...
 

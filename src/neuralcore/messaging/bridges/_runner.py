@@ -422,14 +422,20 @@ class BridgeRunner:
 
     # -- outbound -------------------------------------------------------------------------
 
-    def _on_local(self, msg: Message) -> None:
+    def _on_local(self, msg: Message) -> bool:
         """Bus tap: queue a local publish for the server (remote ones are not echoed)."""
         if msg.origin == self._local and self._port is not None:
-            self._enqueue(msg)
+            return self._enqueue(msg)
+        return False
 
-    def _enqueue(self, msg: Message) -> None:
+    def _enqueue(self, msg: Message) -> bool:
         """Encode and buffer one message (the durable tap calls this directly: it already
         skips remote messages, and replays keep the origin of the run that published).
+
+        Returns True when the message was taken for sending (buffered, spilled or left in
+        the bus outbox to be read back); the bus then keeps no local copy of it on a
+        channel without a local subscriber. False: not carried, not encodable, or refused
+        by a full buffer.
 
         Runs inside every bridged publish: the common case (a carried channel the bus
         does not record) is one route lookup, the encode and one buffer append.
@@ -438,7 +444,7 @@ class BridgeRunner:
         route = self._routes.get(channel)
         if route is None:  # selection, persistence and key decided once per channel
             if self._port is None:
-                return
+                return False
             route = self._route(msg)
         how, persistent, key, per_message = route
         if how == _PLAIN:
@@ -446,20 +452,21 @@ class BridgeRunner:
                 data = self._encode(msg)
             except SerializationError as err:
                 self._unsendable(msg, err, 0)
-                return
+                return False
             if per_message:
                 key = self._key(msg)
             try:
                 where = self._buffer.put((channel, data, key, persistent, 0))
             except QueueFullError as err:
                 self._refused(msg, err)
-                return
-            if where != "memory":
-                self._count(where)
-            return
+                return False
+            if where == "memory":
+                return True
+            self._count(where)
+            return where != "dropped"
         if self._port is None:
-            return
-        self._enqueue_recorded(msg, route)
+            return False
+        return self._enqueue_recorded(msg, route)
 
     def _route(self, msg: Message) -> Route:
         """``(how, persistent, key, key_per_message)`` for ``msg``'s channel, cached:
@@ -479,7 +486,7 @@ class BridgeRunner:
         )
         return route
 
-    def _enqueue_recorded(self, msg: Message, route: Route) -> None:
+    def _enqueue_recorded(self, msg: Message, route: Route) -> bool:
         """A message of a channel the bus records (durable tap) or does not send."""
         how, persistent, key, per_message = route
         durable = self._durable
@@ -487,21 +494,24 @@ class BridgeRunner:
         if how == _SKIP:
             if seq:
                 self._done([seq])
-            return
+            return False
         try:  # the bytes the bus's journal stored, when it just recorded the message
             data = durable.wire(msg) if durable is not None else self._encode(msg)
         except SerializationError as err:
             self._unsendable(msg, err, seq)
-            return
+            return False
         if seq and not persistent:  # fire-and-forget on the server side: nothing to confirm
             self._done([seq])
             seq = 0
         if per_message:
             key = self._key(msg)
         try:
-            self._count(self._buffer.put((msg.channel, data, key, persistent, seq)))
+            where = self._buffer.put((msg.channel, data, key, persistent, seq))
         except QueueFullError as err:
             self._refused(msg, err)
+            return False
+        self._count(where)
+        return where != "dropped"
 
     def _refused(self, msg: Message, err: QueueFullError) -> None:
         """The buffer is full and there is no spill file: count it, warn (once a second)."""
