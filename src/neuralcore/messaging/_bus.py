@@ -375,8 +375,8 @@ class MessageBus:
             msg.origin = self.bus_id
             msg._tracker = None
             # Taps first (an outbound bridge): what one took on a channel without a local
-            # subscriber is not queued here (Pipeline.tap_first).
-            if ch.taps and self._pub.tap_first(ch, msg):
+            # subscriber is not queued here (Pipeline.tap_first, inlined).
+            if ch.taps and self._pub.give_taps(ch, msg) and not ch.targets:
                 ch.stats.published += 1
                 return msg
             bucket = ch.queue._buckets.get(priority)
@@ -454,8 +454,8 @@ class MessageBus:
             msg.origin = self.bus_id
             msg._tracker = None
             # Taps first (an outbound bridge): what one took on a channel without a local
-            # subscriber is not queued here (Pipeline.tap_first).
-            if ch.taps and self._pub.tap_first(ch, msg):
+            # subscriber is not queued here (Pipeline.tap_first, inlined).
+            if ch.taps and self._pub.give_taps(ch, msg) and not ch.targets:
                 ch.stats.published += 1
                 return msg
             bucket = ch.queue._buckets.get(priority)
