@@ -178,6 +178,22 @@ async def test_batch_publish(until: Any) -> None:
         msgs = await bus.publish_batch_async("c", range(5), priority=10, headers={"k": 1})
         assert [m.priority for m in msgs if m] == [10] * 5
         await until(lambda: got == list(range(5)))
+        made = bus.publish_batch("c", "ab", headers={"k": 1})
+        assert [m.headers for m in made if m] == [{"k": 1}, {"k": 1}]
+        first, second = made
+        assert first is not None
+        assert second is not None
+        first.headers["k"] = 2  # each message has its own copy of the headers
+        assert second.headers == {"k": 1}
+        assert len({m.id for m in [*msgs, *made] if m}) == 7
+        with pytest.raises(InvalidInputError, match="priority"):
+            bus.publish_batch("c", range(3), priority=2**63)
+        with pytest.raises(InputTypeError, match="header names must be str"):
+            bus.publish_batch("c", range(3), headers={1: "x"})
+        await until(lambda: got == [*range(5), "a", "b"])
+        assert bus.metrics()["c"].published == 7
+    with pytest.raises(BusClosedError):
+        bus.publish_batch("c", range(3))
 
 
 def test_rate_limit_token_bucket(monkeypatch: pytest.MonkeyPatch) -> None:

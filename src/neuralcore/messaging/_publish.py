@@ -139,6 +139,8 @@ class Pipeline:
         prepared = self.prepare_many(channel, payloads, priority, headers, auth)
         ch = self._channels[channel]
         kept = self.fit(ch, prepared)
+        if ch.fast:  # nothing to persist; accept without the per-message call chain
+            return self.accept_plain(ch, kept) + [None] * (len(prepared) - len(kept))
         if ch.config.persistent and kept:
             self.persist(ch, kept, []).wait(self.commit_timeout())
         accepted = [self.accept(ch, m) for m in kept]
@@ -171,6 +173,8 @@ class Pipeline:
         ch = self._channels[channel]
         if ch.config.overflow != "block":
             kept = self.fit(ch, prepared)
+            if ch.fast:
+                return self.accept_plain(ch, kept) + [None] * (len(prepared) - len(kept))
             if ch.config.persistent and kept:
                 await self.persist_async(ch, kept, [])
             accepted = [self.accept(ch, m) for m in kept]
@@ -180,6 +184,9 @@ class Pipeline:
             await self.admit_async(ch)
             room = max(1, ch.max_size - ch.queue.size)
             chunk = prepared[len(out) : len(out) + room]
+            if ch.fast:  # room for the whole chunk: nothing evicted
+                out += self.accept_plain(ch, chunk)
+                continue
             if ch.config.persistent:
                 await self.persist_async(ch, chunk, [])
             out += [self.accept(ch, m) for m in chunk]
@@ -436,6 +443,22 @@ class Pipeline:
         headers: Mapping[str, Any] | None,
         auth: str | None,
     ) -> list[Message]:
+        ch = self._channels.get(channel) if type(channel) is str else None
+        if ch is not None and ch.fast and not self.closed:
+            # A channel without per-message features (open, in-memory, no auth, limit,
+            # idempotency or hook: what Channel.refresh decides): the checks once, then
+            # one envelope per payload, each with its own copy of the headers.
+            if priority is None:
+                priority = ch.default_priority
+            elif type(priority) is not int or not PMIN <= priority <= PMAX:
+                priority = check_priority(priority)
+            first = None if headers is None else copy_headers(headers)
+            bus_id, counter, new = self._bus_id, self._counter, _new
+            if first is None:
+                return [new(channel, p, priority, None, bus_id, next(counter)) for p in payloads]
+            return [
+                new(channel, p, priority, first.copy(), bus_id, next(counter)) for p in payloads
+            ]
         out = []
         for payload in payloads:
             _, msg = self.prepare(channel, payload, priority, headers, None, auth)
@@ -555,6 +578,28 @@ class Pipeline:
         if ch.waiter is not None:
             ch.wake()
         return msg
+
+    def accept_plain(self, ch: Channel, msgs: list[Message]) -> list[Message | None]:
+        """:meth:`accept` for a batch on a channel without per-message features that has
+        room for all of it (``fit`` decided, so nothing is evicted; ``drop_oldest`` goes
+        through :meth:`accept`). Like the facade's fast path, taps run first and what an
+        outbound bridge took is not queued when the channel has no local subscriber."""
+        if ch.config.overflow == "drop_oldest":
+            return [self.accept(ch, m) for m in msgs]
+        queue, buckets, taps = ch.queue, ch.queue._buckets, ch.taps
+        for msg in msgs:
+            if taps and self.give_taps(ch, msg) and not ch.targets:
+                continue  # forwarded; nobody here subscribes
+            bucket = buckets.get(msg.priority)
+            if bucket:
+                bucket.append(msg)
+                queue.size += 1
+            else:
+                queue.push(msg)
+        ch.stats.published += len(msgs)
+        if msgs and ch.waiter is not None:
+            ch.wake()
+        return list(msgs)
 
     def give_taps(self, ch: Channel, msg: Message) -> bool:
         """Give an accepted message to the channel's taps (a failing tap is counted).

@@ -370,3 +370,24 @@ async def test_a_request_answered_on_the_same_bus_with_a_bridge_attached() -> No
         assert await bus.request("jobs", 21, timeout=5) == 42
     finally:
         await bus.stop()
+
+
+async def test_publish_batch_on_a_bridged_channel_forwards_in_order() -> None:
+    """A batch on a carried channel: every message goes out in order; with no local
+    subscriber none is queued, with one each is also delivered locally."""
+    broker = MemoryBroker()
+    sender, out = await bus_with(broker)
+    try:
+        sender.publish_batch("jobs", range(300))
+        await sender.publish_batch_async("jobs", range(300, 600))
+        assert sender.metrics()["jobs"].queue_depth == 0
+        got: list[int] = []
+        sender.subscribe("jobs", lambda m: got.append(m.payload))
+        sender.publish_batch("jobs", range(600, 700))
+        await wait_for(lambda: got == list(range(600, 700)))
+        assert await out.flush(10)
+        sent = [sender.codec.decode(d).payload for _, d in broker.streams["jobs"]]
+        assert sent == list(range(700))
+        assert sender.metrics()["jobs"].published == 700
+    finally:
+        await sender.stop()
