@@ -347,3 +347,21 @@ def test_vector_against_matrix_reuses_the_broadcast_answer(name: str, dtype: typ
     with pytest.raises(NonFiniteError):
         fn(q, m)
     assert np.isnan(fn(q, m, allow_nonfinite=True)[9])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["cosine_similarity", "cosine_distance", "dot", "sqeuclidean_distance", "euclidean_distance"],
+)
+@pytest.mark.parametrize("pair", [(b"ab", b"ba"), ("ab", "ba")], ids=["bytes", "str"])
+def test_bytes_and_str_pairs_are_refused_by_every_pair_function(
+    vector_ops: VectorOps, name: str, pair: tuple[Any, Any]
+) -> None:
+    """A float32 blob read from a database must not be scored as a vector of its bytes."""
+    a, b = pair
+    with pytest.raises(InputTypeError, match=r"bytes|str"):
+        getattr(vector_ops, name)(a, b)
+    with pytest.raises(InputTypeError, match=r"bytes|str"):
+        getattr(vectors, name)(a, b)
+    with pytest.raises(InputTypeError):
+        getattr(vector_ops, name)(a, np.frombuffer(b"ab", dtype=np.uint8))

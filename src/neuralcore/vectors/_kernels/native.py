@@ -132,8 +132,10 @@ def _cosine_similarity(a: Any, b: Any, allow_nonfinite: bool | None = None) -> A
         # SimSIMD maps two zero vectors to 0, one to 1 (similarity 0: right as it is), and
         # NaN/inf to a non-finite value or to 0 or 2 (checked per SIMD level by tests):
         # those take the general path, which checks and answers exactly. A batch result
-        # (a tensor) cannot be compared with a float: TypeError, same.
-        if dist < 2.0 and dist > 0.0:
+        # (a tensor) cannot be compared with a float: TypeError, same. SimSIMD reads
+        # ``bytes`` as a uint8 buffer, which the checked path refuses (like ``str``): a
+        # float32 blob from a database would otherwise score as 4x as many bytes.
+        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
             return 1.0 - dist
     except _SS_REJECTS:
         pass
@@ -145,7 +147,7 @@ def _cosine_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if dist < 2.0 and dist > 0.0:
+        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
             return dist
     except _SS_REJECTS:
         pass
@@ -193,7 +195,7 @@ def _cosine_similarity_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if dist < 2.0 and dist > 0.0:
+        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
             return 1.0 - dist
     except _SS_REJECTS:
         pass
@@ -205,7 +207,7 @@ def _cosine_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None =
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if dist < 2.0 and dist > 0.0:
+        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
             return dist
     except _SS_REJECTS:
         pass
