@@ -543,14 +543,23 @@ class Pipeline:
     def accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake.
 
-        On an in-memory channel without a local subscriber the taps run first
-        (:meth:`tap_first`): a message an outbound bridge took is not queued."""
+        On a channel without a local subscriber the taps run first: a message an outbound
+        bridge took is not queued (nobody here would take it). One the bus tracks (a
+        persistent channel's row, an ``on_settled``) is settled as handled here at once;
+        a persistent row then waits only for the bridge (its durable tap's outbox row).
+        """
         tapped = False
-        if ch.taps and ch.in_memory and not ch.targets:
-            if self.tap_first(ch, msg):
-                ch.stats.published += 1
-                return msg
+        if ch.taps and not ch.targets:
             tapped = True
+            forwarded = self.give_taps(ch, msg) and not ch.targets
+            tracker = msg._tracker
+            if tracker is not None:
+                tracker.wire = None  # the taps had their chance to reuse the stored bytes
+            if forwarded:
+                ch.stats.published += 1
+                if tracker is not None:
+                    ch.settle_all(msg, "acked")
+                return msg
         queue = ch.queue
         bucket = queue._buckets.get(msg.priority)
         if bucket:  # the common case: behind messages of the same priority
@@ -565,7 +574,7 @@ class Pipeline:
             ch.settle_all(evicted, "dropped")
         if evicted is msg:
             seq = msg._tracker.seq if msg._tracker is not None else None
-            for tap in ch.taps:  # never reached the taps: nothing to forward
+            for tap in () if tapped else ch.taps:  # never reached the taps: nothing to forward
                 if tap.durable and tap.name is not None and seq:
                     self._taps.forwarded(tap.name, [seq])
             return None
@@ -620,11 +629,10 @@ class Pipeline:
         return sent
 
     def tap_first(self, ch: Channel, msg: Message) -> bool:
-        """Give a message of an in-memory channel to its taps before it is queued; True
-        when there is nothing to queue: an outbound bridge took it and the channel has no
-        local subscriber (nobody here would ever take it; a local copy would only fill
-        the channel). A message that carries a tracker (injected with ``on_settled``) is
-        always queued, so that it settles."""
+        """Give a new, untracked message of an in-memory channel to its taps before it is
+        queued; True when there is nothing to queue: an outbound bridge took it and the
+        channel has no local subscriber (nobody here would ever take it; a local copy
+        would only fill the channel). :meth:`accept` does the same for any message."""
         return self.give_taps(ch, msg) and not ch.targets and msg._tracker is None
 
     async def inject(

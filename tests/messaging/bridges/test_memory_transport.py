@@ -8,6 +8,7 @@ cover the same rows against redis-server and tansu.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -391,3 +392,41 @@ async def test_publish_batch_on_a_bridged_channel_forwards_in_order() -> None:
         assert sender.metrics()["jobs"].published == 700
     finally:
         await sender.stop()
+
+
+def _rows(db: str) -> tuple[int, int]:
+    """(message rows, outbox rows) left in a bus file."""
+    con = sqlite3.connect(db)
+    try:
+        messages = int(con.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return messages, int(con.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    finally:
+        con.close()
+
+
+async def test_a_persistent_outbound_channel_without_a_local_subscriber_keeps_no_copy(
+    tmp_path: Path,
+) -> None:
+    """The same on a persistent channel: past 10,000 messages at default settings, each
+    row kept only until the bridge forwarded it (then nothing is left in the file). With
+    the server away, the rows wait in the file, not in the channel's queue."""
+    broker, db = MemoryBroker(), str(tmp_path / "a.db")
+    bus = MessageBus(persistence_path=db)
+    bus.create_channel("jobs", persistent=True)
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    async with bus:
+        for i in range(10_500):
+            await bus.publish_async("jobs", i)
+        assert bus.metrics()["jobs"].queue_depth == 0
+        assert await bridge.flush(10)
+        broker.down = True
+        await wait_for(lambda: bridge.state is BridgeState.RECONNECTING)
+        for i in range(10_500, 10_600):
+            await bus.publish_async("jobs", i)
+        assert bus.metrics()["jobs"].queue_depth == 0
+        broker.down = False
+        await wait_for(lambda: len(broker.streams["jobs"]) == 10_600)
+    sent = [bus.codec.decode(d).payload for _, d in broker.streams["jobs"]]
+    assert sent == list(range(10_600))
+    assert _rows(db) == (0, 0)
