@@ -28,6 +28,7 @@ from neuralcore.core import (
     ConfigError,
     InputTypeError,
     InvalidInputError,
+    PersistenceError,
     RequestTimeoutError,
 )
 from neuralcore.messaging._admission import Gate
@@ -92,6 +93,12 @@ class BusHealth(NamedTuple):
         Transactions that failed (each failed only the calls that joined it).
     failed_tasks : tuple of str
         Background tasks that failed, ``"task name: Error: text"``, most recent last.
+    unforwarded : tuple of str
+        Persistent channels' messages waiting in the outbox of a durable tap (an outbound
+        bridge) that is not open on this bus, ``"channel 'c': 5 messages in the outbox of
+        'redis>c'"``. Such a message was taken by that bridge on a channel without a local
+        subscriber: only that bridge, added again with the same outbox name, sends it; it
+        is never delivered locally. Does not make ``ok`` False.
     """
 
     ok: bool
@@ -99,6 +106,7 @@ class BusHealth(NamedTuple):
     writer: str
     store_failures: int
     failed_tasks: tuple[str, ...]
+    unforwarded: tuple[str, ...] = ()
 
 
 class MessageBus:
@@ -374,11 +382,13 @@ class MessageBus:
             msg.attempt = 1
             msg.origin = self.bus_id
             msg._tracker = None
-            # Taps first (an outbound bridge): what one took on a channel without a local
-            # subscriber is not queued here (Pipeline.tap_first, inlined).
-            if ch.taps and self._pub.give_taps(ch, msg) and not ch.targets:
-                ch.stats.published += 1
-                return msg
+            taps = ch.taps
+            if taps and ch.forwarders and not ch.targets:
+                # An outbound bridge and no local subscriber: what the bridge takes is
+                # not queued here (nobody would take it; Pipeline.offer).
+                if self._pub.offer(ch, msg):
+                    return msg
+                taps = ch.others
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
                 bucket.append(msg)
@@ -386,6 +396,8 @@ class MessageBus:
             else:
                 ch.queue.push(msg)
             ch.stats.published += 1
+            if taps:  # after queueing: a tap that publishes here queues behind this one
+                self._pub.give_taps(ch, msg, taps)
             if ch.waiter is not None:
                 ch.wake()
             return msg
@@ -453,11 +465,13 @@ class MessageBus:
             msg.attempt = 1
             msg.origin = self.bus_id
             msg._tracker = None
-            # Taps first (an outbound bridge): what one took on a channel without a local
-            # subscriber is not queued here (Pipeline.tap_first, inlined).
-            if ch.taps and self._pub.give_taps(ch, msg) and not ch.targets:
-                ch.stats.published += 1
-                return msg
+            taps = ch.taps
+            if taps and ch.forwarders and not ch.targets:
+                # An outbound bridge and no local subscriber: what the bridge takes is
+                # not queued here (nobody would take it; Pipeline.offer).
+                if self._pub.offer(ch, msg):
+                    return msg
+                taps = ch.others
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
                 bucket.append(msg)
@@ -465,6 +479,8 @@ class MessageBus:
             else:
                 ch.queue.push(msg)
             ch.stats.published += 1
+            if taps:  # after queueing: a tap that publishes here queues behind this one
+                self._pub.give_taps(ch, msg, taps)
             if ch.waiter is not None:
                 ch.wake()
             elif ch.targets:  # a burst: let the consumers run now and then (``_BURST``)
@@ -759,6 +775,13 @@ class MessageBus:
         self._taps.replay_due()
         for bridge in self._bridges:
             await bridge.start(self)
+        for line in self._unforwarded():
+            logger.warning(
+                "%s, which no bridge on this bus opens: they were taken by an outbound "
+                "bridge (no local subscriber) and only that bridge, added again with the "
+                "same outbox name, sends them; they are never delivered locally",
+                line,
+            )
 
     def _start_channel(self, ch: Channel) -> None:
         ch.task = self._supervisor.spawn(ch.run(), f"bus:{ch.name}", lasting=True)
@@ -895,7 +918,24 @@ class MessageBus:
         failed = self._supervisor.failures()  # a stopped dispatcher is one of them
         ok = not failed and writer in ("running", "none", "stopped")
         store_failures = journal.store.failures if journal is not None else 0
-        return BusHealth(ok, self.running, writer, store_failures, failed)
+        waiting = self._unforwarded() if writer == "running" else ()
+        return BusHealth(ok, self.running, writer, store_failures, failed, waiting)
+
+    def _unforwarded(self) -> tuple[str, ...]:
+        """Outbox rows of durable taps that are not open here (see BusHealth)."""
+        journal = self._journal
+        if journal is None:
+            return ()
+        try:
+            counts = journal.outbox_counts()
+        except PersistenceError:  # health() never raises; the failure shows elsewhere
+            return ()
+        open_taps = self._registry.durable_taps
+        return tuple(
+            f"channel {channel!r}: {count} messages in the outbox of {tap!r}"
+            for tap, channel, count in counts
+            if tap not in open_taps
+        )
 
     def dead_letters(
         self, channel: str | None = None, *, auth: str | None = None

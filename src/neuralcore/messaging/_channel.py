@@ -43,6 +43,10 @@ class Channel:
         self.stats = ChannelStats()
         self.targets: list[Target] = []  # replaced, never mutated: safe to iterate
         self.taps: list[Tap] = []
+        # ``taps`` split by refresh(): outbound bridges' taps (their callback returns True
+        # when it took a message for sending) and the rest (user taps), in tap order.
+        self.forwarders: list[Tap] = []
+        self.others: list[Tap] = []
         self.limiter = (
             TokenBucket(
                 rate=config.rate_limit, burst=config.rate_burst or max(1, int(config.rate_limit))
@@ -78,6 +82,8 @@ class Channel:
         itself (an in-memory channel records nothing for a durable tap, and persistent
         channels, whose durable taps need the journal's outbox rows, never take it).
         """
+        self.forwarders = [t for t in self.taps if t.forwards]
+        self.others = [t for t in self.taps if not t.forwards]
         cfg = self.config
         self.fast = not (
             self.host.closed

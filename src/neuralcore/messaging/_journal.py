@@ -310,6 +310,10 @@ class Journal:
         row = (channel, msg.id, time.time(), RESTORE_SUBSCRIBER, error, data)
         self.store.set_aside(tracker.seq, row)
 
+    def outbox_counts(self) -> list[tuple[str, str, int]]:
+        """``(tap, channel, count)`` of the messages waiting in durable taps' outboxes."""
+        return self.store.outbox_counts()
+
     def outbox(self, tap: str, after: int, limit: int, done: Done) -> list[Message]:
         """Recorded messages of durable tap ``tap`` after row ``after`` (unreadable rows
         are logged and skipped: they stay recorded)."""

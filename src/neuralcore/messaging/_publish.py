@@ -30,6 +30,7 @@ from neuralcore.messaging._message import Message, Tracker, _new
 
 if TYPE_CHECKING:
     from neuralcore.messaging._admission import Gate
+    from neuralcore.messaging._bridge import Tap
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._config import BusConfig
     from neuralcore.messaging._journal import Journal
@@ -138,6 +139,10 @@ class Pipeline:
     ) -> list[Message | None]:
         prepared = self.prepare_many(channel, payloads, priority, headers, auth)
         ch = self._channels[channel]
+        if ch.forwarders and not ch.targets:  # only what the bridge does not take queues
+            if ch.config.persistent and prepared:
+                self.persist(ch, prepared, []).wait(self.commit_timeout())
+            return self.accept_each(ch, prepared)
         kept = self.fit(ch, prepared)
         if ch.fast:  # nothing to persist; accept without the per-message call chain
             return self.accept_plain(ch, kept) + [None] * (len(prepared) - len(kept))
@@ -160,6 +165,53 @@ class Pipeline:
             f"({ch.max_size} max; {reason}); nothing was published"
         )
 
+    def accept_each(self, ch: Channel, msgs: list[Message]) -> list[Message | None]:
+        """A batch on a channel with an outbound bridge and no local subscriber, one
+        message at a time as if each were published alone: what the bridge takes needs
+        no local room; the rest meets the overflow policy when it would be queued
+        (``error``, and ``block`` here, raise naming how much of the batch went out)."""
+        out: list[Message | None] = []
+        for i, msg in enumerate(msgs):
+            offered = not ch.targets
+            if offered and self.offer(ch, msg):
+                out.append(msg)
+                continue
+            try:
+                admitted = self.admit_sync(ch)
+            except QueueFullError as err:
+                raise self.cut(ch, msgs, i, err) from None
+            if admitted:
+                out.append(self.accept(ch, msg, offered=offered))
+            else:  # drop_new: counted by admit_sync
+                self.discard(ch, msg)
+                out.append(None)
+        return out
+
+    def cut(self, ch: Channel, msgs: list[Message], i: int, err: QueueFullError) -> QueueFullError:
+        """A batch stopped at ``msgs[i]`` (no room for a message the bridge did not take):
+        the rest is discarded (records too); the error says how much was published."""
+        for msg in msgs[i:]:
+            self.discard(ch, msg)
+        return QueueFullError(
+            f"{err} -- the first {i} of the batch of {len(msgs)} were published (an "
+            f"outbound bridge takes them without local room); message {i} was not taken "
+            "by the bridge and nothing from it on was published"
+        )
+
+    def discard(self, ch: Channel, msg: Message) -> None:
+        """``msg`` was not published after all: settle its record as dropped and delete
+        its durable taps' outbox rows (nothing forwards it later)."""
+        tracker = msg._tracker
+        if tracker is None:
+            return
+        tracker.wire = None
+        ch.settle_all(msg, "dropped")
+        seq = tracker.seq
+        if seq:
+            for tap in ch.taps:
+                if tap.durable and tap.name is not None:
+                    self._taps.forwarded(tap.name, [seq])
+
     async def batch_async(
         self,
         channel: str,
@@ -171,6 +223,23 @@ class Pipeline:
         """:meth:`MessageBus.publish_batch_async`."""
         prepared = self.prepare_many(channel, payloads, priority, headers, auth)
         ch = self._channels[channel]
+        if ch.forwarders and not ch.targets:  # only what the bridge does not take queues
+            if ch.config.persistent and prepared:
+                await self.persist_async(ch, prepared, [])
+            if ch.config.overflow != "block":
+                return self.accept_each(ch, prepared)
+            out: list[Message | None] = []
+            for i, msg in enumerate(prepared):
+                offered = not ch.targets
+                if offered and self.offer(ch, msg):
+                    out.append(msg)
+                    continue
+                try:
+                    await self.admit_async(ch)
+                except QueueFullError as err:
+                    raise self.cut(ch, prepared, i, err) from None
+                out.append(self.accept(ch, msg, offered=offered))
+            return out
         if ch.config.overflow != "block":
             kept = self.fit(ch, prepared)
             if ch.fast:
@@ -179,7 +248,7 @@ class Pipeline:
                 await self.persist_async(ch, kept, [])
             accepted = [self.accept(ch, m) for m in kept]
             return accepted + [None] * (len(prepared) - len(kept))
-        out: list[Message | None] = []
+        out = []
         while len(out) < len(prepared):  # as much as there is room for, one commit each
             await self.admit_async(ch)
             room = max(1, ch.max_size - ch.queue.size)
@@ -354,12 +423,14 @@ class Pipeline:
         queue = ch.queue
         if ch.max_size <= queue.size:  # a publish hook published meanwhile
             raise MustWait(msg)
-        if ch.taps and self.tap_first(ch, msg):  # forwarded; no local subscriber
-            stats.published += 1
-            ch.pub_tick += 1
-            if sampled:
-                stats.publish_latency.observe(_perf() - t0)
-            return msg
+        taps = ch.taps
+        if taps and ch.forwarders and not ch.targets:
+            if self.offer(ch, msg):  # an outbound bridge took it; no local subscriber
+                ch.pub_tick += 1
+                if sampled:
+                    stats.publish_latency.observe(_perf() - t0)
+                return msg
+            taps = ch.others
         bucket = queue._buckets.get(msg.priority)  # room: nothing to evict (see accept)
         if bucket:  # the common case: behind messages of the same priority
             bucket.append(msg)
@@ -367,6 +438,8 @@ class Pipeline:
         else:
             queue.push(msg)
         stats.published += 1
+        if taps:  # after queueing: a tap that publishes here queues behind this one
+            self.give_taps(ch, msg, taps)
         if ch.waiter is not None:
             ch.wake()
         ch.pub_tick += 1
@@ -443,6 +516,12 @@ class Pipeline:
         headers: Mapping[str, Any] | None,
         auth: str | None,
     ) -> list[Message]:
+        try:
+            payloads = iter(payloads)
+        except TypeError:
+            raise InputTypeError(
+                f"payloads must be an iterable of payloads, got {type(payloads).__name__}"
+            ) from None
         ch = self._channels.get(channel) if type(channel) is str else None
         if ch is not None and ch.fast and not self.closed:
             # A channel without per-message features (open, in-memory, no auth, limit,
@@ -540,26 +619,24 @@ class Pipeline:
         outbox = (lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None
         return stored, outbox
 
-    def accept(self, ch: Channel, msg: Message) -> Message | None:
+    def accept(self, ch: Channel, msg: Message, *, offered: bool = False) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake.
 
-        On a channel without a local subscriber the taps run first: a message an outbound
-        bridge took is not queued (nobody here would take it). One the bus tracks (a
-        persistent channel's row, an ``on_settled``) is settled as handled here at once;
-        a persistent row then waits only for the bridge (its durable tap's outbox row).
+        On a channel with an outbound bridge and no local subscriber the bridge's taps
+        are offered the message first (unless the caller did: ``offered``): one they took
+        is not queued (nobody here would take it) and is settled as handled at once if
+        the bus tracks it (a persistent row then waits only in the durable tap's outbox).
+        Every other tap sees a message only once it is accepted, after it is queued (a
+        tap that publishes here queues behind it); one that evicts itself
+        (``drop_oldest``) reaches no tap and its outbox rows are deleted.
         """
-        tapped = False
-        if ch.taps and not ch.targets:
-            tapped = True
-            forwarded = self.give_taps(ch, msg) and not ch.targets
-            tracker = msg._tracker
-            if tracker is not None:
-                tracker.wire = None  # the taps had their chance to reuse the stored bytes
-            if forwarded:
-                ch.stats.published += 1
-                if tracker is not None:
-                    ch.settle_all(msg, "acked")
+        taps = ch.taps
+        if taps and ch.forwarders and not ch.targets:
+            if not offered and self.offer(ch, msg):
                 return msg
+            taps = ch.others
+        elif offered:  # a subscriber came meanwhile: the bridge's taps already had it
+            taps = ch.others
         queue = ch.queue
         bucket = queue._buckets.get(msg.priority)
         if bucket:  # the common case: behind messages of the same priority
@@ -567,55 +644,67 @@ class Pipeline:
             queue.size += 1
         else:
             queue.push(msg)
-        evicted = None
         if queue.size > ch.max_size and ch.config.overflow == "drop_oldest":
             evicted = queue.evict_least_urgent()
             ch.stats.dropped += 1
+            if evicted is msg:  # never accepted: no tap sees it, nothing forwards it
+                self.discard(ch, msg)
+                return None
             ch.settle_all(evicted, "dropped")
-        if evicted is msg:
-            seq = msg._tracker.seq if msg._tracker is not None else None
-            for tap in () if tapped else ch.taps:  # never reached the taps: nothing to forward
-                if tap.durable and tap.name is not None and seq:
-                    self._taps.forwarded(tap.name, [seq])
-            return None
         ch.stats.published += 1
-        if ch.taps and not tapped:
-            self.give_taps(ch, msg)
-            tracker = msg._tracker
-            if tracker is not None:
-                tracker.wire = None  # the taps had their chance to reuse the stored bytes
+        if taps:
+            self.give_taps(ch, msg, taps)
+        tracker = msg._tracker
+        if tracker is not None:
+            tracker.wire = None  # the taps had their chance to reuse the stored bytes
         if ch.waiter is not None:
             ch.wake()
         return msg
 
+    def offer(self, ch: Channel, msg: Message) -> bool:
+        """Offer a new message of a channel without a local subscriber to its outbound
+        bridges' taps before it is queued. True: one took it: it is accepted with no
+        local copy (counted as published, settled as handled if tracked, given to the
+        other taps). False: the caller queues it or drops it by the overflow policy."""
+        if not self.give_taps(ch, msg, ch.forwarders):
+            return False
+        ch.stats.published += 1
+        if ch.others:
+            self.give_taps(ch, msg, ch.others)
+        tracker = msg._tracker
+        if tracker is not None:
+            tracker.wire = None  # the taps had their chance to reuse the stored bytes
+            ch.settle_all(msg, "acked")
+        return True
+
     def accept_plain(self, ch: Channel, msgs: list[Message]) -> list[Message | None]:
         """:meth:`accept` for a batch on a channel without per-message features that has
         room for all of it (``fit`` decided, so nothing is evicted; ``drop_oldest`` goes
-        through :meth:`accept`). Like the facade's fast path, taps run first and what an
-        outbound bridge took is not queued when the channel has no local subscriber."""
-        if ch.config.overflow == "drop_oldest":
+        through :meth:`accept`), and without an outbound bridge's tap in forward-only use
+        (the caller sends those through :meth:`accept_each`). Taps run after queueing,
+        as in :meth:`accept`."""
+        if ch.config.overflow == "drop_oldest" or (ch.forwarders and not ch.targets):
             return [self.accept(ch, m) for m in msgs]
         queue, buckets, taps = ch.queue, ch.queue._buckets, ch.taps
         for msg in msgs:
-            if taps and self.give_taps(ch, msg) and not ch.targets:
-                continue  # forwarded; nobody here subscribes
             bucket = buckets.get(msg.priority)
             if bucket:
                 bucket.append(msg)
                 queue.size += 1
             else:
                 queue.push(msg)
+            if taps:
+                self.give_taps(ch, msg, taps)
         ch.stats.published += len(msgs)
         if msgs and ch.waiter is not None:
             ch.wake()
         return list(msgs)
 
-    def give_taps(self, ch: Channel, msg: Message) -> bool:
-        """Give an accepted message to the channel's taps (a failing tap is counted).
-
-        Returns True when an outbound bridge's tap took it for sending."""
+    def give_taps(self, ch: Channel, msg: Message, taps: list[Tap]) -> bool:
+        """Give an accepted message to ``taps`` (some of ``ch.taps``; a failing tap is
+        counted). Returns True when an outbound bridge's tap took it for sending."""
         sent = False
-        for tap in ch.taps:
+        for tap in taps:
             if tap.include_remote or msg.origin == self._bus_id:
                 try:
                     took = tap.callback(msg)
@@ -627,13 +716,6 @@ class Pipeline:
                 if took is True and tap.forwards:
                     sent = True
         return sent
-
-    def tap_first(self, ch: Channel, msg: Message) -> bool:
-        """Give a new, untracked message of an in-memory channel to its taps before it is
-        queued; True when there is nothing to queue: an outbound bridge took it and the
-        channel has no local subscriber (nobody here would ever take it; a local copy
-        would only fill the channel). :meth:`accept` does the same for any message."""
-        return self.give_taps(ch, msg) and not ch.targets and msg._tracker is None
 
     async def inject(
         self, message: Message, on_settled: Callable[[Message, Outcome], None] | None

@@ -495,6 +495,15 @@ class SQLiteStore:
         rows = self._read(sql, (tap, after, limit))
         return [(int(s), bytes(d), None if c is None else int(c)) for s, d, c in rows]
 
+    def outbox_counts(self) -> list[tuple[str, str, int]]:
+        """``(tap, channel, count)`` of the recorded messages waiting in each durable
+        tap's outbox (committed rows only)."""
+        sql = (
+            "SELECT o.tap, m.channel, COUNT(*) FROM outbox o JOIN messages m ON m.seq = o.seq "
+            "GROUP BY o.tap, m.channel ORDER BY o.tap, m.channel"
+        )
+        return [(str(t), str(c), int(n)) for t, c, n in self._read(sql, ())]
+
     def keys(self, channel: str) -> list[tuple[str, str, float]]:
         """Live idempotency keys ``(key, msg_id, expiry)`` in expiry order."""
         sql = (
