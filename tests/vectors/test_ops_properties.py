@@ -158,3 +158,55 @@ def test_normalize_is_exact_at_every_magnitude(backend: str, x: np.ndarray, scal
     norms = np.linalg.norm(x64, axis=1, keepdims=True)
     want = np.divide(x64, norms, out=np.zeros_like(x64), where=norms > 0).reshape(x.shape)
     np.testing.assert_allclose(result, want, rtol=1e-5, atol=1e-6)
+
+
+# float64 across its whole range: 10**e, e in [-300, 300] (the elements stay normal
+# numbers). SimSIMD's float64 squares under- or overflow far inside that range (below
+# ~1e-154 or above ~1e154); cosine, normalize and L2 distance must still match the oracle
+# of the unscaled operands, on both backends, for pairs, one-vs-many and all-pairs alike.
+WIDE = st.integers(-300, 300).map(lambda e: 10.0**e)
+
+
+@pytest.mark.parametrize("backend", VECTOR_BACKENDS)
+@pytest.mark.parametrize("kind", ["cosine_similarity", "cosine_distance"])
+@SETTINGS
+@given(pair=operands(), scale_a=WIDE, scale_b=WIDE)
+def test_float64_cosine_is_exact_from_1e_300_to_1e300(
+    backend: str, kind: str, pair: tuple[np.ndarray, np.ndarray], scale_a: float, scale_b: float
+) -> None:
+    a, b = (x.astype(np.float64) for x in pair)
+    result = getattr(VectorOps(backend=backend), kind)(
+        as_input(backend, a * scale_a), as_input(backend, b * scale_b)
+    )
+    _check(kind, result, a, b)
+
+
+@pytest.mark.parametrize("backend", VECTOR_BACKENDS)
+@SETTINGS
+@given(pair=operands(), scale=WIDE)
+def test_float64_euclidean_distance_is_exact_from_1e_300_to_1e300(
+    backend: str, pair: tuple[np.ndarray, np.ndarray], scale: float
+) -> None:
+    a, b = (x.astype(np.float64) for x in pair)
+    ops = VectorOps(backend=backend)
+    result = ops.euclidean_distance(as_input(backend, a * scale), as_input(backend, b * scale))
+    # the distance scales with the inputs: compare it, divided back, with the unscaled oracle
+    _check("euclidean_distance", np.asarray(result, dtype=np.float64) / scale, a, b)
+
+
+@pytest.mark.parametrize("backend", VECTOR_BACKENDS)
+@SETTINGS
+@given(
+    x=hnp.arrays(
+        np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=12), elements=ELEMENTS
+    ),
+    scale=WIDE,
+)
+def test_float64_normalize_is_exact_from_1e_300_to_1e300(
+    backend: str, x: np.ndarray, scale: float
+) -> None:
+    result = np.asarray(VectorOps(backend=backend).normalize(as_input(backend, x * scale)))
+    x2 = np.atleast_2d(x)
+    norms = np.linalg.norm(x2, axis=1, keepdims=True)
+    want = np.divide(x2, norms, out=np.zeros_like(x2), where=norms > 0).reshape(x.shape)
+    np.testing.assert_allclose(result, want, rtol=1e-9, atol=1e-12)

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from neuralcore.core._cpu import usable_cores
 from neuralcore.errors import ConfigError, DimensionMismatchError, InvalidInputError
-from neuralcore.vectors._kernels.native import _SIMD
+from neuralcore.vectors._kernels.native import _SIMD, safe_norms
 from neuralcore.vectors._spec import check_k
 from neuralcore.vectors._validate import as_float_array
 
@@ -63,8 +63,8 @@ def _aligned(rows: int, dim: int, dtype: np.dtype[Any]) -> NDArray[Any]:
 def _unit_f64(rows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Unit rows and original norms, in float64; huge finite rows are rescaled first."""
     x = rows.astype(np.float64, copy=False)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    if not np.isfinite(norms).all():  # finite float64 rows whose squares overflow
+    norms = safe_norms(x)  # exact for tiny float64 rows too (rescaled where squares underflow)
+    if not np.isfinite(norms).all():  # finite float64 rows whose norm exceeds float64
         top = np.abs(x).max(axis=1, keepdims=True, initial=0.0)
         scaled = x / np.where(top > 0, top, 1.0)
         inner = np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
@@ -276,7 +276,12 @@ class Corpus:
         streams them on ``threads`` threads. No lock: :meth:`add` writes rows before it
         publishes the new count, and the count is read first.
         """
-        if type(query) is not _ND or query.shape != self._shape or query.dtype != self._fast_dtype:
+        if (
+            type(query) is not _ND
+            or query.shape != self._shape
+            or query.dtype != self._fast_dtype
+            or query.strides[0] != query.itemsize  # SimSIMD misreads negative/zero strides
+        ):
             return None
         square = _ss_dot(query, query)  # float32 squares: safe only in this range
         if not 1e-30 < square < 1e30:

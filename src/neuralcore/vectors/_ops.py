@@ -5,9 +5,12 @@ gives one score per row; 2-D x 2-D gives the all-pairs matrix. The native backen
 numpy arrays (float32 for float32 input, else float64); the pure backend returns lists.
 
 NaN/inf: inputs are checked and :class:`~neuralcore.NonFiniteError` is raised by default;
-with ``allow_nonfinite=True`` results follow IEEE arithmetic (NaN propagates, and NaN scores
-rank last in :func:`top_k`). Finite input so large that a sum overflows is not an error:
-cosine and ``normalize`` rescale and answer exactly, dot and L2 return ``inf``.
+with ``allow_nonfinite=True`` results follow IEEE arithmetic (NaN propagates, a cosine with
+an infinite component is NaN as ``inf/inf`` is, and NaN scores rank last in :func:`top_k`).
+Finite input of any magnitude is not an error: cosine, ``normalize`` and L2 distance rescale
+where a square would under- or overflow float64 and answer exactly; dot and squared L2
+return ``inf`` when the true value exceeds float64. Any stride is read correctly (SimSIMD
+is given only forward-contiguous vectors).
 
 Precision: the native backend sums float32 input in float64 (SimSIMD) or float32 (BLAS,
 many-vs-many), within ~1e-6 relative of float64; float32 vectors whose components are all
@@ -52,8 +55,8 @@ def _bound(template: F) -> F:
     """Replace ``template`` by the default kernel of the same name, keeping its docs."""
     function = _DEFAULT[template.__name__]
     function.__doc__ = template.__doc__
-    # the kernels take allow_nonfinite positionally too (a faster call, see native.bind):
-    # introspection shows the documented signature
+    # introspection shows the documented signature (the one the kernel accepts, without
+    # its ``None`` default: None means "the instance's setting")
     function.__signature__ = inspect.signature(template)
     function.__module__ = "neuralcore.vectors"
     function.__name__ = function.__qualname__ = template.__name__
@@ -141,7 +144,7 @@ class VectorOps:
 
         return Corpus(rows, dim=dim, dtype=dtype, threads=self._threads)
 
-    def cosine_similarity(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+    def cosine_similarity(self, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`cosine_similarity`.
 
         Examples
@@ -151,7 +154,7 @@ class VectorOps:
         """
         return _kernel(self, "cosine_similarity")(self, a, b, allow_nonfinite=allow_nonfinite)
 
-    def cosine_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+    def cosine_distance(self, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`cosine_distance`.
 
         Examples
@@ -161,7 +164,7 @@ class VectorOps:
         """
         return _kernel(self, "cosine_distance")(self, a, b, allow_nonfinite=allow_nonfinite)
 
-    def dot(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+    def dot(self, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`dot`.
 
         Examples
@@ -171,7 +174,7 @@ class VectorOps:
         """
         return _kernel(self, "dot")(self, a, b, allow_nonfinite=allow_nonfinite)
 
-    def euclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+    def euclidean_distance(self, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`euclidean_distance`.
 
         Examples
@@ -181,7 +184,7 @@ class VectorOps:
         """
         return _kernel(self, "euclidean_distance")(self, a, b, allow_nonfinite=allow_nonfinite)
 
-    def sqeuclidean_distance(self, a: Any, b: Any, *, allow_nonfinite: bool | None = None) -> Any:
+    def sqeuclidean_distance(self, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
         """See :func:`sqeuclidean_distance`.
 
         Examples
@@ -256,7 +259,7 @@ def _kernel(ops: VectorOps, name: str) -> Callable[..., Any]:
 
 
 @_bound
-def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+def cosine_similarity(a: Any, b: Any, allow_nonfinite: bool = False) -> Any:
     """Cosine similarity of vectors or of every pair of rows.
 
     Parameters
@@ -266,7 +269,9 @@ def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
         float32/float64 arrays (used without a copy when contiguous), float16/int8 arrays
         (computed in float32), or lists.
     allow_nonfinite : bool
-        Compute on NaN/inf instead of raising (the result is then NaN or inf).
+        Compute on NaN/inf instead of raising (the result is then NaN or inf). May be
+        passed by position or keyword; anything but ``True``/``False`` raises
+        :class:`~neuralcore.errors.InputTypeError`.
 
     Returns
     -------
@@ -295,7 +300,7 @@ def cosine_similarity(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
 
 
 @_bound
-def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+def cosine_distance(a: Any, b: Any, allow_nonfinite: bool = False) -> Any:
     """``1 - cosine_similarity(a, b)``; shapes, arguments and errors as there.
 
     Examples
@@ -307,7 +312,7 @@ def cosine_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
 
 
 @_bound
-def dot(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+def dot(a: Any, b: Any, allow_nonfinite: bool = False) -> Any:
     """Inner product; shapes, arguments and errors as in :func:`cosine_similarity`.
 
     Examples
@@ -319,7 +324,7 @@ def dot(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
 
 
 @_bound
-def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+def euclidean_distance(a: Any, b: Any, allow_nonfinite: bool = False) -> Any:
     """L2 distance; shapes, arguments and errors as in :func:`cosine_similarity`.
 
     Examples
@@ -331,7 +336,7 @@ def euclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
 
 
 @_bound
-def sqeuclidean_distance(a: Any, b: Any, *, allow_nonfinite: bool = False) -> Any:
+def sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool = False) -> Any:
     """Squared L2 distance; shapes, arguments and errors as in :func:`cosine_similarity`.
 
     Examples

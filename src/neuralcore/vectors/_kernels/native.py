@@ -37,7 +37,7 @@ from neuralcore.vectors._kernels.pure import as_methods
 from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 
-__all__ = ("SIMD_NAME", "bind", "bind_methods")
+__all__ = ("SIMD_NAME", "bind", "bind_methods", "safe_norms")
 
 Arr = NDArray[np.floating[Any]]
 Names = tuple[str, str]
@@ -104,7 +104,7 @@ _COSINE_SIMD = _simd_cosine_precise()
 # strided, big-endian, mixed or unsupported dtypes: it raises, and the general path
 # converts). It checks sizes itself, and it answers a ``float`` only for two 1-D vectors (a
 # batch gives a tensor, complex input a complex): anything else takes the general path too.
-_SS_REJECTS = (ValueError, TypeError, LookupError)
+_SS_REJECTS = (ValueError, TypeError, LookupError, AttributeError)
 
 
 _FLAG = "allow_nonfinite"
@@ -126,128 +126,157 @@ _ALLOW, _THREADS = False, 1  # placeholders: each bound copy of a pair kernel ha
 
 
 def _cosine_similarity(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        # SimSIMD maps two zero vectors to 0, one to 1 (similarity 0: right as it is), and
-        # NaN/inf to a non-finite value or to 0 or 2 (checked per SIMD level by tests):
-        # those take the general path, which checks and answers exactly. A batch result
-        # (a tensor) cannot be compared with a float: TypeError, same. SimSIMD reads
-        # ``bytes`` as a uint8 buffer, which the checked path refuses (like ``str``): a
-        # float32 blob from a database would otherwise score as 4x as many bytes.
-        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
+        # Trusted only strictly between 0 and 2 (SimSIMD maps zero vectors and NaN/inf to
+        # 0, 1, 2 or a non-finite value: checked per SIMD level by tests) and for two
+        # float32 ndarrays read forwards: a stride of exactly 4 bytes. SimSIMD misreads
+        # negative and zero strides (it reads forwards from the first element), float64
+        # squares can under/overflow, and ``bytes`` and other buffers have no or other
+        # strides: all of those take the general path, which answers exactly. A batch
+        # (a tensor) cannot be compared with a float: TypeError, same.
+        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
             return 1.0 - dist
     except _SS_REJECTS:
         pass
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("cosine_similarity", a, b, flag, _THREADS, dist)
 
 
 def _cosine_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
+        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
             return dist
     except _SS_REJECTS:
         pass
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("cosine_distance", a, b, flag, _THREADS, dist)
 
 
 def _dot(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
+    result = None
     try:
         result = _ss_dot(a, b)
-    except _SS_REJECTS:
-        result = None
-    else:
-        if type(result) is float and result - result == 0.0:  # finite: NaN/inf shows
+        # finite (NaN/inf shows), a float (not a batch tensor or a complex), and two
+        # ndarrays read forwards with one stride (positive: SimSIMD refuses other strides)
+        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
             return result
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("dot", a, b, flag, _THREADS, result)
 
 
 def _sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
+    result = None
     try:
         result = _ss_sq(a, b)
-    except _SS_REJECTS:
-        result = None
-    else:
-        if type(result) is float and result - result == 0.0:
+        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
             return result
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("sqeuclidean_distance", a, b, flag, _THREADS, result)
 
 
 def _euclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
+    result = None
     try:
         result = _ss_sq(a, b)
-    except _SS_REJECTS:
-        result = None
-    else:
-        if type(result) is float and result - result == 0.0:
+        # float32 only (stride 4): a float64 square can under/overflow where the distance
+        # itself is a normal number; the general path rescales those
+        if type(result) is float and result - result == 0.0 and a.strides[0] == 4 == b.strides[0]:
             return _sqrt(result)
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("euclidean_distance", a, b, flag, _THREADS, result)
 
 
 def _cosine_similarity_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
+        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
             return 1.0 - dist
     except _SS_REJECTS:
         pass
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("cosine_similarity", a, b, flag, _THREADS, dist)
 
 
 def _cosine_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if dist < 2.0 and dist > 0.0 and type(a) is not bytes and type(b) is not bytes:
+        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
             return dist
     except _SS_REJECTS:
         pass
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("cosine_distance", a, b, flag, _THREADS, dist)
 
 
 def _dot_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
+    result = None
     try:
         result = _ss_dot(a, b)
-    except _SS_REJECTS:
-        result = None
-    else:
-        if type(result) is float and result - result == 0.0:
+        # finite (NaN/inf shows), a float (not a batch tensor or a complex), and two
+        # ndarrays read forwards with one stride (positive: SimSIMD refuses other strides)
+        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
             return result
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("dot", a, b, flag, _THREADS, result)
 
 
 def _sqeuclidean_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
+    result = None
     try:
         result = _ss_sq(a, b)
-    except _SS_REJECTS:
-        result = None
-    else:
-        if type(result) is float and result - result == 0.0:
+        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
             return result
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("sqeuclidean_distance", a, b, flag, _THREADS, result)
 
 
 def _euclidean_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
+    if allow_nonfinite is not None:
+        check_flag(allow_nonfinite, _FLAG)
+    result = None
     try:
         result = _ss_sq(a, b)
-    except _SS_REJECTS:
-        result = None
-    else:
-        if type(result) is float and result - result == 0.0:
+        # float32 only (stride 4): a float64 square can under/overflow where the distance
+        # itself is a normal number; the general path rescales those
+        if type(result) is float and result - result == 0.0 and a.strides[0] == 4 == b.strides[0]:
             return _sqrt(result)
-    flag = _ALLOW if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
+    except _SS_REJECTS:
+        pass
+    flag = _ALLOW if allow_nonfinite is None else allow_nonfinite
     return _general("euclidean_distance", a, b, flag, _THREADS, result)
 
 
@@ -361,11 +390,12 @@ def _arrays(a: Any, b: Any, names: Names, b_ndims: tuple[int, ...] = (1, 2)) -> 
 
 
 def _general(kind: str, a: Any, b: Any, allow: bool, threads: int, batch: Any = None) -> Any:
-    """Every shape and dtype. ``batch``: what the one-pair kernel already answered.
+    """Every shape, dtype and stride. ``batch``: what the one-pair kernel already answered.
 
     SimSIMD broadcasts a vector against a matrix (a tensor of one value per row, computed
-    in float64): when it took both inputs as they are, those values are the one-vs-many
-    result, so they are used instead of computing them again.
+    in float64): when it took both inputs as they are (C-contiguous, so read correctly),
+    those values are the one-vs-many result, so they are used instead of computing them
+    again (after the same checks as a fresh result).
     """
     names = ("a", "b")
     x, y = _arrays(a, b, names)
@@ -392,16 +422,30 @@ def _check(x: Arr, y: Arr, names: Names) -> None:
     check_finite(y, name=names[1])
 
 
+# Norms SimSIMD's float64 arithmetic handles: a row norm in this range keeps every square,
+# and the product of two squared norms, inside float64's normal range. Rows outside it
+# (float64 only: float32 input is summed in float64 and cannot leave it) are redone with
+# the row scaled by its largest component first.
+_NORM_LO, _NORM_HI = 1e-70, 1e70
+# A float64 L2 distance below this may come from an underflowed square: redone, scaled.
+_L2_TINY = 1e-140
+
+
 def _reference(kind: str, x: Arr, y: Arr) -> Arr:
-    """All-pairs float64 numpy formula: edge shapes, non-finite data, overflow."""
+    """All-pairs float64 formula: edge shapes, non-finite data, extreme magnitudes.
+
+    Cosine and L2 distance are exact for any finite input (rows are rescaled where squares
+    would under- or overflow); dot and squared L2 overflow to ``inf`` as the true value
+    does. NaN/inf follow IEEE arithmetic: a cosine with a non-finite row is NaN.
+    """
     x2, y2 = np.atleast_2d(x).astype(np.float64), np.atleast_2d(y).astype(np.float64)
     result: Arr
     with np.errstate(all="ignore"):
         if kind == "dot":
             result = x2 @ y2.T
         elif kind in ("sqeuclidean_distance", "euclidean_distance"):
-            result = ((x2[:, None, :] - y2[None, :, :]) ** 2).sum(axis=-1)
-            result = np.sqrt(result) if kind == "euclidean_distance" else result
+            i, j = (part.reshape(-1) for part in np.indices((len(x2), len(y2))))
+            result = _pairs(kind, x2[i], y2[j]).reshape(len(x2), len(y2))
         else:
             sim = _reference_cosine(x2, y2)
             result = sim if kind == "cosine_similarity" else 1.0 - sim
@@ -409,12 +453,40 @@ def _reference(kind: str, x: Arr, y: Arr) -> Arr:
 
 
 def _reference_cosine(x: Arr, y: Arr) -> Arr:
-    """All-pairs cosine in float64; zero rows give 0; huge finite rows are rescaled first."""
-    nx, ny = np.sqrt(np.einsum("ij,ij->i", x, x)), np.sqrt(np.einsum("ij,ij->i", y, y))
-    if np.isinf(nx).any() or np.isinf(ny).any():
-        return _reference_cosine(_rescaled(x), _rescaled(y))
-    denom = np.outer(nx, ny)
-    return np.where(denom == 0, 0.0, (x @ y.T) / np.where(denom == 0, 1.0, denom))
+    """All-pairs cosine of float64 rows; zero rows give 0, non-finite rows NaN."""
+    ux, uy = _unit64(x), _unit64(y)
+    sim: Arr = ux @ uy.T
+    sim[~np.isfinite(ux).all(axis=1)] = np.nan  # BLAS need not propagate NaN times 0
+    sim[:, ~np.isfinite(uy).all(axis=1)] = np.nan
+    return sim
+
+
+def _unit64(x: Arr) -> Arr:
+    """float64 rows at unit length (zero rows stay zero; NaN/inf rows hold a NaN)."""
+    norms = _safe_norms(x)
+    over = np.isinf(norms) & np.isfinite(x).all(axis=1)  # the norm itself exceeds float64
+    if over.any():
+        x = x.copy()
+        x[over] = _rescaled(x[over])
+        norms[over] = _safe_norms(x[over])
+    with np.errstate(all="ignore"):
+        return cast(Arr, x / np.where(norms == 0.0, 1.0, norms)[:, None])
+
+
+def _pairs(kind: str, x: Arr, y: Arr) -> Arr:
+    """(Squared) L2 distance of each row of ``x`` to the same row of ``y``, in float64.
+
+    The euclidean distance is taken on rows scaled by the pair's largest component, so it
+    is exact whenever it is finite (the square may not be); NaN/inf follow IEEE.
+    """
+    with np.errstate(all="ignore"):
+        if kind == "sqeuclidean_distance":
+            diff = x - y
+            return cast(Arr, np.einsum("ij,ij->i", diff, diff))
+        top = np.maximum(np.abs(x).max(axis=1, initial=0.0), np.abs(y).max(axis=1, initial=0.0))
+        scale = np.where((top > 0.0) & np.isfinite(top), top, 1.0)
+        diff = x / scale[:, None] - y / scale[:, None]
+        return cast(Arr, np.sqrt(np.einsum("ij,ij->i", diff, diff)) * scale)
 
 
 def _rescaled(x: Arr) -> Arr:
@@ -446,36 +518,63 @@ def _one_many(
     result = _cdist(q, m, _CDIST[kind], threads).reshape(-1) if done is None else done
     if kind.startswith("cosine"):
         return _cosine_rows(kind, result, q, m, allow, names)
-    if not np.isfinite(result).all() and not allow:
-        _check(q, m, names)  # raises unless a finite input overflowed
+    return _checked(kind, result[None, :], q[None, :], m, allow, names).reshape(-1)
+
+
+def _checked(kind: str, result: Arr, x: Arr, y: Arr, allow: bool, names: Names) -> Arr:
+    """Dot/L2 results (all pairs of ``x`` and ``y`` rows) with the doubtful pairs redone.
+
+    A dot product or an L2 distance is non-finite whenever an input holds NaN or infinity,
+    so the element scan runs only then (it raises unless ``allow``); the pairs are redone
+    in float64 with IEEE semantics (SimSIMD answers NaN where ``inf - 1`` squared is inf)
+    and, for euclidean distance, exactly where a square overflowed or underflowed.
+    """
+    bad = ~np.isfinite(result)
+    if kind == "euclidean_distance" and x.dtype == np.float64:
+        bad |= result < _L2_TINY
+    if not bad.any():
+        return result
+    i, j = np.nonzero(bad)
+    if not allow and not (np.isfinite(x[i]).all() and np.isfinite(y[j]).all()):
+        _check(x, y, names)
+    if kind != "dot":
+        result[i, j] = _pairs(kind, x[i].astype(np.float64), y[j].astype(np.float64))
     return result
 
 
 def _cosine_rows(kind: str, dist: Arr, q: Arr, m: Arr, allow: bool, names: Names) -> Arr:
-    """Redo in float64 the rows SimSIMD may have masked, checking them for NaN/inf.
+    """Redo in float64 the rows SimSIMD may have got wrong, checking them for NaN/inf.
 
     SimSIMD answers a zero row with exactly 1 (similarity 0, right as it is), two zero
-    vectors with 0, and NaN/inf input with 0, 2 or a non-finite value. Only rows at 0 or
-    2 or non-finite are looked at again: the check is a pass over the results, not over the
-    matrix (a NaN makes ``min``/``max`` NaN, so it fails the fast test).
+    vectors with 0, and NaN/inf input with 0, 2 or a non-finite value; for float32 only
+    rows at 0 or 2 or non-finite are looked at again: the check is a pass over the results,
+    not over the matrix (a NaN makes ``min``/``max`` NaN, so it fails the fast test).
+    float64 squares can under- or overflow inside SimSIMD: rows whose norm (or the query's)
+    is outside ``[1e-70, 1e70]`` are redone too.
     """
-    if dist.min() > 0.0 and dist.max() < 2.0:
+    wide = q.dtype == np.float64
+    if not wide and dist.min() > 0.0 and dist.max() < 2.0:
         return 1.0 - dist if kind == "cosine_similarity" else dist
-    odd = np.flatnonzero(~((dist > 0.0) & (dist < 2.0)))
-    rows = m[odd]
-    finite = bool(np.isfinite(q).all()) and bool(np.isfinite(rows).all())
-    if not allow and not finite:
-        _check(q, m, names)
-    if finite and q.any():  # 0 or 2 for a finite non-zero row is exact (a duplicate row)
-        odd = odd[~(np.isfinite(dist[odd]) & rows.any(axis=1))]
-    if len(odd):
-        dist[odd] = _reference("cosine_distance", q, m[odd]).reshape(-1)
+    odd = ~((dist > 0.0) & (dist < 2.0))
+    if wide:
+        if not _NORM_LO < float(_row_norms(q)) < _NORM_HI:
+            odd[:] = True
+        else:
+            norms = _row_norms(m)
+            odd |= ~((norms > _NORM_LO) & (norms < _NORM_HI))
+    idx = np.flatnonzero(odd)
+    if len(idx):
+        rows = m[idx]
+        if not allow and not (np.isfinite(q).all() and np.isfinite(rows).all()):
+            _check(q, m, names)
+        dist[idx] = _reference("cosine_distance", q, rows).reshape(-1)
     return 1.0 - dist if kind == "cosine_similarity" else dist
 
 
 def _unit_rows(x: Arr) -> Arr | None:
-    """Rows scaled to unit length; norms in float64, so float32 rows cannot under/overflow."""
-    norms = _row_norms(x)
+    """Rows scaled to unit length; norms in float64 (rescaled where squares would leave
+    float64's range), so no finite row under- or overflows; None for non-finite norms."""
+    norms = _safe_norms(x)
     if not np.isfinite(norms).all():
         return None
     norms[norms == 0] = 1.0
@@ -496,30 +595,34 @@ def _many_many(kind: str, x: Arr, y: Arr, allow: bool, threads: int, names: Name
         sim = xn @ yn.T
         return sim if kind == "cosine_similarity" else 1.0 - sim
     result = x @ y.T if kind == "dot" else _cdist(x, y, _CDIST[kind], threads)
-    if not np.isfinite(result).all() and not allow:
-        _check(x, y, names)
-    return result
+    return _checked(kind, result, x, y, allow, names)
 
 
 def _normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
     """Scale each vector (row) to unit L2 norm; zero vectors stay zero."""
-    if not inplace and type(x) is _ND and x.ndim == 1 and x.dtype in _FAST:
+    if (
+        not inplace
+        and type(x) is _ND
+        and x.ndim == 1
+        and x.dtype in _FAST
+        and x.strides[0] == x.itemsize  # SimSIMD misreads negative or zero strides
+    ):
         try:
             square = _ss_dot(x, x)
         except _SS_REJECTS:
-            pass  # strided: the general path copes
+            pass
         else:
             # SimSIMD may square float32 in float32: outside this range the general path
             # takes the norm in float64 instead
             if 1e-30 < square < 1e30:
                 return np.multiply(x, 1.0 / math.sqrt(square))
     arr = _inplace_target(x) if inplace else as_float_array(x, name="x", allow_nonfinite=True)
-    src, norms = arr, _row_norms(arr)
+    src, norms = arr, _safe_norms(arr)
     if not np.isfinite(norms).all():
         if not allow_nonfinite:
             check_finite(arr, name="x")  # raises, unless a huge finite row overflowed
         src = _rescaled(np.atleast_2d(arr)).reshape(arr.shape)
-        norms = _row_norms(src)
+        norms = _safe_norms(src)
     norms = np.where(norms == 0.0, 1.0, norms)[..., None]
     with np.errstate(all="ignore"):
         if inplace:
@@ -535,6 +638,29 @@ def _row_norms(arr: Arr) -> NDArray[np.float64]:
     with np.errstate(all="ignore"):
         squares = np.einsum("...i,...i->...", arr, arr, dtype=np.float64, casting="unsafe")
         return cast(NDArray[np.float64], np.sqrt(squares))
+
+
+def safe_norms(arr: Arr) -> NDArray[np.float64]:
+    """Exact float64 norms of the rows (or the vector) of any finite input.
+
+    The sum of squares runs first; only rows whose norm falls outside ``[1e-70, 1e70]``
+    (where a square may have under- or overflowed: zero rows, float64 extremes) are redone
+    scaled by their largest component. NaN/inf rows keep their NaN/inf norm; a norm beyond
+    float64's range is ``inf``.
+    """
+    norms = np.array(_row_norms(arr), dtype=np.float64, ndmin=1)
+    bad = np.flatnonzero(~((norms > _NORM_LO) & (norms < _NORM_HI)))
+    if len(bad):
+        rows = np.atleast_2d(arr)[bad].astype(np.float64)
+        top = np.abs(rows).max(axis=1, initial=0.0)
+        fine = np.isfinite(top) & (top > 0.0)
+        scaled = rows[fine] / top[fine, None]
+        with np.errstate(over="ignore"):
+            norms[bad[fine]] = top[fine] * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+    return norms.reshape(arr.shape[:-1])
+
+
+_safe_norms = safe_norms
 
 
 def _inplace_target(x: Any) -> Arr:

@@ -39,13 +39,39 @@ def _sq(a: Vec, b: Vec) -> float:
     return sum((x - y) * (x - y) for x, y in zip(a, b, strict=True))
 
 
+# Norms in this range keep every square, and the product of two norms, inside float64's
+# normal range; outside it a vector is scaled by its largest component first, so cosine,
+# normalize and L2 distance are exact for any finite input.
+_NORM_LO, _NORM_HI = 1e-140, 1e140
+
+
+def _norm(row: Vec) -> float:
+    """The exact L2 norm of ``row`` (``inf`` beyond float64; NaN/inf as IEEE gives)."""
+    norm = math.sqrt(_dot(row, row))
+    if _NORM_LO < norm < _NORM_HI or norm != norm:
+        return norm
+    top = max(map(abs, row), default=0.0)
+    if not 0.0 < top < math.inf:
+        return norm  # a zero row, or an infinite component
+    scaled = [v / top for v in row]
+    return top * math.sqrt(_dot(scaled, scaled))
+
+
 def _cos(a: Vec, b: Vec) -> float:
-    denom = math.sqrt(_dot(a, a) * _dot(b, b))
-    if denom == 0.0:
+    return _cos_known(a, b, _norm(a), _norm(b))
+
+
+def _cos_known(a: Vec, b: Vec, na: float, nb: float) -> float:
+    """Cosine of ``a`` and ``b`` given their exact norms."""
+    if _NORM_LO < na < _NORM_HI and _NORM_LO < nb < _NORM_HI:
+        return _dot(a, b) / (na * nb)  # no square or product can leave float64's range
+    finite = math.isfinite(na) and math.isfinite(nb)
+    if not finite and not (all(map(math.isfinite, a)) and all(map(math.isfinite, b))):
+        return math.nan  # NaN or inf in an input (allowed): inf/inf, as numpy gives
+    if na == 0.0 or nb == 0.0:
         return 0.0  # a zero vector has no direction: similarity 0, never NaN
-    if math.isinf(denom):  # finite but huge input overflowed: rescale and retry
-        return _cos(_scaled(a), _scaled(b))
-    return _dot(a, b) / denom
+    sa, sb = _scaled(a), _scaled(b)  # largest component 1: nothing under- or overflows
+    return _dot(sa, sb) / (_norm(sa) * _norm(sb))
 
 
 def _scaled(row: Vec) -> Vec:
@@ -58,7 +84,14 @@ def _cos_distance(a: Vec, b: Vec) -> float:
 
 
 def _euclidean(a: Vec, b: Vec) -> float:
-    return math.sqrt(_sq(a, b))
+    square = _sq(a, b)
+    if 1e-280 < square < math.inf or square != square:
+        return math.sqrt(square)
+    # the square overflowed or may have underflowed: scale by the largest component
+    top = max(max(map(abs, a), default=0.0), max(map(abs, b), default=0.0))
+    if not 0.0 < top < math.inf:
+        return math.sqrt(square)
+    return top * math.sqrt(_sq([v / top for v in a], [v / top for v in b]))
 
 
 _PAIR: dict[str, Callable[[Vec, Vec], float]] = {
@@ -106,6 +139,8 @@ def _floats(value: Any, name: str) -> Vec:
 
 def _parse(value: Any, name: str, allow_nonfinite: bool) -> tuple[int, Any]:
     """Return ``(ndim, data)`` with data a list (1-D) or list of equal-length lists (2-D)."""
+    if isinstance(value, str | bytes):  # np.bytes_ too (it has a shape)
+        raise InputTypeError(f"{name} must be a sequence of numbers, got {type(value).__name__}")
     if hasattr(value, "tolist") and hasattr(value, "shape"):
         shape = tuple(value.shape)
         if len(shape) not in (1, 2):
@@ -178,21 +213,14 @@ def _table(kind: str, xs: Mat, ys: Mat) -> Mat:
     if not kind.startswith("cosine"):
         pair = _PAIR[kind]
         return [[pair(r, s) for s in ys] for r in xs]
-    nx = [math.sqrt(_dot(r, r)) for r in xs]
-    ny = [math.sqrt(_dot(s, s)) for s in ys]
+    nx, ny = list(map(_norm, xs)), list(map(_norm, ys))
     sims = [
-        [_cos_known(r, s, p * q) for s, q in zip(ys, ny, strict=True)]
+        [_cos_known(r, s, p, q) for s, q in zip(ys, ny, strict=True)]
         for r, p in zip(xs, nx, strict=True)
     ]
     if kind == "cosine_similarity":
         return sims
     return [[1.0 - v for v in row] for row in sims]
-
-
-def _cos_known(a: Vec, b: Vec, denom: float) -> float:
-    if 0.0 < denom < math.inf:
-        return _dot(a, b) / denom
-    return _cos(a, b)  # zero, overflowed or non-finite: the careful path
 
 
 def cosine_similarity(a: Any, b: Any, allow_nonfinite: bool, threads: int) -> Any:
@@ -221,10 +249,10 @@ def sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) ->
 
 
 def _unit(row: Vec) -> Vec:
-    norm = math.sqrt(_dot(row, row))
-    if math.isinf(norm):  # a huge finite row overflowed (or inf allowed): rescale first
+    norm = _norm(row)
+    if math.isinf(norm):  # a norm beyond float64 (or inf allowed): rescale first
         row = _scaled(row)
-        norm = math.sqrt(_dot(row, row))
+        norm = _norm(row)
     return [v / norm for v in row] if norm else list(row)
 
 

@@ -111,8 +111,10 @@ def prepare_vectors(
     """2-D float32 rows of length ``dim`` (unit length for cosine) and whether input was 1-D.
 
     Norms are taken in float64 (huge rows rescaled first), so any finite non-zero row
-    normalises faithfully. For ``ip``/``l2`` the values themselves are stored: a value
-    beyond float32's range (or float16's, with ``storage="f16"``) is refused.
+    normalises faithfully. For ``ip``/``l2`` the values themselves are stored and compared
+    in float32: a value beyond float32's range (or float16's, with ``storage="f16"``), or
+    so large that a distance could overflow float32 (above ``sqrt(3.4e38 / dim) / 2``,
+    about 4.7e17 at 384 dimensions), is refused, in rows and in queries alike.
 
     Examples
     --------
@@ -143,12 +145,19 @@ def prepare_vectors(
     if metric == "cosine":
         return _unit(rows, name), single
     top = _F16_MAX if storage == "f16" else _F32_MAX
-    if rows.size and float(np.abs(rows).max()) > top:
-        where = np.argwhere(np.abs(rows) > top)[0]
-        value = rows[tuple(where)]
+    # the engines compute distances in float32: keep every |a - b|^2 and a.b of two rows
+    # within its range (dim * (2 * bound)^2 = max), or a search answers inf or "no result"
+    bound = min(top, math.sqrt(_F32_MAX / max(dim, 1)) / 2.0)
+    if rows.size and not float(np.abs(rows).max()) <= bound:
+        where = np.argwhere(~(np.abs(rows) <= bound))[0]
+        value, at = rows[tuple(where)], tuple(int(i) for i in where)
+        if not abs(value) <= top:
+            kind = "float16" if storage == "f16" else "float32"
+            raise InvalidInputError(f"{name} value {value:g} at {at} does not fit {kind} storage "
+                                    f"(max {top:g})")  # fmt: skip
         raise InvalidInputError(
-            f"{name} value {value:g} at {tuple(int(i) for i in where)} does not fit "
-            f"{'float16' if storage == 'f16' else 'float32'} storage (max {top:g})"
+            f"{name} value {value:g} at {at} is too large for a faithful {metric} search: "
+            f"float32 distances at dim {dim} overflow beyond {bound:.4g}"
         )
     return np.ascontiguousarray(rows, dtype=np.float32), single
 
