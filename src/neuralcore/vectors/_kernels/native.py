@@ -397,6 +397,10 @@ def _general(kind: str, a: Any, b: Any, allow: bool, threads: int, batch: Any = 
     those values are the one-vs-many result, so they are used instead of computing them
     again (after the same checks as a fresh result).
     """
+    if type(batch) is float and kind in _PAIR64:  # SimSIMD took two vectors of one dtype
+        found = _pair64(kind, a, b, batch)
+        if found is not None:
+            return found
     names = ("a", "b")
     x, y = _arrays(a, b, names)
     if x.ndim == 2 and y.ndim == 1:
@@ -417,11 +421,6 @@ def _general(kind: str, a: Any, b: Any, allow: bool, threads: int, batch: Any = 
     return _many_many(kind, x, y, allow, threads, names)
 
 
-def _check(x: Arr, y: Arr, names: Names) -> None:
-    check_finite(x, name=names[0])
-    check_finite(y, name=names[1])
-
-
 # Norms SimSIMD's float64 arithmetic handles: a row norm in this range keeps every square,
 # and the product of two squared norms, inside float64's normal range. Rows outside it
 # (float64 only: float32 input is summed in float64 and cannot leave it) are redone with
@@ -429,6 +428,31 @@ def _check(x: Arr, y: Arr, names: Names) -> None:
 _NORM_LO, _NORM_HI = 1e-70, 1e70
 # A float64 L2 distance below this may come from an underflowed square: redone, scaled.
 _L2_TINY = 1e-140
+_PAIR64 = frozenset({"cosine_similarity", "cosine_distance", "euclidean_distance"})
+_F64 = np.dtype(np.float64)
+
+
+def _pair64(kind: str, a: Any, b: Any, found: float) -> float | None:
+    """SimSIMD's answer for two forward-contiguous float64 vectors when it stands, else None.
+
+    Its float64 squares under- or overflow for norms outside ``[1e-70, 1e70]`` (cosine) or
+    a distance below ~1e-140 or beyond float64 (L2): the general path rescales those.
+    """
+    if type(a) is not _ND or type(b) is not _ND or a.dtype != _F64:  # bytes, memoryview...
+        return None
+    if not a.strides[0] == 8 == b.strides[0]:
+        return None
+    if kind == "euclidean_distance":
+        return _sqrt(found) if _L2_TINY * _L2_TINY < found < math.inf else None
+    xx, yy = _ss_dot(a, a), _ss_dot(b, b)
+    if not (_NORM_LO**2 < xx < _NORM_HI**2 and _NORM_LO**2 < yy < _NORM_HI**2):
+        return None  # also NaN/inf, and zero vectors
+    return 1.0 - found if kind == "cosine_similarity" else found
+
+
+def _check(x: Arr, y: Arr, names: Names) -> None:
+    check_finite(x, name=names[0])
+    check_finite(y, name=names[1])
 
 
 def _reference(kind: str, x: Arr, y: Arr) -> Arr:
@@ -637,7 +661,7 @@ def _row_norms(arr: Arr) -> NDArray[np.float64]:
         return np.asarray(_ss_norm(arr, axis=1), dtype=np.float64)
     with np.errstate(all="ignore"):
         squares = np.einsum("...i,...i->...", arr, arr, dtype=np.float64, casting="unsafe")
-        return cast(NDArray[np.float64], np.sqrt(squares))
+        return cast("NDArray[np.float64]", np.sqrt(squares))  # a string: no typing at run time
 
 
 def safe_norms(arr: Arr) -> NDArray[np.float64]:
