@@ -385,10 +385,13 @@ class MessageBus:
             taps = ch.taps
             if taps and ch.forwarders and not ch.targets:
                 # An outbound bridge and no local subscriber: what the bridge takes is
-                # not queued here (nobody would take it; Pipeline.offer).
-                if self._pub.offer(ch, msg):
-                    return msg
+                # not queued here (nobody would take it; Pipeline.offer, inlined).
                 taps = ch.others
+                if self._pub.give_taps(ch, msg, ch.forwarders):
+                    ch.stats.published += 1
+                    if taps:
+                        self._pub.give_taps(ch, msg, taps)
+                    return msg
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
                 bucket.append(msg)
@@ -468,10 +471,13 @@ class MessageBus:
             taps = ch.taps
             if taps and ch.forwarders and not ch.targets:
                 # An outbound bridge and no local subscriber: what the bridge takes is
-                # not queued here (nobody would take it; Pipeline.offer).
-                if self._pub.offer(ch, msg):
-                    return msg
+                # not queued here (nobody would take it; Pipeline.offer, inlined).
                 taps = ch.others
+                if self._pub.give_taps(ch, msg, ch.forwarders):
+                    ch.stats.published += 1
+                    if taps:
+                        self._pub.give_taps(ch, msg, taps)
+                    return msg
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
                 bucket.append(msg)

@@ -167,35 +167,34 @@ class Pipeline:
 
     def accept_each(self, ch: Channel, msgs: list[Message]) -> list[Message | None]:
         """A batch on a channel with an outbound bridge and no local subscriber, one
-        message at a time as if each were published alone: what the bridge takes needs
-        no local room; the rest meets the overflow policy when it would be queued
-        (``error``, and ``block`` here, raise naming how much of the batch went out)."""
+        message at a time as if each were published alone: what the bridge takes is not
+        queued, so the batch needs only the room its other messages take. A message that
+        finds the queue full (of messages the bridge did not take) meets the overflow
+        policy as a single publish would (``error``, and ``block`` here, raise naming how
+        much of the batch went out)."""
         out: list[Message | None] = []
         for i, msg in enumerate(msgs):
-            offered = not ch.targets
-            if offered and self.offer(ch, msg):
-                out.append(msg)
-                continue
-            try:
-                admitted = self.admit_sync(ch)
-            except QueueFullError as err:
-                raise self.cut(ch, msgs, i, err) from None
-            if admitted:
-                out.append(self.accept(ch, msg, offered=offered))
-            else:  # drop_new: counted by admit_sync
-                self.discard(ch, msg)
-                out.append(None)
+            if ch.queue.size >= ch.max_size:
+                try:
+                    admitted = self.admit_sync(ch)
+                except QueueFullError as err:
+                    raise self.cut(ch, msgs, i, err) from None
+                if not admitted:  # drop_new: counted by admit_sync
+                    self.discard(ch, msg)
+                    out.append(None)
+                    continue
+            out.append(self.accept(ch, msg))
         return out
 
     def cut(self, ch: Channel, msgs: list[Message], i: int, err: QueueFullError) -> QueueFullError:
-        """A batch stopped at ``msgs[i]`` (no room for a message the bridge did not take):
-        the rest is discarded (records too); the error says how much was published."""
+        """A batch stopped at ``msgs[i]`` (the queue is full of messages the bridge did
+        not take): the rest is discarded (records too); the error says how much went out."""
         for msg in msgs[i:]:
             self.discard(ch, msg)
         return QueueFullError(
-            f"{err} -- the first {i} of the batch of {len(msgs)} were published (an "
-            f"outbound bridge takes them without local room); message {i} was not taken "
-            "by the bridge and nothing from it on was published"
+            f"{err} -- the first {i} of the batch of {len(msgs)} were published (what an "
+            "outbound bridge takes needs no local room); the queue holds messages the "
+            f"bridge did not take, and nothing from message {i} on was published"
         )
 
     def discard(self, ch: Channel, msg: Message) -> None:
@@ -230,15 +229,12 @@ class Pipeline:
                 return self.accept_each(ch, prepared)
             out: list[Message | None] = []
             for i, msg in enumerate(prepared):
-                offered = not ch.targets
-                if offered and self.offer(ch, msg):
-                    out.append(msg)
-                    continue
-                try:
-                    await self.admit_async(ch)
-                except QueueFullError as err:
-                    raise self.cut(ch, prepared, i, err) from None
-                out.append(self.accept(ch, msg, offered=offered))
+                if ch.queue.size >= ch.max_size:  # as a single publish_async: wait for room
+                    try:
+                        await self.admit_async(ch)
+                    except QueueFullError as err:
+                        raise self.cut(ch, prepared, i, err) from None
+                out.append(self.accept(ch, msg))
             return out
         if ch.config.overflow != "block":
             kept = self.fit(ch, prepared)
@@ -619,23 +615,21 @@ class Pipeline:
         outbox = (lambda first: self._taps.outbox_rows(ch, msgs, first)) if ch.taps else None
         return stored, outbox
 
-    def accept(self, ch: Channel, msg: Message, *, offered: bool = False) -> Message | None:
+    def accept(self, ch: Channel, msg: Message) -> Message | None:
         """Queue an admitted message (evicting for ``drop_oldest``), run taps, wake.
 
         On a channel with an outbound bridge and no local subscriber the bridge's taps
-        are offered the message first (unless the caller did: ``offered``): one they took
-        is not queued (nobody here would take it) and is settled as handled at once if
-        the bus tracks it (a persistent row then waits only in the durable tap's outbox).
+        are offered the message first: one they took is not queued (nobody here would
+        take it) and is settled as handled at once if the bus tracks it (a persistent
+        row then waits only in the durable tap's outbox).
         Every other tap sees a message only once it is accepted, after it is queued (a
         tap that publishes here queues behind it); one that evicts itself
         (``drop_oldest``) reaches no tap and its outbox rows are deleted.
         """
         taps = ch.taps
         if taps and ch.forwarders and not ch.targets:
-            if not offered and self.offer(ch, msg):
+            if self.offer(ch, msg):
                 return msg
-            taps = ch.others
-        elif offered:  # a subscriber came meanwhile: the bridge's taps already had it
             taps = ch.others
         queue = ch.queue
         bucket = queue._buckets.get(msg.priority)

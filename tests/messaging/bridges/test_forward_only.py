@@ -167,8 +167,9 @@ async def test_what_the_bridge_refuses_meets_the_policy_drop_new(how: str) -> No
 @pytest.mark.parametrize(("overflow", "how"), [("error", "sync"), ("error", "async"),
                                                ("block", "sync"), ("block", "async")])  # fmt: skip
 async def test_what_the_bridge_refuses_meets_the_policy_error(overflow: str, how: str) -> None:
-    """No room for a message the bridge refused: QueueFullError saying how much of the
-    batch went out (block waits block_timeout first, where it can wait)."""
+    """The queue full of messages the bridge refused: the next message meets the policy
+    as a single publish would, QueueFullError saying how much of the batch went out
+    (block waits block_timeout first, where it can wait)."""
     bus, bridge, _ = await refusing(overflow, block_timeout=0.05)
     try:
         expected = "the first 5 of the batch of 8 were published"
