@@ -589,9 +589,13 @@ def _cosine_rows(kind: str, dist: Arr, q: Arr, m: Arr, allow: bool, names: Names
     idx = np.flatnonzero(odd)
     if len(idx):
         rows = m[idx]
-        if not allow and not (np.isfinite(q).all() and np.isfinite(rows).all()):
+        finite = bool(np.isfinite(q).all()) and bool(np.isfinite(rows).all())
+        if not allow and not finite:
             _check(q, m, names)
-        dist[idx] = _reference("cosine_distance", q, rows).reshape(-1)
+        if finite and not wide and q.any():  # float32: 0 or 2 for a non-zero row is exact
+            idx = idx[~(np.isfinite(dist[idx]) & rows.any(axis=1))]
+        if len(idx):
+            dist[idx] = _reference("cosine_distance", q, m[idx]).reshape(-1)
     return 1.0 - dist if kind == "cosine_similarity" else dist
 
 
