@@ -255,6 +255,24 @@ def test_bytes_of_every_kind_are_refused(backend: str, kind: str) -> None:
                     function(*pair)
 
 
+@pytest.mark.parametrize("backend", VECTOR_BACKENDS)
+def test_arrays_of_non_numbers_are_refused_by_both_backends(backend: str) -> None:
+    good = np.array([1.0, 2.0])
+    odd = [
+        np.array([1.0, 2.0], dtype=object),
+        np.zeros(2, dtype=[("x", "f4"), ("y", "f4")]),
+        np.array([True, False]),
+        np.array([1 + 0j, 2 + 0j]),
+    ]
+    for ops in _ops(backend):
+        for bad in odd:
+            for kind in KINDS:
+                with pytest.raises(InputTypeError, match="must hold real numbers"):
+                    getattr(ops, kind)(bad, good)
+            with pytest.raises(InputTypeError, match="must hold real numbers"):
+                ops.normalize(bad)
+
+
 # -- HNSW: values whose float32 distances would overflow --------------------------------------
 
 

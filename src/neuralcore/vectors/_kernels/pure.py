@@ -142,6 +142,9 @@ def _parse(value: Any, name: str, allow_nonfinite: bool) -> tuple[int, Any]:
     if isinstance(value, str | bytes):  # np.bytes_ too (it has a shape)
         raise InputTypeError(f"{name} must be a sequence of numbers, got {type(value).__name__}")
     if hasattr(value, "tolist") and hasattr(value, "shape"):
+        kind = getattr(getattr(value, "dtype", None), "kind", "f")
+        if kind not in "fiu":  # object, structured, bool, complex arrays: as numpy's path
+            raise InputTypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
         shape = tuple(value.shape)
         if len(shape) not in (1, 2):
             raise DimensionMismatchError(f"{name} must be 1-D or 2-D, got shape {shape}")
