@@ -19,6 +19,13 @@ element scan runs only when a result is non-finite (it then raises, or, for a fi
 that overflowed, lets the float64 reference formula answer). SimSIMD's cosine maps zero
 vectors and NaN/inf to exactly 0, 1 or 2 or a non-finite value, so only results with those
 values are checked and recomputed; a test pins this for every SIMD level the CPU offers.
+
+What SimSIMD cannot be trusted with never reaches a caller: it reads a negative- or
+zero-stride vector forwards from its first element (wrong values, read out of bounds), so
+the one-pair kernels accept its answer only for forward-contiguous vectors (and anything
+else is copied first); its float64 squares under- or overflow for components beyond
+~1e+-154, so float64 answers stand only when the norms are inside ``[1e-70, 1e70]``, and
+other rows are redone scaled by their largest component (:func:`safe_norms`).
 """
 
 from __future__ import annotations
