@@ -172,18 +172,35 @@ class Pipeline:
         finds the queue full (of messages the bridge did not take) meets the overflow
         policy as a single publish would (``error``, and ``block`` here, raise naming how
         much of the batch went out)."""
-        out: list[Message | None] = []
-        for i, msg in enumerate(msgs):
-            if ch.queue.size >= ch.max_size:
-                try:
-                    admitted = self.admit_sync(ch)
-                except QueueFullError as err:
-                    raise self.cut(ch, msgs, i, err) from None
-                if not admitted:  # drop_new: counted by admit_sync
-                    self.discard(ch, msg)
-                    out.append(None)
-                    continue
-            out.append(self.accept(ch, msg))
+        out: list[Message | None] = list(msgs)
+        give, queue, max_size = self.give_taps, ch.queue, ch.max_size
+        forwarders, others, tracked = ch.forwarders, ch.others, ch.config.persistent
+        taken = 0  # counted as published at the end (also when an error cuts the batch)
+        try:
+            for i, msg in enumerate(msgs):
+                if queue.size >= max_size:
+                    try:
+                        admitted = self.admit_sync(ch)
+                    except QueueFullError as err:
+                        raise self.cut(ch, msgs, i, err) from None
+                    if not admitted:  # drop_new: counted by admit_sync
+                        self.discard(ch, msg)
+                        out[i] = None
+                        continue
+                if ch.targets:  # a subscriber came (a tap subscribed)
+                    out[i] = self.accept(ch, msg)
+                elif give(ch, msg, forwarders):  # self.offer(ch, msg), inlined
+                    taken += 1
+                    if others:
+                        give(ch, msg, others)
+                    tracker = msg._tracker
+                    if tracked and tracker is not None:
+                        tracker.wire = None
+                        ch.settle_all(msg, "acked")
+                else:
+                    out[i] = self.enqueue(ch, msg, others)
+        finally:
+            ch.stats.published += taken
         return out
 
     def cut(self, ch: Channel, msgs: list[Message], i: int, err: QueueFullError) -> QueueFullError:
@@ -631,6 +648,11 @@ class Pipeline:
             if self.offer(ch, msg):
                 return msg
             taps = ch.others
+        return self.enqueue(ch, msg, taps)
+
+    def enqueue(self, ch: Channel, msg: Message, taps: list[Tap]) -> Message | None:
+        """:meth:`accept` once the bridge's taps had their offer: queue ``msg`` (evicting
+        for ``drop_oldest``), give it to ``taps``, wake the dispatcher."""
         queue = ch.queue
         bucket = queue._buckets.get(msg.priority)
         if bucket:  # the common case: behind messages of the same priority
