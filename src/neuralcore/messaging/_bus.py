@@ -477,6 +477,10 @@ class MessageBus:
                     ch.stats.published += 1
                     if taps:
                         self._pub.give_taps(ch, msg, taps)
+                    self._burst -= 1  # the bridge's send loop runs now and then too
+                    if not self._burst:
+                        self._burst = _BURST
+                        await _sleep(0)
                     return msg
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
@@ -489,7 +493,8 @@ class MessageBus:
                 self._pub.give_taps(ch, msg, taps)
             if ch.waiter is not None:
                 ch.wake()
-            elif ch.targets:  # a burst: let the consumers run now and then (``_BURST``)
+            elif ch.targets or ch.forwarders:  # a burst: let the consumers (and the
+                # bridge's send loop) run now and then (``_BURST``)
                 self._burst -= 1
                 if not self._burst:
                     self._burst = _BURST
@@ -505,7 +510,7 @@ class MessageBus:
             except MustWait as full:  # a publish hook filled the channel: admit it below
                 t0, msg = _perf(), full.msg
             else:
-                if ch.targets:
+                if ch.targets or ch.forwarders:
                     self._burst -= 1
                     if not self._burst:
                         self._burst = _BURST
@@ -518,9 +523,8 @@ class MessageBus:
                 return None
             msg = prepared
         if ch.queue.size >= ch.max_size:
-            if not await pipe.admit_and_persist(ch, msg, idempotency_key):
-                return None
-        elif ch.config.persistent:  # join the commit and await it directly
+            return await pipe.publish_full(ch, msg, idempotency_key, t0)
+        if ch.config.persistent:  # join the commit and await it directly
             try:
                 await pipe.persist_soon(
                     ch, [msg], [] if idempotency_key is None else [idempotency_key]

@@ -178,16 +178,16 @@ class Pipeline:
         taken = 0  # counted as published at the end (also when an error cuts the batch)
         try:
             for i, msg in enumerate(msgs):
-                if queue.size >= max_size:
-                    try:
-                        admitted = self.admit_sync(ch)
-                    except QueueFullError as err:
-                        raise self.cut(ch, msgs, i, err) from None
-                    if not admitted:  # drop_new: counted by admit_sync
-                        self.discard(ch, msg)
-                        out[i] = None
-                        continue
                 if ch.targets:  # a subscriber came (a tap subscribed)
+                    if queue.size >= max_size:
+                        try:
+                            admitted = self.admit_sync(ch)
+                        except QueueFullError as err:
+                            raise self.cut(ch, msgs, i, err) from None
+                        if not admitted:  # drop_new: counted by admit_sync
+                            self.discard(ch, msg)
+                            out[i] = None
+                            continue
                     out[i] = self.accept(ch, msg)
                 elif give(ch, msg, forwarders):  # self.offer(ch, msg), inlined
                     taken += 1
@@ -197,7 +197,16 @@ class Pipeline:
                     if tracked and tracker is not None:
                         tracker.wire = None
                         ch.settle_all(msg, "acked")
-                else:
+                else:  # the bridge refused it: it needs local room
+                    if queue.size >= max_size:
+                        try:
+                            admitted = self.admit_sync(ch)
+                        except QueueFullError as err:
+                            raise self.cut(ch, msgs, i, err) from None
+                        if not admitted:
+                            self.discard(ch, msg)
+                            out[i] = None
+                            continue
                     out[i] = self.enqueue(ch, msg, others)
         finally:
             ch.stats.published += taken
@@ -246,12 +255,21 @@ class Pipeline:
                 return self.accept_each(ch, prepared)
             out: list[Message | None] = []
             for i, msg in enumerate(prepared):
-                if ch.queue.size >= ch.max_size:  # as a single publish_async: wait for room
+                if ch.queue.size < ch.max_size or ch.targets:
+                    if ch.queue.size >= ch.max_size:  # as a single publish_async
+                        try:
+                            await self.admit_async(ch)
+                        except QueueFullError as err:
+                            raise self.cut(ch, prepared, i, err) from None
+                    out.append(self.accept(ch, msg))
+                elif self.offer(ch, msg):  # full of what the bridge refused: offer first
+                    out.append(msg)
+                else:  # refused too: wait for local room, as a single publish_async
                     try:
                         await self.admit_async(ch)
                     except QueueFullError as err:
                         raise self.cut(ch, prepared, i, err) from None
-                out.append(self.accept(ch, msg))
+                    out.append(self.enqueue(ch, msg, ch.others))
             return out
         if ch.config.overflow != "block":
             kept = self.fit(ch, prepared)
@@ -322,8 +340,9 @@ class Pipeline:
         ch, msg = self.prepare(channel, payload, priority, headers, key, auth, internal=internal)
         if msg is None:
             return None
+        forward_first = ch.queue.size >= ch.max_size and ch.forwarders and not ch.targets
         try:
-            if not self.admit_sync(ch):
+            if not forward_first and not self.admit_sync(ch):
                 return None
             if ch.config.persistent:
                 self.persist(ch, [msg], [key] if key else []).wait(self.commit_timeout())
@@ -331,6 +350,8 @@ class Pipeline:
             if key is not None and ch.idem is not None:
                 ch.idem.forget(key)
             raise
+        if forward_first:  # the queue holds what the bridge refused: offer it this one
+            return self.publish_full_sync(ch, msg, key)
         accepted = self.accept(ch, msg)
         ch.pub_tick += 1
         if not ch.pub_tick % self._sample_every:  # one in metrics_sample_every, as documented
@@ -352,9 +373,9 @@ class Pipeline:
         ch, msg = self.prepare(channel, payload, priority, headers, key, auth, internal=internal)
         if msg is None:
             return None
-        if (
-            ch.config.persistent or ch.queue.size >= ch.max_size
-        ) and not await self.admit_and_persist(ch, msg, key):
+        if ch.queue.size >= ch.max_size:
+            return await self.publish_full(ch, msg, key, t0)
+        if ch.config.persistent and not await self.admit_and_persist(ch, msg, key):
             return None
         return self.accept_timed(ch, msg, t0)
 
@@ -371,6 +392,50 @@ class Pipeline:
                 ch.idem.forget(key)
             raise
         return True
+
+    async def publish_full(
+        self, ch: Channel, msg: Message, key: str | None, t0: float
+    ) -> Message | None:
+        """A prepared message that found ``ch`` full. On a channel with an outbound
+        bridge and no local subscriber the queue holds only messages the bridge refused:
+        the bridge is offered the new one first (once recorded, on persistent channels),
+        so the channel forwards again as soon as the bridge has room; only a message it
+        refuses meets the overflow policy."""
+        if not (ch.forwarders and not ch.targets):
+            if not await self.admit_and_persist(ch, msg, key):
+                return None
+            return self.accept_timed(ch, msg, t0)
+        try:
+            if ch.config.persistent:
+                await self.persist_async(ch, [msg], [key] if key else [])
+            else:  # let the bridge's send loop make room first (this path is rare)
+                await asyncio.sleep(0)
+            if self.offer(ch, msg):
+                return msg
+            admitted = await self.admit_async(ch)
+        except BaseException:
+            self.discard(ch, msg)
+            self.forget(ch, key)
+            raise
+        if not admitted:  # drop_new: counted by admit_sync
+            self.discard(ch, msg)
+            return None
+        return self.enqueue(ch, msg, ch.others)
+
+    def publish_full_sync(self, ch: Channel, msg: Message, key: str | None) -> Message | None:
+        """:meth:`publish_full` without waiting (the caller persisted ``msg`` already)."""
+        if self.offer(ch, msg):
+            return msg
+        try:
+            admitted = self.admit_sync(ch)
+        except BaseException:
+            self.discard(ch, msg)
+            self.forget(ch, key)
+            raise
+        if not admitted:
+            self.discard(ch, msg)
+            return None
+        return self.enqueue(ch, msg, ch.others)
 
     def accept_timed(self, ch: Channel, msg: Message, t0: float) -> Message | None:
         accepted = self.accept(ch, msg)
@@ -718,20 +783,30 @@ class Pipeline:
 
     def give_taps(self, ch: Channel, msg: Message, taps: list[Tap]) -> bool:
         """Give an accepted message to ``taps`` (some of ``ch.taps``; a failing tap is
-        counted). Returns True when an outbound bridge's tap took it for sending."""
-        sent = False
+        counted). Returns True when an outbound bridge's tap took it for sending and no
+        other outbound bridge's tap refused it (full buffer, not encodable, failed): a
+        message one bridge refused stays queued locally even if another bridge took it.
+
+        ``msg._tapped`` (stop() then logs it as forwarded, not dropped) is set only for a
+        tap that really took it: an outbound bridge's tap that returned True, or another
+        tap that returned without raising."""
+        sent = refused = False
         for tap in taps:
             if tap.include_remote or msg.origin == self._bus_id:
                 try:
                     took = tap.callback(msg)
-                    msg._tapped = True  # forwarded: not lost if nobody here takes it
                 except Exception:
                     ch.stats.errors += 1
                     logger.exception("tap %r on channel %r failed", tap.selector, ch.name)
+                    refused = refused or tap.forwards
                     continue
-                if took is True and tap.forwards:
-                    sent = True
-        return sent
+                if not tap.forwards:
+                    msg._tapped = True  # seen by a tap: not lost if nobody here takes it
+                elif took is True:
+                    msg._tapped = sent = True  # forwarded
+                else:
+                    refused = True
+        return sent and not refused
 
     async def inject(
         self, message: Message, on_settled: Callable[[Message, Outcome], None] | None

@@ -350,3 +350,98 @@ async def test_outbox_rows_of_a_bridge_no_longer_configured_are_reported(
         await wait_for(lambda: again.health().unforwarded == ())
     finally:
         await again.stop()
+
+
+# -- 4. the bridge keeps sending; what it refuses ------------------------------------------
+
+
+async def test_a_loop_of_awaited_publishes_lets_the_bridge_send() -> None:
+    """A loop of ``await publish_async`` on a forward-only channel yields to the loop
+    every 384 messages the bridge took, as for subscribed channels, so the bridge's send
+    loop runs (the fast path returned before the burst countdown: the buffer filled, the
+    rest was refused and queued where nobody takes it, then QueueFullError)."""
+    broker = MemoryBroker()
+    bus, bridge = await sender(
+        broker,
+        bus=MessageBus(BusConfig(block_timeout=0.05)),
+        channel={"max_size": 10},
+        buffer_size=500,
+    )
+    try:
+        for i in range(3000):
+            await bus.publish_async("jobs", i)
+        assert await bridge.flush(5)
+        assert sent(bus, broker) == list(range(3000))
+        assert bus.metrics()["jobs"].queue_depth == 0
+        assert bridge.metrics().dropped == 0
+    finally:
+        await bus.stop()
+
+
+@pytest.mark.parametrize("how", ["sync", "async"])
+async def test_after_an_outage_the_channel_forwards_again(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage longer than the bridge's buffer: what it refused fills the local queue
+    (kept for a subscriber that may come; counted by the bridge). Once the server is back
+    new publishes go out although the queue is full (were refused: QueueFullError after
+    block_timeout); at stop the refused ones are counted dropped with a warning."""
+    broker = MemoryBroker()
+    bus, bridge = await sender(
+        broker,
+        bus=MessageBus(BusConfig(block_timeout=0.05)),
+        channel={"max_size": 3},
+        buffer_size=2,
+        drain_timeout_s=0.05,
+    )
+    stopped = False
+    try:
+        broker.down = True
+        await wait_for(lambda: bridge.state is BridgeState.RECONNECTING)
+        for i in range(5):
+            await bus.publish_async("jobs", i)
+        assert (bus.metrics()["jobs"].queue_depth, bridge.metrics().dropped) == (3, 3)
+        broker.down = False
+        assert await bridge.flush(5)
+        for i in (5, 6):
+            if how == "sync":
+                bus.publish("jobs", i)
+            else:
+                await bus.publish_async("jobs", i)
+        assert await bridge.flush(5)
+        assert sent(bus, broker) == [0, 1, 5, 6]
+        with caplog.at_level(logging.INFO, logger="neuralcore.messaging"):
+            await bus.stop()
+        stopped = True
+        assert bus.metrics()["jobs"].dropped == 3
+        assert any("3 undelivered messages dropped" in r.getMessage() for r in caplog.records)
+        assert not any("forwarded messages" in r.getMessage() for r in caplog.records)
+    finally:
+        if not stopped:
+            await bus.stop()
+
+
+async def test_a_message_one_bridge_refused_stays_queued() -> None:
+    """Two outbound bridges, one refusing (its buffer full): a message the other took is
+    kept locally too (was: not queued, lost for the refusing bridge's side)."""
+    broker, away = MemoryBroker(), MemoryBroker()
+    bus, taking = await sender(broker)
+    refusing_cfg = BridgeConfig(channels=("jobs",), direction="out", reconnect_initial_s=0.001,
+                                reconnect_max_s=0.01, health_interval_s=0.01, buffer_size=2,
+                                drain_timeout_s=0.05, outbox="refusing")  # fmt: skip
+    full = MemoryBridge(away, refusing_cfg)
+    await bus.add_bridge(full)
+    away.down = True
+    try:
+        await wait_for(lambda: full.state is BridgeState.RECONNECTING)
+        for i in range(4):
+            await bus.publish_async("jobs", i)
+        assert await taking.flush(5)
+        assert sent(bus, broker) == [0, 1, 2, 3]
+        assert full.metrics().dropped == 2
+        got: list[Any] = []
+        bus.subscribe("jobs", lambda m: got.append(m.payload))
+        await wait_for(lambda: len(got) == 2)
+        assert got == [2, 3]
+    finally:
+        await bus.stop()

@@ -357,3 +357,23 @@ def test_kafka_packs_consecutive_envelopes_per_channel_within_the_limits() -> No
     assert [(c, [e[0] for e in envs]) for c, envs, _ in got] == [
         ("a", [0, 2]), ("b", [1, 3]), ("c", [4])
     ]  # fmt: skip
+
+
+def test_a_buffer_of_one_refills_from_the_outbox_and_the_spill_file(tmp_path: Path) -> None:
+    """buffer_size=1: the memory queue is refilled once empty (it refilled only under
+    limit // 2 == 0 messages, never: the send loop found ``ready`` set and nothing to
+    take, and the event loop spun forever)."""
+    from neuralcore.messaging.bridges._buffer import OutboundBuffer, Outgoing, SpillFile
+
+    rows: list[Outgoing] = [("c", b"%d" % s, None, True, s) for s in (1, 2, 3)]
+    recorded = OutboundBuffer(1, None, lambda after, n: [r for r in rows if r[4] > after][:n])
+    assert [recorded.put(r) for r in rows] == ["memory", "deferred", "deferred"]
+    assert [recorded.take(10) for _ in range(4)] == [[rows[0]], [rows[1]], [rows[2]], []]
+    assert not recorded.ready.is_set()
+
+    spill = SpillFile(tmp_path / "spill.db")
+    items: list[Outgoing] = [("c", b"%d" % i, None, True, 0) for i in range(3)]
+    spilled = OutboundBuffer(1, spill)
+    assert [spilled.put(i) for i in items] == ["memory", "spilled", "spilled"]
+    assert [spilled.take(10) for _ in range(4)] == [[items[0]], [items[1]], [items[2]], []]
+    spill.close()

@@ -185,14 +185,15 @@ class OutboundBuffer:
 
     def take(self, limit: int) -> list[Outgoing]:
         """Pop up to ``limit`` messages, refilling from the outbox / spill file when low."""
-        if self._deferred and self.refill is not None and len(self._mem) < self.limit // 2:
+        low = max(1, self.limit // 2)  # refill when under half full (limit 1: when empty)
+        if self._deferred and self.refill is not None and len(self._mem) < low:
             want = self.limit - len(self._mem)
             back = self.refill(self._last_seq, want)
             if back:
                 self._last_seq = back[-1][4]
             self._mem.extend(back)
             self._deferred = max(0, self._deferred - len(back)) if len(back) == want else 0
-        if self.spill is not None and len(self.spill) and len(self._mem) < self.limit // 2:
+        if self.spill is not None and len(self.spill) and len(self._mem) < low:
             moved = self.spill.read(self.limit - len(self._mem))
             self._from_spill_unsent += len(moved)
             self._mem.extend(moved)
