@@ -278,7 +278,9 @@ def test_redis_restart_mid_stream_loses_nothing_on_a_persistent_channel(
     n = 3000
     sub = peers("sub", {**peer_spec("redis", durable_redis.url, "sub", n), "linger": 0.5})
     ready(sub)
-    spec = peer_spec("redis", durable_redis.url, "pub", n, persistent=True, pace=0.01,
+    # paced to ~2.4 s of publishing, so the kill lands mid-stream even when a loaded
+    # machine delays the subscriber's first 300 (at 0.01 the publisher had finished first)
+    spec = peer_spec("redis", durable_redis.url, "pub", n, persistent=True, pace=0.04,
                      db=str(tmp_path / "pub.db"))  # fmt: skip
     pub = peers("pub", spec)
     origin = ready(pub)
