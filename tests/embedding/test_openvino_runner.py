@@ -89,27 +89,3 @@ def test_exact_variant_runs_on_streams_only(model_dir: Path) -> None:
     vectors = engine.embed(TEXTS)
     alone = np.stack([engine.embed_one(t) for t in TEXTS])
     assert (alone * vectors).sum(axis=1).min() > 0.9999
-
-
-def test_split_graph_is_kept_on_disk_and_rebuilt_when_damaged(
-    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = model_dir / "model_int8_openvino.xml"
-    engine = EmbeddingEngine(model_dir, variant="openvino-int8", threads=1)
-    feeds = _feeds(engine, TEXTS)
-    monkeypatch.setenv("NEURALCORE_HOME", str(tmp_path))  # an empty OpenVINO cache folder
-    first = _OpenVinoRunner(path, threads=1, precision="f32")
-    kept = sorted(p.name for p in (tmp_path / "openvino-cache").glob("*-words-*"))
-    assert len(kept) == 4
-    assert {Path(name).suffix for name in kept} == {".xml", ".bin", ".npy"}
-    expected = first.run(feeds)
-    # the second load reads the kept graph (the table memory-mapped), same hidden states
-    second = _OpenVinoRunner(path, threads=1, precision="f32")
-    assert isinstance(second._lookup.table, np.memmap)  # type: ignore[union-attr]
-    np.testing.assert_array_equal(second.run(feeds), expected)
-    # a damaged table is not used: the split is made again from the model
-    table = next((tmp_path / "openvino-cache").glob("*-table.npy"))
-    table.write_bytes(table.read_bytes()[:1000])
-    third = _OpenVinoRunner(path, threads=1, precision="f32")
-    np.testing.assert_array_equal(third.run(feeds), expected)
-    assert table.stat().st_size > 1000  # written again

@@ -6,7 +6,6 @@ the engine does not care which library executes the graph.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
@@ -122,9 +121,7 @@ class _OpenVinoRunner(Runner):
     latency model of the same graph (one stream of all threads) runs calls that fit in one
     batch (one text, a few short texts): it is compiled at load, the throughput model on
     the first call of several batches. Without the table, a compiled model is ~40 MB
-    instead of ~100 MB. The split graph and the table are written once into the OpenVINO
-    cache folder, so later loads compile from that path (a cache hit reads no weights) and
-    memory-map the table. A graph whose table is not
+    instead of ~100 MB, so both fit in less memory than one did. A graph whose table is not
     int8 (the fp32 graph) gets the throughput model only, and a lone batch runs on one
     stream of ``threads / streams`` threads.
 
@@ -144,11 +141,17 @@ class _OpenVinoRunner(Runner):
             config["CACHE_DIR"] = str(cache_dir)
         self._core = ov.Core()
         self._path = path
-        # a path where possible: on a disk-cache hit OpenVINO then does not read the graph
+        # the path itself where nothing is split off: the disk cache then skips reading it
         self._model: Any = str(path)
         self._lookup: _WordEmbeddings | None = None
         if path.suffix == ".xml":  # an IR (the static int8 graph): its table may be int8
-            self._model, self._lookup = _without_word_embeddings(self._core, path, cache_dir)
+            try:
+                self._model = self._core.read_model(str(path))
+            except Exception as err:  # openvino raises RuntimeError or its own classes
+                raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
+            self._lookup = _split_word_embeddings(self._model)
+            if self._lookup is None:
+                self._model = str(path)
         self._throughput_config: dict[str, Any] | None = None
         self._latency: Any = None  # one stream of all threads
         self._requests: list[Any] = []  # the throughput model's, one per stream
@@ -264,7 +267,6 @@ class _OpenVinoRunner(Runner):
 
 
 _WORD_EMBEDDINGS = "neuralcore_word_embeddings"
-_SPLIT_FORMAT = 1  # version of the kept split graph: a change writes new files
 
 
 class _WordEmbeddings:
@@ -275,11 +277,11 @@ class _WordEmbeddings:
     """
 
     def __init__(self, table: NDArray[np.int8], scale: NDArray[np.float32]) -> None:
-        self.table = table
-        self.scale = scale
+        self._table = table
+        self._scale = scale
 
     def __call__(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
-        out: NDArray[np.float32] = np.multiply(self.table[ids], self.scale[ids], dtype=np.float32)
+        out: NDArray[np.float32] = np.multiply(self._table[ids], self._scale[ids], dtype=np.float32)
         return out
 
 
@@ -326,73 +328,6 @@ def _split_word_embeddings(model: Any) -> _WordEmbeddings | None:
         model.validate_nodes_and_infer_types()
         return _WordEmbeddings(table, scale)
     return None
-
-
-def _without_word_embeddings(
-    core: Any, path: Path, cache_dir: Path | None
-) -> tuple[Any, _WordEmbeddings | None]:
-    """The IR at ``path`` without its int8 word-embedding lookup, and the lookup.
-
-    Returns ``(graph, lookup)``: ``graph`` is a path where the split graph could be kept in
-    ``cache_dir`` (written there once, keyed by the source files), else an in-memory model;
-    ``(str(path), None)`` when the graph has no int8 table.
-    """
-    key = None
-    if cache_dir is not None:
-        try:
-            bin_stat = path.with_suffix(".bin").stat()
-            digest = hashlib.sha256(path.read_bytes())
-        except OSError as err:
-            raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
-        digest.update(f"{bin_stat.st_size}:{bin_stat.st_mtime_ns}:{_SPLIT_FORMAT}".encode())
-        key = cache_dir / f"{path.stem}-words-{digest.hexdigest()[:20]}"
-        kept = _read_split(key)
-        if kept is not None:
-            return str(key.with_suffix(".xml")), kept
-    try:
-        model = core.read_model(str(path))
-    except Exception as err:  # openvino raises RuntimeError or its own classes
-        raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
-    lookup = _split_word_embeddings(model)
-    if lookup is None:
-        return str(path), None
-    if key is not None and _write_split(core, model, lookup, key):
-        return str(key.with_suffix(".xml")), lookup
-    return model, lookup
-
-
-def _read_split(key: Path) -> _WordEmbeddings | None:
-    """The lookup kept beside a split graph (the table memory-mapped), or None if absent."""
-    if not key.with_suffix(".xml").is_file():  # written last: present means complete
-        return None
-    try:
-        table = np.load(f"{key}-table.npy", mmap_mode="r", allow_pickle=False)
-        scale = np.load(f"{key}-scale.npy", allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if table.dtype != np.int8 or table.ndim != 2 or scale.shape != (table.shape[0], 1):
-        return None
-    return _WordEmbeddings(table, scale.astype(np.float32, copy=False))
-
-
-def _write_split(core: Any, model: Any, lookup: _WordEmbeddings, key: Path) -> bool:
-    """Keep the split graph and its table under ``key``; False when the folder refuses."""
-    ov = require("openvino", extra="openvino")
-    temp = key.with_name(f"{key.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    try:
-        ov.save_model(model, str(temp.with_suffix(".xml")), compress_to_fp16=False)
-        np.save(f"{temp}-table.npy", lookup.table, allow_pickle=False)
-        np.save(f"{temp}-scale.npy", lookup.scale, allow_pickle=False)
-        for suffix in (".bin", "-table.npy", "-scale.npy", ".xml"):  # the .xml last
-            source = temp.with_suffix(suffix) if suffix.startswith(".") else Path(f"{temp}{suffix}")
-            target = key.with_suffix(suffix) if suffix.startswith(".") else Path(f"{key}{suffix}")
-            os.replace(source, target)
-    except (OSError, RuntimeError) as err:
-        logger.debug("cannot keep the split graph in %s: %s", key.parent, err)
-        for leftover in key.parent.glob(f"{temp.name}*"):
-            leftover.unlink(missing_ok=True)
-        return False
-    return True
 
 
 def _openvino_cache_dir() -> Path | None:
