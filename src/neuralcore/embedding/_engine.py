@@ -63,9 +63,7 @@ class RuntimeInfo(NamedTuple):
         The model's default variant, ``precision="exact"``, or ``quantization``/``runtime``.
     streams : int
         Batches that run at once, each on ``threads / streams`` threads (OpenVINO: one
-        stream per thread; ONNX Runtime: one stream of all threads). On OpenVINO's static
-        int8 graph a call that fits in one batch (one text, a few short ones) runs on all
-        threads instead (a second compiled model, one stream).
+        stream per thread; ONNX Runtime: one stream of all threads).
 
     Examples
     --------
