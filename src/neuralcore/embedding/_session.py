@@ -6,10 +6,8 @@ the engine does not care which library executes the graph.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -113,21 +111,12 @@ class _OrtRunner(Runner):
 
 
 class _OpenVinoRunner(Runner):
-    """OpenVINO CPU: one stream per thread for many batches, all threads on a lone batch.
+    """OpenVINO CPU, one stream per thread (throughput hint) when there are several threads.
 
-    The throughput model (one stream per thread, one batch per stream, several batches at
-    once) runs calls of several batches. When the graph's word embeddings are int8 (the
-    static int8 graph), their lookup moves to numpy (:class:`_WordEmbeddings`) and a second,
-    latency model of the same graph (one stream of all threads) runs calls that fit in one
-    batch (one text, a few short texts): it is compiled at load, the throughput model on
-    the first call of several batches. Without the table, a compiled model is ~40 MB
-    instead of ~100 MB, so both fit in less memory than one did. A graph whose table is not
-    int8 (the fp32 graph) gets the throughput model only, and a lone batch runs on one
-    stream of ``threads / streams`` threads.
-
-    On 2 cores with all-MiniLM-L6-v2's static int8 graph: streams 1.12x the latency model
-    on 1,000 texts (equal on 100); the latency model ~1.5x the one-thread stream on one
-    text; see ``neuralcore bench embedding``.
+    A batch runs on one stream of one thread, several batches at once. On 2 cores, with
+    all-MiniLM-L6-v2's static int8 graph, that was ~1.25x the one-stream, two-thread
+    latency setting on 100 texts, and no slower on one short text (kernels that small gain
+    little from a second thread); see ``neuralcore bench embedding``.
     """
 
     def __init__(self, path: Path, *, threads: int, precision: Literal["f32", "bf16"]) -> None:
@@ -135,121 +124,43 @@ class _OpenVinoRunner(Runner):
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads,
             "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "THROUGHPUT" if threads > 1 else "LATENCY",
+            "NUM_STREAMS": threads,
         }
         cache_dir = _openvino_cache_dir()
         if cache_dir is not None:  # compiled kernels kept on disk: later loads start faster
             config["CACHE_DIR"] = str(cache_dir)
-        self._core = ov.Core()
-        self._path = path
-        # the path itself where nothing is split off: the disk cache then skips reading it
-        self._model: Any = str(path)
-        self._lookup: _WordEmbeddings | None = None
-        if path.suffix == ".xml":  # an IR (the static int8 graph): its table may be int8
-            try:
-                self._model = self._core.read_model(str(path))
-            except Exception as err:  # openvino raises RuntimeError or its own classes
-                raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
-            self._lookup = _split_word_embeddings(self._model)
-            if self._lookup is None:
-                self._model = str(path)
-        self._throughput_config: dict[str, Any] | None = None
-        self._latency: Any = None  # one stream of all threads
-        self._requests: list[Any] = []  # the throughput model's, one per stream
-        self._compile_lock = threading.Lock()
-        if threads > 1:
-            self._throughput_config = {
-                **config,
-                "PERFORMANCE_HINT": "THROUGHPUT",
-                "NUM_STREAMS": threads,
-            }
-        if threads == 1 or self._lookup is not None:
-            compiled = self._compile({**config, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
-            self._latency = compiled.create_infer_request()
-            layout = f"1 stream of {threads} for one batch, {threads} streams for several"
-        else:
-            compiled = self._compile(self._throughput_config or {})
+        try:
+            compiled = ov.Core().compile_model(str(path), "CPU", config)
             streams = max(1, int(compiled.get_property("NUM_STREAMS")))
             self._requests = [compiled.create_infer_request() for _ in range(streams)]
-            layout = f"{streams} streams of 1"
-        inputs = [
-            i.get_any_name() for i in compiled.inputs if _WORD_EMBEDDINGS not in i.get_names()
-        ]
-        if threads == 1:
-            self._model = None  # nothing more to compile
-            layout = "1 stream"
+        except Exception as err:  # openvino raises RuntimeError or its own classes
+            raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
+        inputs = [i.get_any_name() for i in compiled.inputs]
         kind = "static int8" if path.suffix == ".xml" else precision
         super().__init__(
             inputs,
-            f"openvino CPU {kind}, {threads} threads ({layout})",
+            f"openvino CPU {kind}, {threads} threads in {streams} streams",
             version=str(ov.get_version()).split("-")[0],
             device="cpu",
-            streams=threads,
+            streams=streams,
         )
 
-    def _compile(self, config: dict[str, Any]) -> Any:
-        try:
-            return self._core.compile_model(self._model, "CPU", config)
-        except Exception as err:  # openvino raises RuntimeError or its own classes
-            raise ModelError(f"OpenVINO cannot load model file {self._path}: {err}") from err
-
-    def _feeds(self, feeds: Feeds) -> dict[str, NDArray[Any]]:
-        """The engine's feeds plus the word embeddings looked up here, if split off."""
-        if self._lookup is None:
-            return dict(feeds)
-        return {**feeds, _WORD_EMBEDDINGS: self._lookup(feeds["input_ids"])}
-
-    def _stream_requests(self) -> list[Any]:
-        """The throughput model's requests, compiling it on first use."""
-        if not self._requests and self._throughput_config is not None:
-            with self._compile_lock:
-                if not self._requests:
-                    compiled = self._compile(self._throughput_config)
-                    streams = max(1, int(compiled.get_property("NUM_STREAMS")))
-                    self._requests = [compiled.create_infer_request() for _ in range(streams)]
-                    self._model = None  # every model compiled: the graph is not needed
-        return self._requests
-
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
-        return np.array(self._infer_one(feeds), dtype=np.float32, copy=True)
-
-    def _infer_one(self, feeds: Feeds) -> NDArray[np.float32]:
-        if self._latency is not None:
-            request = self._latency
-            request.infer(self._feeds(feeds), share_inputs=True)
-        else:  # a stream's request: its input tensors must stay its own (start_async copies)
-            request = self._stream_requests()[0]
-            request.infer(self._feeds(feeds), share_inputs=False)
-        # valid until the next call: the request reuses its output buffer
-        hidden: NDArray[np.float32] = request.get_output_tensor(0).data
-        return hidden
+        request = self._requests[0]
+        request.infer(feeds, share_inputs=True)
+        # the request reuses its output buffer on the next call: copy
+        return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
     def run_many(self, batches: Iterable[Feeds]) -> Iterator[NDArray[np.float32]]:
-        iterator = iter(batches)
-        first = next(iterator, None)
-        if first is None:
-            return
-        second = next(iterator, None)
-        if second is None:  # a lone batch: the latency model where there is one
-            yield self._infer_one(first)
-            return
-        requests = self._stream_requests()
-        if not requests:  # one thread: the latency model only
-            for feeds in itertools.chain((first, second), iterator):
-                yield self._infer_one(feeds)
-            return
-        yield from self._run_streams(requests, itertools.chain((first, second), iterator))
-
-    def _run_streams(
-        self, requests: list[Any], batches: Iterable[Feeds]
-    ) -> Iterator[NDArray[np.float32]]:
-        free = deque(requests)
+        free = deque(self._requests)
         busy: deque[Any] = deque()
         try:
             for feeds in batches:
                 if not free:
                     yield self._finish(busy, free)
                 request = free.popleft()
-                request.start_async(self._feeds(feeds), share_inputs=False)
+                request.start_async(feeds, share_inputs=False)
                 busy.append(request)
             while busy:
                 yield self._finish(busy, free)
@@ -264,70 +175,6 @@ class _OpenVinoRunner(Runner):
         free.append(request)
         hidden: NDArray[np.float32] = request.get_output_tensor(0).data
         return hidden
-
-
-_WORD_EMBEDDINGS = "neuralcore_word_embeddings"
-
-
-class _WordEmbeddings:
-    """An int8 word-embedding table with one scale per row, looked up in numpy.
-
-    The same arithmetic as the graph's ``Convert -> Multiply -> Gather`` (int8 to f32,
-    times the row's f32 scale), so the vectors do not change.
-    """
-
-    def __init__(self, table: NDArray[np.int8], scale: NDArray[np.float32]) -> None:
-        self._table = table
-        self._scale = scale
-
-    def __call__(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
-        out: NDArray[np.float32] = np.multiply(self._table[ids], self._scale[ids], dtype=np.float32)
-        return out
-
-
-def _split_word_embeddings(model: Any) -> _WordEmbeddings | None:
-    """Take the int8 word-embedding lookup out of ``model``; None when it has none.
-
-    The graph's ``Gather(Multiply(Convert(int8 table), row scales), input_ids)`` becomes a
-    float input (:data:`_WORD_EMBEDDINGS`) that :class:`_WordEmbeddings` fills. Each
-    compiled model would otherwise keep its own dequantized copy of the table.
-    """
-    ov = require("openvino", extra="openvino")
-    for op in model.get_ops():
-        if op.get_type_name() != "Gather" or op.get_attributes().get("batch_dims", 0) != 0:
-            continue
-        table_node, ids_node, axis_node = (op.input_value(i).get_node() for i in range(3))
-        if (
-            ids_node.get_type_name() != "Parameter"
-            or "input_ids" not in ids_node.output(0).get_names()
-            or axis_node.get_type_name() != "Constant"
-            or np.asarray(axis_node.get_data()).tolist() not in (0, [0])
-            or table_node.get_type_name() != "Multiply"
-        ):
-            continue
-        convert, scale_node = (table_node.input_value(i).get_node() for i in range(2))
-        if convert.get_type_name() != "Convert" or scale_node.get_type_name() != "Constant":
-            continue
-        weights = convert.input_value(0).get_node()
-        if weights.get_type_name() != "Constant":
-            continue
-        table = np.array(weights.get_data(), copy=True)
-        scale = np.array(scale_node.get_data(), dtype=np.float32, copy=True)
-        if (
-            table.dtype != np.int8
-            or table.ndim != 2
-            or scale.shape != (table.shape[0], 1)
-            or convert.get_output_element_type(0) != ov.Type.f32
-        ):
-            continue
-        param = ov.opset13.parameter(ov.PartialShape([-1, -1, table.shape[1]]), ov.Type.f32)
-        param.output(0).get_tensor().set_names({_WORD_EMBEDDINGS})
-        for target in list(op.output(0).get_target_inputs()):
-            target.replace_source_output(param.output(0))
-        model.add_parameters([param])
-        model.validate_nodes_and_infer_types()
-        return _WordEmbeddings(table, scale)
-    return None
 
 
 def _openvino_cache_dir() -> Path | None:
@@ -348,8 +195,8 @@ def open_runner(
     """Open a graph with neuralcore's settings on the chosen runtime.
 
     ONNX Runtime: intra-op = ``threads``, inter-op = 1, CUDA when asked and present.
-    OpenVINO: CPU only, one stream of all threads for a call of one batch, one stream per
-    thread for several (:meth:`Runner.run_many` keeps them busy), f32 or bf16 precision;
+    OpenVINO: CPU only, one stream per thread (:meth:`Runner.run_many` keeps them busy),
+    f32 or bf16 inference precision;
     ``path`` is an ONNX file or an OpenVINO IR ``.xml`` (the static int8 graph, whose
     quantized ops run in int8 and the rest at the f32 hint).
 
