@@ -380,3 +380,38 @@ async def test_an_ack_riding_the_loops_pending_commit_is_written_with_it(
     await pending
     assert [seq for seq, *_ in store.unacked("c")] == [second]
     store.close()
+
+
+async def test_an_ack_made_between_commits_rides_the_next_one_or_the_close(
+    tmp_path: Path,
+) -> None:
+    # An ack made on a loop with no inline commit pending waits for the end of the
+    # callback: the publish that follows opens one and the ack rides it (no transaction
+    # of the writer's: two commits per message on a bridged channel otherwise). A close
+    # before that callback ran still writes it (the writer's last commit).
+    import zlib
+
+    from neuralcore.messaging._store import SQLiteStore
+
+    def row(seq: int) -> tuple[int, str, str, int, float, bytes, int]:
+        return (seq, "c", f"m{seq}", 50, time.time(), b"x", zlib.crc32(b"x"))
+
+    statements: list[str] = []  # SQLite's own trace, on the loop and the writer alike
+    store = SQLiteStore(tmp_path / "bus.db")
+    store._con.set_trace_callback(statements.append)
+    first, second, third = store.reserve(1), store.reserve(1), store.reserve(1)
+    await store.insert_soon([row(first)], None, [], 5.0)
+    store.ack([first])  # nothing pending: waits for the end of this callback
+    await store.insert_soon([row(second)], None, [], 5.0)
+    await store.insert_soon([row(third)], None, [], 5.0)
+    store.ack([second, third])
+    store.close()  # before the callback: the writer's last commit takes them
+    transactions = " ".join(statements).split("BEGIN")[1:]
+    acking = [t for t in transactions if "DELETE FROM messages WHERE seq=1 " in t]
+    assert len(acking) == 1, transactions
+    assert "INSERT INTO messages" in acking[0], transactions  # no transaction of its own
+    again = SQLiteStore(tmp_path / "bus.db")
+    try:
+        assert [seq for seq, *_ in again.unacked("c")] == []
+    finally:
+        again.close()

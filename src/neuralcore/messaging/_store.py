@@ -220,6 +220,8 @@ class SQLiteStore:
         # writer thread.
         self.inline = durability == "process"
         self._soon: dict[asyncio.AbstractEventLoop, _Soon] = {}
+        # acks made on a loop with no inline commit pending, until the end of the callback
+        self._later: dict[asyncio.AbstractEventLoop, list[tuple[int]]] = {}
         try:
             row = self._con.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()
             tapped = self._con.execute("SELECT 1 FROM outbox LIMIT 1").fetchone()
@@ -260,13 +262,48 @@ class SQLiteStore:
     def ack(self, seqs: list[int]) -> None:
         """Mark messages acknowledged (not waited for): in the loop's pending inline
         commit if there is one (no transaction of the writer's for them), else by the
-        writer. An ack always follows its message's own commit."""
+        writer. An ack always follows its message's own commit.
+
+        On an event loop without a pending inline commit the ack waits for the end of the
+        current callback (:meth:`_ack_later`): a publisher that goes on publishing has
+        opened the next inline commit by then, and the ack rides it. Waking the writer at
+        once cost a second transaction per message (and a wait for the file) on a channel
+        whose messages are settled as soon as they are stored (an outbound bridge took
+        them, no local subscriber): sequential durable publishing fell from ~21K to ~8K/s.
+        """
         soon = self._pending_soon()
         if soon is not None:
             soon.acks.extend((s,) for s in seqs)
             return
+        if self.inline and not self._closing:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop: the writer, now
+                pass
+            else:
+                later = self._later.get(loop)
+                if later is None:
+                    later = self._later[loop] = []
+                    loop.call_soon(self._ack_later, loop)
+                later.extend((s,) for s in seqs)
+                return
+        self._ack_now([(s,) for s in seqs])
+
+    def _ack_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The rest of :meth:`ack` on the loop, one callback later."""
+        acks = self._later.pop(loop, None)
+        if not acks:
+            return  # taken by close()
+        soon = self._pending_soon()
+        if soon is not None and not self._closing:
+            soon.acks.extend(acks)
+        else:
+            self._ack_now(acks)
+
+    def _ack_now(self, acks: list[tuple[int]]) -> None:
+        """Hand acks to the writer and wake it."""
         with self._cond:
-            self._acks.extend((s,) for s in seqs)
+            self._acks.extend(acks)
             self._cond.notify()
 
     def forwarded(self, tap: str, seqs: list[int]) -> None:
@@ -344,6 +381,9 @@ class SQLiteStore:
                 self._acks.extend(soon.acks)  # writer's last one takes them
                 self._forwarded.extend(soon.forwarded)
                 soon.acks, soon.forwarded = [], []
+            for later in list(self._later.values()):  # and those waiting for one (ack)
+                self._acks.extend(later)
+            self._later.clear()
             self._cond.notify()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)

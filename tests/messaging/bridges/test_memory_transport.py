@@ -430,3 +430,32 @@ async def test_a_persistent_outbound_channel_without_a_local_subscriber_keeps_no
     sent = [bus.codec.decode(d).payload for _, d in broker.streams["jobs"]]
     assert sent == list(range(10_600))
     assert _rows(db) == (0, 0)
+
+
+async def test_a_forwarded_persistent_message_costs_one_commit(tmp_path: Path) -> None:
+    """Sequential ``await publish_async`` on a persistent channel that only an outbound
+    bridge reads: each message is settled as soon as it is stored, and that ack rides the
+    next publish's commit. It woke the writer for a transaction of its own (two commits
+    per message, ~21K -> ~8K msgs/s); counted with SQLite's own statement trace."""
+    broker, db = MemoryBroker(), str(tmp_path / "a.db")
+    bus = MessageBus(persistence_path=db)
+    bus.create_channel("jobs", persistent=True)
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    journal = bus._journal
+    assert journal is not None
+    commits: list[str] = []  # appended by the loop and the writer thread alike
+    journal.store._con.set_trace_callback(
+        lambda sql: commits.append(sql) if sql == "COMMIT" else None
+    )
+    n = 400
+    async with bus:
+        for i in range(n):
+            await bus.publish_async("jobs", i)
+        assert bus.metrics()["jobs"].queue_depth == 0
+        await wait_for(lambda: len(broker.streams["jobs"]) == n)
+        during = len(commits)
+    assert n <= during <= n + n // 10, f"{during} commits for {n} messages"  # was ~600
+    sent = [bus.codec.decode(d).payload for _, d in broker.streams["jobs"]]
+    assert sent == list(range(n))
+    assert _rows(db) == (0, 0)  # every ack and every outbox row still written
