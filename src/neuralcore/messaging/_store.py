@@ -482,10 +482,10 @@ class SQLiteStore:
                 con.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?)", soon.outbox)
             if soon.keys:
                 con.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", soon.keys)
+            if soon.forwarded:  # first: a row both forwarded and acked here is then
+                self._write_forwarded(con, soon.forwarded)  # deleted, not marked first
             if soon.acks:
                 self._write_acks(con, soon.acks)
-            if soon.forwarded:
-                self._write_forwarded(con, soon.forwarded)
             con.execute("COMMIT")
         except Exception as err:  # fails this transaction's publishers only
             self.failures += 1
@@ -621,6 +621,8 @@ class SQLiteStore:
                     con.executemany(
                         "UPDATE messages SET attempts=MAX(attempts, ?) WHERE seq=?", marks
                     )
+                if forwarded:  # before the acks (see _commit_rows)
+                    self._write_forwarded(con, forwarded)
                 if acks:
                     self._write_acks(con, acks)
                 if dead:
@@ -631,8 +633,6 @@ class SQLiteStore:
                     )
                 if keys:
                     con.executemany("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", keys)
-                if forwarded:
-                    self._write_forwarded(con, forwarded)
                 if aside:
                     self._write_aside(con, aside)
                 if prune:
