@@ -129,7 +129,8 @@ _ALLOW, _THREADS = False, 1  # placeholders: each bound copy of a pair kernel ha
 # settings costs ~9 ns per call more than globals (3.11 copies closure cells into every
 # frame), a keyword-only ``allow_nonfinite`` ~13 ns more than a defaulted plain parameter
 # (3.11 does not specialise calls to functions with keyword-only parameters), on ~210 ns.
-# The public objects still show the documented keyword-only signature (``_ops``).
+# The public objects show the signature as accepted, ``(a, b, allow_nonfinite=False)``
+# (``_ops``), and the flag is checked whenever it is given.
 
 
 def _cosine_similarity(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
