@@ -32,6 +32,7 @@ _log = logging.getLogger(__name__)
 PURE, NAIVE, OURS = "pure Python", "numpy naive", "neuralcore"
 PRE, RAW, METHOD = "numpy pre-normalised", "simsimd (raw)", "VectorOps method"
 NK_RAW, MATMUL = "numkong (raw)", "matmul only"
+NO_GLUE = "Python kernel"
 DIM = 384
 
 
@@ -175,14 +176,18 @@ def _overhead_rows(quick: bool, a: Any, b: Any) -> Iterator[Row]:
     if is_available("numkong"):  # the kernel neuralcore calls, timed bare
         angular = importlib.import_module("numkong").angular
         contenders[NK_RAW] = lambda: angular(a, b)
+    # the Python kernel the compiled glue wraps (what serves when it is not built)
+    python_kernel = getattr(cosine_similarity, "fallback", cosine_similarity)
     values = _interleaved({
         **contenders,
         METHOD: lambda: ops.cosine_similarity(a, b),
         "neuralcore.cosine_similarity": lambda: neuralcore.cosine_similarity(a, b),
+        NO_GLUE: lambda: python_kernel(a, b),
         OURS: lambda: cosine_similarity(a, b),
     }, quick)  # fmt: skip
     note = (
         "neuralcore: the function (from neuralcore import cosine_similarity); "
+        f"{NO_GLUE}: the Python kernel alone (no compiled glue); "
         "interleaved rounds, best of each; every column includes its timing lambda"
     )
     yield Row("cosine, 1 pair: call overhead", values, note=note)

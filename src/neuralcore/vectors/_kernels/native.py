@@ -44,7 +44,7 @@ from neuralcore.vectors._kernels.pure import as_methods
 from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 
-__all__ = ("SIMD_NAME", "bind", "bind_methods", "safe_norms")
+__all__ = ("SIMD_NAME", "accelerated", "bind", "bind_methods", "safe_norms")
 
 Arr = NDArray[np.floating[Any]]
 Names = tuple[str, str]
@@ -322,13 +322,53 @@ def _settled(
     return out
 
 
+# The compiled glue (``_accel.c``, built when a C compiler is present): the one-pair cosine
+# kernels' argument checks in C, over the same SimSIMD call and the same trust window; any
+# other call goes to the Python kernel it wraps. Without it, the Python kernels serve alone
+# (same answers, ~1.8x SimSIMD's call instead of ~1.1x).
+def _load_accel() -> Any:
+    try:
+        return importlib.import_module("neuralcore.vectors._kernels._accel")
+    except ImportError:
+        return None
+
+
+_ACCEL: Any = _load_accel()
+_GLUED = ("cosine_similarity", "cosine_distance")
+
+
+def accelerated() -> bool:
+    """Whether the one-pair cosine kernels run through the compiled glue (``_accel``).
+
+    Examples
+    --------
+    >>> accelerated() in (True, False)
+    True
+    """
+    return _ACCEL is not None and _COSINE_SIMD
+
+
+def _glue(kernels: dict[str, Callable[..., Any]], method: bool) -> dict[str, Callable[..., Any]]:
+    """``kernels`` with the cosine pair kernels wrapped in the compiled glue, when built."""
+    if accelerated():
+        for kind in _GLUED:
+            python = kernels[kind]
+            glued = _ACCEL.PairKernel(
+                _ss_cos, python, _ND, _SS_REJECTS, kind == "cosine_similarity", method
+            )
+            glued.__name__, glued.__qualname__ = python.__name__, python.__qualname__
+            kernels[kind] = glued
+    return kernels
+
+
 def bind(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     """The public functions with ``allow_nonfinite``'s default and the thread count fixed.
 
-    The one-pair kernels (see above) cost one Python frame on top of SimSIMD, the same for
-    the module functions and for :class:`VectorOps`.
+    The one-pair kernels (see above) cost one Python frame on top of SimSIMD (the cosine
+    ones: the compiled glue's checks, when built), the same for the module functions and
+    for :class:`VectorOps`.
     """
-    functions = _settled(_PAIR_FUNCTIONS, allow, threads)
+    functions = _glue(_settled(_PAIR_FUNCTIONS, allow, threads), method=False)
 
     def normalize(x: Any, *, inplace: bool = False, allow_nonfinite: bool | None = None) -> Any:
         flag = allow if allow_nonfinite is None else check_flag(allow_nonfinite, _FLAG)
@@ -368,7 +408,7 @@ def bind_methods(allow: bool, threads: int) -> dict[str, Callable[..., Any]]:
     So the one-pair kernels have method twins; the rest call the bound functions (their
     own work dwarfs one frame).
     """
-    methods = _settled(_PAIR_METHODS, allow, threads)
+    methods = _glue(_settled(_PAIR_METHODS, allow, threads), method=True)
     if not _COSINE_SIMD:  # imprecise portable SimSIMD cosine: the general path serves
         del methods["cosine_similarity"], methods["cosine_distance"]
     return {**as_methods(bind(allow, threads)), **methods}
@@ -536,6 +576,13 @@ def _fallback(kind: str, x: Arr, y: Arr, allow: bool, names: Names) -> Arr:
 def _cdist(x: Arr, y: Arr, metric: str, threads: int) -> Arr:
     out = "float32" if x.dtype == np.float32 else "float64"
     rows = x.reshape(1, -1) if x.ndim == 1 else x  # NumKong's 1-D path is ~2x slower
+    if metric == "euclidean" and out == "float64":
+        # NumKong 7.8's float64 euclidean cdist answers ~4e-8 for about one identical pair in
+        # six (its square root is approximate); its squared distance is exact: root that
+        squared: Arr = np.asarray(
+            _ss_cdist(rows, y, metric="sqeuclidean", out_dtype=out, threads=threads)
+        )
+        return cast(Arr, np.sqrt(squared, out=squared))
     result = _ss_cdist(rows, y, metric=metric, out_dtype=out, threads=threads)
     return np.asarray(result)
 

@@ -1,0 +1,263 @@
+/*
+ * Compiled glue for the one-pair cosine kernels (optional: built when a C compiler is
+ * present; without it, the same kernels run as Python functions in native.py).
+ *
+ * It implements no arithmetic. A PairKernel object checks its arguments in C and, for the
+ * one case the Python kernel trusts (two exact numpy ndarrays, 1-D, native-order float32,
+ * the same non-zero length, stride exactly 4 bytes, and allow_nonfinite absent or exactly
+ * True/False/None), calls the SIMD library's own Python function (NumKong's ``angular`` or
+ * SimSIMD's ``cosine``, by vectorcall) on them, keeps its answer only strictly inside
+ * (0, 2) (the same trust window as the Python kernel) and returns ``1 - dist`` (similarity)
+ * or ``dist`` (distance). Every other call, and every answer outside the window, goes to
+ * the Python kernel with the arguments exactly as received, so each input gets the answer
+ * or error the Python kernel gives (it calls the same SIMD function on the same arrays).
+ *
+ * Why C: in Python, reading ``a.strides[0]`` builds a tuple per array (~30-45 ns each),
+ * and the stride check is required (the SIMD libraries read negative and zero strides
+ * forwards from the first element). Here the same checks are a few loads.
+ *
+ * Numpy is used through its headers only (the ndarray struct accessors, no C-API table):
+ * the ndarray type object is handed in from Python, so importing this module never
+ * imports numpy.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <stddef.h>
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/ndarraytypes.h>
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *dict;       /* __doc__, __signature__, __name__, ... set from Python */
+    PyObject *kernel;     /* the SIMD library's cosine (angular) function */
+    PyObject *fallback;   /* the Python kernel: every call the fast path does not answer */
+    PyObject *ndarray;    /* numpy.ndarray, compared by identity */
+    PyObject *rejects;    /* exception types from ``kernel`` that mean "take the fallback" */
+    int similarity;       /* 1: return 1 - dist; 0: return dist */
+    int skip;             /* 1 for the method variant (a leading ``self``), else 0 */
+} PairKernel;
+
+static PyObject *flag_name; /* "allow_nonfinite", interned */
+
+static inline int
+is_f32_vector(PyObject *obj)
+{
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (PyArray_NDIM(arr) != 1 || PyArray_STRIDES(arr)[0] != 4) {
+        return 0;
+    }
+    PyArray_Descr *descr = PyArray_DESCR(arr);
+    /* '=' native, '<' little-endian, '|' not applicable; '>' is swapped on little-endian
+       machines ('<' is swapped on big-endian ones) */
+#if PY_BIG_ENDIAN
+    return descr->type_num == NPY_FLOAT && descr->byteorder != '<';
+#else
+    return descr->type_num == NPY_FLOAT && descr->byteorder != '>';
+#endif
+}
+
+static inline int
+is_plain_flag(PyObject *value)
+{
+    return value == Py_True || value == Py_False || value == Py_None;
+}
+
+static PyObject *
+pair_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    PairKernel *self = (PairKernel *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t skip = self->skip;
+    int simple;
+    if (kwnames == NULL) {
+        simple = nargs == skip + 2 || (nargs == skip + 3 && is_plain_flag(args[skip + 2]));
+    }
+    else {
+        simple = nargs == skip + 2 && PyTuple_GET_SIZE(kwnames) == 1
+                 && PyTuple_GET_ITEM(kwnames, 0) == flag_name && is_plain_flag(args[nargs]);
+    }
+    if (simple) {
+        PyObject *a = args[skip], *b = args[skip + 1];
+        PyTypeObject *nd = (PyTypeObject *)self->ndarray;
+        if (Py_TYPE(a) == nd && Py_TYPE(b) == nd && is_f32_vector(a) && is_f32_vector(b)
+            && PyArray_DIMS((PyArrayObject *)a)[0] == PyArray_DIMS((PyArrayObject *)b)[0]
+            && PyArray_DIMS((PyArrayObject *)a)[0] > 0) {
+            PyObject *found = PyObject_Vectorcall(self->kernel, args + skip, 2, NULL);
+            if (found == NULL) {
+                if (!PyErr_ExceptionMatches(self->rejects)) {
+                    return NULL;
+                }
+                PyErr_Clear();
+            }
+            else {
+                if (PyFloat_CheckExact(found)) {
+                    double dist = PyFloat_AS_DOUBLE(found);
+                    if (0.0 < dist && dist < 2.0) {
+                        if (!self->similarity) {
+                            return found;
+                        }
+                        Py_DECREF(found);
+                        return PyFloat_FromDouble(1.0 - dist);
+                    }
+                }
+                Py_DECREF(found);
+            }
+        }
+    }
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *
+pair_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"kernel", "fallback", "ndarray", "rejects", "similarity",
+                            "method", NULL};
+    PyObject *kernel, *fallback, *ndarray, *rejects;
+    int similarity, method;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!pp:PairKernel", names, &kernel,
+                                     &fallback, &PyType_Type, &ndarray, &PyTuple_Type,
+                                     &rejects, &similarity, &method)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(kernel) || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "PairKernel: kernel and fallback must be callable");
+        return NULL;
+    }
+    PairKernel *self = (PairKernel *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = pair_vectorcall;
+    self->dict = NULL;
+    Py_INCREF(kernel);
+    self->kernel = kernel;
+    Py_INCREF(fallback);
+    self->fallback = fallback;
+    Py_INCREF(ndarray);
+    self->ndarray = ndarray;
+    Py_INCREF(rejects);
+    self->rejects = rejects;
+    self->similarity = similarity;
+    self->skip = method ? 1 : 0;
+    return (PyObject *)self;
+}
+
+static int
+pair_traverse(PairKernel *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->dict);
+    Py_VISIT(self->kernel);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->ndarray);
+    Py_VISIT(self->rejects);
+    return 0;
+}
+
+static int
+pair_clear(PairKernel *self)
+{
+    Py_CLEAR(self->dict);
+    Py_CLEAR(self->kernel);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->ndarray);
+    Py_CLEAR(self->rejects);
+    return 0;
+}
+
+static void
+pair_dealloc(PairKernel *self)
+{
+    PyObject_GC_UnTrack(self);
+    pair_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A function's binding: found on a class, it becomes a bound method of the instance
+   (a method of VectorOps' per-setting subclasses; also what a plain function does). */
+static PyObject *
+pair_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+pair_repr(PairKernel *self)
+{
+    PyObject *name = NULL;
+    if (self->dict != NULL) {
+        name = PyDict_GetItemString(self->dict, "__qualname__"); /* borrowed */
+    }
+    if (name == NULL) {
+        return PyUnicode_FromFormat("<accelerated pair kernel at %p>", self);
+    }
+    return PyUnicode_FromFormat("<accelerated pair kernel %S>", name);
+}
+
+static PyObject *
+get_fallback(PairKernel *self, void *closure)
+{
+    Py_INCREF(self->fallback);
+    return self->fallback;
+}
+
+static PyGetSetDef pair_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {"fallback", (getter)get_fallback, NULL, "The Python kernel that answers every other call.",
+     NULL},
+    {NULL},
+};
+
+static PyTypeObject PairKernelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "neuralcore.vectors._kernels._accel.PairKernel",
+    .tp_basicsize = sizeof(PairKernel),
+    .tp_dealloc = (destructor)pair_dealloc,
+    .tp_vectorcall_offset = offsetof(PairKernel, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)pair_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+                | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_doc = "A one-pair cosine kernel: C argument checks over the SIMD library's call, "
+              "the Python kernel for everything else.",
+    .tp_traverse = (traverseproc)pair_traverse,
+    .tp_clear = (inquiry)pair_clear,
+    .tp_getset = pair_getset,
+    .tp_descr_get = pair_descr_get,
+    .tp_dictoffset = offsetof(PairKernel, dict),
+    .tp_new = pair_new,
+};
+
+static struct PyModuleDef accel_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "neuralcore.vectors._kernels._accel",
+    .m_doc = "Compiled argument checks for the one-pair cosine kernels (no arithmetic).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__accel(void)
+{
+    if (PyType_Ready(&PairKernelType) < 0) {
+        return NULL;
+    }
+    flag_name = PyUnicode_InternFromString("allow_nonfinite");
+    if (flag_name == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&accel_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&PairKernelType);
+    if (PyModule_AddObject(module, "PairKernel", (PyObject *)&PairKernelType) < 0) {
+        Py_DECREF(&PairKernelType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,303 @@
+"""The compiled glue of the one-pair cosine kernels (``_kernels/_accel.c``).
+
+It is a required part of the shipped speed (a pair within 1.3x of SimSIMD's own call), so
+its absence from this repository's install is a failure, not a skip. Every other test here
+is differential: each input goes through the compiled object and through the Python kernel
+it wraps, and both must give the same value (same type, bit for bit) or the same error.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import as_strided
+
+import neuralcore
+import neuralcore.vectors as nv
+from neuralcore.errors import NonFiniteError
+from neuralcore.vectors import VectorOps
+from neuralcore.vectors._kernels import native
+
+KINDS = ("cosine_similarity", "cosine_distance")
+RNG = np.random.default_rng(20261129)
+A32 = RNG.standard_normal(64).astype(np.float32)
+B32 = RNG.standard_normal(64).astype(np.float32)
+
+
+class Sub(np.ndarray):
+    """An ndarray subclass: never taken by the compiled checks (exact type only)."""
+
+
+def _unaligned(values: np.ndarray) -> np.ndarray:
+    raw = np.zeros(values.nbytes + 1, np.uint8)
+    out = np.frombuffer(raw.data, dtype=np.float32, count=values.size, offset=1)
+    out[:] = values  # a writable float32 view at an odd address
+    return out
+
+
+def _inputs() -> dict[str, tuple[Any, Any]]:
+    a64, b64 = A32.astype(np.float64), B32.astype(np.float64)
+    zero = np.zeros(64, np.float32)
+    nan, inf = A32.copy(), B32.copy()
+    nan[3], inf[5] = np.nan, np.inf
+    cases: dict[str, tuple[Any, Any]] = {
+        "f32 contiguous": (A32, B32),
+        "f32 same vector": (A32, A32.copy()),
+        "f32 opposite": (A32, -A32),
+        "f32 reversed (negative stride)": (A32, B32[::-1]),
+        "f32 reversed both": (A32[::-1], B32[::-1]),
+        "f32 zero stride": (A32, as_strided(B32, shape=(64,), strides=(0,))),
+        "f32 broadcast zero stride": (np.broadcast_to(np.float32(2.0), (64,)), A32),
+        "f32 every other": (RNG.standard_normal(128).astype(np.float32)[::2], B32),
+        "f32 column of a matrix": (np.asfortranarray(np.stack([A32, B32], 1))[:, 0], B32),
+        "f32 big-endian": (A32.astype(">f4"), B32),
+        "f32 big-endian both": (A32.astype(">f4"), B32.astype(">f4")),
+        "f32 explicit little-endian": (A32.astype("<f4"), B32.astype("<f4")),
+        "f32 unaligned": (_unaligned(A32), B32),
+        "f32 read-only": (np.frombuffer(A32.tobytes(), np.float32), B32),
+        "f32 subclass": (A32.view(Sub), B32),
+        "f32 memmap-like subclass both": (A32.view(Sub), B32.view(Sub)),
+        "f32 masked": (np.ma.masked_array(A32), B32),
+        "f32 wrong lengths": (A32, B32[:63]),
+        "f32 empty": (np.zeros(0, np.float32), np.zeros(0, np.float32)),
+        "f32 zero-d": (np.float32(1.0) * np.ones((), np.float32), np.ones((), np.float32)),
+        "f32 scalar": (np.float32(1.0), np.float32(2.0)),
+        "f32 row matrix": (A32[None, :], B32),
+        "f32 column matrix": (A32[:, None], B32[:, None]),
+        "f32 vector vs matrix": (A32, np.stack([A32, B32, -A32])),
+        "f32 zero vector": (zero, B32),
+        "f32 two zero vectors": (zero, zero.copy()),
+        "f32 NaN": (nan, B32),
+        "f32 inf": (A32, inf),
+        "f32 tiny 1e-30": (A32 * np.float32(1e-30), B32),
+        "f32 huge 1e30": (A32 * np.float32(1e30), B32 * np.float32(1e30)),
+        "f32 denormal": (np.full(64, 1e-45, np.float32), B32),
+        "f32 max": (np.full(64, np.finfo(np.float32).max, np.float32), B32),
+        "f64 contiguous": (a64, b64),
+        "f64 1e-300": (a64 * 1e-300, b64),
+        "f64 1e300": (a64 * 1e300, b64 * 1e300),
+        "f64 1e-160 both": (a64 * 1e-160, b64 * 1e-160),
+        "f64 max": (np.full(64, sys.float_info.max), b64),
+        "f64 reversed": (a64, b64[::-1]),
+        "f64 vs f32": (a64, B32),
+        "f16": (A32.astype(np.float16), B32.astype(np.float16)),
+        "int8": (np.arange(64, dtype=np.int8), np.ones(64, np.int8)),
+        "int64": (np.arange(64), np.ones(64, np.int64)),
+        "complex64": (A32.astype(np.complex64), B32.astype(np.complex64)),
+        "bool": (np.ones(64, bool), np.ones(64, bool)),
+        "object array": (A32.astype(object), B32),
+        "lists": (A32.tolist(), B32.tolist()),
+        "tuples": (tuple(A32.tolist()), tuple(B32.tolist())),
+        "bytes": (A32.tobytes(), B32.tobytes()),
+        "bytearray": (bytearray(A32.tobytes()), B32),
+        "memoryview": (memoryview(A32), memoryview(B32)),
+        "array.array": (array.array("f", A32.tolist()), array.array("f", B32.tolist())),
+        "str": ("ab", "ba"),
+        "None": (None, B32),
+    }
+    return cases
+
+
+CASES = _inputs()
+
+
+def _outcome(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, Any]:
+    try:
+        value = call(*args, **kwargs)
+    except Exception as err:  # what is compared is the error itself
+        return "raised", (type(err), str(err))
+    if isinstance(value, float):
+        return type(value).__name__, "nan" if math.isnan(value) else value.hex()
+    if isinstance(value, np.ndarray):
+        return f"ndarray {value.dtype} {value.shape}", value.tobytes()
+    if isinstance(value, list):
+        return "list", repr(value)
+    return type(value).__name__, repr(value)
+
+
+def _glued(kind: str, allow: bool = False, threads: int = 1) -> Any:
+    return native.bind(allow, threads)[kind]
+
+
+def _same(kernel: Any, *args: Any, **kwargs: Any) -> None:
+    """The compiled object and the Python kernel it wraps answer (or fail) alike."""
+    assert type(kernel).__name__ == "PairKernel", "the compiled glue is not in use"
+    assert _outcome(kernel, *args, **kwargs) == _outcome(kernel.fallback, *args, **kwargs)
+
+
+def test_the_compiled_glue_is_built_and_serves_the_pair_functions() -> None:
+    # Fails (never skips) when the extension was not built: `pip install -e .` with a C
+    # compiler builds it in place (scripts/setup.sh, `make setup`).
+    assert native._ACCEL is not None, (
+        "neuralcore.vectors._kernels._accel is not built; reinstall with a C compiler "
+        "(`.venv/bin/pip install -e .`)"
+    )
+    assert native.accelerated()
+    ops = VectorOps()
+    for kind in KINDS:
+        assert type(getattr(nv, kind)).__name__ == "PairKernel"
+        assert type(type(ops).__dict__[kind]).__name__ == "PairKernel"
+        if kind in vars(neuralcore):
+            assert getattr(neuralcore, kind) is getattr(nv, kind)
+    a = np.array([1.0, 0.0], np.float32)
+    b = np.array([1.0, 1.0], np.float32)
+    assert nv.cosine_similarity(a, b) == ops.cosine_similarity(a, b) == pytest.approx(0.7071068)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("allow", [False, True])
+def test_every_input_answers_as_the_python_kernel(kind: str, case: str, allow: bool) -> None:
+    a, b = CASES[case]
+    kernel = _glued(kind, allow)
+    _same(kernel, a, b)
+    _same(kernel, b, a)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "flag", [None, True, False, np.True_, np.False_, 1, 0, "yes", 2.5, np.array(True), [True]]
+)
+def test_every_flag_answers_as_the_python_kernel(kind: str, flag: Any) -> None:
+    kernel = _glued(kind)
+    nan = A32.copy()
+    nan[0] = np.nan
+    for a, b in ((A32, B32), (nan, B32), (A32, B32[::-1])):
+        _same(kernel, a, b, flag)
+        _same(kernel, a, b, allow_nonfinite=flag)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_call_shapes_fail_as_the_python_kernel(kind: str) -> None:
+    kernel = _glued(kind)
+    _same(kernel)
+    _same(kernel, A32)
+    _same(kernel, A32, B32, False, True)
+    _same(kernel, A32, b=B32)
+    _same(kernel, a=A32, b=B32)
+    _same(kernel, A32, B32, allow_nonfinite=False, extra=1)
+    _same(kernel, A32, B32, allow=True)
+    _same(kernel, A32, B32, **{"allow_" + "nonfinite": False})  # a name not interned
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("allow", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_methods_keep_the_instance_settings(kind: str, allow: bool, threads: int) -> None:
+    ops = VectorOps(allow_nonfinite=allow, threads=threads)
+    method = type(ops).__dict__[kind]
+    assert type(method).__name__ == "PairKernel"
+    nan = A32.copy()
+    nan[1] = np.nan
+    for a, b in ((A32, B32), (nan, B32), (A32, B32[::-1]), (A32, np.stack([A32, B32]))):
+        assert _outcome(getattr(ops, kind), a, b) == _outcome(method.fallback, ops, a, b)
+        assert _outcome(method, ops, a, b) == _outcome(method.fallback, ops, a, b)
+    if allow:
+        assert math.isnan(getattr(ops, kind)(nan, B32))
+    else:
+        with pytest.raises(NonFiniteError):
+            getattr(ops, kind)(nan, B32)
+    # the method as found on the class and unbound calls answer alike
+    _same_method = _outcome(type(ops).__dict__[kind], ops, A32, B32)
+    assert _same_method == _outcome(getattr(type(ops), kind), ops, A32, B32)
+    assert _outcome(getattr(type(ops), kind), A32, B32) == _outcome(method.fallback, A32, B32)
+
+
+def test_the_fast_path_answer_is_the_simd_answer() -> None:
+    sim = nv.cosine_similarity(A32, B32)
+    assert sim == 1.0 - native._ss_cos(A32, B32)
+    assert nv.cosine_distance(A32, B32) == native._ss_cos(A32, B32)
+    assert type(sim) is float
+
+
+class _Boom(Exception):
+    pass
+
+
+def _kernel_raising(err: BaseException) -> Callable[[Any, Any], float]:
+    def kernel(a: Any, b: Any) -> float:
+        raise err
+
+    return kernel
+
+
+def test_kernel_errors_it_cannot_read_go_to_the_python_kernel() -> None:
+    # fault injection: the SIMD call refuses (as it does for inputs it cannot take)
+    calls: list[tuple[Any, ...]] = []
+
+    def fallback(*args: Any) -> str:
+        calls.append(args)
+        return "fallback"
+
+    glue = native._ACCEL.PairKernel(
+        _kernel_raising(ValueError("no")), fallback, np.ndarray, native._SS_REJECTS, True, False
+    )
+    assert glue(A32, B32) == "fallback"
+    assert calls == [(A32, B32)]
+    # any other error propagates unchanged, without a second call
+    glue = native._ACCEL.PairKernel(
+        _kernel_raising(_Boom("boom")), fallback, np.ndarray, native._SS_REJECTS, True, False
+    )
+    with pytest.raises(_Boom, match="boom"):
+        glue(A32, B32)
+    assert len(calls) == 1
+
+
+def test_kernel_answers_outside_the_window_go_to_the_python_kernel() -> None:
+    for answer in (0.0, 2.0, -0.5, 2.5, math.nan, math.inf, 1, np.float64(0.5), None):
+
+        def kernel(a: Any, b: Any, answer: Any = answer) -> Any:
+            return answer
+
+        glue = native._ACCEL.PairKernel(
+            kernel, lambda *args: "fallback", np.ndarray, native._SS_REJECTS, True, False
+        )
+        assert glue(A32, B32) == "fallback", answer
+    glue = native._ACCEL.PairKernel(
+        lambda a, b: 0.25, lambda *args: "fallback", np.ndarray, native._SS_REJECTS, False, True
+    )
+    assert glue(object(), A32, B32) == 0.25  # the method variant skips ``self``
+    assert glue(A32, B32) == "fallback"  # a method called without its instance
+
+
+def test_no_reference_is_leaked_on_either_path() -> None:
+    kernel = nv.cosine_similarity
+    reverse = B32[::-1]
+    for a, b in ((A32, B32), (A32, reverse), (A32.tolist(), B32)):
+        before = (sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(kernel))
+        for _ in range(2000):
+            kernel(a, b)
+            kernel(a, b, False)
+            kernel(a, b, allow_nonfinite=True)
+        assert (sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(kernel)) == before
+
+
+def test_it_looks_like_the_function_it_replaces() -> None:
+    import inspect
+
+    signature = inspect.signature(nv.cosine_similarity)
+    assert list(signature.parameters) == ["a", "b", "allow_nonfinite"]
+    assert signature.parameters["allow_nonfinite"].default is False
+    assert nv.cosine_similarity.__doc__.startswith("Cosine similarity")
+    assert nv.cosine_similarity.__name__ == "cosine_similarity"
+    assert "cosine_similarity" in repr(nv.cosine_similarity)
+    ops = VectorOps()
+    bound = ops.cosine_similarity
+    assert bound.__self__ is ops
+    assert list(inspect.signature(bound).parameters) == ["a", "b", "allow_nonfinite"]
+
+
+def test_float64_euclidean_against_rows_is_exact_for_identical_rows() -> None:
+    # NumKong 7.8's float64 euclidean cdist answers ~4e-8 for some identical pairs
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        q = rng.standard_normal(8)
+        m = np.vstack([q, rng.standard_normal((2, 8))])[:, ::-1].copy()[:, ::-1]
+        assert nv.euclidean_distance(q[::-1][::-1], m)[0] == 0.0
+        assert nv.euclidean_distance(q[None, :], m)[0, 0] == 0.0
