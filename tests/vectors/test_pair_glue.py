@@ -21,7 +21,7 @@ from numpy.lib.stride_tricks import as_strided
 import neuralcore
 import neuralcore.vectors as nv
 from neuralcore.errors import NonFiniteError
-from neuralcore.vectors import VectorOps
+from neuralcore.vectors import Corpus, HNSWIndex, VectorOps
 from neuralcore.vectors._kernels import native
 
 KINDS = ("cosine_similarity", "cosine_distance")
@@ -121,8 +121,19 @@ def _outcome(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, 
     return type(value).__name__, repr(value)
 
 
-def _glued(kind: str, allow: bool = False, threads: int = 1) -> Any:
-    return native.bind(allow, threads)[kind]
+MODES = ("direct", "vectorcall")
+
+
+def _glued(kind: str, allow: bool = False, mode: str = "direct") -> Any:
+    """The module function as bound (``direct``: NumKong's kernel by address), or the same
+    glue calling the SIMD library's Python function (``vectorcall``: no address)."""
+    kernel = native.bind(allow, 1)[kind]
+    if mode == "direct":
+        return kernel
+    return native._ACCEL.PairKernel(
+        native._ss_cos, kernel.fallback, np.ndarray, native._SS_REJECTS,
+        kind == "cosine_similarity", False,
+    )  # fmt: skip
 
 
 def _same(kernel: Any, *args: Any, **kwargs: Any) -> None:
@@ -139,6 +150,8 @@ def test_the_compiled_glue_is_built_and_serves_the_pair_functions() -> None:
         "(`.venv/bin/pip install -e .`)"
     )
     assert native.accelerated()
+    if native.SIMD_NAME == "numkong":  # the kernel by address, checked at load
+        assert native._ANGULAR_ADDRESS != 0
     ops = VectorOps()
     for kind in KINDS:
         assert type(getattr(nv, kind)).__name__ == "PairKernel"
@@ -150,12 +163,15 @@ def test_the_compiled_glue_is_built_and_serves_the_pair_functions() -> None:
     assert nv.cosine_similarity(a, b) == ops.cosine_similarity(a, b) == pytest.approx(0.7071068)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("allow", [False, True])
-def test_every_input_answers_as_the_python_kernel(kind: str, case: str, allow: bool) -> None:
+def test_every_input_answers_as_the_python_kernel(
+    kind: str, case: str, allow: bool, mode: str
+) -> None:
     a, b = CASES[case]
-    kernel = _glued(kind, allow)
+    kernel = _glued(kind, allow, mode)
     _same(kernel, a, b)
     _same(kernel, b, a)
 
@@ -164,8 +180,9 @@ def test_every_input_answers_as_the_python_kernel(kind: str, case: str, allow: b
 @pytest.mark.parametrize(
     "flag", [None, True, False, np.True_, np.False_, 1, 0, "yes", 2.5, np.array(True), [True]]
 )
-def test_every_flag_answers_as_the_python_kernel(kind: str, flag: Any) -> None:
-    kernel = _glued(kind)
+@pytest.mark.parametrize("mode", MODES)
+def test_every_flag_answers_as_the_python_kernel(kind: str, flag: Any, mode: str) -> None:
+    kernel = _glued(kind, mode=mode)
     nan = A32.copy()
     nan[0] = np.nan
     for a, b in ((A32, B32), (nan, B32), (A32, B32[::-1])):
@@ -174,8 +191,9 @@ def test_every_flag_answers_as_the_python_kernel(kind: str, flag: Any) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_bad_call_shapes_fail_as_the_python_kernel(kind: str) -> None:
-    kernel = _glued(kind)
+@pytest.mark.parametrize("mode", MODES)
+def test_bad_call_shapes_fail_as_the_python_kernel(kind: str, mode: str) -> None:
+    kernel = _glued(kind, mode=mode)
     _same(kernel)
     _same(kernel, A32)
     _same(kernel, A32, B32, False, True)
@@ -210,10 +228,24 @@ def test_methods_keep_the_instance_settings(kind: str, allow: bool, threads: int
 
 
 def test_the_fast_path_answer_is_the_simd_answer() -> None:
-    sim = nv.cosine_similarity(A32, B32)
-    assert sim == 1.0 - native._ss_cos(A32, B32)
-    assert nv.cosine_distance(A32, B32) == native._ss_cos(A32, B32)
-    assert type(sim) is float
+    rng = np.random.default_rng(7)
+    for n in (1, 3, 16, 17, 384, 1536):
+        a, b = rng.standard_normal((2, n)).astype(np.float32)
+        sim = nv.cosine_similarity(a, b)
+        assert type(sim) is float
+        assert sim == 1.0 - native._ss_cos(a, b)
+        assert nv.cosine_distance(a, b) == native._ss_cos(a, b)
+
+
+def test_the_kernel_address_is_checked_before_use() -> None:
+    a, b = A32, B32
+    if native._ANGULAR_ADDRESS:
+        got = native._ACCEL.call_angular_f32(native._ANGULAR_ADDRESS, np.ndarray, a, b)
+        assert got == native._ss_cos(a, b)
+    for bad in ((0, np.ndarray, a, b), (1, np.ndarray, a, b[:3]), (1, np.ndarray, a, b[::-1]),
+                (1, np.ndarray, a.tolist(), b), (1, Sub, a, b), (1, np.ndarray, a)):  # fmt: skip
+        with pytest.raises(TypeError):
+            native._ACCEL.call_angular_f32(*bad)
 
 
 class _Boom(Exception):
@@ -301,3 +333,33 @@ def test_float64_euclidean_against_rows_is_exact_for_identical_rows() -> None:
         m = np.vstack([q, rng.standard_normal((2, 8))])[:, ::-1].copy()[:, ::-1]
         assert nv.euclidean_distance(q[::-1][::-1], m)[0] == 0.0
         assert nv.euclidean_distance(q[None, :], m)[0, 0] == 0.0
+
+
+def _unaligned_copy(values: np.ndarray) -> np.ndarray:
+    raw = np.zeros(values.nbytes + 1, np.uint8)
+    out = np.frombuffer(raw.data, dtype=values.dtype, count=values.size, offset=1)
+    out = out.reshape(values.shape)
+    out[...] = values
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unaligned_arrays_are_read_everywhere(dtype: type) -> None:
+    # numpy exports an array at an odd address with format "=f", which NumKong refuses:
+    # every entry point copies it instead of failing with NumKong's ValueError
+    rng = np.random.default_rng(11)
+    q, m = rng.standard_normal(8).astype(dtype), rng.standard_normal((5, 8)).astype(dtype)
+    uq, um = _unaligned_copy(q), _unaligned_copy(m)
+    assert not uq.flags.aligned
+    assert not um.flags.aligned
+    for name in ("cosine_similarity", "cosine_distance", "dot", "euclidean_distance"):
+        fn = getattr(nv, name)
+        for args, plain in (((uq, uq), (q, q)), ((uq, um), (q, m)), ((um, um), (m, m))):
+            np.testing.assert_allclose(fn(*args), fn(*plain), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(nv.normalize(um), nv.normalize(m), rtol=1e-6)
+    np.testing.assert_allclose(nv.normalize(_unaligned_copy(m), inplace=True), nv.normalize(m))
+    assert nv.top_k(uq, um, 2)[0].tolist() == nv.top_k(q, m, 2)[0].tolist()
+    assert Corpus(um).top_k(uq, 2)[0].tolist() == Corpus(m).top_k(q, 2)[0].tolist()
+    index = HNSWIndex(8)
+    index.add(np.arange(5), um)
+    assert index.search(uq, k=2)[0].tolist() == index.search(q, k=2)[0].tolist()

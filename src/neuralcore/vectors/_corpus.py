@@ -281,6 +281,7 @@ class Corpus:
             or query.shape != self._shape
             or query.dtype != self._fast_dtype
             or query.strides[0] != query.itemsize  # SimSIMD misreads negative/zero strides
+            or not query.flags.aligned  # SimSIMD refuses an unaligned buffer ("=f")
         ):
             return None
         square = _ss_dot(query, query)  # float32 squares: safe only in this range

@@ -27,10 +27,11 @@ def as_float_array(
     allow_nonfinite: bool = False,
     dtype: np.dtype[Any] | None = None,
 ) -> NDArray[np.floating[Any]]:
-    """Return ``value`` as a C-contiguous, native-endian float32/float64 array.
+    """Return ``value`` as a C-contiguous, aligned, native-endian float32/float64 array.
 
-    float32/float64 arrays that are already contiguous and native pass through without a
-    copy; lists, tuples and integer/float16 arrays are converted (to float64, or ``dtype``).
+    float32/float64 arrays that are already contiguous, aligned and native pass through
+    without a copy; lists, tuples and integer/float16 arrays are converted (to float64, or
+    ``dtype``).
 
     Raises
     ------
@@ -53,6 +54,8 @@ def as_float_array(
     if array.dtype.byteorder not in ("=", "|") or array.dtype != target:
         array = array.astype(target.newbyteorder("="))
     array = np.ascontiguousarray(array)
+    if not array.flags.aligned:  # at an odd address: NumKong/SimSIMD refuse its buffer
+        array = array.copy()
     if not allow_nonfinite:
         check_finite(array, name=name)
     return array

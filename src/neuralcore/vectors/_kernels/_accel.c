@@ -5,16 +5,20 @@
  * It implements no arithmetic. A PairKernel object checks its arguments in C and, for the
  * one case the Python kernel trusts (two exact numpy ndarrays, 1-D, native-order float32,
  * the same non-zero length, stride exactly 4 bytes, and allow_nonfinite absent or exactly
- * True/False/None), calls the SIMD library's own Python function (NumKong's ``angular`` or
- * SimSIMD's ``cosine``, by vectorcall) on them, keeps its answer only strictly inside
- * (0, 2) (the same trust window as the Python kernel) and returns ``1 - dist`` (similarity)
- * or ``dist`` (distance). Every other call, and every answer outside the window, goes to
- * the Python kernel with the arguments exactly as received, so each input gets the answer
- * or error the Python kernel gives (it calls the same SIMD function on the same arrays).
+ * True/False/None), runs the SIMD library's own kernel on them: NumKong's float32 angular
+ * kernel at the address ``numkong.pointer_to_angular("float32")`` gives (the kernel
+ * ``numkong.angular`` itself looks up and calls for two 1-D float32 vectors; native.py
+ * checks at load that both answer bit for bit alike), or, without an address, the
+ * library's Python function (``numkong.angular`` or ``simsimd.cosine``) by vectorcall. It
+ * keeps the answer only strictly inside (0, 2) (the Python kernel's trust window) and
+ * returns ``1 - dist`` (similarity) or ``dist`` (distance). Every other call, and every
+ * answer outside the window, goes to the Python kernel with the arguments exactly as
+ * received, so each input gets the answer or error the Python kernel gives.
  *
  * Why C: in Python, reading ``a.strides[0]`` builds a tuple per array (~30-45 ns each),
  * and the stride check is required (the SIMD libraries read negative and zero strides
- * forwards from the first element). Here the same checks are a few loads.
+ * forwards from the first element). Here the same checks are a few loads, and the call
+ * skips numkong.angular's argument parsing and buffer requests (~150 ns of its ~200).
  *
  * Numpy is used through its headers only (the ndarray struct accessors, no C-API table):
  * the ndarray type object is handed in from Python, so importing this module never
@@ -22,9 +26,14 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <stddef.h>
+#include <stdint.h>
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/ndarraytypes.h>
+
+/* NumKong's dense-metric kernel signature for float32 angular (float64 out):
+   void nk_angular_f32(nk_f32_t const *a, nk_f32_t const *b, nk_size_t n, nk_f64_t *result) */
+typedef void (*angular_f32)(float const *, float const *, size_t, double *);
 
 typedef struct {
     PyObject_HEAD
@@ -34,6 +43,7 @@ typedef struct {
     PyObject *fallback;   /* the Python kernel: every call the fast path does not answer */
     PyObject *ndarray;    /* numpy.ndarray, compared by identity */
     PyObject *rejects;    /* exception types from ``kernel`` that mean "take the fallback" */
+    angular_f32 direct;   /* the same kernel's address (NumKong's pointer_to_angular), or NULL */
     int similarity;       /* 1: return 1 - dist; 0: return dist */
     int skip;             /* 1 for the method variant (a leading ``self``), else 0 */
 } PairKernel;
@@ -44,7 +54,10 @@ static inline int
 is_f32_vector(PyObject *obj)
 {
     PyArrayObject *arr = (PyArrayObject *)obj;
-    if (PyArray_NDIM(arr) != 1 || PyArray_STRIDES(arr)[0] != 4) {
+    /* aligned too: numpy exports an unaligned array's buffer with format "=f", which the
+       SIMD libraries refuse (the Python kernel then copies it) */
+    if (PyArray_NDIM(arr) != 1 || PyArray_STRIDES(arr)[0] != 4
+        || !(PyArray_FLAGS(arr) & NPY_ARRAY_ALIGNED)) {
         return 0;
     }
     PyArray_Descr *descr = PyArray_DESCR(arr);
@@ -83,6 +96,18 @@ pair_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObje
         if (Py_TYPE(a) == nd && Py_TYPE(b) == nd && is_f32_vector(a) && is_f32_vector(b)
             && PyArray_DIMS((PyArrayObject *)a)[0] == PyArray_DIMS((PyArrayObject *)b)[0]
             && PyArray_DIMS((PyArrayObject *)a)[0] > 0) {
+            if (self->direct != NULL) {
+                /* what numkong.angular does for two 1-D float32 vectors: the kernel its
+                   dispatch table holds for float32, float64 result, returned as a float */
+                double dist;
+                self->direct((float const *)PyArray_DATA((PyArrayObject *)a),
+                             (float const *)PyArray_DATA((PyArrayObject *)b),
+                             (size_t)PyArray_DIMS((PyArrayObject *)a)[0], &dist);
+                if (0.0 < dist && dist < 2.0) {
+                    return PyFloat_FromDouble(self->similarity ? 1.0 - dist : dist);
+                }
+                return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+            }
             PyObject *found = PyObject_Vectorcall(self->kernel, args + skip, 2, NULL);
             if (found == NULL) {
                 if (!PyErr_ExceptionMatches(self->rejects)) {
@@ -112,12 +137,13 @@ static PyObject *
 pair_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *names[] = {"kernel", "fallback", "ndarray", "rejects", "similarity",
-                            "method", NULL};
+                            "method", "address", NULL};
     PyObject *kernel, *fallback, *ndarray, *rejects;
     int similarity, method;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!pp:PairKernel", names, &kernel,
+    unsigned long long address = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!pp|K:PairKernel", names, &kernel,
                                      &fallback, &PyType_Type, &ndarray, &PyTuple_Type,
-                                     &rejects, &similarity, &method)) {
+                                     &rejects, &similarity, &method, &address)) {
         return NULL;
     }
     if (!PyCallable_Check(kernel) || !PyCallable_Check(fallback)) {
@@ -138,6 +164,7 @@ pair_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->ndarray = ndarray;
     Py_INCREF(rejects);
     self->rejects = rejects;
+    self->direct = (angular_f32)(uintptr_t)address;
     self->similarity = similarity;
     self->skip = method ? 1 : 0;
     return (PyObject *)self;
@@ -232,11 +259,48 @@ static PyTypeObject PairKernelType = {
     .tp_new = pair_new,
 };
 
+/* call_angular_f32(address, a, b): the kernel at ``address`` on two contiguous float32
+   vectors of one length (for the load-time check that it answers as numkong.angular). */
+static PyObject *
+call_angular_f32(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "call_angular_f32(address, ndarray, a, b)");
+        return NULL;
+    }
+    unsigned long long address = PyLong_AsUnsignedLongLong(args[0]);
+    if (address == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *nd = args[1], *a = args[2], *b = args[3];
+    if (address == 0 || !PyType_Check(nd) || Py_TYPE(a) != (PyTypeObject *)nd
+        || Py_TYPE(b) != (PyTypeObject *)nd || !is_f32_vector(a) || !is_f32_vector(b)
+        || PyArray_DIMS((PyArrayObject *)a)[0] != PyArray_DIMS((PyArrayObject *)b)[0]
+        || PyArray_DIMS((PyArrayObject *)a)[0] == 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "call_angular_f32: needs an address and two contiguous float32 "
+                        "vectors of one non-zero length");
+        return NULL;
+    }
+    double dist;
+    ((angular_f32)(uintptr_t)address)((float const *)PyArray_DATA((PyArrayObject *)a),
+                                      (float const *)PyArray_DATA((PyArrayObject *)b),
+                                      (size_t)PyArray_DIMS((PyArrayObject *)a)[0], &dist);
+    return PyFloat_FromDouble(dist);
+}
+
+static PyMethodDef accel_functions[] = {
+    {"call_angular_f32", (PyCFunction)(void (*)(void))call_angular_f32, METH_FASTCALL,
+     "The float32 angular kernel at an address on two contiguous float32 vectors."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef accel_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "neuralcore.vectors._kernels._accel",
     .m_doc = "Compiled argument checks for the one-pair cosine kernels (no arithmetic).",
     .m_size = -1,
+    .m_methods = accel_functions,
 };
 
 PyMODINIT_FUNC

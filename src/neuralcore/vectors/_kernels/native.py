@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import struct
 import types
 from collections.abc import Callable
 from typing import Any, cast
@@ -323,9 +324,9 @@ def _settled(
 
 
 # The compiled glue (``_accel.c``, built when a C compiler is present): the one-pair cosine
-# kernels' argument checks in C, over the same SimSIMD call and the same trust window; any
+# kernels' argument checks in C, over the same SIMD kernel and the same trust window; any
 # other call goes to the Python kernel it wraps. Without it, the Python kernels serve alone
-# (same answers, ~1.8x SimSIMD's call instead of ~1.1x).
+# (same answers, ~1.8x SimSIMD's own call instead of ~0.6x).
 def _load_accel() -> Any:
     try:
         return importlib.import_module("neuralcore.vectors._kernels._accel")
@@ -335,6 +336,45 @@ def _load_accel() -> Any:
 
 _ACCEL: Any = _load_accel()
 _GLUED = ("cosine_similarity", "cosine_distance")
+
+
+def _angular_address() -> int:
+    """The address of NumKong's float32 angular kernel (``pointer_to_angular``), or 0.
+
+    ``numkong.angular`` on two 1-D float32 vectors looks up this same kernel in its dispatch
+    table and returns its float64 result as a float; the glue calls it at this address,
+    skipping the Python argument parsing (~150 ns). Used only when NumKong serves and, at
+    load, the kernel at the address answers bit for bit as ``numkong.angular`` on probes
+    (lengths 1-64 and 384, zero, NaN and infinite vectors); otherwise the glue calls
+    ``numkong.angular`` itself. The kernel is the one NumKong's dispatch picked at import:
+    a later ``numkong.disable_capability`` does not change it.
+    """
+    pointer = getattr(_SIMD, "pointer_to_angular", None)
+    if _ACCEL is None or _COSINE_METRIC != "angular" or pointer is None:
+        return 0
+    try:
+        address = int(pointer("float32"))
+        rng = np.random.default_rng(0)
+        probes: list[tuple[Arr, Arr]] = []
+        for n in (*range(1, 65), 384):
+            a, b = rng.standard_normal((2, n)).astype(np.float32)
+            probes += [(a, b), (a, a.copy()), (a, -a), (a, np.zeros(n, np.float32))]
+        odd = rng.standard_normal(384).astype(np.float32)
+        for value in (np.nan, np.inf, -np.inf):
+            bad = odd.copy()
+            bad[7] = value
+            probes.append((bad, odd))
+        for a, b in probes:
+            want = _ss_cos(a, b)
+            got = _ACCEL.call_angular_f32(address, _ND, a, b)
+            if type(want) is not float or struct.pack("d", want) != struct.pack("d", got):
+                return 0
+    except Exception:  # anything unexpected: the glue calls numkong.angular instead
+        return 0
+    return address
+
+
+_ANGULAR_ADDRESS = _angular_address()
 
 
 def accelerated() -> bool:
@@ -354,7 +394,13 @@ def _glue(kernels: dict[str, Callable[..., Any]], method: bool) -> dict[str, Cal
         for kind in _GLUED:
             python = kernels[kind]
             glued = _ACCEL.PairKernel(
-                _ss_cos, python, _ND, _SS_REJECTS, kind == "cosine_similarity", method
+                _ss_cos,
+                python,
+                _ND,
+                _SS_REJECTS,
+                kind == "cosine_similarity",
+                method,
+                _ANGULAR_ADDRESS,
             )
             glued.__name__, glued.__qualname__ = python.__name__, python.__qualname__
             kernels[kind] = glued
@@ -716,7 +762,14 @@ def _normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
 
 def _row_norms(arr: Arr) -> NDArray[np.float64]:
     """Norms of the rows (or of the vector) in float64; NumKong's SIMD norm for matrices."""
-    if _ss_norm is not None and arr.ndim == 2 and arr.dtype in _FAST and arr.flags.c_contiguous:
+    flags = arr.flags  # NumKong refuses an unaligned buffer ("=f")
+    if (
+        _ss_norm is not None
+        and arr.ndim == 2
+        and arr.dtype in _FAST
+        and flags.c_contiguous
+        and flags.aligned
+    ):
         return np.asarray(_ss_norm(arr, axis=1), dtype=np.float64)
     with np.errstate(all="ignore"):
         squares = np.einsum("...i,...i->...", arr, arr, dtype=np.float64, casting="unsafe")

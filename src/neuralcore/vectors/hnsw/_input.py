@@ -130,6 +130,7 @@ def prepare_vectors(
         and vectors.dtype == _F32
         and vectors.shape == (dim,)
         and vectors.flags.c_contiguous
+        and vectors.flags.aligned  # NumKong refuses an unaligned buffer ("=f")
     ):  # one float32 query, the common search: ~1.5 us instead of ~10
         square = float(_dot64()(vectors, vectors))  # float64: no under/overflow; NaN shows
         if _SQUARE_LOW < square < _SQUARE_HIGH:  # 1/norm is a normal float32: as in _unit
