@@ -116,3 +116,30 @@ def test_literal_fields_reject_unhashable_and_array_like_values() -> None:
     for bad in ([], {"a": 1}, b"a", 1):
         with pytest.raises(ConfigError, match="'mode'"):
             Local.from_dict({"mode": bad})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Login(Config):
+    user: str = "u"
+    password: str | None = field(default=None, repr=False, metadata={"secret": True})
+
+
+@pytest.mark.parametrize("bad", [b"hunter2", ["hunter2"], 1234567])
+def test_a_secret_fields_bad_value_is_never_shown(bad: object) -> None:
+    with pytest.raises(ConfigError, match="password") as err:
+        Login(password=bad)  # type: ignore[arg-type]
+    assert "hunter2" not in str(err.value)
+    assert "1234567" not in str(err.value)
+    assert type(bad).__name__ in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        Login.from_dict({"password": bad})
+    assert "hunter2" not in str(err.value)
+    assert "1234567" not in str(err.value)
+
+
+def test_an_unknown_keys_value_is_not_shown() -> None:
+    # a misspelt key may hold a secret: the error names the key and the value's type only
+    with pytest.raises(ConfigError, match="pasword") as err:
+        Login.from_dict({"pasword": "hunter2"})
+    assert "hunter2" not in str(err.value)
+    assert "str" in str(err.value)

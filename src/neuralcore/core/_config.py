@@ -48,7 +48,7 @@ class Config:
         hints = _hints(type(self))
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            _check_type(field.name, value, hints[field.name])
+            _check_type(field.name, value, hints[field.name], field.metadata.get("secret"))
         self.validate()
 
     def validate(self) -> None:
@@ -62,9 +62,11 @@ class Config:
         hints = _hints(cls)
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         for key in data:
-            if key not in names:
+            if key not in names:  # its value is not shown: a misspelt key may hold a secret
                 raise ConfigError(
-                    _join(path, str(key)), data[key], f"unknown key for {cls.__name__}"
+                    _join(path, str(key)),
+                    f"<{type(data[key]).__name__}>",
+                    f"unknown key for {cls.__name__}",
                 )
         kwargs = {k: _convert(_join(path, k), v, hints[k]) for k, v in data.items()}
         try:
@@ -156,9 +158,10 @@ def _convert(name: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def _check_type(name: str, value: Any, hint: Any) -> None:
-    if not _matches(value, hint):
-        raise ConfigError(name, value, f"expected {_describe(hint)}")
+def _check_type(name: str, value: Any, hint: Any, secret: bool | None = None) -> None:
+    if not _matches(value, hint):  # a secret field's value is never shown, only its type
+        shown = f"<{type(value).__name__}>" if secret else value
+        raise ConfigError(name, shown, f"expected {_describe(hint)}")
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -108,7 +108,7 @@ class AtlasMessagingConfig(Config):
     >>> AtlasMessagingConfig.from_dict({"channels": {"jobs": {"max_queue": 5}}})
     Traceback (most recent call last):
     ...
-    neuralcore.errors.ConfigError: config field 'channels.jobs.max_queue' = 5: unknown key for AtlasChannelSettings
+    neuralcore.errors.ConfigError: config field 'channels.jobs.max_queue' = '<int>': unknown key for AtlasChannelSettings
     """  # noqa: E501
 
     backend: Literal["in_memory", "ncb", "redis", "kafka"] = "ncb"
