@@ -494,3 +494,18 @@ def test_lone_surrogates_are_replaced_deterministically(engine: EmbeddingEngine)
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_allclose(first[0], engine.embed_one("caf? au lait"), atol=1e-6)
     assert np.isfinite(first).all()
+
+
+@pytest.mark.parametrize("max_length", [513, 1024, 65_536])
+def test_max_length_beyond_the_position_limit_is_refused_at_construction(
+    model_dir: Path, max_length: int
+) -> None:
+    with pytest.raises(ModelError, match=f"max_length={max_length}.*position limit.*512"):
+        EmbeddingEngine(model_dir, max_length=max_length)
+
+
+def test_max_length_at_the_position_limit_embeds_long_text(model_dir: Path) -> None:
+    engine = EmbeddingEngine(model_dir, max_length=512)
+    vectors = engine.embed(["word " * 5_000, "short"])
+    assert vectors.shape == (2, 384)
+    assert np.isfinite(vectors).all()

@@ -184,6 +184,9 @@ def test_bad_manifest_is_a_model_error(model_copy: Path, text: str) -> None:
         ({"graphs": {"fp32": "../../etc/passwd"}}, "graphs.fp32"),
         ({"max_length": "x"}, "max_length"),
         ({"max_length": 0}, "max_length"),
+        ({"max_positions": -1}, "max_positions"),
+        ({"max_positions": "512"}, "max_positions"),
+        ({"max_positions": 128}, "max_length"),  # the manifest's 256 exceeds it
         ({"pooling": "median"}, "pooling"),
         ({"normalize": "yes"}, "normalize"),
         ({"query_prefix": None}, "query_prefix"),

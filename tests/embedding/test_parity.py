@@ -138,3 +138,17 @@ def test_openvino_variants_pass_the_gate(
     result = _measure(model_dir, variant, texts, reference)
     assert result.min_cosine >= GATE_COSINE, f"worst {texts[result.worst][:60]!r}"
     assert result.top10 >= GATE_TOP10
+
+
+def test_one_text_at_a_time_passes_the_gate(model_dir: Path, st_model: Any) -> None:
+    # a lone short text runs on its own compiled model (one stream of every thread):
+    # the same variant, so its vectors must pass the gate as the batches do
+    queries = parity_queries(parity_texts())
+    texts = [*queries, *hostile_texts(), "?", "This is", "a", " ", "\ud800 lone surrogate"]
+    engine = EmbeddingEngine(model_dir)
+    alone = np.stack([engine.embed_one(t) for t in texts])
+    batched = engine.embed(texts)
+    expected = _st_embed(st_model, [t.encode("utf-8", "replace").decode() for t in texts])
+    cosines = (alone * expected).sum(axis=1)
+    assert cosines.min() >= GATE_COSINE, repr(texts[int(cosines.argmin())][:60])
+    assert (alone * batched).sum(axis=1).min() > 0.9999

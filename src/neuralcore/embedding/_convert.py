@@ -186,6 +186,19 @@ def _load_json(path: Path) -> Any:
         raise ModelError(f"cannot read {path}: {err}") from err
 
 
+def _max_positions(config: dict[str, Any]) -> int:
+    """Tokens the model's position embeddings cover (RoBERTa-style models skip padding+1)."""
+    try:
+        positions = int(config.get("max_position_embeddings", 512))
+        if config.get("model_type") in ("roberta", "xlm-roberta", "camembert", "mpnet"):
+            positions -= int(config.get("pad_token_id", 1)) + 1
+    except (TypeError, ValueError) as err:
+        raise ModelError(f"config.json has a bad max_position_embeddings: {err}") from None
+    if positions < 1:
+        raise ModelError(f"config.json gives {positions} usable positions; expected >= 1")
+    return positions
+
+
 def _read_settings(src: Path, name: str) -> dict[str, Any]:
     """Pooling, normalisation, length and prefixes: known table first, then the folder."""
     known = KNOWN_MODELS.get(name)
@@ -197,16 +210,19 @@ def _read_settings(src: Path, name: str) -> dict[str, Any]:
             "normalize": known.normalize,
             "query_prefix": known.query_prefix,
             "document_prefix": known.document_prefix,
+            "max_positions": known.max_positions,
         }
     modules = _load_json(src / "modules.json") or []
     pooling_dir = next((m["path"] for m in modules if m["type"].endswith(".Pooling")), "1_Pooling")
     prompts = _load_json(src / "config_sentence_transformers.json").get("prompts") or {}
     max_length = _load_json(src / "sentence_bert_config.json").get("max_seq_length")
-    model_max = _load_json(src / "config.json").get("max_position_embeddings", 512)
+    model_config = _load_json(src / "config.json")
+    model_max = _max_positions(model_config)
     return {
         "name": name,
         "pooling": _pooling_mode(_load_json(src / pooling_dir / "config.json")),
-        "max_length": int(max_length or min(512, model_max)),
+        "max_length": min(int(max_length or 512), model_max),
+        "max_positions": model_max,
         "normalize": any(m["type"].endswith(".Normalize") for m in modules),
         "query_prefix": str(prompts.get("query", "")),
         "document_prefix": str(prompts.get("document", prompts.get("passage", ""))),

@@ -63,7 +63,9 @@ class RuntimeInfo(NamedTuple):
         The model's default variant, ``precision="exact"``, or ``quantization``/``runtime``.
     streams : int
         Batches that run at once, each on ``threads / streams`` threads (OpenVINO: one
-        stream per thread; ONNX Runtime: one stream of all threads).
+        stream per thread; ONNX Runtime: one stream of all threads). On OpenVINO's static
+        int8 graph a call that fits in one batch (one text, a few short ones) runs on all
+        threads instead (a second compiled model, one stream).
 
     Examples
     --------
@@ -227,6 +229,12 @@ class EmbeddingEngine:
                 f" with `neuralcore models convert SRC -o {folder} {flag}`"
             )
         verify_files(info, [*graph_files(graph), "tokenizer.json"])
+        limit = info.position_limit
+        if config.max_length is not None and limit is not None and config.max_length > limit:
+            raise ModelError(
+                f"max_length={config.max_length} exceeds the position limit of model"
+                f" {info.name!r} ({limit} tokens); use max_length <= {limit}"
+            )
         self._info = info
         self._max_length = config.max_length or info.max_length
         self._normalize = info.normalize if config.normalize is None else config.normalize

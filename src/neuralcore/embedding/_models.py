@@ -99,6 +99,7 @@ class KnownModel:
     normalize: bool = True
     query_prefix: str = ""
     document_prefix: str = ""
+    max_positions: int = 512  # position embeddings: the most tokens the graph can take
 
 
 _BGE_QUERY = "Represent this sentence for searching relevant passages: "
@@ -140,6 +141,9 @@ class ModelInfo:
         Whether vectors are L2-normalised.
     query_prefix, document_prefix : str
         Text prepended by ``embed_queries`` / ``embed_documents``.
+    max_positions : int
+        The most tokens the graph can take (its position embeddings); 0 when the manifest
+        does not say (see :attr:`position_limit`).
     graphs : dict
         Variant (``"fp32"``, ``"int8"``, ``"fp16"``) -> ONNX file name;
         ``"openvino-int8"`` -> OpenVINO IR ``.xml`` (its weights: the ``.bin`` beside it).
@@ -174,6 +178,7 @@ class ModelInfo:
     normalize: bool
     query_prefix: str = ""
     document_prefix: str = ""
+    max_positions: int = 0
     graphs: dict[str, str] = dataclasses.field(default_factory=dict)
     files: dict[str, str] = dataclasses.field(default_factory=dict)
     default: str = "fp32"
@@ -206,6 +211,24 @@ class ModelInfo:
         ['fp32', 'openvino-fp32', 'openvino-bf16']
         """
         return [name for name, spec in VARIANTS.items() if spec.graph in self.graphs]
+
+    @property
+    def position_limit(self) -> int | None:
+        """The most tokens the graph can take: the manifest's, else the known model's.
+
+        Examples
+        --------
+        >>> ModelInfo(name="all-MiniLM-L6-v2", dimension=4, max_length=8, pooling="mean",
+        ...           normalize=True).position_limit
+        512
+        >>> ModelInfo(name="m", dimension=4, max_length=8, pooling="mean", normalize=True,
+        ...           max_positions=128).position_limit
+        128
+        """
+        if self.max_positions:
+            return self.max_positions
+        known = KNOWN_MODELS.get(self.name)
+        return known.max_positions if known is not None else None
 
     def to_manifest(self) -> dict[str, Any]:
         """Plain data written to ``neuralcore.json`` (the path is not stored)."""
@@ -320,6 +343,11 @@ def _check_fields(info: ModelInfo) -> None:
         raise _bad("dimension", info.dimension, f"an int in 1..{_MAX_DIMENSION}")
     if not _is_int(info.max_length) or not 1 <= info.max_length <= _MAX_LENGTH:
         raise _bad("max_length", info.max_length, f"an int in 1..{_MAX_LENGTH}")
+    if not _is_int(info.max_positions) or not 0 <= info.max_positions <= _MAX_LENGTH:
+        raise _bad("max_positions", info.max_positions, f"an int in 0..{_MAX_LENGTH}")
+    if info.max_positions and info.max_length > info.max_positions:
+        expected = f"at most max_positions ({info.max_positions})"
+        raise _bad("max_length", info.max_length, expected)
     if info.pooling not in _POOLINGS:
         raise _bad("pooling", info.pooling, f"one of {', '.join(_POOLINGS)}")
     if not isinstance(info.normalize, bool):

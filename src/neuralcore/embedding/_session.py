@@ -6,8 +6,11 @@ the engine does not care which library executes the graph.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -111,12 +114,21 @@ class _OrtRunner(Runner):
 
 
 class _OpenVinoRunner(Runner):
-    """OpenVINO CPU, one stream per thread (throughput hint) when there are several threads.
+    """OpenVINO CPU: one stream per thread for many batches, all threads on a lone batch.
 
-    A batch runs on one stream of one thread, several batches at once. On 2 cores, with
-    all-MiniLM-L6-v2's static int8 graph, that was ~1.25x the one-stream, two-thread
-    latency setting on 100 texts, and no slower on one short text (kernels that small gain
-    little from a second thread); see ``neuralcore bench embedding``.
+    The throughput model (one stream per thread, one batch per stream, several batches at
+    once) runs calls of several batches. When the graph's word embeddings are int8 (the
+    static int8 graph), their lookup moves to numpy (:class:`_WordEmbeddings`) and a second,
+    latency model of the same graph (one stream of all threads) runs calls that fit in one
+    batch (one text, a few short texts): it is compiled at load, the throughput model on
+    the first call of several batches. Without the table, a compiled model is ~40 MB
+    instead of ~100 MB, so both fit in less memory than one did. A graph whose table is not
+    int8 (the fp32 graph) gets the throughput model only, and a lone batch runs on one
+    stream of ``threads / streams`` threads.
+
+    On 2 cores with all-MiniLM-L6-v2's static int8 graph: streams 1.12x the latency model
+    on 1,000 texts (equal on 100); the latency model ~1.5x the one-thread stream on one
+    text; see ``neuralcore bench embedding``.
     """
 
     def __init__(self, path: Path, *, threads: int, precision: Literal["f32", "bf16"]) -> None:
@@ -124,57 +136,263 @@ class _OpenVinoRunner(Runner):
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads,
             "INFERENCE_PRECISION_HINT": precision,
-            "PERFORMANCE_HINT": "THROUGHPUT" if threads > 1 else "LATENCY",
-            "NUM_STREAMS": threads,
         }
         cache_dir = _openvino_cache_dir()
         if cache_dir is not None:  # compiled kernels kept on disk: later loads start faster
             config["CACHE_DIR"] = str(cache_dir)
-        try:
-            compiled = ov.Core().compile_model(str(path), "CPU", config)
-            streams = max(1, int(compiled.get_property("NUM_STREAMS")))
-            self._requests = [compiled.create_infer_request() for _ in range(streams)]
-        except Exception as err:  # openvino raises RuntimeError or its own classes
-            raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
-        inputs = [i.get_any_name() for i in compiled.inputs]
+        self._config = config
+        self._core = ov.Core()
+        self._path = path
+        self._model: Any = None  # what to compile: the split graph, or the file's path
+        self._lookup: _WordEmbeddings | None = None
+        self._read_model()
+        self._throughput_config: dict[str, Any] | None = None
+        self._latency_model: Any = None  # one stream of all threads
+        self._latency: Any = None  # its request
+        self._streams_model: Any = None  # one stream per thread
+        self._requests: list[Any] = []  # its requests, one per stream
+        self._compile_lock = threading.Lock()
+        if threads > 1:
+            self._throughput_config = {
+                **config,
+                "PERFORMANCE_HINT": "THROUGHPUT",
+                "NUM_STREAMS": threads,
+            }
+        if threads == 1 or self._lookup is not None:
+            compiled = self._compile({**config, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+            self._latency_model = compiled
+            self._latency = compiled.create_infer_request()
+            layout = f"1 stream of {threads} for one batch, {threads} streams for several"
+        else:
+            compiled = self._compile(self._throughput_config or {})
+            self._set_streams(compiled)
+            layout = f"{len(self._requests)} streams of 1"
+        inputs = [
+            i.get_any_name() for i in compiled.inputs if _WORD_EMBEDDINGS not in i.get_names()
+        ]
+        if threads == 1:
+            layout = "1 stream"
+            self._release_model()
         kind = "static int8" if path.suffix == ".xml" else precision
         super().__init__(
             inputs,
-            f"openvino CPU {kind}, {threads} threads in {streams} streams",
+            f"openvino CPU {kind}, {threads} threads ({layout})",
             version=str(ov.get_version()).split("-")[0],
             device="cpu",
-            streams=streams,
+            streams=threads,
         )
 
+    def _read_model(self) -> None:
+        """The graph to compile: the file's path (the disk cache then skips reading it), or,
+        when its word-embedding table is int8, the graph without it (looked up in numpy)."""
+        path = self._path
+        self._model = str(path)
+        if path.suffix == ".xml":  # an IR (the static int8 graph): its table may be int8
+            try:
+                model = self._core.read_model(str(path))
+            except Exception as err:  # openvino raises RuntimeError or its own classes
+                raise ModelError(f"OpenVINO cannot load model file {path}: {err}") from err
+            lookup = _split_word_embeddings(model)
+            if lookup is not None:
+                self._model, self._lookup = model, lookup
+
+    def _release_model(self) -> None:
+        """Every model is compiled: drop the split graph (read again if one must be redone)."""
+        if not isinstance(self._model, str):
+            self._model = None
+
+    def _compile(self, config: dict[str, Any]) -> Any:
+        if self._model is None:
+            self._read_model()
+        try:
+            return self._core.compile_model(self._model, "CPU", config)
+        except Exception as err:  # openvino raises RuntimeError or its own classes
+            raise ModelError(f"OpenVINO cannot load model file {self._path}: {err}") from err
+
+    def _set_streams(self, compiled: Any) -> None:
+        streams = max(1, int(compiled.get_property("NUM_STREAMS")))
+        self._streams_model = compiled
+        self._requests = [compiled.create_infer_request() for _ in range(streams)]
+
+    def _feeds(self, feeds: Feeds) -> dict[str, NDArray[Any]]:
+        """The engine's feeds plus the word embeddings looked up here, if split off."""
+        if self._lookup is None:
+            return dict(feeds)
+        return {**feeds, _WORD_EMBEDDINGS: self._lookup(feeds["input_ids"])}
+
+    def _stream_requests(self) -> list[Any]:
+        """The throughput model's requests, compiling it on first use."""
+        if not self._requests and self._throughput_config is not None:
+            with self._compile_lock:
+                if not self._requests:
+                    self._set_streams(self._compile(self._throughput_config))
+                    self._release_model()
+        return self._requests
+
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
-        request = self._requests[0]
-        request.infer(feeds, share_inputs=True)
-        # the request reuses its output buffer on the next call: copy
-        return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        return np.array(self._infer_one(feeds), dtype=np.float32, copy=True)
+
+    def _infer_one(self, feeds: Feeds) -> NDArray[np.float32]:
+        """One batch on the latency model (or the first stream); valid until the next call.
+
+        Inputs are copied into the request (``share_inputs=False``) and the output's shape
+        is checked against them: a request that failed keeps its previous output, which
+        must never come back as this call's. After any failure the model is compiled again.
+        """
+        latency = self._latency is not None
+        request = self._latency if latency else self._stream_requests()[0]
+        try:
+            request.infer(self._feeds(feeds), share_inputs=False)
+            hidden: NDArray[np.float32] = request.get_output_tensor(0).data
+            _check_output(hidden, feeds)
+        except BaseException:
+            self._recompile(latency=latency)
+            raise
+        return hidden
+
+    def _recompile(self, *, latency: bool) -> None:
+        """Replace a model after a failed inference: a new request is not enough.
+
+        The requests of one compiled stream share its graph, and a failed shape inference
+        leaves that graph's cached shapes half updated: the next call with the previous
+        call's shape then fails too, in any request. A fresh compile (from the disk cache
+        where there is one) starts clean.
+        """
+        with self._compile_lock:
+            if latency:
+                config = {**self._config, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+                self._latency_model = self._compile(config)
+                self._latency = self._latency_model.create_infer_request()
+                if self._requests or self._throughput_config is None:
+                    self._release_model()
+            elif self._throughput_config is not None:
+                self._set_streams(self._compile(self._throughput_config))
+                self._release_model()
 
     def run_many(self, batches: Iterable[Feeds]) -> Iterator[NDArray[np.float32]]:
-        free = deque(self._requests)
-        busy: deque[Any] = deque()
+        iterator = iter(batches)
+        first = next(iterator, None)
+        if first is None:
+            return
+        second = next(iterator, None)
+        if second is None:  # a lone batch: the latency model where there is one
+            yield self._infer_one(first)
+            return
+        requests = self._stream_requests()
+        if not requests:  # one thread: the latency model only
+            for feeds in itertools.chain((first, second), iterator):
+                yield self._infer_one(feeds)
+            return
+        yield from self._run_streams(requests, itertools.chain((first, second), iterator))
+
+    def _run_streams(
+        self, requests: list[Any], batches: Iterable[Feeds]
+    ) -> Iterator[NDArray[np.float32]]:
+        free = deque(requests)
+        busy: deque[tuple[Any, Feeds]] = deque()
+        ok = failed = False
         try:
             for feeds in batches:
                 if not free:
                     yield self._finish(busy, free)
                 request = free.popleft()
-                request.start_async(feeds, share_inputs=False)
-                busy.append(request)
+                busy.append((request, feeds))
+                request.start_async(self._feeds(feeds), share_inputs=False)
             while busy:
                 yield self._finish(busy, free)
+            ok = True
+        except Exception:
+            failed = True
+            raise
         finally:  # an abandoned or failed run: let the requests still running finish
-            for request in busy:
-                request.wait()
+            for request, _ in busy:
+                with contextlib.suppress(Exception):  # the run already failed or was abandoned
+                    request.wait()
+            if not ok and failed:  # the streams' graphs may keep stale state: start afresh
+                self._recompile(latency=False)
 
     @staticmethod
-    def _finish(busy: deque[Any], free: deque[Any]) -> NDArray[np.float32]:
-        request = busy.popleft()
+    def _finish(busy: deque[tuple[Any, Feeds]], free: deque[Any]) -> NDArray[np.float32]:
+        request, feeds = busy.popleft()
         request.wait()
-        free.append(request)
         hidden: NDArray[np.float32] = request.get_output_tensor(0).data
+        _check_output(hidden, feeds)
+        free.append(request)
         return hidden
+
+
+def _check_output(hidden: NDArray[Any], feeds: Feeds) -> None:
+    """Raise unless ``hidden`` is (rows, tokens, width) for ``feeds``' ids (a stale output)."""
+    ids = feeds["input_ids"]
+    if hidden.ndim != 3 or hidden.shape[:2] != ids.shape:
+        raise ModelError(
+            f"the runtime returned hidden states of shape {tuple(hidden.shape)}"
+            f" for input ids of shape {tuple(ids.shape)}"
+        )
+
+
+_WORD_EMBEDDINGS = "neuralcore_word_embeddings"
+
+
+class _WordEmbeddings:
+    """An int8 word-embedding table with one scale per row, looked up in numpy.
+
+    The same arithmetic as the graph's ``Convert -> Multiply -> Gather`` (int8 to f32,
+    times the row's f32 scale), so the vectors do not change.
+    """
+
+    def __init__(self, table: NDArray[np.int8], scale: NDArray[np.float32]) -> None:
+        self._table = table
+        self._scale = scale
+
+    def __call__(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
+        out: NDArray[np.float32] = np.multiply(self._table[ids], self._scale[ids], dtype=np.float32)
+        return out
+
+
+def _split_word_embeddings(model: Any) -> _WordEmbeddings | None:
+    """Take the int8 word-embedding lookup out of ``model``; None when it has none.
+
+    The graph's ``Gather(Multiply(Convert(int8 table), row scales), input_ids)`` becomes a
+    float input (:data:`_WORD_EMBEDDINGS`) that :class:`_WordEmbeddings` fills. Each
+    compiled model would otherwise keep its own dequantized copy of the table.
+    """
+    ov = require("openvino", extra="openvino")
+    for op in model.get_ops():
+        if op.get_type_name() != "Gather" or op.get_attributes().get("batch_dims", 0) != 0:
+            continue
+        table_node, ids_node, axis_node = (op.input_value(i).get_node() for i in range(3))
+        if (
+            ids_node.get_type_name() != "Parameter"
+            or "input_ids" not in ids_node.output(0).get_names()
+            or axis_node.get_type_name() != "Constant"
+            or np.asarray(axis_node.get_data()).tolist() not in (0, [0])
+            or table_node.get_type_name() != "Multiply"
+        ):
+            continue
+        convert, scale_node = (table_node.input_value(i).get_node() for i in range(2))
+        if convert.get_type_name() != "Convert" or scale_node.get_type_name() != "Constant":
+            continue
+        weights = convert.input_value(0).get_node()
+        if weights.get_type_name() != "Constant":
+            continue
+        table = np.array(weights.get_data(), copy=True)
+        scale = np.array(scale_node.get_data(), dtype=np.float32, copy=True)
+        if (
+            table.dtype != np.int8
+            or table.ndim != 2
+            or scale.shape != (table.shape[0], 1)
+            or convert.get_output_element_type(0) != ov.Type.f32
+        ):
+            continue
+        param = ov.opset13.parameter(ov.PartialShape([-1, -1, table.shape[1]]), ov.Type.f32)
+        param.output(0).get_tensor().set_names({_WORD_EMBEDDINGS})
+        for target in list(op.output(0).get_target_inputs()):
+            target.replace_source_output(param.output(0))
+        model.add_parameters([param])
+        model.validate_nodes_and_infer_types()
+        return _WordEmbeddings(table, scale)
+    return None
 
 
 def _openvino_cache_dir() -> Path | None:
@@ -195,8 +413,8 @@ def open_runner(
     """Open a graph with neuralcore's settings on the chosen runtime.
 
     ONNX Runtime: intra-op = ``threads``, inter-op = 1, CUDA when asked and present.
-    OpenVINO: CPU only, one stream per thread (:meth:`Runner.run_many` keeps them busy),
-    f32 or bf16 inference precision;
+    OpenVINO: CPU only, one stream of all threads for a call of one batch, one stream per
+    thread for several (:meth:`Runner.run_many` keeps them busy), f32 or bf16 precision;
     ``path`` is an ONNX file or an OpenVINO IR ``.xml`` (the static int8 graph, whose
     quantized ops run in int8 and the rest at the f32 hint).
 
