@@ -96,3 +96,36 @@ def test_many_beams_and_concurrent_single_queries_agree() -> None:
     assert got == want
     batch = index.search(data[:64], k=10)[0].tolist()
     assert batch == want
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_misses_are_padded_at_the_end_for_one_query_and_for_a_batch(metric: str) -> None:
+    # the single-query result conversion reads only the last column (FAISS puts misses last)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 16)).astype(np.float32)
+    index = HNSWIndex(16, metric=metric)
+    index.add(np.arange(12), x)
+    index.remove(list(range(0, 12, 2)))  # 6 live rows
+    for filt in (None, lambda key: key in (1, 3, 5, 7)):
+        live = 4 if filt is not None else 6
+        keys, dists = index.search(x[1], k=8, filter=filt)
+        assert (keys[:live] >= 0).all()
+        assert keys[live:].tolist() == [-1] * (8 - live)
+        assert np.isinf(dists[live:]).all()
+        assert np.isfinite(dists[:live]).all()
+        batch_keys, batch_dists = index.search(x[:3], k=8, filter=filt)
+        assert (batch_keys[:, live:] == -1).all()
+        np.testing.assert_array_equal(batch_keys[1], keys)
+        np.testing.assert_array_equal(batch_dists[1], dists)
+
+
+def test_cosine_distances_of_stored_vectors_are_never_negative() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((64, 384)).astype(np.float32)
+    index = HNSWIndex(384)
+    index.add(np.arange(64), x)
+    for i in range(64):  # the best dot can round above 1: clamped, for one query too
+        keys, dists = index.search(x[i], k=3)
+        assert keys[0] == i
+        assert dists.min() >= 0.0
+    assert index.search(x, k=3)[1].min() >= 0.0

@@ -304,13 +304,19 @@ class FaissEngine:
     def _pad(
         self, rows: NDArray[np.int64], dists: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        if rows.shape[1] == k and (not rows.size or rows.min() >= 0):  # all k found
+        # FAISS returns each query's results best first and its misses (-1) last (its heap
+        # reorder), so the last column tells whether all k were found; one query: a scalar
+        n = len(rows)
+        full = rows.item(-1) >= 0 if n == 1 else rows[:, -1].min() >= 0
+        if rows.shape[1] == k and full:
             # ``dists`` is this search's own float32 output: converted in place
             if self.metric == "l2":  # FAISS returns squared L2; rounding can dip below 0
                 np.sqrt(np.maximum(dists, _ZERO, out=dists), out=dists)
             else:  # distance 1 - dot; for cosine at least 0 (dot can round above 1)
+                # one query: its best (largest) dot is first; only above 1 is a clamp due
+                clamp = self.metric == "cosine" and (n > 1 or dists.item(0) > 1.0)
                 np.subtract(_ONE, dists, out=dists)
-                if self.metric == "cosine":
+                if clamp:
                     np.maximum(dists, _ZERO, out=dists)
             return self._labels[rows], dists
         found = rows >= 0
