@@ -383,7 +383,19 @@ class MessageBus:
             msg.origin = self.bus_id
             msg._tracker = None
             taps = ch.taps
-            if taps and ch.forwarders and not ch.targets:
+            sink = ch.sink
+            if sink is not None:
+                # An outbound bridge's tap alone and no local subscriber: what the bridge
+                # takes is not queued here (Pipeline.offer and give_taps, inlined).
+                try:
+                    took = sink(msg)
+                except Exception:
+                    took = self._pub.tap_failed(ch, ch.forwarders[0])
+                if took is True:
+                    ch.stats.published += 1
+                    return msg
+                taps = ch.others  # refused: queued here (and kept at stop)
+            elif taps and ch.forwarders and not ch.targets:
                 # An outbound bridge and no local subscriber: what the bridge takes is
                 # not queued here (nobody would take it; Pipeline.offer, inlined).
                 taps = ch.others
@@ -469,14 +481,24 @@ class MessageBus:
             msg.origin = self.bus_id
             msg._tracker = None
             taps = ch.taps
-            if taps and ch.forwarders and not ch.targets:
+            sink = ch.sink
+            if sink is not None or (taps and ch.forwarders and not ch.targets):
                 # An outbound bridge and no local subscriber: what the bridge takes is
-                # not queued here (nobody would take it; Pipeline.offer, inlined).
-                taps = ch.others
-                if self._pub.give_taps(ch, msg, ch.forwarders):
-                    ch.stats.published += 1
-                    if taps:
+                # not queued here (nobody would take it; Pipeline.offer, inlined; with
+                # the bridge's tap alone, give_taps too).
+                if sink is not None:
+                    try:
+                        took = sink(msg) is True
+                    except Exception:
+                        took = self._pub.tap_failed(ch, ch.forwarders[0])
+                    taps = ch.others
+                else:
+                    taps = ch.others
+                    took = self._pub.give_taps(ch, msg, ch.forwarders)
+                    if took and taps:
                         self._pub.give_taps(ch, msg, taps)
+                if took:
+                    ch.stats.published += 1
                     self._burst -= 1  # the bridge's send loop runs now and then too
                     if not self._burst:
                         self._burst = _BURST

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from neuralcore.messaging._config import ChannelConfig
@@ -47,6 +48,10 @@ class Channel:
         # when it took a message for sending) and the rest (user taps), in tap order.
         self.forwarders: list[Tap] = []
         self.others: list[Tap] = []
+        # The callback of the channel's only tap when that is an outbound bridge's tap
+        # and the channel has no local subscriber (kept by _resink()): the publish fast
+        # path hands its messages to it directly (Pipeline.give_taps, inlined).
+        self.sink: Callable[[Message], object] | None = None
         self.limiter = (
             TokenBucket(
                 rate=config.rate_limit, burst=config.rate_burst or max(1, int(config.rate_limit))
@@ -84,6 +89,7 @@ class Channel:
         """
         self.forwarders = [t for t in self.taps if t.forwards]
         self.others = [t for t in self.taps if not t.forwards]
+        self._resink()
         cfg = self.config
         self.fast = not (
             self.host.closed
@@ -107,6 +113,12 @@ class Channel:
         plain = all(t.plain is not None for t in targets)
         self.fanout = [(t, t.plain) for t in targets] if plain and len(targets) > 1 else None
         self.fan_of = targets
+        self._resink()
+
+    def _resink(self) -> None:
+        """``sink``: after the taps or the targets changed."""
+        only = len(self.taps) == 1 and self.forwarders and not self.targets
+        self.sink = self.forwarders[0].callback if only else None
 
     def wake(self) -> None:
         """Wake the dispatcher if it sleeps."""

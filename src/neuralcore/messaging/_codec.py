@@ -279,9 +279,22 @@ class MsgpackCodec:
         except (TypeError, NotImplementedError, OverflowError, ValueError, RecursionError) as err:
             raise _refusal(msg, err) from err
         leaves = _LEAVES
-        if type(payload) not in leaves and not _flat(payload):
+        kind = type(payload)
+        if kind is dict:  # the common payload: _flat inlined (a call costs ~25%)
+            for item in payload.values():
+                kind = type(item)
+                if kind in leaves:
+                    continue
+                if kind is not list and kind is not tuple:
+                    _diagnose(msg)
+                    break
+                for sub in item:
+                    if type(sub) not in leaves:
+                        _diagnose(msg)
+                        break
+        elif kind not in leaves and not _flat(payload):
             _diagnose(msg)
-        elif headers:  # inline: a call to _flat costs more than this loop
+        if headers:  # inline: a call to _flat costs more than this loop
             for value in headers.values():
                 if type(value) not in leaves:
                     if not _flat(headers):

@@ -175,10 +175,34 @@ class Pipeline:
         out: list[Message | None] = list(msgs)
         give, queue, max_size = self.give_taps, ch.queue, ch.max_size
         forwarders, others, tracked = ch.forwarders, ch.others, ch.config.persistent
+        bus_id = self._bus_id
         taken = 0  # counted as published at the end (also when an error cuts the batch)
         try:
             for i, msg in enumerate(msgs):
-                if ch.targets:  # a subscriber came (a tap subscribed)
+                sink = ch.sink  # the bridge's tap alone (None once a subscriber came)
+                if sink is not None and msg.origin == bus_id:  # give_taps, inlined
+                    try:
+                        took = sink(msg) is True
+                    except Exception:
+                        took = self.tap_failed(ch, forwarders[0])
+                    if took:
+                        taken += 1
+                        tracker = msg._tracker
+                        if tracked and tracker is not None:
+                            tracker.wire = None
+                            ch.settle_all(msg, "acked")
+                        continue
+                    if queue.size >= max_size:  # refused: it needs local room
+                        try:
+                            admitted = self.admit_sync(ch)
+                        except QueueFullError as err:
+                            raise self.cut(ch, msgs, i, err) from None
+                        if not admitted:
+                            self.discard(ch, msg)
+                            out[i] = None
+                            continue
+                    out[i] = self.enqueue(ch, msg, others)
+                elif ch.targets:  # a subscriber came (a tap subscribed)
                     if queue.size >= max_size:
                         try:
                             admitted = self.admit_sync(ch)
@@ -808,6 +832,14 @@ class Pipeline:
                     refused = True
         return sent and not refused
 
+    def tap_failed(self, ch: Channel, tap: Tap) -> bool:
+        """An outbound bridge's tap raised on a message (the publish fast path called its
+        callback directly): counted and logged as :meth:`give_taps` does; False (refused:
+        the message is queued locally)."""
+        ch.stats.errors += 1
+        logger.exception("tap %r on channel %r failed", tap.selector, ch.name)
+        return False
+
     async def inject(
         self, message: Message, on_settled: Callable[[Message, Outcome], None] | None
     ) -> bool:
@@ -860,7 +892,7 @@ def check_timeout(timeout: Any) -> float:
 def copy_headers(headers: Any) -> dict[str, Any] | None:
     """A copy of ``headers`` (``None`` when empty), which must be a mapping with str keys."""
     if type(headers) is dict or isinstance(headers, Mapping):
-        out = dict(headers)
+        out = headers.copy() if type(headers) is dict else dict(headers)
         for key in out:
             if type(key) is not str:
                 raise InputTypeError(f"header names must be str, got {type(key).__name__}")

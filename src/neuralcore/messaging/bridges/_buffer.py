@@ -20,6 +20,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import repeat, starmap
 from pathlib import Path
 
 from neuralcore.core import PersistenceError, QueueFullError
@@ -127,7 +128,9 @@ class OutboundBuffer:
         self.limit = limit
         self.spill = spill
         self.refill = refill
-        self._mem: deque[Outgoing] = deque()
+        # The memory queue; the runner appends to it directly (put's common case: room,
+        # no spill file) in the per-publish fast path.
+        self.mem: deque[Outgoing] = deque()
         self._from_spill_unsent = 0
         self._last_seq = 0  # newest outbox message held (or sent)
         self._deferred = 0  # outbox messages not held; 0 = caught up
@@ -137,7 +140,7 @@ class OutboundBuffer:
 
     def __len__(self) -> int:
         spilled = len(self.spill) if self.spill is not None else 0
-        return len(self._mem) + spilled + self._deferred
+        return len(self.mem) + spilled + self._deferred
 
     def put(self, item: Outgoing) -> str:
         """Queue one message; returns ``"memory"``, ``"spilled"``, ``"deferred"`` (left in
@@ -150,7 +153,7 @@ class OutboundBuffer:
         """
         if item[4] and self.refill is not None:
             return self._put_recorded(item)
-        mem = self._mem
+        mem = self.mem
         spill = self.spill
         if len(mem) < self.limit and (spill is None or not len(spill)):
             mem.append(item)
@@ -174,11 +177,11 @@ class OutboundBuffer:
         seq = item[4]
         if seq <= self._last_seq:
             return "held"  # read back from the outbox before its tap call arrived
-        if self._deferred or len(self._mem) >= self.limit:
+        if self._deferred or len(self.mem) >= self.limit:
             self._deferred += 1
             self.ready.set()
             return "deferred"
-        self._mem.append(item)
+        self.mem.append(item)
         self._last_seq = seq
         self.ready.set()
         return "memory"
@@ -186,27 +189,31 @@ class OutboundBuffer:
     def take(self, limit: int) -> list[Outgoing]:
         """Pop up to ``limit`` messages, refilling from the outbox / spill file when low."""
         low = max(1, self.limit // 2)  # refill when under half full (limit 1: when empty)
-        if self._deferred and self.refill is not None and len(self._mem) < low:
-            want = self.limit - len(self._mem)
+        if self._deferred and self.refill is not None and len(self.mem) < low:
+            want = self.limit - len(self.mem)
             back = self.refill(self._last_seq, want)
             if back:
                 self._last_seq = back[-1][4]
-            self._mem.extend(back)
+            self.mem.extend(back)
             self._deferred = max(0, self._deferred - len(back)) if len(back) == want else 0
-        if self.spill is not None and len(self.spill) and len(self._mem) < low:
-            moved = self.spill.read(self.limit - len(self._mem))
+        if self.spill is not None and len(self.spill) and len(self.mem) < low:
+            moved = self.spill.read(self.limit - len(self.mem))
             self._from_spill_unsent += len(moved)
-            self._mem.extend(moved)
-        n = min(limit, len(self._mem))
-        items = [self._mem.popleft() for _ in range(n)]
-        if not self._mem and not self._deferred and not (self.spill and len(self.spill)):
+            self.mem.extend(moved)
+        mem = self.mem
+        if len(mem) <= limit:  # all of it (the common case): no Python loop
+            items = list(mem)
+            mem.clear()
+        else:
+            items = list(starmap(mem.popleft, repeat((), limit)))  # popleft() x limit, in C
+        if not self.mem and not self._deferred and not (self.spill and len(self.spill)):
             self.ready.clear()
         return items
 
     def requeue(self, items: Iterable[Outgoing]) -> None:
         """Put unsent messages back at the front, in order."""
         batch = list(items)
-        self._mem.extendleft(reversed(batch))
+        self.mem.extendleft(reversed(batch))
         if batch:
             self.ready.set()
 
@@ -215,13 +222,15 @@ class OutboundBuffer:
 
         The next start with the same ``spill_path`` sends them. Returns how many were kept.
         """
-        self._mem = deque(i for i in self._mem if not i[4])
+        kept = [i for i in self.mem if not i[4]]  # in place: the runner holds the deque
+        self.mem.clear()
+        self.mem.extend(kept)
         self._deferred = 0
         if self.spill is None:
             return 0
-        rest = [i for i in self._mem if i[3] and not i[4]]  # the outbox keeps the rest
+        rest = [i for i in self.mem if i[3] and not i[4]]  # the outbox keeps the rest
         rest += self.spill.read(len(self.spill))
-        self._mem.clear()
+        self.mem.clear()
         self.spill.clear()
         for item in rest:
             self.spill.append(item)
@@ -232,6 +241,6 @@ class OutboundBuffer:
         if self.spill is None or not self._from_spill_unsent:
             return
         self._from_spill_unsent = max(0, self._from_spill_unsent - count)
-        if not len(self.spill) and not self._mem and in_flight == 0:
+        if not len(self.spill) and not self.mem and in_flight == 0:
             self.spill.clear()
             self._from_spill_unsent = 0

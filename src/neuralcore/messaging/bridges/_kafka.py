@@ -16,6 +16,7 @@ already delivered). ``KafkaBridgeConfig.pack=1`` sends one envelope per record.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import concurrent.futures
 import contextlib
@@ -24,6 +25,7 @@ import operator
 import queue
 import re
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -47,9 +49,13 @@ _REFRESH_S = 1.0  # how often a work-queue member re-checks topics and local sub
 _TOPIC_BAD = re.compile(r"[^a-zA-Z0-9._-]")
 PACK_MAGIC = b"NCB\x01"
 _U32 = struct.Struct(">I")
+_LITTLE = sys.byteorder == "little"  # pack lengths are big-endian
+if array.array("I").itemsize != 4:  # pragma: no cover - every platform Python supports
+    raise ImportError("neuralcore's Kafka pack framing needs a 4-byte C unsigned int")
 
 
-_CHANNEL_KEY = operator.itemgetter(0, 2)  # of an Outgoing: what one pack shares
+_CHANNEL = operator.itemgetter(0)  # of an Outgoing: with the key, what one pack shares
+_KEY = operator.itemgetter(2)
 _DATA = operator.itemgetter(1)
 
 
@@ -61,9 +67,10 @@ def pack(envelopes: list[bytes]) -> bytes:
     >>> unpack(pack([b"ab", b"c"]))
     [b'ab', b'c']
     """
-    n = len(envelopes)
-    head = struct.pack(f">4sI{n}I", PACK_MAGIC, n, *map(len, envelopes))
-    return head + b"".join(envelopes)
+    lengths = array.array("I", map(len, envelopes))  # C unsigned int: 4 bytes, checked below
+    if _LITTLE:
+        lengths.byteswap()
+    return b"".join((PACK_MAGIC, _U32.pack(len(envelopes)), lengths.tobytes(), *envelopes))
 
 
 def unpack(value: bytes) -> list[bytes]:
@@ -651,7 +658,8 @@ class KafkaTransport:
         if limit <= 1 or len(items) == 1:
             return [(i[0], i[1], i[2]) for i in items]
         runs: dict[tuple[str, bytes | None], list[bytes]] = {}
-        if len(set(map(_CHANNEL_KEY, items))) == 1:  # one channel: no Python loop over items
+        if len(set(map(_CHANNEL, items))) == 1 and len(set(map(_KEY, items))) == 1:
+            # one channel and key: no Python loop over items
             channel, _, key, _, _ = items[0]
             datas = list(map(_DATA, items))
             if len(datas) <= limit and sum(map(len, datas)) + 4 * len(datas) <= max_bytes:

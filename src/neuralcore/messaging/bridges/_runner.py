@@ -30,6 +30,7 @@ import contextlib
 import functools
 import logging
 import math
+import operator
 import threading
 import time
 from collections import deque
@@ -119,6 +120,12 @@ class BridgeRunner:
         self._loop_thread = 0
         self._stopping = False
         self._routes: dict[str, Route] = {}
+        # channel -> (key, persistent) of the routes _enqueue's fast path takes (sent, not
+        # recorded, keyed by channel), and the buffer's memory queue it appends to while
+        # it has room (``_limit`` 0 with a spill file: OutboundBuffer.put decides then)
+        self._plain: dict[str, tuple[bytes | None, bool]] = {}
+        self._mem = self._buffer.mem
+        self._limit = 0
         self._own_reply = ""
         self._consumer = config.consumer_name()
         self._local = ""  # the bus id while started (what _on_local forwards)
@@ -313,12 +320,14 @@ class BridgeRunner:
         self._local = port.origin
         self._consumer = self.config.consumer_name(port.origin)
         self._routes.clear()
+        self._plain.clear()
         cfg = self.config
         durable = port if hasattr(port, "watch_durable") else None
         self._durable = durable  # type: ignore[assignment]  # checked structurally
         spill = SpillFile(cfg.spill_path) if cfg.spill_path and cfg.sends else None
         refill = self._refill if durable is not None else None
         self._buffer = OutboundBuffer(cfg.buffer_size, spill, refill)
+        self._mem, self._limit = self._buffer.mem, (cfg.buffer_size if spill is None else 0)
         self._set_state(BridgeState.CONNECTING)
         self.counters.unsent = 0
         self.transport.bind(self)
@@ -333,9 +342,10 @@ class BridgeRunner:
             selectors = (*cfg.channels, REPLY_PREFIX + "*")
             if self._durable is not None:
                 name = self.outbox_name
-                self._unwatch = self._durable.watch_durable(selectors, self._enqueue, name)
+                sink = self._sink(self._enqueue)
+                self._unwatch = self._durable.watch_durable(selectors, sink, name)
             else:
-                self._unwatch = port.watch(selectors, self._on_local)
+                self._unwatch = port.watch(selectors, self._sink(self._on_local))
             self._spawn(self._send_loop())  # never raises: failures requeue and reconnect
         for loop in self.transport.loops():
             self._spawn(self._supervise(loop))
@@ -428,6 +438,31 @@ class BridgeRunner:
             return self._enqueue(msg)
         return False
 
+    def _sink(self, other: Callable[[Message], bool]) -> Callable[[Message], bool]:
+        """The tap callback: :meth:`_enqueue`'s common case (a channel sent, not recorded
+        and keyed by channel; this bus's own message; room in memory, no spill file) as a
+        closure over what it needs (it runs inside every bridged publish: no attribute
+        lookups), ``other`` for everything else."""
+        plain_get, encode, local = self._plain.get, self._encode, self._local
+        mem, limit, ready = self._mem, self._limit, self._buffer.ready
+
+        def sink(msg: Message) -> bool:
+            channel = msg.channel
+            plain = plain_get(channel)
+            if plain is None or msg.origin != local or len(mem) >= limit:
+                return other(msg)
+            try:
+                data = encode(msg)
+            except SerializationError as err:
+                self._unsendable(msg, err, 0)
+                return False
+            mem.append((channel, data, plain[0], plain[1], 0))
+            if len(mem) == 1:
+                ready.set()
+            return True
+
+        return sink
+
     def _enqueue(self, msg: Message) -> bool:
         """Encode and buffer one message (the durable tap calls this directly: it already
         skips remote messages, and replays keep the origin of the run that published).
@@ -441,6 +476,20 @@ class BridgeRunner:
         does not record) is one route lookup, the encode and one buffer append.
         """
         channel = msg.channel
+        plain = self._plain.get(channel)
+        if plain is not None:  # the common case: sent, not recorded, keyed by channel
+            try:
+                data = self._encode(msg)
+            except SerializationError as err:
+                self._unsendable(msg, err, 0)
+                return False
+            mem = self._mem
+            if len(mem) < self._limit:  # OutboundBuffer.put, inlined (no spill file)
+                mem.append((channel, data, plain[0], plain[1], 0))
+                if len(mem) == 1:
+                    self._buffer.ready.set()
+                return True
+            return self._put(msg, (channel, data, plain[0], plain[1], 0))
         route = self._routes.get(channel)
         if route is None:  # selection, persistence and key decided once per channel
             if self._port is None:
@@ -455,18 +504,22 @@ class BridgeRunner:
                 return False
             if per_message:
                 key = self._key(msg)
-            try:
-                where = self._buffer.put((channel, data, key, persistent, 0))
-            except QueueFullError as err:
-                self._refused(msg, err)
-                return False
-            if where == "memory":
-                return True
-            self._count(where)
-            return where != "dropped"
+            return self._put(msg, (channel, data, key, persistent, 0))
         if self._port is None:
             return False
         return self._enqueue_recorded(msg, route)
+
+    def _put(self, msg: Message, item: Outgoing) -> bool:
+        """Buffer one encoded message that is not recorded in the bus outbox."""
+        try:
+            where = self._buffer.put(item)
+        except QueueFullError as err:
+            self._refused(msg, err)
+            return False
+        if where == "memory":
+            return True
+        self._count(where)
+        return where != "dropped"
 
     def _route(self, msg: Message) -> Route:
         """``(how, persistent, key, key_per_message)`` for ``msg``'s channel, cached:
@@ -478,12 +531,10 @@ class BridgeRunner:
         how = (_RECORDED if recorded else _PLAIN) if send else _SKIP
         by_channel = self.transport.channel_keyed
         key = self._key(msg) if by_channel else None
-        route = self._routes[channel] = (
-            how,
-            self.transport.persistent(channel),
-            key,
-            not by_channel,
-        )
+        persistent = self.transport.persistent(channel)
+        route = self._routes[channel] = (how, persistent, key, not by_channel)
+        if how == _PLAIN and by_channel:
+            self._plain[channel] = (key, persistent)
         return route
 
     def _enqueue_recorded(self, msg: Message, route: Route) -> bool:
@@ -611,7 +662,9 @@ class BridgeRunner:
             else:
                 self.counters.sent += len(items)
                 if self._durable is not None:
-                    self._done([i[4] for i in items if i[4]])
+                    seqs = list(filter(None, map(_SEQ, items)))  # no Python loop per item
+                    if seqs:
+                        self._done(seqs)
             self._buffer.sent(len(items) - len(failed), in_flight=self._in_flight_out - len(items))
         finally:
             self._in_flight_out -= len(items)
@@ -820,6 +873,7 @@ class BridgeRunner:
         self._set_state(BridgeState.FAILED, err)
 
 
+_SEQ = operator.itemgetter(4)  # of an Outgoing: its outbox seq (0: not recorded)
 _PLAIN = 0  # route: send, not recorded in the bus outbox (the common case)
 _RECORDED = 1  # route: send, recorded (acknowledged by seq once sent)
 _SKIP = 2  # route: not carried (recorded ones are marked forwarded at once)
