@@ -363,3 +363,17 @@ def test_unaligned_arrays_are_read_everywhere(dtype: type) -> None:
     index = HNSWIndex(8)
     index.add(np.arange(5), um)
     assert index.search(uq, k=2)[0].tolist() == index.search(q, k=2)[0].tolist()
+
+
+def test_the_functions_pickle_and_copy_by_reference_as_functions_do() -> None:
+    import copy
+    import pickle
+
+    for kind in KINDS:
+        fn = getattr(nv, kind)
+        assert fn.__reduce__() == kind  # a reference: module + name, as a function's
+        dumped = pickle.dumps(fn)  # (multiprocessing passes functions this way)
+        assert b"neuralcore.vectors" in dumped
+        assert kind.encode() in dumped
+        assert copy.copy(fn) is fn
+        assert copy.deepcopy(fn) is fn

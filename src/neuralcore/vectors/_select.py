@@ -110,6 +110,6 @@ def describe_backend(engine: str) -> BackendInfo:
     if not _native._COSINE_SIMD:
         detail += f"; cosine via BLAS ({name}'s portable kernel is imprecise)"
     elif not _native.accelerated():
-        detail += "; pair cosine without its compiled glue (not built: ~1.6x slower per call)"
+        detail += "; pair cosine without its compiled glue (not built: ~2.8x slower per call)"
     version = f"{numpy.__version__}+{getattr(simd, '__version__', '')}"
     return BackendInfo(engine, "native", f"numpy+{name}", version, detail)

@@ -232,6 +232,27 @@ get_fallback(PairKernel *self, void *closure)
     return self->fallback;
 }
 
+/* Pickled (and copied) by reference, as a function is: its module and qualified name. */
+static PyObject *
+pair_reduce(PairKernel *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *name = NULL;
+    if (self->dict != NULL) {
+        name = PyDict_GetItemString(self->dict, "__qualname__"); /* borrowed */
+    }
+    if (name == NULL || !PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "cannot pickle a PairKernel without a __qualname__");
+        return NULL;
+    }
+    Py_INCREF(name);
+    return name;
+}
+
+static PyMethodDef pair_methods[] = {
+    {"__reduce__", (PyCFunction)pair_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef pair_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"fallback", (getter)get_fallback, NULL, "The Python kernel that answers every other call.",
@@ -253,6 +274,7 @@ static PyTypeObject PairKernelType = {
               "the Python kernel for everything else.",
     .tp_traverse = (traverseproc)pair_traverse,
     .tp_clear = (inquiry)pair_clear,
+    .tp_methods = pair_methods,
     .tp_getset = pair_getset,
     .tp_descr_get = pair_descr_get,
     .tp_dictoffset = offsetof(PairKernel, dict),

@@ -61,6 +61,24 @@ class IndexFile(NamedTuple):
     sections: dict[str, memoryview]
     mapping: mmap.mmap | None
 
+    def evict(self, name: str, start: int, stop: int) -> None:
+        """Let the OS drop bytes ``[start, stop)`` of section ``name`` from this process.
+
+        A one-off pass over a mapped section (validating it) would otherwise leave all of
+        it resident in the process; the pages are read again from the page cache when
+        used. A no-op without a map or without ``madvise`` (not on Windows).
+        """
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        entry = next((e for e in self.meta["sections"] if e["name"] == name), None)
+        if self.mapping is None or advice is None or entry is None:
+            return
+        begin = entry["offset"] + max(0, start)
+        end = entry["offset"] + min(entry["length"], stop)
+        first = begin - begin % mmap.PAGESIZE
+        if end > first:
+            with contextlib.suppress(OSError, ValueError):
+                self.mapping.madvise(advice, first, end - first)
+
     def close(self) -> None:
         """Release the memory map (views into it must be dropped first)."""
         # An array still exported from a view (kept alive by a traceback, say) makes
@@ -237,12 +255,19 @@ def _parse_meta(path: Path, mapped: mmap.mmap) -> dict[str, Any]:
     if zlib.crc32(blob) != meta_crc:
         raise IndexFileError(f"{path}: metadata checksum mismatch (corrupt file)")
     try:
-        meta = json.loads(blob)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        meta = json.loads(blob, parse_constant=_no_constant)
+    except RecursionError:  # "[[[[..." nested deeper than Python's stack
+        raise IndexFileError(f"{path}: metadata JSON is nested too deeply") from None
+    except ValueError as err:  # bad JSON or UTF-8, NaN/Infinity, an int of > 4300 digits
         raise IndexFileError(f"{path}: metadata is not valid JSON: {err}") from err
     if not isinstance(meta, dict) or not isinstance(meta.get("sections"), list):
         raise IndexFileError(f"{path}: metadata has no section table")
     return meta
+
+
+def _no_constant(name: str) -> Any:
+    """Refuse JSON's non-standard ``NaN``/``Infinity`` (never written by this module)."""
+    raise ValueError(f"non-standard constant {name}")
 
 
 def _section_views(

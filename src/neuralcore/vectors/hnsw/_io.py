@@ -9,7 +9,10 @@ sections):
 * ``engine: "exact"``: ``keys`` (``<i8``, ascending) and ``vectors`` (``<f4``/``<f2``/
   ``<u2`` for bf16/``i1`` for i8, row-major). Files written by the earlier hnswlib engine
   (``engine: "hnswlib"``) have the same two sections and load the same way (the graph is
-  rebuilt; their hnswlib section is never parsed).
+  rebuilt; their hnswlib section is never parsed). The stored rows are checked as
+  :meth:`~neuralcore.vectors.HNSWIndex.add` checks input, in one pass over the block
+  (row norms in float64): finite; for cosine non-zero and unit length, as ``add`` stores
+  them; for ``ip``/``l2`` within the range ``add`` accepts.
 
 ``load`` copies what it needs and closes the file; ``view`` keeps the file mapped: FAISS
 reads the graph and codes zero-copy from the mapping and searches the graph there.
@@ -17,6 +20,8 @@ reads the graph and codes zero-copy from the mapping and searches the graph ther
 
 from __future__ import annotations
 
+import importlib
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -95,8 +100,13 @@ def _settings(file: IndexFile) -> tuple[Settings, int]:
         count = meta["count"]
     except KeyError as err:
         raise IndexFileError(f"{file.path}: metadata lacks {err.args[0]!r}") from None
-    if meta.get("format") != FORMAT_NAME or meta.get("engine") not in ("exact", "faiss", "hnswlib"):
+    engine = meta.get("engine")
+    if meta.get("format") != FORMAT_NAME or engine not in ("exact", "faiss", "hnswlib"):
         raise IndexFileError(f"{file.path}: not a {FORMAT_NAME} file or unknown engine")
+    for name in ("metric", "dtype"):  # a list or dict here would be unhashable below
+        value = getattr(settings, name)
+        if type(value) is not str:
+            raise IndexFileError(f"{file.path}: {name}={_shown(value)} in metadata is not a str")
     if type(count) is not int or count < 0:
         raise IndexFileError(f"{file.path}: bad count {count!r} in metadata")
     for name, top in LIMITS.items():
@@ -104,7 +114,10 @@ def _settings(file: IndexFile) -> tuple[Settings, int]:
         if type(value) is not int or not _LOWER[name] <= value <= top:
             raise IndexFileError(f"{file.path}: {name}={value!r} out of range in metadata")
     if settings.metric not in _METRICS or settings.dtype not in _FILE_DTYPES:
-        raise IndexFileError(f"{file.path}: unknown metric or dtype in metadata")
+        raise IndexFileError(
+            f"{file.path}: unknown metric {_shown(settings.metric)} or dtype"
+            f" {_shown(settings.dtype)} in metadata"
+        )
     if settings.dtype == "i8" and settings.metric != "cosine":
         raise IndexFileError(f"{file.path}: i8 storage with metric {settings.metric!r}")
     return settings, count
@@ -127,7 +140,117 @@ def _exact_arrays(
     vecs = np.frombuffer(raw, dtype=dtype).reshape(count, settings.dim)
     if count and (keys[0] < 0 or not bool(np.all(keys[1:] > keys[:-1]))):
         raise IndexFileError(f"{file.path}: keys are not unique, ascending and >= 0")
+    _check_vectors(file, settings, keys, vecs)
     return keys, vecs
+
+
+# |norm - 1| a stored cosine row may show: add() stores float32 unit rows (error ~1e-7),
+# float16/bfloat16 round each component (relative error <= 2**-11 / 2**-8); int8 rounds to
+# 1/127 steps, so its norm is not checked (only that the row is not zero)
+_UNIT_SLACK = {"f32": 1e-3, "f16": 1e-2, "bf16": 1e-2}
+_F32_MAX = float(np.finfo(np.float32).max)
+_F16_MAX = float(np.finfo(np.float16).max)
+_NORM_CHUNK = 1 << 22  # bytes of stored rows read (then evicted) per block
+
+
+def _check_vectors(
+    file: IndexFile, settings: Settings, keys: NDArray[np.int64], vecs: NDArray[Any]
+) -> None:
+    """Refuse stored rows that :meth:`HNSWIndex.add` would have refused (one read).
+
+    A NaN row would make every search answer key -1 with a NaN (or inf) distance, a row
+    of 1e30 in a cosine file every distance 0, and a zero row a different order in
+    ``load`` (FAISS) and ``view`` (exact). Blocks of rows are read once each and then
+    evicted from the process, so a view stays as small as before.
+    """
+    if not len(vecs):
+        return
+    norms = np.empty(len(vecs), dtype=np.float64)
+    row_bytes = vecs.shape[1] * vecs.dtype.itemsize
+    step = max(1, _NORM_CHUNK // row_bytes)
+    for start in range(0, len(vecs), step):
+        norms[start : start + step] = _row_norms(vecs[start : start + step], settings.dtype)
+        file.evict("vectors", start * row_bytes, (start + step) * row_bytes)
+    # NumKong sums bfloat16 squares in float32: 1e30 overflows, 1e-30 underflows; redo
+    # the rows that came out zero, NaN or inf in float64 (none in a genuine cosine file)
+    odd = np.flatnonzero(~(np.isfinite(norms) & (norms > 0.0)))
+    for start in range(0, len(odd), step):
+        rows = odd[start : start + step]
+        norms[rows] = _exact_norms(vecs[rows])
+
+    def fail(rows: NDArray[np.intp], problem: str) -> None:
+        row = int(rows[0])
+        more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
+        raise IndexFileError(
+            f"{file.path}: stored vector of key {int(keys[row])} (row {row}) {problem}{more};"
+            " the file is damaged or was not written by HNSWIndex.save()"
+        )
+
+    bad = np.flatnonzero(~np.isfinite(norms))
+    if len(bad):
+        fail(bad, "holds NaN or infinity")
+    if settings.metric == "cosine":
+        bad = np.flatnonzero(norms == 0.0)
+        if len(bad):
+            fail(bad, "has zero length (cosine rows are stored normalised)")
+        slack = _UNIT_SLACK.get(settings.dtype)
+        if slack is not None:
+            bad = np.flatnonzero(~(np.abs(norms - 1.0) <= slack))
+            if len(bad):
+                fail(bad, f"has norm {float(norms[bad[0]]):.6g}, not 1 (cosine rows are unit)")
+        return
+    top = _F16_MAX if settings.dtype == "f16" else _F32_MAX
+    bound = min(top, math.sqrt(_F32_MAX / settings.dim) / 2.0)  # as prepare_vectors
+    over = np.flatnonzero(norms > bound)  # only then can a component exceed the bound
+    for start in range(0, len(over), step):
+        rows = over[start : start + step]
+        beyond = rows[np.abs(decode(vecs[rows])).max(axis=1) > bound]
+        if len(beyond):
+            fail(beyond, f"holds a value beyond {bound:.4g}, the largest add() accepts")
+
+
+def _row_norms(vecs: NDArray[Any], storage: str) -> NDArray[np.float64]:
+    """Float64 norm of each stored row, reading the block once.
+
+    NumKong reads the stored type directly (f32, f16, bf16, i8 codes; ~4 ms per 50,000 x
+    384 float32 rows), summing float32 squares in float64; without it, numpy decodes
+    the rows to float32 and sums their squares in float64. A NaN or inf component gives
+    a NaN or inf norm.
+    """
+    norm = _numkong_norm()
+    if norm is not None and vecs.flags.c_contiguous and vecs.dtype.isnative:
+        try:
+            found = norm(vecs, axis=1, dtype="bf16") if storage == "bf16" else norm(vecs, axis=1)
+            return np.asarray(found, dtype=np.float64).reshape(len(vecs))
+        except (TypeError, ValueError):  # a layout NumKong refuses: numpy below
+            pass
+    return _exact_norms(vecs)
+
+
+def _exact_norms(vecs: NDArray[Any]) -> NDArray[np.float64]:
+    """Norms of the decoded rows, squares summed in float64 (NaN/inf rows: NaN/inf)."""
+    block = decode(vecs)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms: NDArray[np.float64] = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=np.float64))
+    return norms
+
+
+_NORM: list[Callable[..., Any] | None] = []  # NumKong's norm, bound on first use
+
+
+def _numkong_norm() -> Callable[..., Any] | None:
+    if not _NORM:
+        try:
+            _NORM.append(getattr(importlib.import_module("numkong"), "norm", None))
+        except ImportError:
+            _NORM.append(None)
+    return _NORM[0]
+
+
+def _shown(value: object) -> str:
+    """A metadata value for an error message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _faiss_arrays(
