@@ -377,3 +377,45 @@ def test_the_functions_pickle_and_copy_by_reference_as_functions_do() -> None:
         assert kind.encode() in dumped
         assert copy.copy(fn) is fn
         assert copy.deepcopy(fn) is fn
+
+
+_ORDER = ("sapphire", "turin", "genoa", "icelake", "ice", "skylake", "haswell")
+
+
+@pytest.mark.skipif(native.SIMD_NAME != "numkong", reason="kernel addresses are NumKong's")
+def test_the_kernel_at_every_simd_level_answers_as_numkong_at_that_level() -> None:
+    # The glue keeps the kernel NumKong's dispatch picked at import; here a glue is made
+    # per level with that level's kernel, and each must answer as numkong.angular does
+    # there (the trust window catches zero, NaN and infinite vectors at every level).
+    simd = native._SIMD
+    levels = [c for c in _ORDER if simd.get_capabilities().get(c)]
+    zero, nan, inf = np.zeros(64, np.float32), A32.copy(), B32.copy()
+    nan[3], inf[9] = np.nan, np.inf
+    pairs = [(A32, B32), (A32, A32.copy()), (A32, -A32), (zero, B32), (zero, zero.copy()),
+             (nan, B32), (A32, inf), (A32[:17], B32[:17]), (A32[:1], B32[:1])]  # fmt: skip
+    disabled: list[str] = []
+    try:
+        for level in [*levels, "serial"]:
+            if level != "serial":
+                for cap in levels[: levels.index(level)]:
+                    if cap not in disabled:
+                        simd.disable_capability(cap)
+                        disabled.append(cap)
+            else:
+                for cap in levels:
+                    if cap not in disabled:
+                        simd.disable_capability(cap)
+                        disabled.append(cap)
+            address = int(simd.pointer_to_angular("float32"))
+            for kind in KINDS:
+                python = native.bind(False, 1)[kind].fallback
+                glue = native._ACCEL.PairKernel(
+                    native._ss_cos, python, np.ndarray, native._SS_REJECTS,
+                    kind == "cosine_similarity", False, address,
+                )  # fmt: skip
+                for a, b in pairs:
+                    assert _outcome(glue, a, b) == _outcome(python, a, b), (level, kind)
+                    assert _outcome(glue, a, b, True) == _outcome(python, a, b, True)
+    finally:
+        for cap in disabled:
+            simd.enable_capability(cap)
