@@ -148,3 +148,13 @@ def test_one_text_from_threads_and_asyncio_at_once(model_dir: Path) -> None:
     got_async = np.concatenate(asyncio.run(gather()))
     assert (got * expected).sum(axis=1).min() > 0.9999
     assert (got_async * expected).sum(axis=1).min() > 0.9999
+
+
+def test_padding_widths_grow_with_the_width_and_stay_few(model_dir: Path) -> None:
+    engine = EmbeddingEngine(model_dir, variant="openvino-int8-bf16", max_length=256)
+    widths = {w: engine._pad([[1] * w])[0].shape[1] for w in range(1, 257)}
+    assert all(w <= p <= 256 for w, p in widths.items())
+    assert all(p - w < (4 if w <= 32 else 8 if w <= 64 else 16) for w, p in widths.items())
+    assert len(set(widths.values())) == 24  # 4..32 by 4, 40..64 by 8, 80..256 by 16
+    fp32 = EmbeddingEngine(model_dir, variant="fp32")  # ONNX Runtime: no padding beyond the row
+    assert fp32._pad([[1] * 9, [1] * 3])[0].shape == (2, 9)
