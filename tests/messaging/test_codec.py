@@ -8,6 +8,8 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neuralcore.core import InputTypeError, SerializationError
 from neuralcore.messaging import Codec, JsonCodec, Message, MsgpackCodec
@@ -237,3 +239,60 @@ def test_a_numbered_id_needs_a_text_origin() -> None:
         codec.decode(bad)
     ok = codec.decode(msgspec.msgpack.encode([255, "c", 1, 0.0, {}, 1, 1, "bus-a"]))
     assert ok.id == "bus-a-ff"
+
+
+_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),
+    st.text(max_size=5), st.binary(max_size=5),
+)  # fmt: skip
+_tree = st.recursive(
+    _leaf | st.frozensets(st.integers(0, 3), max_size=2) | st.sets(st.integers(0, 3), max_size=2),
+    lambda kids: (
+        st.lists(kids, max_size=3)
+        | st.tuples(kids, kids)
+        | st.dictionaries(st.text(max_size=3), kids, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _has_set(value: Any) -> bool:
+    if isinstance(value, set | frozenset):
+        return True
+    if isinstance(value, dict):
+        return any(_has_set(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_set(v) for v in value)
+    return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=_tree, header=_tree)
+def test_the_inlined_checks_refuse_exactly_the_sets(payload: Any, header: Any) -> None:
+    """encode / encode_many check flat payloads inline (no walk): whatever the shape, a
+    set or frozenset anywhere in payload or headers is refused, anything else goes."""
+    for codec in (MsgpackCodec(), JsonCodec()):
+        msg = Message("c", payload, headers={"h": header, "n": 1}, id="i")
+        for encode in (codec.encode, lambda m, c=codec: c.encode_many([m])[0]):
+            if _has_set(payload) or _has_set(header):
+                with pytest.raises(SerializationError, match=r"holds a (set|frozenset)"):
+                    encode(msg)
+            else:
+                assert codec.decode(encode(msg)).id == "i"
+
+
+def test_a_payload_of_many_nested_values_is_walked_once(
+    codec: Codec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One walk per message however many of its values are not flat (not one each)."""
+    import neuralcore.messaging._codec as codec_mod
+
+    walks = []
+    real = codec_mod._diagnose
+    monkeypatch.setattr(codec_mod, "_diagnose", lambda m: walks.append(1) or real(m))
+    payload = {f"k{i}": [{"n": i}] for i in range(100)}  # lists of dicts: not flat
+    codec.encode(_msg(payload))
+    assert len(walks) == 1
+    walks.clear()
+    codec.encode_many([_msg(payload)])
+    assert len(walks) == 1

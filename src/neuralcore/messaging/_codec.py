@@ -279,22 +279,26 @@ class MsgpackCodec:
         except (TypeError, NotImplementedError, OverflowError, ValueError, RecursionError) as err:
             raise _refusal(msg, err) from err
         leaves = _LEAVES
+        walked = False  # _diagnose walked payload and headers
         kind = type(payload)
         if kind is dict:  # the common payload: _flat inlined (a call costs ~25%)
             for item in payload.values():
                 kind = type(item)
                 if kind in leaves:
                     continue
-                if kind is not list and kind is not tuple:
-                    _diagnose(msg)
-                    break
-                for sub in item:
-                    if type(sub) not in leaves:
-                        _diagnose(msg)
-                        break
+                if kind is list or kind is tuple:
+                    for sub in item:
+                        if type(sub) not in leaves:
+                            break
+                    else:
+                        continue
+                _diagnose(msg)  # not flat: one walk of everything
+                walked = True
+                break
         elif kind not in leaves and not _flat(payload):
             _diagnose(msg)
-        if headers:  # inline: a call to _flat costs more than this loop
+            walked = True
+        if headers and not walked:  # inline: a call to _flat costs more than this loop
             for value in headers.values():
                 if type(value) not in leaves:
                     if not _flat(headers):
@@ -321,9 +325,26 @@ class MsgpackCodec:
                 TypeError, NotImplementedError, OverflowError, ValueError, RecursionError
             ) as err:  # fmt: skip
                 raise _refusal(msg, err) from err
-            if type(payload) not in leaves and not flat(payload):
+            walked = False
+            kind = type(payload)
+            if kind is dict:  # as in encode()
+                for item in payload.values():
+                    kind = type(item)
+                    if kind in leaves:
+                        continue
+                    if kind is list or kind is tuple:
+                        for sub in item:
+                            if type(sub) not in leaves:
+                                break
+                        else:
+                            continue
+                    _diagnose(msg)
+                    walked = True
+                    break
+            elif kind not in leaves and not flat(payload):
                 _diagnose(msg)
-            elif headers:
+                walked = True
+            if headers and not walked:
                 for value in headers.values():
                     if type(value) not in leaves:
                         if not flat(headers):
