@@ -352,6 +352,8 @@ def _angular_address() -> int:
     pointer = getattr(_SIMD, "pointer_to_angular", None)
     if _ACCEL is None or _COSINE_METRIC != "angular" or pointer is None:
         return 0
+    if not str(getattr(_SIMD, "__version__", "")).startswith("7."):
+        return 0  # the kernel signature (a, b, n, float64 *out) is checked against NumKong 7
     try:
         address = int(pointer("float32"))
         rng = np.random.default_rng(0)
