@@ -289,6 +289,7 @@ def test_convert_from_scratch_by_the_cli(
         True,
     )
     assert (info.query_prefix, info.document_prefix) == ("q: ", "d: ")
+    assert info.max_positions == 512  # config.json's max_position_embeddings (BERT: no offset)
     assert not info.stale
     texts = ["a fresh conversion", "gives the same vectors", ""]
     fresh = EmbeddingEngine(out, variant="fp32")
@@ -298,3 +299,32 @@ def test_convert_from_scratch_by_the_cli(
     half = EmbeddingEngine(out, quantization="fp16").embed(texts)
     assert half.dtype == np.float32
     assert float((half * cached).sum(axis=1).min()) > 0.999
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"max_position_embeddings": 512, "model_type": "bert"}, 512),
+        ({"max_position_embeddings": 514, "model_type": "xlm-roberta", "pad_token_id": 1}, 512),
+        ({"max_position_embeddings": 514, "model_type": "mpnet", "pad_token_id": 1}, 512),
+        ({}, 512),
+    ],
+)
+def test_position_limit_read_from_the_source_config(
+    config: dict[str, object], expected: int
+) -> None:
+    from neuralcore.embedding._convert import _max_positions
+
+    assert _max_positions(config) == expected
+
+
+@pytest.mark.parametrize(
+    "config", [{"max_position_embeddings": "x"}, {"max_position_embeddings": 0}]
+)
+def test_bad_position_count_in_the_source_config_is_a_model_error(
+    config: dict[str, object],
+) -> None:
+    from neuralcore.embedding._convert import _max_positions
+
+    with pytest.raises(ModelError, match="position"):
+        _max_positions(config)
