@@ -328,3 +328,14 @@ def test_bad_position_count_in_the_source_config_is_a_model_error(
 
     with pytest.raises(ModelError, match="position"):
         _max_positions(config)
+
+
+def test_manifest_max_length_beyond_the_known_position_limit_is_refused(model_copy: Path) -> None:
+    # an older manifest without max_positions: the known model's 512 applies
+    data = json.loads((model_copy / "neuralcore.json").read_text())
+    data.pop("max_positions", None)
+    data["max_length"] = 1024
+    (model_copy / "neuralcore.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=r"'max_length' = 1024 exceeds .*512"):
+        EmbeddingEngine(model_copy)
+    assert EmbeddingEngine(model_copy, max_length=128).embed(["x"]).shape == (1, 384)

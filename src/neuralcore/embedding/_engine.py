@@ -240,6 +240,11 @@ class EmbeddingEngine:
                 f"max_length={config.max_length} exceeds the position limit of model"
                 f" {info.name!r} ({limit} tokens); use max_length <= {limit}"
             )
+        if config.max_length is None and limit is not None and info.max_length > limit:
+            raise ModelError(
+                f"model manifest {folder / 'neuralcore.json'} is invalid: field 'max_length'"
+                f" = {info.max_length} exceeds the model's position limit ({limit} tokens)"
+            )
         self._info = info
         self._max_length = config.max_length or info.max_length
         self._normalize = info.normalize if config.normalize is None else config.normalize
