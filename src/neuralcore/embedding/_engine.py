@@ -261,6 +261,7 @@ class EmbeddingEngine:
             threads=self._threads,
             device=config.device,
             bf16=spec.precision == "bf16",
+            verify=lambda: verify_files(info, graph_files(graph)),
         )
         self._runtime_info = RuntimeInfo(
             runtime=spec.runtime,

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,9 +129,21 @@ class _OpenVinoRunner(Runner):
     On 2 cores with all-MiniLM-L6-v2's static int8 graph: streams 1.12x the latency model
     on 1,000 texts (equal on 100); the latency model ~1.5x the one-thread stream on one
     text; see ``neuralcore bench embedding``.
+
+    A failed inference never leaves a stale result behind: inputs are copied into the
+    request, each output's shape is checked against its input, and the model that failed
+    is compiled afresh (see :meth:`_recompile`). Once every model is compiled the split
+    graph is dropped; a recompile checks the files (``verify``) and reads them again.
     """
 
-    def __init__(self, path: Path, *, threads: int, precision: Literal["f32", "bf16"]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int,
+        precision: Literal["f32", "bf16"],
+        verify: Callable[[], None] | None = None,
+    ) -> None:
         ov = require("openvino", extra="openvino")
         config: dict[str, Any] = {
             "INFERENCE_NUM_THREADS": threads,
@@ -143,6 +155,7 @@ class _OpenVinoRunner(Runner):
         self._config = config
         self._core = ov.Core()
         self._path = path
+        self._verify = verify  # checks the files again before a later read (a recompile)
         self._model: Any = None  # what to compile: the split graph, or the file's path
         self._lookup: _WordEmbeddings | None = None
         self._read_model()
@@ -158,21 +171,21 @@ class _OpenVinoRunner(Runner):
                 "PERFORMANCE_HINT": "THROUGHPUT",
                 "NUM_STREAMS": threads,
             }
-        if threads == 1 or self._lookup is not None:
-            compiled = self._compile({**config, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
-            self._latency_model = compiled
-            self._latency = compiled.create_infer_request()
+        # a lone batch on all threads: where the table is split off (both models then fit in
+        # less memory than one did), or where there is only one thread anyway
+        self._use_latency = threads == 1 or self._lookup is not None
+        if self._use_latency:
+            compiled = self._latency_request()
             layout = f"1 stream of {threads} for one batch, {threads} streams for several"
         else:
-            compiled = self._compile(self._throughput_config or {})
-            self._set_streams(compiled)
+            self._stream_requests()
+            compiled = self._streams_model
             layout = f"{len(self._requests)} streams of 1"
         inputs = [
             i.get_any_name() for i in compiled.inputs if _WORD_EMBEDDINGS not in i.get_names()
         ]
         if threads == 1:
             layout = "1 stream"
-            self._release_model()
         kind = "static int8" if path.suffix == ".xml" else precision
         super().__init__(
             inputs,
@@ -196,23 +209,25 @@ class _OpenVinoRunner(Runner):
             if lookup is not None:
                 self._model, self._lookup = model, lookup
 
-    def _release_model(self) -> None:
-        """Every model is compiled: drop the split graph (read again if one must be redone)."""
-        if not isinstance(self._model, str):
-            self._model = None
-
     def _compile(self, config: dict[str, Any]) -> Any:
-        if self._model is None:
+        """Compile the graph (under ``_compile_lock``); read it first if it was dropped."""
+        if self._model is None:  # dropped once compiled: the files must still be the same
+            if self._verify is not None:
+                self._verify()
             self._read_model()
         try:
-            return self._core.compile_model(self._model, "CPU", config)
+            compiled = self._core.compile_model(self._model, "CPU", config)
         except Exception as err:  # openvino raises RuntimeError or its own classes
             raise ModelError(f"OpenVINO cannot load model file {self._path}: {err}") from err
+        return compiled
 
-    def _set_streams(self, compiled: Any) -> None:
-        streams = max(1, int(compiled.get_property("NUM_STREAMS")))
-        self._streams_model = compiled
-        self._requests = [compiled.create_infer_request() for _ in range(streams)]
+    def _release_model(self) -> None:
+        """Drop the split graph once every model this runner uses is compiled."""
+        done = (not self._use_latency or self._latency is not None) and (
+            self._throughput_config is None or bool(self._requests)
+        )
+        if done and not isinstance(self._model, str):
+            self._model = None
 
     def _feeds(self, feeds: Feeds) -> dict[str, NDArray[Any]]:
         """The engine's feeds plus the word embeddings looked up here, if split off."""
@@ -220,14 +235,43 @@ class _OpenVinoRunner(Runner):
             return dict(feeds)
         return {**feeds, _WORD_EMBEDDINGS: self._lookup(feeds["input_ids"])}
 
+    def _latency_request(self) -> Any:
+        """The latency model's compiled model, compiling it if there is none (at load, or
+        after a failure discarded it)."""
+        with self._compile_lock:
+            if self._latency is None:
+                config = {**self._config, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+                compiled = self._compile(config)
+                self._latency_model, self._latency = compiled, compiled.create_infer_request()
+                self._release_model()
+            return self._latency_model
+
     def _stream_requests(self) -> list[Any]:
-        """The throughput model's requests, compiling it on first use."""
+        """The throughput model's requests, compiling it on first use (or after a failure)."""
         if not self._requests and self._throughput_config is not None:
             with self._compile_lock:
                 if not self._requests:
-                    self._set_streams(self._compile(self._throughput_config))
+                    compiled = self._compile(self._throughput_config)
+                    streams = max(1, int(compiled.get_property("NUM_STREAMS")))
+                    self._streams_model = compiled
+                    self._requests = [compiled.create_infer_request() for _ in range(streams)]
                     self._release_model()
         return self._requests
+
+    def _discard(self, *, latency: bool) -> None:
+        """Forget a model after a failed inference; the next call compiles it afresh.
+
+        A new request is not enough: the requests of one compiled stream share its graph,
+        and a failed shape inference leaves that graph's cached shapes half updated (the
+        next call with the previous call's shape then failed too, in any request). The
+        next call compiles the model again (from the disk cache where there is one), after
+        checking the files if the graph was dropped; until that succeeds, calls fail.
+        """
+        with self._compile_lock:
+            if latency:
+                self._latency_model = self._latency = None
+            else:
+                self._streams_model, self._requests = None, []
 
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
         return np.array(self._infer_one(feeds), dtype=np.float32, copy=True)
@@ -237,37 +281,21 @@ class _OpenVinoRunner(Runner):
 
         Inputs are copied into the request (``share_inputs=False``) and the output's shape
         is checked against them: a request that failed keeps its previous output, which
-        must never come back as this call's. After any failure the model is compiled again.
+        must never come back as this call's. After any failure the model is discarded.
         """
-        latency = self._latency is not None
-        request = self._latency if latency else self._stream_requests()[0]
+        if self._use_latency:
+            self._latency_request()
+            request = self._latency
+        else:
+            request = self._stream_requests()[0]
         try:
             request.infer(self._feeds(feeds), share_inputs=False)
             hidden: NDArray[np.float32] = request.get_output_tensor(0).data
             _check_output(hidden, feeds)
         except BaseException:
-            self._recompile(latency=latency)
+            self._discard(latency=self._use_latency)
             raise
         return hidden
-
-    def _recompile(self, *, latency: bool) -> None:
-        """Replace a model after a failed inference: a new request is not enough.
-
-        The requests of one compiled stream share its graph, and a failed shape inference
-        leaves that graph's cached shapes half updated: the next call with the previous
-        call's shape then fails too, in any request. A fresh compile (from the disk cache
-        where there is one) starts clean.
-        """
-        with self._compile_lock:
-            if latency:
-                config = {**self._config, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-                self._latency_model = self._compile(config)
-                self._latency = self._latency_model.create_infer_request()
-                if self._requests or self._throughput_config is None:
-                    self._release_model()
-            elif self._throughput_config is not None:
-                self._set_streams(self._compile(self._throughput_config))
-                self._release_model()
 
     def run_many(self, batches: Iterable[Feeds]) -> Iterator[NDArray[np.float32]]:
         iterator = iter(batches)
@@ -290,7 +318,6 @@ class _OpenVinoRunner(Runner):
     ) -> Iterator[NDArray[np.float32]]:
         free = deque(requests)
         busy: deque[tuple[Any, Feeds]] = deque()
-        ok = failed = False
         try:
             for feeds in batches:
                 if not free:
@@ -300,16 +327,13 @@ class _OpenVinoRunner(Runner):
                 request.start_async(self._feeds(feeds), share_inputs=False)
             while busy:
                 yield self._finish(busy, free)
-            ok = True
-        except Exception:
-            failed = True
+        except Exception:  # the streams' graphs may keep stale state: start afresh
+            self._discard(latency=False)
             raise
         finally:  # an abandoned or failed run: let the requests still running finish
             for request, _ in busy:
                 with contextlib.suppress(Exception):  # the run already failed or was abandoned
                     request.wait()
-            if not ok and failed:  # the streams' graphs may keep stale state: start afresh
-                self._recompile(latency=False)
 
     @staticmethod
     def _finish(busy: deque[tuple[Any, Feeds]], free: deque[Any]) -> NDArray[np.float32]:
@@ -408,7 +432,13 @@ def _openvino_cache_dir() -> Path | None:
 
 
 def open_runner(
-    path: Path, *, runtime: Runtime, threads: int, device: Device, bf16: bool = False
+    path: Path,
+    *,
+    runtime: Runtime,
+    threads: int,
+    device: Device,
+    bf16: bool = False,
+    verify: Callable[[], None] | None = None,
 ) -> Runner:
     """Open a graph with neuralcore's settings on the chosen runtime.
 
@@ -416,7 +446,9 @@ def open_runner(
     OpenVINO: CPU only, one stream of all threads for a call of one batch, one stream per
     thread for several (:meth:`Runner.run_many` keeps them busy), f32 or bf16 precision;
     ``path`` is an ONNX file or an OpenVINO IR ``.xml`` (the static int8 graph, whose
-    quantized ops run in int8 and the rest at the f32 hint).
+    quantized ops run in int8 and the rest at the f32 hint). ``verify`` (OpenVINO) is called
+    before the file is read again, when a model is compiled afresh after a failed inference
+    (it should raise when the file no longer matches what was loaded).
 
     Raises
     ------
@@ -430,7 +462,8 @@ def open_runner(
     if runtime == "openvino":
         if device == "cuda":
             raise ConfigError("device", device, "the OpenVINO runtime here runs on CPU only")
-        runner: Runner = _OpenVinoRunner(path, threads=threads, precision="bf16" if bf16 else "f32")
+        precision: Literal["f32", "bf16"] = "bf16" if bf16 else "f32"
+        runner: Runner = _OpenVinoRunner(path, threads=threads, precision=precision, verify=verify)
     else:
         runner = _OrtRunner(path, threads=threads, device=device)
     logger.info("loaded %s: %s", path.name, runner.description)
