@@ -274,3 +274,121 @@ def test_faiss_file_metadata_of_the_wrong_type(tmp_path: Path, field: str, value
     for opener in (HNSWIndex.load, HNSWIndex.view):
         with pytest.raises(IndexFileError):
             opener(bad)
+
+
+def _faiss_file(path: Path, *, metric: str = "cosine", dtype: str = "f32") -> Path:
+    """A genuine FAISS-engine file: keys 0..29, key 5 removed (its row stays, label -1)."""
+    index = HNSWIndex(DIM, metric=metric, dtype=dtype, M=4, ef_construction=16, threads=1)
+    index.add(np.arange(30), np.random.default_rng(0).standard_normal((30, DIM)))
+    index.remove(5)
+    index.save(path)
+    return path
+
+
+def _with_codes(path: Path, target: Path, dtype: str, rows: dict[int, Any]) -> Path:
+    """``path`` with some rows of the FAISS code array replaced (valid CRCs)."""
+    from neuralcore.vectors.hnsw._graph import validate_faiss_hnsw
+
+    meta, sections = _parts(path)
+    where = validate_faiss_hnsw(
+        path, memoryview(sections["faiss"]), dim=DIM, rows=meta["rows"],
+        metric=meta["metric"], dtype=dtype, m=meta["M"],
+    )  # fmt: skip
+    blob = bytearray(sections["faiss"])
+    stored = {"f32": "<f4", "f16": "<f2", "bf16": "<u2"}[dtype]
+    codes = np.frombuffer(blob, dtype=stored, count=meta["rows"] * DIM, offset=where.codes_offset)
+    codes = codes.reshape(-1, DIM).copy()
+    for row, value in rows.items():
+        codes[row] = value
+    blob[where.codes_offset : where.codes_offset + codes.nbytes] = codes.tobytes()
+    return _reseal(path, target, faiss=bytes(blob))
+
+
+FAISS_OPENERS = [
+    pytest.param(lambda p: HNSWIndex.load(p, backend="python"), id="load-python"),
+    pytest.param(lambda p: HNSWIndex.load(p, backend="native"), id="load-native"),
+    pytest.param(lambda p: HNSWIndex.view(p, backend="python"), id="view-python"),
+    pytest.param(lambda p: HNSWIndex.view(p, backend="native"), id="view-native"),
+]
+
+
+@needs_faiss
+@needs_native
+@pytest.mark.parametrize("opener", FAISS_OPENERS)
+@pytest.mark.parametrize(
+    ("metric", "dtype", "value", "says"),
+    [
+        ("cosine", "f32", np.nan, "NaN or infinity"),
+        ("cosine", "f32", 1e30, "not 1"),
+        ("cosine", "f32", 0.0, "zero length"),
+        ("cosine", "f16", np.float16(np.inf), "NaN or infinity"),
+        ("cosine", "bf16", _BF16_1E30, "not 1"),
+        ("l2", "f32", np.nan, "NaN or infinity"),
+        ("ip", "f32", 1e30, "beyond"),
+        ("l2", "bf16", _BF16_NAN, "NaN or infinity"),
+    ],
+)
+def test_faiss_codes_that_add_refuses_are_refused_on_open(
+    tmp_path: Path, opener: Opener, metric: str, dtype: str, value: Any, says: str
+) -> None:
+    good = _faiss_file(tmp_path / "good.nchnsw", metric=metric, dtype=dtype)
+    labels = np.frombuffer(_parts(good)[1]["labels"], dtype="<i8")
+    live, removed = int(np.flatnonzero(labels == 7)[0]), int(np.flatnonzero(labels == -1)[0])
+    bad = _with_codes(good, tmp_path / "bad.nchnsw", dtype, {live: value})
+    with pytest.raises(IndexFileError, match=says) as info:
+        opener(bad)
+    assert f"key 7 (row {live})" in str(info.value)
+    # a removed row is still walked through by the graph search: checked as well
+    dead = _with_codes(good, tmp_path / "dead.nchnsw", dtype, {removed: value})
+    with pytest.raises(IndexFileError, match=f"a removed key \\(row {removed}\\)"):
+        opener(dead)
+
+
+@needs_faiss
+@needs_native
+@pytest.mark.parametrize("opener", FAISS_OPENERS)
+def test_faiss_8bit_ranges_beyond_unit_are_refused(tmp_path: Path, opener: Opener) -> None:
+    from neuralcore.vectors.hnsw._graph import validate_faiss_hnsw
+
+    good = _faiss_file(tmp_path / "good.nchnsw", dtype="i8")
+    meta, sections = _parts(good)
+    where = validate_faiss_hnsw(
+        good, memoryview(sections["faiss"]), dim=DIM, rows=meta["rows"], metric="cosine",
+        dtype="i8", m=meta["M"],
+    )  # fmt: skip
+    blob = bytearray(sections["faiss"])
+    blob[where.trained_offset : where.trained_offset + 4] = np.float32(-1e30).tobytes()
+    bad = _reseal(good, tmp_path / "bad.nchnsw", faiss=bytes(blob))
+    with pytest.raises(IndexFileError, match=r"range \[-1e\+30, .*dimension 0"):
+        opener(bad)
+
+
+@needs_faiss
+@needs_native
+@pytest.mark.parametrize(
+    ("metric", "dtype", "row"),
+    [
+        ("cosine", "f32", [1e30] * DIM),
+        ("cosine", "f16", [3.0, 1e-4] + [0.0] * (DIM - 2)),
+        ("cosine", "bf16", [1.0] * DIM),
+        ("cosine", "i8", [1.0] + [0.01] * (DIM - 1)),
+        ("l2", "f32", [3.2e18] * DIM),
+        ("ip", "f16", [65504.0] * DIM),
+        ("l2", "bf16", [0.0] * DIM),
+    ],
+)
+def test_genuine_faiss_files_of_every_kind_still_open(
+    tmp_path: Path, metric: str, dtype: str, row: list[float]
+) -> None:
+    index = HNSWIndex(DIM, metric=metric, dtype=dtype, M=4, ef_construction=16, threads=1)
+    index.add(np.arange(40), np.random.default_rng(4).standard_normal((40, DIM)))
+    index.add(99, row)
+    index.remove([3, 4])
+    path = tmp_path / "good.nchnsw"
+    index.save(path)
+    query = np.random.default_rng(5).standard_normal(DIM)
+    expected = index.search(query, k=5)[0]
+    np.testing.assert_array_equal(HNSWIndex.load(path).search(query, k=5)[0], expected)
+    with HNSWIndex.view(path, verify=True) as view:
+        np.testing.assert_array_equal(view.search(query, k=5)[0], expected)
+    assert len(HNSWIndex.load(path, backend="python")) == 39

@@ -151,17 +151,25 @@ _UNIT_SLACK = {"f32": 1e-3, "f16": 1e-2, "bf16": 1e-2}
 _F32_MAX = float(np.finfo(np.float32).max)
 _F16_MAX = float(np.finfo(np.float16).max)
 _NORM_CHUNK = 1 << 22  # bytes of stored rows read (then evicted) per block
+_RANGE_SLACK = 1e-3  # float32 rounding of a trained 8-bit range's minimum + width
 
 
 def _check_vectors(
-    file: IndexFile, settings: Settings, keys: NDArray[np.int64], vecs: NDArray[Any]
+    file: IndexFile,
+    settings: Settings,
+    keys: NDArray[np.int64],
+    vecs: NDArray[Any],
+    *,
+    section: str = "vectors",
+    offset: int = 0,
 ) -> None:
     """Refuse stored rows that :meth:`HNSWIndex.add` would have refused (one read).
 
-    A NaN row would make every search answer key -1 with a NaN (or inf) distance, a row
-    of 1e30 in a cosine file every distance 0, and a zero row a different order in
-    ``load`` (FAISS) and ``view`` (exact). Blocks of rows are read once each and then
-    evicted from the process, so a view stays as small as before.
+    ``vecs`` sits at byte ``offset`` of ``section``; ``keys`` holds each row's key (-1: a
+    removed FAISS row, still searched through). A NaN row would make every search
+    answer key -1 with a NaN (or inf) distance, a row of 1e30 in a cosine file every
+    distance 0, and a zero row a different order in ``load`` and ``view``. Blocks of
+    rows are read once each and then evicted from the process, so a view stays small.
     """
     if not len(vecs):
         return
@@ -170,7 +178,7 @@ def _check_vectors(
     step = max(1, _NORM_CHUNK // row_bytes)
     for start in range(0, len(vecs), step):
         norms[start : start + step] = _row_norms(vecs[start : start + step], settings.dtype)
-        file.evict("vectors", start * row_bytes, (start + step) * row_bytes)
+        file.evict(section, offset + start * row_bytes, offset + (start + step) * row_bytes)
     # NumKong sums bfloat16 squares in float32: 1e30 overflows, 1e-30 underflows; redo
     # the rows that came out zero, NaN or inf in float64 (none in a genuine cosine file)
     odd = np.flatnonzero(~(np.isfinite(norms) & (norms > 0.0)))
@@ -179,10 +187,11 @@ def _check_vectors(
         norms[rows] = _exact_norms(vecs[rows])
 
     def fail(rows: NDArray[np.intp], problem: str) -> None:
-        row = int(rows[0])
+        row, key = int(rows[0]), int(keys[rows[0]])
+        which = f"key {key}" if key >= 0 else "a removed key"
         more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
         raise IndexFileError(
-            f"{file.path}: stored vector of key {int(keys[row])} (row {row}) {problem}{more};"
+            f"{file.path}: stored vector of {which} (row {row}) {problem}{more};"
             " the file is damaged or was not written by HNSWIndex.save()"
         )
 
@@ -269,7 +278,29 @@ def _faiss_arrays(
         file.path, blob, dim=settings.dim, rows=rows, metric=settings.metric,
         dtype=settings.dtype, m=settings.M,
     )  # fmt: skip
+    if settings.dtype == "i8":  # 8-bit codes decode within the trained ranges
+        _check_ranges(file.path, blob, info, settings.dim)
+    else:  # every row, removed ones too: searches still pass through them
+        vecs = np.frombuffer(
+            blob, dtype=_FILE_DTYPES[settings.dtype], count=rows * settings.dim,
+            offset=info.codes_offset,
+        ).reshape(rows, settings.dim)  # fmt: skip
+        _check_vectors(file, settings, labels, vecs, section="faiss", offset=info.codes_offset)
     return labels, blob, info
+
+
+def _check_ranges(path: Path, blob: memoryview, info: GraphInfo, dim: int) -> None:
+    """8-bit ranges (cosine only) must lie within [-1, 1]: they were fit to unit rows."""
+    ranges = np.frombuffer(blob, dtype="<f4", count=2 * dim, offset=info.trained_offset)
+    low, high = ranges[:dim], ranges[:dim] + ranges[dim:]  # finite, positive widths: checked
+    outside = np.flatnonzero((low < -1.0 - _RANGE_SLACK) | (high > 1.0 + _RANGE_SLACK))
+    if len(outside):
+        at = int(outside[0])
+        raise IndexFileError(
+            f"{path}: 8-bit range [{low[at]:.6g}, {high[at]:.6g}] of dimension {at} is not"
+            " within [-1, 1] (cosine rows are unit); the file is damaged or was not written"
+            " by HNSWIndex.save()"
+        )
 
 
 def _faiss_exact(file: IndexFile, settings: Settings, count: int) -> ExactEngine:
