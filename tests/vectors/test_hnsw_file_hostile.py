@@ -392,3 +392,18 @@ def test_genuine_faiss_files_of_every_kind_still_open(
     with HNSWIndex.view(path, verify=True) as view:
         np.testing.assert_array_equal(view.search(query, k=5)[0], expected)
     assert len(HNSWIndex.load(path, backend="python")) == 39
+
+
+@pytest.mark.parametrize(("metric", "dtype", "value", "says"), BAD_ROWS)
+def test_numpy_path_without_numkong_refuses_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str, dtype: str, value: Any, says: str
+) -> None:
+    from neuralcore.vectors.hnsw import _io
+
+    monkeypatch.setattr(_io, "_NORM", [None])  # as if NumKong were not installed
+    good = _exact_file(tmp_path / "good.nchnsw", metric=metric, dtype=dtype)
+    bad = _with_rows(good, tmp_path / "bad.nchnsw", dtype, {3: value})
+    with pytest.raises(IndexFileError, match=says):
+        HNSWIndex.view(bad, backend="python")
+    with HNSWIndex.view(good, backend="python") as view:  # genuine rows still open
+        assert len(view) == 6
