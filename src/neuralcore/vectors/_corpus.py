@@ -26,8 +26,8 @@ from numpy.typing import NDArray
 
 from neuralcore.core._cpu import usable_cores
 from neuralcore.errors import ConfigError, DimensionMismatchError, InvalidInputError
-from neuralcore.vectors._kernels.native import _SIMD, safe_norms
-from neuralcore.vectors._spec import check_k
+from neuralcore.vectors._kernels.native import _SIMD, prescaled, safe_norms
+from neuralcore.vectors._spec import MAX_THREADS, check_k
 from neuralcore.vectors._validate import as_float_array
 
 __all__ = ("Corpus", "StorageType")
@@ -61,17 +61,12 @@ def _aligned(rows: int, dim: int, dtype: np.dtype[Any]) -> NDArray[Any]:
 
 
 def _unit_f64(rows: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Unit rows and original norms, in float64; huge finite rows are rescaled first."""
+    """Unit rows and original norms, in float64; rows of huge or subnormal norm are divided
+    by their largest component first (dividing by such a norm is inexact or overflows)."""
     x = rows.astype(np.float64, copy=False)
     norms = safe_norms(x)  # exact for tiny float64 rows too (rescaled where squares underflow)
-    if not np.isfinite(norms).all():  # finite float64 rows whose norm exceeds float64
-        top = np.abs(x).max(axis=1, keepdims=True, initial=0.0)
-        scaled = x / np.where(top > 0, top, 1.0)
-        inner = np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
-        with np.errstate(over="ignore"):
-            norms = inner * top[:, 0]
-        return scaled / np.where(inner > 0, inner, 1.0)[:, None], norms
-    return x / np.where(norms > 0, norms, 1.0)[:, None], norms
+    scaled, inner = prescaled(x, norms)
+    return scaled / np.where(inner > 0, inner, 1.0)[:, None], norms
 
 
 def _unit_f32(rows: NDArray[Any]) -> tuple[NDArray[np.float32], NDArray[np.float64]] | None:
@@ -155,6 +150,8 @@ class Corpus:
         workers = usable_cores() if threads is None else threads
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError("threads", threads, "expected an int >= 1")
+        if workers > MAX_THREADS:
+            raise ConfigError("threads", threads, f"expected an int <= {MAX_THREADS}")
         self._dtype, self._threads = dtype, workers
         self._lock = threading.Lock()
         first = None if rows is None else self._rows(rows, dim)

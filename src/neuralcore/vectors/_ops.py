@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from neuralcore.core._backend import BackendName
 from neuralcore.errors import ConfigError
 from neuralcore.vectors._select import load_kernels
-from neuralcore.vectors._spec import Metric, check_flag
+from neuralcore.vectors._spec import MAX_THREADS, Metric, check_flag
 
 if TYPE_CHECKING:
     from neuralcore.vectors._corpus import Corpus, StorageType
@@ -107,6 +107,8 @@ class VectorOps:
     ) -> VectorOps:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ConfigError("threads", threads, "must be an int >= 1")
+        if threads > MAX_THREADS:
+            raise ConfigError("threads", threads, f"must be <= {MAX_THREADS}")
         choice, kernels = load_kernels(backend)
         allow = check_flag(allow_nonfinite, "allow_nonfinite")
         self: VectorOps = object.__new__(_variant(cls, kernels.__name__, allow, threads))

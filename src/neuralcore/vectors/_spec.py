@@ -8,9 +8,21 @@ from typing import Any, Literal
 
 from neuralcore.errors import InputTypeError, InvalidInputError
 
-__all__ = ("TOP_K_METRICS", "Metric", "check_flag", "check_k", "check_metric", "show")
+__all__ = (
+    "MAX_THREADS",
+    "TOP_K_METRICS",
+    "Metric",
+    "check_flag",
+    "check_k",
+    "check_metric",
+    "show",
+)
 
 Metric = Literal["cosine", "ip", "l2"]
+
+# the most threads any vectors object takes (as EmbeddingConfig): a typo (threads=100000)
+# is a ConfigError naming the field, not a crash in a native thread pool
+MAX_THREADS = 1024
 
 # top_k metric -> (kernel name, higher score is better)
 TOP_K_METRICS: dict[str, tuple[str, bool]] = {

@@ -7,12 +7,18 @@ naming the argument and the offending shape or dtype.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from neuralcore.errors import DimensionMismatchError, InputTypeError, NonFiniteError
+from neuralcore.errors import (
+    DimensionMismatchError,
+    InputTypeError,
+    InvalidInputError,
+    NonFiniteError,
+)
 
 __all__ = ("as_float_array", "check_finite", "check_same_dim")
 
@@ -68,10 +74,29 @@ def _to_numpy(value: Any, name: str) -> NDArray[Any]:
         array = np.asarray(value)
     except (ValueError, TypeError) as err:  # ragged nested lists
         raise InputTypeError(f"{name} is not a rectangular numeric array: {err}") from err
+    if array.dtype == object and not isinstance(value, np.ndarray):
+        array = _real_objects(array, name)  # a list of Fractions, Decimals...: as stdlib's
     if array.dtype.kind not in "fiu":
         kind = array.dtype
         raise InputTypeError(f"{name} must hold real numbers, got dtype {kind}")
     return array
+
+
+def _real_objects(array: NDArray[Any], name: str) -> NDArray[Any]:
+    """A sequence of real numbers numpy keeps as objects (``Fraction``...) as float64.
+
+    The stdlib backend reads any ``numbers.Real`` (not ``bool``) as ``float(x)``; so does
+    this one, for sequences (an object *ndarray* is refused by both).
+    """
+    items = array.ravel().tolist()
+    if not items or not all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in items
+    ):
+        return array  # refused by the caller, naming the dtype
+    try:
+        return np.array([float(v) for v in items], dtype=np.float64).reshape(array.shape)
+    except OverflowError as err:
+        raise InvalidInputError(f"{name} holds a number too large for float64: {err}") from None
 
 
 def check_finite(array: NDArray[Any], *, name: str) -> None:

@@ -21,8 +21,14 @@
  * skips numkong.angular's argument parsing and buffer requests (~150 ns of its ~200).
  *
  * Numpy is used through its headers only (the ndarray struct accessors, no C-API table):
- * the ndarray type object is handed in from Python, so importing this module never
- * imports numpy.
+ * the ndarray type object is handed in from Python and checked to be ``numpy.ndarray``
+ * itself (looked up when a kernel is made), so importing this module never imports numpy
+ * and no other type is ever read as an ndarray struct.
+ *
+ * Trust: this module is private. A kernel address cannot be verified in C; it must come
+ * from NumKong's ``pointer_to_angular`` (native.py also checks, at load, that the kernel
+ * there answers bit for bit as ``numkong.angular``). Zero and negative addresses are
+ * refused (zero in PairKernel means "no address: call the library's Python function").
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,6 +55,50 @@ typedef struct {
 } PairKernel;
 
 static PyObject *flag_name; /* "allow_nonfinite", interned */
+
+/* 1 if ``type`` is numpy.ndarray itself, else 0 with a TypeError set (-1 on other errors).
+   Whatever is compared by identity with an argument's type and then read as an ndarray
+   struct must be exactly this type: any other would be read out of bounds. */
+static int
+check_ndarray_type(PyObject *type)
+{
+    PyObject *numpy = PyImport_ImportModule("numpy");
+    if (numpy == NULL) {
+        return -1;
+    }
+    PyObject *nd = PyObject_GetAttrString(numpy, "ndarray");
+    Py_DECREF(numpy);
+    if (nd == NULL) {
+        return -1;
+    }
+    int same = nd == type;
+    Py_DECREF(nd);
+    if (!same) {
+        PyErr_SetString(PyExc_TypeError, "the ndarray argument must be numpy.ndarray itself");
+        return 0;
+    }
+    return 1;
+}
+
+/* The kernel address from a Python int: non-negative, fits a pointer; -1 on error. */
+static int
+read_address(PyObject *value, int allow_zero, uintptr_t *out)
+{
+    if (!PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "the kernel address must be an int");
+        return -1;
+    }
+    unsigned long long address = PyLong_AsUnsignedLongLong(value); /* negative: OverflowError */
+    if (address == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if ((address == 0 && !allow_zero) || address > (unsigned long long)UINTPTR_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the kernel address must be a non-zero pointer");
+        return -1;
+    }
+    *out = (uintptr_t)address;
+    return 0;
+}
 
 static inline int
 is_f32_vector(PyObject *obj)
@@ -138,16 +188,22 @@ pair_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *names[] = {"kernel", "fallback", "ndarray", "rejects", "similarity",
                             "method", "address", NULL};
-    PyObject *kernel, *fallback, *ndarray, *rejects;
+    PyObject *kernel, *fallback, *ndarray, *rejects, *address_obj = NULL;
     int similarity, method;
-    unsigned long long address = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!pp|K:PairKernel", names, &kernel,
+    uintptr_t address = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO!O!pp|O:PairKernel", names, &kernel,
                                      &fallback, &PyType_Type, &ndarray, &PyTuple_Type,
-                                     &rejects, &similarity, &method, &address)) {
+                                     &rejects, &similarity, &method, &address_obj)) {
         return NULL;
     }
     if (!PyCallable_Check(kernel) || !PyCallable_Check(fallback)) {
         PyErr_SetString(PyExc_TypeError, "PairKernel: kernel and fallback must be callable");
+        return NULL;
+    }
+    if (check_ndarray_type(ndarray) != 1) {
+        return NULL;
+    }
+    if (address_obj != NULL && read_address(address_obj, 1, &address) < 0) {
         return NULL;
     }
     PairKernel *self = (PairKernel *)type->tp_alloc(type, 0);
@@ -164,7 +220,7 @@ pair_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->ndarray = ndarray;
     Py_INCREF(rejects);
     self->rejects = rejects;
-    self->direct = (angular_f32)(uintptr_t)address;
+    self->direct = (angular_f32)address;
     self->similarity = similarity;
     self->skip = method ? 1 : 0;
     return (PyObject *)self;
@@ -203,7 +259,7 @@ pair_dealloc(PairKernel *self)
 /* A function's binding: found on a class, it becomes a bound method of the instance
    (a method of VectorOps' per-setting subclasses; also what a plain function does). */
 static PyObject *
-pair_descr_get(PyObject *self, PyObject *obj, PyObject *type)
+pair_descr_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
 {
     if (obj == NULL || obj == Py_None) {
         Py_INCREF(self);
@@ -226,7 +282,7 @@ pair_repr(PairKernel *self)
 }
 
 static PyObject *
-get_fallback(PairKernel *self, void *closure)
+get_fallback(PairKernel *self, void *Py_UNUSED(closure))
 {
     Py_INCREF(self->fallback);
     return self->fallback;
@@ -284,18 +340,21 @@ static PyTypeObject PairKernelType = {
 /* call_angular_f32(address, a, b): the kernel at ``address`` on two contiguous float32
    vectors of one length (for the load-time check that it answers as numkong.angular). */
 static PyObject *
-call_angular_f32(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+call_angular_f32(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "call_angular_f32(address, ndarray, a, b)");
         return NULL;
     }
-    unsigned long long address = PyLong_AsUnsignedLongLong(args[0]);
-    if (address == (unsigned long long)-1 && PyErr_Occurred()) {
+    uintptr_t address;
+    if (read_address(args[0], 0, &address) < 0) {
         return NULL;
     }
     PyObject *nd = args[1], *a = args[2], *b = args[3];
-    if (address == 0 || !PyType_Check(nd) || Py_TYPE(a) != (PyTypeObject *)nd
+    if (check_ndarray_type(nd) != 1) {
+        return NULL;
+    }
+    if (Py_TYPE(a) != (PyTypeObject *)nd
         || Py_TYPE(b) != (PyTypeObject *)nd || !is_f32_vector(a) || !is_f32_vector(b)
         || PyArray_DIMS((PyArrayObject *)a)[0] != PyArray_DIMS((PyArrayObject *)b)[0]
         || PyArray_DIMS((PyArrayObject *)a)[0] == 0) {
@@ -305,7 +364,7 @@ call_angular_f32(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     double dist;
-    ((angular_f32)(uintptr_t)address)((float const *)PyArray_DATA((PyArrayObject *)a),
+    ((angular_f32)address)((float const *)PyArray_DATA((PyArrayObject *)a),
                                       (float const *)PyArray_DATA((PyArrayObject *)b),
                                       (size_t)PyArray_DIMS((PyArrayObject *)a)[0], &dist);
     return PyFloat_FromDouble(dist);

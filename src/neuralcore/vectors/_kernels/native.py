@@ -45,7 +45,7 @@ from neuralcore.vectors._kernels.pure import as_methods
 from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
 from neuralcore.vectors._validate import as_float_array, check_finite, check_same_dim
 
-__all__ = ("SIMD_NAME", "accelerated", "bind", "bind_methods", "safe_norms")
+__all__ = ("SIMD_NAME", "accelerated", "bind", "bind_methods", "prescaled", "safe_norms")
 
 Arr = NDArray[np.floating[Any]]
 Names = tuple[str, str]
@@ -107,6 +107,20 @@ def _simd_cosine_precise() -> bool:
 
 _COSINE_SIMD = _simd_cosine_precise()
 
+# NumKong sums float32 in float64: its float32 cosine is right for any finite magnitude.
+# SimSIMD 6 squares and sums float32 in float32, so its cosine is wrong once a squared norm
+# leaves float32's range (1.0 instead of 0.7071 for norms ~1e-25 or ~1e20): with it, a
+# float32 cosine stands only for squared norms inside this range (measured error < 1e-8
+# there; ~2e-7 at 1e-38) and 0 or 2 is never trusted.
+_F32_WIDE = _COSINE_METRIC == "angular"
+_SQ_LO, _SQ_HI = 1e-30, 1e30
+
+
+def _f32_safe(a: Arr, b: Arr) -> bool:
+    """Whether SimSIMD's float32 cosine of ``a`` and ``b`` stands: both squared norms (its
+    own float32 sums: an overflow shows as inf, an underflow as a tiny value) in range."""
+    return _SQ_LO < _ss_dot(a, a) < _SQ_HI and _SQ_LO < _ss_dot(b, b) < _SQ_HI
+
 
 # The one-pair functions call SimSIMD directly and let it reject what it cannot take (lists,
 # strided, big-endian, mixed or unsupported dtypes: it raises, and the general path
@@ -142,12 +156,17 @@ def _cosine_similarity(a: Any, b: Any, allow_nonfinite: bool | None = None) -> A
         dist = _ss_cos(a, b)
         # Trusted only strictly between 0 and 2 (SimSIMD maps zero vectors and NaN/inf to
         # 0, 1, 2 or a non-finite value: checked per SIMD level by tests) and for two
-        # float32 ndarrays read forwards: a stride of exactly 4 bytes. SimSIMD misreads
-        # negative and zero strides (it reads forwards from the first element), float64
-        # squares can under/overflow, and ``bytes`` and other buffers have no or other
-        # strides: all of those take the general path, which answers exactly. A batch
-        # (a tensor) cannot be compared with a float: TypeError, same.
-        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
+        # float32 ndarrays read forwards: a stride of exactly 4 bytes (with SimSIMD itself,
+        # which squares float32 in float32, also only for squared norms in [1e-30, 1e30]).
+        # SimSIMD misreads negative and zero strides (it reads forwards from the first
+        # element), float64 squares can under/overflow, and ``bytes`` and other buffers
+        # have no or other strides: all of those take the general path, which answers
+        # exactly. A batch (a tensor) cannot be compared with a float: TypeError, same.
+        if (
+            0.0 < dist < 2.0
+            and a.strides[0] == 4 == b.strides[0]
+            and (_F32_WIDE or _f32_safe(a, b))
+        ):
             return 1.0 - dist
     except _SS_REJECTS:
         pass
@@ -161,7 +180,11 @@ def _cosine_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
+        if (
+            0.0 < dist < 2.0
+            and a.strides[0] == 4 == b.strides[0]
+            and (_F32_WIDE or _f32_safe(a, b))
+        ):
             return dist
     except _SS_REJECTS:
         pass
@@ -221,7 +244,11 @@ def _cosine_similarity_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
+        if (
+            0.0 < dist < 2.0
+            and a.strides[0] == 4 == b.strides[0]
+            and (_F32_WIDE or _f32_safe(a, b))
+        ):
             return 1.0 - dist
     except _SS_REJECTS:
         pass
@@ -235,7 +262,11 @@ def _cosine_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None =
     dist = None  # kept if set: a batch tensor is the one-vs-many answer
     try:
         dist = _ss_cos(a, b)
-        if 0.0 < dist < 2.0 and a.strides[0] == 4 == b.strides[0]:
+        if (
+            0.0 < dist < 2.0
+            and a.strides[0] == 4 == b.strides[0]
+            and (_F32_WIDE or _f32_safe(a, b))
+        ):
             return dist
     except _SS_REJECTS:
         pass
@@ -326,7 +357,9 @@ def _settled(
 # The compiled glue (``_accel.c``, built when a C compiler is present): the one-pair cosine
 # kernels' argument checks in C, over the same SIMD kernel and the same trust window; any
 # other call goes to the Python kernel it wraps. Without it, the Python kernels serve alone
-# (same answers, ~1.8x SimSIMD's own call instead of ~0.6x).
+# (same answers; one 384-d float32 pair ~1.9x SimSIMD's own call instead of ~0.7x: ~350 ns
+# instead of ~135 ns, measured 2026-11-29). Used with NumKong only: with SimSIMD the Python
+# kernels also check the float32 norms (see ``_f32_safe``), which the glue does not.
 def _load_accel() -> Any:
     try:
         return importlib.import_module("neuralcore.vectors._kernels._accel")
@@ -387,7 +420,7 @@ def accelerated() -> bool:
     >>> accelerated() in (True, False)
     True
     """
-    return _ACCEL is not None and _COSINE_SIMD
+    return _ACCEL is not None and _COSINE_SIMD and _F32_WIDE
 
 
 def _glue(kernels: dict[str, Callable[..., Any]], method: bool) -> dict[str, Callable[..., Any]]:
@@ -472,10 +505,13 @@ def _arrays(a: Any, b: Any, names: Names, b_ndims: tuple[int, ...] = (1, 2)) -> 
     """Both inputs as contiguous native float arrays of one dtype and one dimension."""
     x = as_float_array(a, name=names[0], allow_nonfinite=True, dtype=_target(a))
     y = as_float_array(b, name=names[1], allow_nonfinite=True, dtype=_target(b))
-    # ``[]`` (not an array) is a matrix with no rows, as in the pure path
-    if y.ndim == 1 and y.size == 0 and (x.shape[-1] or type(b) is not _ND):
+    # an empty vector against rows of length n (or a matrix, when it is a list ``[]``) is a
+    # matrix with no rows; two empty vectors (``[]`` or (0,) arrays) are a pair, as in numpy
+    # and in the pure path (``dot([], [])`` is 0.0)
+    rows_only = x.ndim == 2 or b_ndims == (2,)  # ``b`` is a matrix here
+    if y.ndim == 1 and y.size == 0 and (x.shape[-1] or (type(b) is not _ND and rows_only)):
         y = y.reshape(0, x.shape[-1])
-    if x.ndim == 1 and x.size == 0 and (y.shape[-1] or type(a) is not _ND):
+    if x.ndim == 1 and x.size == 0 and (y.shape[-1] or (type(a) is not _ND and y.ndim == 2)):
         x = x.reshape(0, y.shape[-1])
     if y.ndim not in b_ndims:
         as_float_array(y, name=names[1], ndims=b_ndims, allow_nonfinite=True)  # raises
@@ -522,6 +558,7 @@ def _general(kind: str, a: Any, b: Any, allow: bool, threads: int, batch: Any = 
 # (float64 only: float32 input is summed in float64 and cannot leave it) are redone with
 # the row scaled by its largest component first.
 _NORM_LO, _NORM_HI = 1e-70, 1e70
+_F32_NORM_LO, _F32_NORM_HI = math.sqrt(_SQ_LO), math.sqrt(_SQ_HI)  # SimSIMD's float32 sums
 # A float64 L2 distance below this may come from an underflowed square: redone, scaled.
 _L2_TINY = 1e-140
 _PAIR64 = frozenset({"cosine_similarity", "cosine_distance", "euclidean_distance"})
@@ -583,12 +620,7 @@ def _reference_cosine(x: Arr, y: Arr) -> Arr:
 
 def _unit64(x: Arr) -> Arr:
     """float64 rows at unit length (zero rows stay zero; NaN/inf rows hold a NaN)."""
-    norms = _safe_norms(x)
-    over = np.isinf(norms) & np.isfinite(x).all(axis=1)  # the norm itself exceeds float64
-    if over.any():
-        x = x.copy()
-        x[over] = _rescaled(x[over])
-        norms[over] = _safe_norms(x[over])
+    x, norms = prescaled(x, _safe_norms(x))
     with np.errstate(all="ignore"):
         return cast(Arr, x / np.where(norms == 0.0, 1.0, norms)[:, None])
 
@@ -607,6 +639,32 @@ def _pairs(kind: str, x: Arr, y: Arr) -> Arr:
         scale = np.where((top > 0.0) & np.isfinite(top), top, 1.0)
         diff = x / scale[:, None] - y / scale[:, None]
         return cast(Arr, np.sqrt(np.einsum("ij,ij->i", diff, diff)) * scale)
+
+
+def prescaled(x: Arr, norms: NDArray[np.float64]) -> tuple[Arr, NDArray[np.float64]]:
+    """``x`` (rows) and ``norms``, with every non-zero row whose norm is outside
+    ``[1e-70, 1e70]`` divided by its largest magnitude first (and its norm taken again).
+
+    Dividing a row by its norm is exact only when the norm is a normal float64: a subnormal
+    norm (float64 rows below ~1e-308) keeps a few bits, and one beyond float64 is ``inf``.
+    After this the norms to divide by are in ``[1, sqrt(dim)]``. NaN/inf rows are kept as
+    they are (their norm stays NaN/inf), zero rows too. Only such rows are copied.
+
+    Examples
+    --------
+    >>> rows, norms = prescaled(np.array([[1e-320, 2e-320, 3e-320]]), np.array([3.7e-320]))
+    >>> float(np.linalg.norm(rows[0] / norms[0]))
+    1.0
+    """
+    odd = np.flatnonzero(~((norms > _NORM_LO) & (norms < _NORM_HI)) & (norms != 0.0))
+    if not len(odd):
+        return x, norms
+    rows2 = np.atleast_2d(x)
+    flat = np.atleast_1d(norms)
+    out, outn = rows2.copy(), flat.copy()
+    out[odd] = _rescaled(rows2[odd])
+    outn[odd] = _row_norms(np.ascontiguousarray(out[odd]))
+    return out.reshape(x.shape), outn.reshape(norms.shape)
 
 
 def _rescaled(x: Arr) -> Arr:
@@ -680,22 +738,25 @@ def _cosine_rows(kind: str, dist: Arr, q: Arr, m: Arr, allow: bool, names: Names
     is outside ``[1e-70, 1e70]`` are redone too.
     """
     wide = q.dtype == np.float64
-    if not wide and dist.min() > 0.0 and dist.max() < 2.0:
+    exact32 = not wide and _F32_WIDE  # NumKong's float32: float64 sums
+    if exact32 and dist.min() > 0.0 and dist.max() < 2.0:
         return 1.0 - dist if kind == "cosine_similarity" else dist
     odd = ~((dist > 0.0) & (dist < 2.0))
-    if wide:
-        if not _NORM_LO < float(_row_norms(q)) < _NORM_HI:
+    if not exact32:
+        # float64 (any library) or SimSIMD's float32 sums: squares can leave the range
+        low, high = (_NORM_LO, _NORM_HI) if wide else (_F32_NORM_LO, _F32_NORM_HI)
+        if not low < float(_row_norms(q)) < high:
             odd[:] = True
         else:
             norms = _row_norms(m)
-            odd |= ~((norms > _NORM_LO) & (norms < _NORM_HI))
+            odd |= ~((norms > low) & (norms < high))
     idx = np.flatnonzero(odd)
     if len(idx):
         rows = m[idx]
         finite = bool(np.isfinite(q).all()) and bool(np.isfinite(rows).all())
         if not allow and not finite:
             _check(q, m, names)
-        if finite and not wide and q.any():  # float32: 0 or 2 for a non-zero row is exact
+        if finite and exact32 and q.any():  # NumKong float32: 0 or 2 (non-zero row) is exact
             idx = idx[~(np.isfinite(dist[idx]) & rows.any(axis=1))]
         if len(idx):
             dist[idx] = _reference("cosine_distance", q, m[idx]).reshape(-1)
@@ -708,6 +769,7 @@ def _unit_rows(x: Arr) -> Arr | None:
     norms = _safe_norms(x)
     if not np.isfinite(norms).all():
         return None
+    x, norms = prescaled(x, norms)  # float64 rows of subnormal norm: divided exactly
     norms[norms == 0] = 1.0
     if x.dtype == np.float32 and norms.min() > 1e-37 and norms.max() < 1e37:
         # each 1/norm is a normal float32: scale in float32 (no float64 temporary)
@@ -748,12 +810,11 @@ def _normalize(x: Any, inplace: bool, allow_nonfinite: bool) -> Any:
             if 1e-30 < square < 1e30:
                 return np.multiply(x, 1.0 / math.sqrt(square))
     arr = _inplace_target(x) if inplace else as_float_array(x, name="x", allow_nonfinite=True)
-    src, norms = arr, _safe_norms(arr)
-    if not np.isfinite(norms).all():
-        if not allow_nonfinite:
-            check_finite(arr, name="x")  # raises, unless a huge finite row overflowed
-        src = _rescaled(np.atleast_2d(arr)).reshape(arr.shape)
-        norms = _safe_norms(src)
+    norms = _safe_norms(arr)
+    if not allow_nonfinite and not np.isfinite(norms).all():
+        check_finite(arr, name="x")  # raises, unless a huge finite row overflowed
+    # rows of subnormal or overflowing norm: scaled by their largest component first
+    src, norms = prescaled(arr, norms)
     norms = np.where(norms == 0.0, 1.0, norms)[..., None]
     with np.errstate(all="ignore"):
         if inplace:

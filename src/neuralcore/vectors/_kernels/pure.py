@@ -14,6 +14,7 @@ import heapq
 import math
 import numbers
 import operator
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -106,6 +107,11 @@ _PAIR: dict[str, Callable[[Vec, Vec], float]] = {
 def _number(value: Any, name: str) -> float:
     if type(value) is float or type(value) is int:
         return float(value)
+    if getattr(value, "ndim", None) == 0 and getattr(value, "dtype", None) is not None:
+        # a 0-d numpy array: a number, as numpy (the native backend) reads it
+        if value.dtype.kind in "fiu":
+            return float(value)
+        raise InputTypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputTypeError(f"{name} must hold real numbers, got {type(value).__name__}")
     return float(value)
@@ -141,6 +147,9 @@ def _parse(value: Any, name: str, allow_nonfinite: bool) -> tuple[int, Any]:
     """Return ``(ndim, data)`` with data a list (1-D) or list of equal-length lists (2-D)."""
     if isinstance(value, str | bytes):  # np.bytes_ too (it has a shape)
         raise InputTypeError(f"{name} must be a sequence of numbers, got {type(value).__name__}")
+    masked = sys.modules.get("numpy.ma")
+    if masked is not None and isinstance(value, masked.MaskedArray):
+        value = value.data  # its values, mask ignored: as the native backend (numpy) reads it
     if hasattr(value, "tolist") and hasattr(value, "shape"):
         kind = getattr(getattr(value, "dtype", None), "kind", "f")
         if kind not in "fiu":  # object, structured, bool, complex arrays: as numpy's path
@@ -198,7 +207,14 @@ def _check_dims(na: int, a: Any, nb: int, b: Any, names: tuple[str, str]) -> Non
 def _apply(kind: str, a: Any, b: Any, allow_nonfinite: bool) -> Any:
     na, x = _parse(a, "a", allow_nonfinite)
     nb, y = _parse(b, "b", allow_nonfinite)
+    if not x and not y and _flat(a) and _flat(b):
+        na = nb = 1  # ``[]`` with ``[]`` or a (0,) array: two empty vectors, as numpy reads them
     return _apply_parsed(kind, na, x, nb, y, ("a", "b"))
+
+
+def _flat(value: Any) -> bool:
+    """Whether an empty input is 1-D: a sequence with no items, or a (0,) array."""
+    return len(getattr(value, "shape", (0,))) == 1
 
 
 def _apply_parsed(kind: str, na: int, x: Any, nb: int, y: Any, names: tuple[str, str]) -> Any:
@@ -253,7 +269,9 @@ def sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool, threads: int) ->
 
 def _unit(row: Vec) -> Vec:
     norm = _norm(row)
-    if math.isinf(norm):  # a norm beyond float64 (or inf allowed): rescale first
+    if norm and not _NORM_LO < norm < _NORM_HI:
+        # a norm beyond float64 (or inf allowed), or a subnormal one (a few bits only):
+        # divide by the largest component first, so the norm divided by is in [1, sqrt(n)]
         row = _scaled(row)
         norm = _norm(row)
     return [v / norm for v in row] if norm else list(row)

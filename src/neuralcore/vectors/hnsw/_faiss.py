@@ -70,6 +70,16 @@ def new_faiss_index(dim: int, metric: str, dtype: str, m: int, ef_construction: 
     return index
 
 
+def _is_8bit(index: Any) -> bool:
+    """Whether ``index`` stores 8-bit scalar codes (``IndexHNSWSQ`` with ``QT_8bit``)."""
+    faiss = _faiss()
+    storage = getattr(index, "storage", None)
+    if storage is None:
+        return False
+    sq = getattr(faiss.downcast_index(storage), "sq", None)
+    return sq is not None and int(sq.qtype) == int(faiss.ScalarQuantizer.QT_8bit)
+
+
 def i8_floor(dim: int) -> float:
     """The least half-range of each dimension's 8-bit codes: 3 standard deviations of a
     component of a random unit vector, at most 1 (no unit-vector component exceeds it).
@@ -128,6 +138,10 @@ class FaissEngine:
         # first use and dropped whenever the selector changes (add, remove, close).
         self._params: dict[int, Any] = {}
         self._swig_ptr: Callable[[Any], Any] = _faiss().swig_ptr
+        # cosine over 8-bit codes: a decoded row is not unit length (FAISS decodes each code
+        # at its bin's centre: a stored [1, 0, 0] reads back as [1.0039, 0, 0]), so scores
+        # are divided by the decoded row's norm, as the exact engine does
+        self._unit_codes = metric == "cosine" and _is_8bit(index)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -259,7 +273,24 @@ class FaissEngine:
             )
         if allowed is not None:
             allowed.check()
+        if self._unit_codes:
+            self._as_cosine(rows, dists)
         return self._pad(rows, dists, k)
+
+    def _as_cosine(self, rows: NDArray[np.int64], dists: NDArray[np.float32]) -> None:
+        """Inner products with 8-bit rows divided by each decoded row's norm (in place),
+        each query's results sorted again (best first, misses last)."""
+        found = rows >= 0
+        ids = rows[found]
+        if not len(ids):
+            return
+        vecs = np.asarray(self._index.reconstruct_batch(ids), dtype=np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", vecs, vecs))
+        dists[found] = (dists[found] / np.where(norms > 0.0, norms, 1.0)).astype(np.float32)
+        dists[~found] = -np.inf
+        order = np.argsort(-dists, axis=1, kind="stable")
+        rows[:] = np.take_along_axis(rows, order, axis=1)
+        dists[:] = np.take_along_axis(dists, order, axis=1)
 
     @staticmethod
     def _new_params(beam: int, selector: Any) -> Any:
@@ -298,6 +329,9 @@ class FaissEngine:
         if len(keys):
             ids = np.array([rows[key] for key in keys.tolist()], dtype=np.int64)
             vecs = np.asarray(self._index.reconstruct_batch(ids), dtype=np.float32)
+            if self._unit_codes:  # 8-bit rows decode a little off unit length
+                norms = np.sqrt(np.einsum("ij,ij->i", vecs, vecs, dtype=np.float64))
+                vecs = (vecs / np.where(norms > 0.0, norms, 1.0)[:, None]).astype(np.float32)
         subset = ExactEngine(self.dim, self.metric, "f32", keys=keys, vectors=vecs)
         return subset.search(queries, k, None)
 

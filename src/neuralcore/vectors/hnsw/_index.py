@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 from collections.abc import Iterable
 from types import TracebackType
@@ -27,7 +28,7 @@ from neuralcore.errors import (
     KeyNotFoundError,
     MissingDependencyError,
 )
-from neuralcore.vectors._spec import show
+from neuralcore.vectors._spec import MAX_THREADS, show
 
 try:
     import numpy as np
@@ -120,7 +121,7 @@ def describe_hnsw_backend() -> BackendInfo:
 def _positive(field: str, value: object) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
         raise ConfigError(field, value, "expected an integer >= 1")
-    top = _hnsw_io.LIMITS.get(field)
+    top = MAX_THREADS if field == "threads" else _hnsw_io.LIMITS.get(field)
     if top is not None and value > top:
         raise ConfigError(field, value, f"expected an integer <= {top}")
     if field == "M" and value < 2:
@@ -483,7 +484,12 @@ class HNSWIndex:
         with self._lock.read():
             if not self._has(ident):
                 raise KeyNotFoundError(f"key {ident} is not in the index")
-            return self._engine.get(ident)
+            found = self._engine.get(ident)
+        if self._settings.dtype == "i8":  # cosine: 8-bit codes decode a little off unit
+            norm = math.sqrt(float(np.dot(found.astype(np.float64), found.astype(np.float64))))
+            if norm > 0.0:
+                found = (found / norm).astype(np.float32)
+        return found
 
     # -- search --------------------------------------------------------------------------
 

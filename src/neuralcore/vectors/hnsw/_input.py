@@ -160,7 +160,36 @@ def prepare_vectors(
             f"{name} value {value:g} at {at} is too large for a faithful {metric} search: "
             f"float32 distances at dim {dim} overflow beyond {bound:.4g}"
         )
-    return np.ascontiguousarray(rows, dtype=np.float32), single
+    out = np.ascontiguousarray(rows, dtype=np.float32)
+    if storage in ("f16", "bf16") and out.size:
+        _check_faithful(out, storage, name)
+    return out, single
+
+
+# A row stored in float16/bfloat16 keeps ~3 (bf16: ~2) significant digits; one whose stored
+# copy is further than this from it, relative to its norm (values below float16's range
+# flush to 0: [1e-30, 0, 1e-30] would be stored as a zero vector), is refused.
+_FAITHFUL = 1e-2
+
+
+def _check_faithful(rows: NDArray[np.float32], storage: str, name: str) -> None:
+    """Refuse rows that ``storage`` (``"f16"``/``"bf16"``) cannot hold faithfully."""
+    from neuralcore.vectors.hnsw._exact import decode, encode
+
+    wide = rows.astype(np.float64)
+    stored = decode(encode(rows, storage)).astype(np.float64)
+    error = np.sqrt(np.einsum("ij,ij->i", wide - stored, wide - stored))
+    norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+    bad = np.flatnonzero(error > _FAITHFUL * norms)
+    if len(bad):
+        row = int(bad[0])
+        top = float(np.abs(wide[row]).max())
+        kind = "float16" if storage == "f16" else "bfloat16"
+        raise InvalidInputError(
+            f"{name} row {row} (largest value {top:g}) cannot be stored faithfully as {kind}: "
+            f"it would read back {float(error[row] / norms[row]):.3g} of its norm off "
+            f"(values below {kind}'s range become 0); use dtype='f32' or scale the data"
+        )
 
 
 def _unit(rows: NDArray[Any], name: str) -> NDArray[np.float32]:
