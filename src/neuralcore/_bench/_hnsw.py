@@ -156,7 +156,7 @@ def _others(base: NDArray[Any], threads: int) -> dict[str, Searcher]:
     return out
 
 
-PARTS = ("search", "faiss", "storage", "i8", "bf16", "file", "libraries")
+PARTS = ("search", "faiss", "equal", "storage", "i8", "bf16", "file", "libraries")
 
 
 def hnsw_rows(
@@ -173,7 +173,9 @@ def hnsw_rows(
     ``quick`` uses 20,000 points instead of 100,000 (said in each row's note); ``n``
     overrides both (tests use it). ``parts`` picks row groups (the f32 build always
     runs): ``search`` (rates, recall, memory), ``faiss`` (raw FAISS on the same graph,
-    interleaved), ``storage`` (bf16 and i8 builds; ``i8`` or ``bf16`` for one), ``file``
+    interleaved), ``equal`` (FAISS's own HNSW build at its usual settings, searched at
+    the beam that reaches neuralcore's recall at the defaults), ``storage`` (bf16 and i8
+    builds; ``i8`` or ``bf16`` for one), ``file``
     (save, load, view) and ``libraries`` (the per-library sweep, also off with
     ``libraries=False``). With ``cache`` (a folder), the f32 index is loaded from there
     when an earlier run saved it (no build row then), else built and saved there.
@@ -196,6 +198,8 @@ def hnsw_rows(
         rows += _search_rows(index, base, probe, truth, timer, note)
     if "faiss" in parts:
         rows += _same_graph_rows(index, probe, truth, quick, note)
+    if "equal" in parts:
+        rows += _equal_recall_rows(index, base, probe, truth, quick, note, cache)
     dtypes = [d for d in ("bf16", "i8") if d in parts or "storage" in parts]
     if dtypes:
         rows += _storage_rows(base, probe, truth, index, note, dtypes)
@@ -251,15 +255,117 @@ def _same_graph_rows(
         out.append(Row(f"HNSW vs FAISS, 1 query, ef={ef}", rates, "rate", detail))
     ef = index.ef_search
     best = {"faiss": float("inf"), OURS: float("inf")}
-    for _ in range(2 if quick else 5):
-        for name, fn in (("faiss", raw_batch), (OURS, ours)):
+    for turn in range(4 if quick else 8):
+        order = (("faiss", raw_batch), (OURS, ours))
+        for name, fn in order if turn % 2 == 0 else order[::-1]:  # who goes first alternates
             start = time.perf_counter()
             fn(probe, ef)
             best[name] = min(best[name], time.perf_counter() - start)
     rates = {name: len(probe) / seconds for name, seconds in best.items()}
-    detail = f"{note}; same graph, interleaved, best round each"
+    detail = f"{note}; same graph, rounds alternating who goes first, best round each"
     case = f"HNSW vs FAISS, batch of {len(probe):,}, {threads} threads, ef={ef}"
     out.append(Row(case, rates, "rate", detail))
+    return out
+
+
+# FAISS's usual HNSW: IndexHNSWFlat(d, 32) over unit vectors (inner product) with its own
+# build beam (efConstruction 40, FAISS's default); its search beam is swept over these
+_FAISS_M = 32
+_FAISS_BEAMS = (64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512, 640, 768, 1024)
+
+
+def _faiss_own(base: NDArray[Any], cache: str | None) -> tuple[Any, float | None]:
+    """FAISS's HNSW at its usual settings over the unit rows, and its build seconds (None
+    when an earlier run saved it in ``cache``)."""
+    import importlib
+    from pathlib import Path
+
+    import numpy as np
+
+    faiss: Any = importlib.import_module("faiss")
+    path = None if cache is None else Path(cache) / f"faiss-own-{len(base)}.faiss"
+    if path is not None and path.exists():
+        return faiss.read_index(str(path)), None
+    unit = np.ascontiguousarray(base / np.linalg.norm(base, axis=1, keepdims=True))
+    graph = faiss.IndexHNSWFlat(base.shape[1], _FAISS_M, faiss.METRIC_INNER_PRODUCT)
+    faiss.omp_set_num_threads(2)
+    start = time.perf_counter()
+    graph.add(unit.astype(np.float32))
+    seconds = time.perf_counter() - start
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(graph, str(path))
+    return graph, seconds
+
+
+def _equal_recall_rows(
+    index: Any, base: NDArray[Any], probe: NDArray[Any], truth: NDArray[Any], quick: bool,
+    note: str, cache: str | None,
+) -> list[Row]:  # fmt: skip
+    """neuralcore at its defaults against FAISS's own HNSW at equal recall, same run.
+
+    FAISS is built as its users build it (``IndexHNSWFlat(d, 32)``, inner product on unit
+    rows, its default ``efConstruction`` of 40) and searched through its Python API at the
+    smallest ``efSearch`` whose recall@10 on the same 1,000 queries reaches neuralcore's
+    at its default ``ef_search``. Single queries alternate per query (best of several
+    rounds each); batches alternate per round (best round each; 2 threads each).
+    """
+    import importlib
+
+    import numpy as np
+
+    faiss: Any = importlib.import_module("faiss")
+    graph, built = _faiss_own(base, cache)
+    threads = 2
+
+    def raw(q: Any, ef: int) -> Any:
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = ef
+        unit = (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
+        return graph.search(unit.reshape(-1, unit.shape[-1]), 10, params=params)[1]
+
+    def raw_batch(q: Any, ef: int) -> Any:
+        faiss.omp_set_num_threads(threads)
+        return raw(q, ef)
+
+    def ours(q: Any, ef: int) -> Any:
+        return index.search(q, k=10)[0]  # the defaults: ef is index.ef_search
+
+    target = recall_at(index.search(probe, k=10)[0], truth)
+    beam, reached = _FAISS_BEAMS[-1], 0.0
+    for ef in _FAISS_BEAMS:
+        reached = recall_at(np.asarray(raw_batch(probe, ef)), truth)
+        if reached >= target:
+            beam = ef
+            break
+    singles = probe[: 50 if quick else 200]
+    rounds = 3 if quick else 7
+    rates = _paired_rates({"faiss": raw, OURS: ours}, singles, beam, rounds)
+    how = f"FAISS IndexHNSWFlat M={_FAISS_M}, efConstruction 40 (its default)"
+    if built is not None:
+        how += f", built in {built:.0f} s on {threads} threads"
+    same = (
+        f"recall@10 neuralcore {target:.3f} (ef {index.ef_search}), faiss {reached:.3f} (ef {beam})"
+    )
+    detail = f"{note}; {how}; {same}"
+    out = [
+        Row(
+            "HNSW vs FAISS own build, 1 query, equal recall",
+            rates,
+            "rate",
+            f"{detail}; {rounds} rounds of {len(singles)}, alternating per query",
+        )
+    ]
+    best = {"faiss": float("inf"), OURS: float("inf")}
+    for turn in range(4 if quick else 8):
+        order = (("faiss", raw_batch), (OURS, ours))
+        for name, fn in order if turn % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            fn(probe, beam)
+            best[name] = min(best[name], time.perf_counter() - start)
+    batch = {name: len(probe) / seconds for name, seconds in best.items()}
+    case = f"HNSW vs FAISS own build, batch of {len(probe):,}, {threads} threads, equal recall"
+    out.append(Row(case, batch, "rate", f"{detail}; rounds alternating, best each"))
     return out
 
 

@@ -364,7 +364,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--hnsw-parts",
         default=None,
-        help="comma-separated HNSW row groups: search,faiss,storage (or i8, bf16),file,"
+        help="comma-separated HNSW row groups: search,faiss,equal,storage (or i8, bf16),file,"
         "libraries (default all)",
     )
     parser.add_argument(
