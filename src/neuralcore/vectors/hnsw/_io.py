@@ -228,6 +228,8 @@ def _row_norms(vecs: NDArray[Any], storage: str) -> NDArray[np.float64]:
     """
     norm = _numkong_norm()
     if norm is not None and vecs.flags.c_contiguous and vecs.dtype.isnative:
+        if not vecs.flags.aligned:  # FAISS's code array sits at any byte offset
+            vecs = vecs.copy()  # one block (4 MiB): NumKong refuses unaligned buffers
         try:
             found = norm(vecs, axis=1, dtype="bf16") if storage == "bf16" else norm(vecs, axis=1)
             return np.asarray(found, dtype=np.float64).reshape(len(vecs))
