@@ -188,6 +188,8 @@ def _load_json(path: Path) -> Any:
 
 def _max_positions(config: dict[str, Any]) -> int:
     """Tokens the model's position embeddings cover (RoBERTa-style models skip padding+1)."""
+    if not isinstance(config, dict):
+        raise ModelError(f"config.json holds {type(config).__name__}, not an object")
     try:
         positions = int(config.get("max_position_embeddings", 512))
         if config.get("model_type") in ("roberta", "xlm-roberta", "camembert", "mpnet"):
