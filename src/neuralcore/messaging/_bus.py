@@ -383,12 +383,11 @@ class MessageBus:
             msg.origin = self.bus_id
             msg._tracker = None
             taps = ch.taps
-            sink = ch.sink
-            if sink is not None:
+            if taps and ch.sink is not None:
                 # An outbound bridge's tap alone and no local subscriber: what the bridge
                 # takes is not queued here (Pipeline.offer and give_taps, inlined).
                 try:
-                    took = sink(msg)
+                    took = ch.sink(msg)
                 except Exception:
                     took = self._pub.tap_failed(ch, ch.forwarders[0])
                 if took is True:
@@ -481,11 +480,11 @@ class MessageBus:
             msg.origin = self.bus_id
             msg._tracker = None
             taps = ch.taps
-            sink = ch.sink
-            if sink is not None or (taps and ch.forwarders and not ch.targets):
+            if taps and ch.forwarders and not ch.targets:
                 # An outbound bridge and no local subscriber: what the bridge takes is
                 # not queued here (nobody would take it; Pipeline.offer, inlined; with
                 # the bridge's tap alone, give_taps too).
+                sink = ch.sink
                 if sink is not None:
                     try:
                         took = sink(msg) is True
