@@ -8,6 +8,7 @@ latency model (one stream of all threads), a call of several on the throughput m
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -160,28 +161,28 @@ def test_padding_widths_grow_with_the_width_and_stay_few(model_dir: Path) -> Non
     assert fp32._pad([[1] * 9, [1] * 3])[0].shape == (2, 9)
 
 
-def model_dir_of(engine: EmbeddingEngine) -> Path:
-    return (engine._info.path / "model_int8_openvino.xml").resolve().parent
-
-
-def test_a_recompile_checks_the_files_again(model_copy: Path) -> None:
+@pytest.mark.parametrize(
+    ("variant", "name"),
+    [("openvino-int8-bf16", "model_int8_openvino.bin"), ("openvino-bf16", "model.onnx")],
+)
+def test_a_recompile_checks_the_files_again(model_copy: Path, variant: str, name: str) -> None:
     from neuralcore.errors import ModelError
 
-    engine = EmbeddingEngine(model_copy, variant="openvino-int8-bf16", threads=2, batch_tokens=64)
+    original = (model_copy / name).resolve()
+    engine = EmbeddingEngine(model_copy, variant=variant, threads=2, batch_tokens=64)
     runner = engine._runner
     assert isinstance(runner, _OpenVinoRunner)
-    expected = engine.embed(TEXTS)  # both models compiled: the split graph is dropped
-    assert runner._model is None
-    weights = model_copy / "model_int8_openvino.bin"
-    data = bytearray(weights.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    weights.unlink()  # a new file (the old one stays mapped where it is in use)
-    weights.write_bytes(bytes(data))
+    expected = engine.embed(TEXTS)  # every model compiled (the split graph is then dropped)
+    assert runner._model is None or isinstance(runner._model, str)
+    damaged = bytearray(original.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    (model_copy / name).unlink()  # a new file (the old one stays mapped where it is in use)
+    (model_copy / name).write_bytes(bytes(damaged))
     with pytest.raises(RuntimeError):  # the failed model is discarded
         list(runner.run_many([_bad_feeds(runner, 1, 600)]))
     for _ in range(2):  # compiled afresh only from files that match the manifest
-        with pytest.raises(ModelError, match=r"model_int8_openvino\.bin"):
+        with pytest.raises(ModelError, match=re.escape(name)):
             engine.embed(["a short query"])
-    weights.unlink()  # the original back: the next call compiles afresh and matches
-    weights.symlink_to(model_dir_of(engine) / "model_int8_openvino.bin")
+    (model_copy / name).unlink()  # the original back: the next call compiles and matches
+    (model_copy / name).symlink_to(original)
     assert (engine.embed(TEXTS) * expected).sum(axis=1).min() > 0.9999

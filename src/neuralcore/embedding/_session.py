@@ -156,6 +156,7 @@ class _OpenVinoRunner(Runner):
         self._core = ov.Core()
         self._path = path
         self._verify = verify  # checks the files again before a later read (a recompile)
+        self._loaded = False  # True once __init__ is done: later compiles check the files
         self._model: Any = None  # what to compile: the split graph, or the file's path
         self._lookup: _WordEmbeddings | None = None
         self._read_model()
@@ -194,6 +195,7 @@ class _OpenVinoRunner(Runner):
             device="cpu",
             streams=threads,
         )
+        self._loaded = True
 
     def _read_model(self) -> None:
         """The graph to compile: the file's path (the disk cache then skips reading it), or,
@@ -211,9 +213,11 @@ class _OpenVinoRunner(Runner):
 
     def _compile(self, config: dict[str, Any]) -> Any:
         """Compile the graph (under ``_compile_lock``); read it first if it was dropped."""
-        if self._model is None:  # dropped once compiled: the files must still be the same
-            if self._verify is not None:
-                self._verify()
+        # after load (a recompile), the files are read again: they must still be the same
+        reads_file = self._model is None or isinstance(self._model, str)
+        if self._loaded and reads_file and self._verify is not None:
+            self._verify()
+        if self._model is None:  # the split graph was dropped once every model compiled
             self._read_model()
         try:
             compiled = self._core.compile_model(self._model, "CPU", config)
