@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +105,27 @@ def test_hnsw_parts_pick_row_groups_and_faiss_rows_compare_the_same_graph() -> N
     assert "recall@10 faiss 1.000, neuralcore 1.000" in rows[2].note
     with pytest.raises(ValueError, match="unknown HNSW bench parts"):
         hnsw_rows(True, n=100, queries=5, parts=("nope",))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="no faiss-cpu")
+def test_equal_recall_rows_build_faiss_at_its_usual_settings(tmp_path: Path) -> None:
+    rows = hnsw_rows(True, n=1_000, queries=20, parts=("equal",), cache=str(tmp_path))
+    assert [r.case for r in rows][1:] == [
+        "HNSW vs FAISS own build, 1 query, equal recall",
+        "HNSW vs FAISS own build, batch of 20, 2 threads, equal recall",
+        "HNSW vs FAISS own build, batch of 20, 1 thread, equal recall",
+    ]
+    for row in rows[1:]:
+        assert set(row.values) == {"faiss", "neuralcore"}
+        assert "efConstruction 40 (its default)" in row.note
+        assert "built in" in row.note  # the first run builds FAISS's graph and saves it
+    # FAISS's beam is the smallest reaching neuralcore's recall: its recall is at least that
+    found = re.search(r"neuralcore ([\d.]+) \(ef 256\), faiss ([\d.]+) \(ef (\d+)\)", rows[1].note)
+    assert found is not None, rows[1].note
+    assert float(found[2]) >= float(found[1])
+    assert (tmp_path / "faiss-own-1000.faiss").exists()
+    again = hnsw_rows(True, n=1_000, queries=20, parts=("equal",), cache=str(tmp_path))
+    assert "built in" not in again[0].note + again[1].note
 
 
 @pytest.mark.skipif(importlib.util.find_spec("faiss") is None, reason="no faiss-cpu")
