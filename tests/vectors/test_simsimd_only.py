@@ -27,6 +27,8 @@ _CHILD = textwrap.dedent(
 
     assert native.SIMD_NAME.lower() == "simsimd", native.SIMD_NAME
     assert not native.accelerated()  # the glue trusts (0, 2): NumKong only
+    detail = neuralcore.backend_info()["vectors"].detail
+    assert "norms checked per call" in detail and "~3.9x" in detail, detail
     ops = VectorOps(backend="native")
     funcs = (neuralcore.cosine_similarity, ops.cosine_similarity)
     for s in (1e-25, 1e-20, 1e18, 1e20, 1.0):

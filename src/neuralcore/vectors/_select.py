@@ -109,11 +109,15 @@ def describe_backend(engine: str) -> BackendInfo:
     detail = f"{name} for pairs/one-vs-many (SIMD: {caps or 'none'}); BLAS for matrix-matrix"
     if not _native._COSINE_SIMD:
         detail += f"; cosine via BLAS ({name}'s portable kernel is imprecise)"
-    elif not _native.accelerated():
-        why = "not built" if _native._F32_WIDE else "NumKong only"
+    elif not _native._F32_WIDE:  # measured 2026-11-29: 739 ns vs simsimd.cosine 192 ns
         detail += (
-            f"; pair cosine without its compiled glue ({why}: one pair ~1.9x raw SimSIMD's"
-            " call instead of ~0.7x)"
+            "; float32 cosine norms checked per call (SimSIMD sums float32 in float32; "
+            "install numkong): one pair ~3.9x raw SimSIMD's call instead of ~0.7x"
+        )
+    elif not _native.accelerated():
+        detail += (
+            "; pair cosine without its compiled glue (not built: one pair ~1.9x raw "
+            "SimSIMD's call instead of ~0.7x)"
         )
     version = f"{numpy.__version__}+{getattr(simd, '__version__', '')}"
     return BackendInfo(engine, "native", f"numpy+{name}", version, detail)
