@@ -13,6 +13,7 @@ import pytest
 
 from neuralcore.core import (
     ChannelNotFoundError,
+    ConfigError,
     InputTypeError,
     InvalidInputError,
     RequestTimeoutError,
@@ -304,7 +305,7 @@ async def test_subscribe_errors() -> None:
         bus.subscribe("nope", print)
     with pytest.raises(InputTypeError, match="callable"):
         bus.subscribe("c", 42)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="concurrency"):
+    with pytest.raises(ConfigError, match="concurrency"):
         bus.subscribe("c", print, concurrency=0)
 
 

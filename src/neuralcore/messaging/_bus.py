@@ -30,6 +30,7 @@ from neuralcore.core import (
     InvalidInputError,
     PersistenceError,
     RequestTimeoutError,
+    SerializationError,
 )
 from neuralcore.messaging._admission import Gate
 from neuralcore.messaging._bridge import Bridge, Tap
@@ -48,9 +49,10 @@ from neuralcore.messaging._publish import (
     Pipeline,
     check_priority,
     check_timeout,
+    check_wait,
     copy_headers,
 )
-from neuralcore.messaging._registry import Registry
+from neuralcore.messaging._registry import Registry, check_name
 from neuralcore.messaging._routing import Selector
 from neuralcore.messaging._rpc import Requests
 from neuralcore.messaging._subscription import Subscription
@@ -76,6 +78,7 @@ _object_new = object.__new__
 # has to walk them, and queues stay short. Without it a loop of awaited publishes only
 # yields when the channel is full, with up to ``max_size`` messages alive.
 _BURST = 384  # the Notes of publish_async name it
+MAX_CONCURRENCY = 10_000  # subscribe(concurrency=): each unit is a task or a thread slot
 
 
 class BusHealth(NamedTuple):
@@ -388,6 +391,8 @@ class MessageBus:
                 # takes is not queued here (Pipeline.offer and give_taps, inlined).
                 try:
                     took = ch.sink(msg)
+                except SerializationError:  # cannot cross the bridge: refused here
+                    raise
                 except Exception:
                     took = self._pub.tap_failed(ch, ch.forwarders[0])
                 if took is True:
@@ -398,7 +403,7 @@ class MessageBus:
                 # An outbound bridge and no local subscriber: what the bridge takes is
                 # not queued here (nobody would take it; Pipeline.offer, inlined).
                 taps = ch.others
-                if self._pub.give_taps(ch, msg, ch.forwarders):
+                if self._pub.give_taps(ch, msg, ch.forwarders, refuse=True):
                     ch.stats.published += 1
                     if taps:
                         self._pub.give_taps(ch, msg, taps)
@@ -488,12 +493,14 @@ class MessageBus:
                 if sink is not None:
                     try:
                         took = sink(msg) is True
+                    except SerializationError:  # cannot cross the bridge: refused here
+                        raise
                     except Exception:
                         took = self._pub.tap_failed(ch, ch.forwarders[0])
                     taps = ch.others
                 else:
                     taps = ch.others
-                    took = self._pub.give_taps(ch, msg, ch.forwarders)
+                    took = self._pub.give_taps(ch, msg, ch.forwarders, refuse=True)
                     if took and taps:
                         self._pub.give_taps(ch, msg, taps)
                 if took:
@@ -684,7 +691,8 @@ class MessageBus:
             Competing consumers: members of a group share the messages; ``None`` = every
             message (broadcast).
         concurrency : int
-            Messages handled at once by this subscriber.
+            Messages handled at once by this subscriber, 1 to 10,000 (``MAX_CONCURRENCY``:
+            each unit is a task, or a thread-pool slot for a sync handler).
         filter : callable or None
             ``filter(message) -> bool``; rejected messages are acknowledged unhandled. In a
             group the filter is the group's (set by its first member).
@@ -700,6 +708,8 @@ class MessageBus:
         Raises
         ------
         ChannelNotFoundError, AuthorizationError, InputTypeError, InvalidInputError
+        ConfigError
+            ``concurrency`` outside 1 to 10,000.
 
         Examples
         --------
@@ -712,10 +722,15 @@ class MessageBus:
             raise InputTypeError(
                 f"channel must be a str (a name or a pattern), got {type(channel).__name__}"
             )
+        check_name(channel)
         if not callable(handler):
             raise InputTypeError(f"handler must be callable, got {type(handler).__name__}")
-        if type(concurrency) is not int or concurrency < 1:
-            raise InvalidInputError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if type(concurrency) is not int:
+            raise InputTypeError(f"concurrency must be an int, got {type(concurrency).__name__}")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(
+                "concurrency", concurrency, f"must be between 1 and {MAX_CONCURRENCY:,}"
+            )
         if self._pub.closed:
             raise BusClosedError(f"bus {self.bus_id} is stopped")
         selection = Selector(channel)
@@ -823,14 +838,19 @@ class MessageBus:
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until every channel with subscribers is idle; ``False`` on timeout.
 
+        ``timeout`` is a finite number of seconds in ``[0, 1e6)``, or ``None`` for
+        ``BusConfig.drain_timeout`` (NaN, infinity or a non-number raise
+        ``InvalidInputError`` / ``InputTypeError``).
+
         Examples
         --------
         >>> import asyncio
         >>> asyncio.run(MessageBus().drain())
         True
         """
+        wait = self.config.drain_timeout if timeout is None else check_wait(timeout)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.config.drain_timeout if timeout is None else timeout)
+        deadline = loop.time() + wait
         # Background work (dead letters on their way to a dead-letter channel) counts.
         while self._supervisor.busy or not all(ch.idle() for ch in self._channels.values()):
             if loop.time() >= deadline or self._dispatcher_died():
@@ -851,8 +871,10 @@ class MessageBus:
 
         Messages still queued or in flight at the deadline stay unacknowledged in the file
         on persistent channels (replayed on the next start) and are counted as dropped on
-        in-memory channels.
+        in-memory channels. ``timeout`` is checked as :meth:`drain` checks it.
         """
+        if timeout is not None:
+            check_wait(timeout)
         if self._pub.closed or self._stopping:
             return
         self._stopping = True

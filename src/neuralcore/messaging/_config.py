@@ -31,7 +31,8 @@ class ChannelConfig(Config):
     Attributes
     ----------
     name : str
-        Channel name (``"rag.query"``); ``*`` is reserved for subscription patterns.
+        Channel name (``"rag.query"``); ``*`` is reserved for subscription patterns. Any
+        valid Unicode text (a lone surrogate such as ``"\\ud800"`` is refused).
     max_size : int
         Most messages queued before ``overflow`` applies.
     overflow : {"block", "drop_new", "drop_oldest", "error"}
@@ -106,6 +107,9 @@ class ChannelConfig(Config):
             raise ConfigError(
                 "name", self.name, "must be non-empty and contain none of '*', '?', '['"
             )
+        _text("name", self.name)
+        if self.dead_letter is not None:
+            _text("dead_letter", self.dead_letter)
         _count("max_size", self.max_size)
         _count("max_attempts", self.max_attempts, 10**6)
         _count("rate_burst", self.rate_burst)
@@ -233,6 +237,16 @@ class BusConfig(Config):
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise ConfigError(f"channels[{i}].name", name, "duplicate channel name")
+
+
+def _text(field: str, value: str) -> None:
+    """A channel name must be valid Unicode text (it is stored, encoded and sent as
+    UTF-8): a lone surrogate (``"\\ud800"``) is refused here, not by the file later."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(field, value, "holds a lone surrogate (not valid UTF-8)") from None
 
 
 def _count(field: str, value: int | None, most: int = _COUNT_MAX, *, zero: bool = False) -> None:

@@ -125,6 +125,13 @@ class IdempotencyWindow:
         if self._ids.pop(key, None) is not None:
             self._stale[key] = self._stale.get(key, 0) + 1
 
+    def unclaim(self, msg_id: str | int) -> None:
+        """Forget the latest claim when it was made for ``msg_id`` (that message was
+        refused after the claim, in the same call)."""
+        keys = self._order_keys
+        if keys and self._ids.get(keys[-1]) == msg_id:
+            self.forget(keys[-1])
+
     def restore(self, key: str, msg_id: str, expiry: float) -> None:
         """Load a key saved by the persistence layer."""
         if key in self._ids:  # its older entry must not expire the new one

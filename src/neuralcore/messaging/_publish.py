@@ -24,6 +24,7 @@ from neuralcore.core import (
     MessagingError,
     QueueFullError,
     RateLimitedError,
+    SerializationError,
 )
 from neuralcore.messaging._journal import storable_text
 from neuralcore.messaging._message import Message, Tracker, _new
@@ -183,6 +184,8 @@ class Pipeline:
                 if sink is not None and msg.origin == bus_id:  # give_taps, inlined
                     try:
                         took = sink(msg) is True
+                    except SerializationError as err:
+                        raise self.cut_unsendable(ch, msgs, i, err) from None
                     except Exception:
                         took = self.tap_failed(ch, forwarders[0])
                     if took:
@@ -213,7 +216,7 @@ class Pipeline:
                             out[i] = None
                             continue
                     out[i] = self.accept(ch, msg)
-                elif give(ch, msg, forwarders):  # self.offer(ch, msg), inlined
+                elif self.give_or_cut(ch, msgs, i):  # self.offer(ch, msg), inlined
                     taken += 1
                     if others:
                         give(ch, msg, others)
@@ -245,6 +248,29 @@ class Pipeline:
             f"{err} -- the first {i} of the batch of {len(msgs)} were published (what an "
             "outbound bridge takes needs no local room); the queue holds messages the "
             f"bridge did not take, and nothing from message {i} on was published"
+        )
+
+    def give_or_cut(self, ch: Channel, msgs: list[Message], i: int) -> bool:
+        """``give_taps(forwarders)`` for ``msgs[i]`` of a batch offered before queueing;
+        one an outbound bridge cannot encode stops the batch (:meth:`cut_unsendable`)."""
+        try:
+            return self.give_taps(ch, msgs[i], ch.forwarders, refuse=True)
+        except SerializationError as err:
+            raise self.cut_unsendable(ch, msgs, i, err) from None
+
+    def cut_unsendable(
+        self, ch: Channel, msgs: list[Message], i: int, err: SerializationError
+    ) -> SerializationError:
+        """A batch stopped at ``msgs[i]``, which an outbound bridge cannot encode (no
+        local subscriber): the rest is discarded; the error says how much went out."""
+        for msg in msgs[i:]:
+            self.discard(ch, msg)
+        if ch.idem is not None:
+            ch.idem.unclaim(msgs[i]._id)
+        return SerializationError(
+            f"channel {ch.name!r}: message {i} of the batch of {len(msgs)} cannot be sent "
+            f"over the outbound bridge: {err} -- the first {i} were published, nothing "
+            f"from message {i} on was"
         )
 
     def discard(self, ch: Channel, msg: Message) -> None:
@@ -279,21 +305,24 @@ class Pipeline:
                 return self.accept_each(ch, prepared)
             out: list[Message | None] = []
             for i, msg in enumerate(prepared):
-                if ch.queue.size < ch.max_size or ch.targets:
-                    if ch.queue.size >= ch.max_size:  # as a single publish_async
+                try:
+                    if ch.queue.size < ch.max_size or ch.targets:
+                        if ch.queue.size >= ch.max_size:  # as a single publish_async
+                            try:
+                                await self.admit_async(ch)
+                            except QueueFullError as err:
+                                raise self.cut(ch, prepared, i, err) from None
+                        out.append(self.accept(ch, msg))
+                    elif self.offer(ch, msg):  # full of what the bridge refused: offer it
+                        out.append(msg)
+                    else:  # refused too: wait for local room, as a single publish_async
                         try:
                             await self.admit_async(ch)
                         except QueueFullError as err:
                             raise self.cut(ch, prepared, i, err) from None
-                    out.append(self.accept(ch, msg))
-                elif self.offer(ch, msg):  # full of what the bridge refused: offer first
-                    out.append(msg)
-                else:  # refused too: wait for local room, as a single publish_async
-                    try:
-                        await self.admit_async(ch)
-                    except QueueFullError as err:
-                        raise self.cut(ch, prepared, i, err) from None
-                    out.append(self.enqueue(ch, msg, ch.others))
+                        out.append(self.enqueue(ch, msg, ch.others))
+                except SerializationError as err:  # an outbound bridge cannot encode it
+                    raise self.cut_unsendable(ch, prepared, i, err) from None
             return out
         if ch.config.overflow != "block":
             kept = self.fit(ch, prepared)
@@ -771,7 +800,7 @@ class Pipeline:
         bridges' taps before it is queued. True: one took it: it is accepted with no
         local copy (counted as published, settled as handled if tracked, given to the
         other taps). False: the caller queues it or drops it by the overflow policy."""
-        if not self.give_taps(ch, msg, ch.forwarders):
+        if not self.give_taps(ch, msg, ch.forwarders, refuse=True):
             return False
         ch.stats.published += 1
         if ch.others:
@@ -805,11 +834,19 @@ class Pipeline:
             ch.wake()
         return list(msgs)
 
-    def give_taps(self, ch: Channel, msg: Message, taps: list[Tap]) -> bool:
+    def give_taps(
+        self, ch: Channel, msg: Message, taps: list[Tap], *, refuse: bool = False
+    ) -> bool:
         """Give an accepted message to ``taps`` (some of ``ch.taps``; a failing tap is
         counted). Returns True when an outbound bridge's tap took it for sending and no
-        other outbound bridge's tap refused it (full buffer, not encodable, failed): a
-        message one bridge refused stays queued locally even if another bridge took it.
+        other outbound bridge's tap refused it (full buffer, failed): a message one
+        bridge refused stays queued locally even if another bridge took it.
+
+        A message an outbound bridge cannot encode (its tap raised ``SerializationError``)
+        is refused at the publish call with that error when ``refuse`` (the message is
+        offered before it is queued: no local subscriber, it would only cross the
+        bridge); otherwise (it is queued for a local subscriber already) it is counted as
+        a channel error and logged, and stays delivered locally only.
 
         ``msg._tapped`` (stop() then logs it as forwarded, not dropped) is set only for a
         tap that really took it: an outbound bridge's tap that returned True, or another
@@ -819,6 +856,16 @@ class Pipeline:
             if tap.include_remote or msg.origin == self._bus_id:
                 try:
                     took = tap.callback(msg)
+                except SerializationError as err:
+                    if refuse and tap.forwards:  # the codec's error names the bad value
+                        if ch.idem is not None:  # a corrected retry is no duplicate
+                            ch.idem.unclaim(msg._id)
+                        raise
+                    ch.stats.errors += 1
+                    logger.error("tap %r on channel %r cannot send message %s: %s",
+                                 tap.selector, ch.name, msg.id, err)  # fmt: skip
+                    refused = refused or tap.forwards
+                    continue
                 except Exception:
                     ch.stats.errors += 1
                     logger.exception("tap %r on channel %r failed", tap.selector, ch.name)
@@ -886,6 +933,16 @@ def check_timeout(timeout: Any) -> float:
         raise InputTypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
     if not 0 < timeout < 1e6:  # also refuses NaN
         raise InvalidInputError(f"timeout must be > 0 and < 1e6 seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def check_wait(timeout: Any) -> float:
+    """A drain or stop deadline: a finite number of seconds in ``[0, 1e6)`` (NaN would
+    make every deadline test False: a wait for good)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InputTypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+    if not 0 <= timeout < 1e6:  # also refuses NaN
+        raise InvalidInputError(f"timeout must be >= 0 and < 1e6 seconds, got {timeout!r}")
     return float(timeout)
 
 

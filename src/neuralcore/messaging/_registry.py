@@ -9,14 +9,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from neuralcore.core import ChannelNotFoundError
+from neuralcore.core import ChannelNotFoundError, InvalidInputError
 
 if TYPE_CHECKING:
     from neuralcore.messaging._bridge import Tap
     from neuralcore.messaging._channel import Channel
     from neuralcore.messaging._subscription import Subscription
 
-__all__ = ("Registry",)
+__all__ = ("Registry", "check_name")
+
+
+def check_name(name: str) -> None:
+    """Raise ``InvalidInputError`` for a channel name or pattern that is not valid
+    Unicode text (a lone surrogate): no channel can have it (``ChannelConfig`` refuses
+    it), and it could not be stored or sent."""
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"channel {name!r} holds a lone surrogate: channel names must be valid UTF-8 text"
+            ) from None
 
 
 class Registry:
@@ -52,6 +65,8 @@ class Registry:
         """The channel ``name``, or ``ChannelNotFoundError`` naming the known ones."""
         ch = self.channels.get(name)
         if ch is None:
+            if type(name) is str and not name.isascii():
+                check_name(name)
             known = ", ".join(sorted(self.channels)[:10]) or "none"
             raise ChannelNotFoundError(
                 f"no channel {name!r} (known: {known}); create it with bus.create_channel({name!r})"

@@ -4,19 +4,19 @@ On a channel whose only tap is an outbound bridge's and that has no local subscr
 ``publish``, ``publish_async`` and ``publish_batch`` call the bridge's tap callback
 directly, and the bridge encodes straight into its buffer. Everything the general path
 promised still holds there: order, a failing or refusing bridge keeps the message
-locally, payloads that cannot travel are refused by the bridge (logged, counted, kept
-locally) while the messages around them go out, and a subscriber or tap arriving
-switches the channel back to the general path.
+locally, a payload that cannot travel is refused at the publish call
+(``SerializationError``, as on a persistent channel) while the messages around it go
+out, and a subscriber or tap arriving switches the channel back to the general path.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import pytest
 
+from neuralcore.core import SerializationError
 from neuralcore.messaging import Message, MessageBus
 from neuralcore.messaging.bridges import BridgeConfig, BridgeState, MemoryBridge, MemoryBroker
 from neuralcore.messaging.bridges._buffer import OutboundBuffer
@@ -74,30 +74,67 @@ def deep(levels: int) -> Any:
 
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize(("bad", "why"), BAD)
-async def test_a_payload_that_cannot_travel_is_refused_by_the_bridge_and_kept(
+async def test_a_payload_that_cannot_travel_is_refused_at_the_publish_call(
     how: str, bad: Any, why: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The bridge refuses it (error logged naming the cause, counted as dropped); it stays
-    queued locally; the messages before and after it go out in order."""
+    """No local subscriber: the message would only cross the bridge, so the publish
+    raises SerializationError naming the bad value, as on a persistent channel; nothing
+    of it is queued, logged or counted as dropped; the messages before it go out in
+    order (a batch says how much of it went out)."""
     if why == "nested deeper":
         bad = {"n": deep(300)}
     broker = MemoryBroker()
     bus, bridge = await sender(broker)
     try:
+        with caplog.at_level(logging.WARNING, logger="neuralcore"):
+            if how == "batch":
+                with pytest.raises(SerializationError, match=why) as info:
+                    await publish(bus, how, ["a", bad, "b"])
+                assert "message 1 of the batch of 3" in str(info.value)
+                assert "the first 1 were published" in str(info.value)
+                out = await publish(bus, "sync", ["c"])
+            else:
+                out = await publish(bus, how, ["a"])
+                with pytest.raises(SerializationError, match=why):
+                    await publish(bus, how, [bad])
+                out += await publish(bus, how, ["b"])
+            assert all(m is not None for m in out)
+            assert await bridge.flush(5)
+            assert sent(bus, broker) == (["a", "c"] if how == "batch" else ["a", "b"])
+            assert bridge.metrics().dropped == 0
+            assert queued(bus) == 0
+            assert bus.metrics()["jobs"].published == 2
+            await bus.stop()
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [
+            r.getMessage() for r in caplog.records
+        ]
+    finally:
+        await bus.stop()
+
+
+@pytest.mark.parametrize("how", HOW)
+async def test_a_payload_that_cannot_travel_still_reaches_a_local_subscriber(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a local subscriber the message is delivered here (it was accepted before the
+    bridge saw it); the bridge cannot carry it: logged naming the cause, counted as a
+    channel error; the messages around it go out."""
+    broker = MemoryBroker()
+    bus, bridge = await sender(broker)
+    got: list[Any] = []
+    bus.subscribe("jobs", lambda m: got.append(m.payload))
+    try:
         with caplog.at_level(logging.ERROR, logger="neuralcore"):
-            out = await publish(bus, how, ["a", bad, "b"])
+            out = await publish(bus, how, ["a", {"s": {1}}, "b"])
         assert all(m is not None for m in out)
+        await wait_for(lambda: len(got) == 3)
+        assert got == ["a", {"s": {1}}, "b"]
         assert await bridge.flush(5)
         assert sent(bus, broker) == ["a", "b"]
-        assert bridge.metrics().dropped == 1
-        assert queued(bus) == 1
+        assert bus.metrics()["jobs"].errors == 1
         logged = [r.getMessage() for r in caplog.records if "cannot send" in r.getMessage()]
-        assert len(logged) == 1
-        assert re.search(why, logged[0]), logged
-        got: list[Any] = []
-        bus.subscribe("jobs", lambda m: got.append(m.payload))
-        await wait_for(lambda: len(got) == 1)
-        assert got[0] is bad or got[0] == bad
+        assert len(logged) == 1, logged
+        assert "holds a set" in logged[0]
     finally:
         await bus.stop()
 
@@ -232,3 +269,26 @@ def test_pack_framing_is_big_endian_lengths(sizes: list[int]) -> None:
     head += b"".join(n.to_bytes(4, "big") for n in sizes)
     assert value == head + b"".join(envelopes)
     assert unpack(value) == envelopes
+
+
+@pytest.mark.parametrize("how", ["sync", "async"])
+async def test_a_refused_payload_does_not_use_up_its_idempotency_key(how: str) -> None:
+    """A publish refused because the bridge cannot encode its payload was not published:
+    a corrected retry with the same key goes out (it is no duplicate)."""
+    broker = MemoryBroker()
+    bus, bridge = await sender(broker, channel={"idempotency_window": 60.0})
+    try:
+
+        async def publish_one(payload: Any) -> Message | None:
+            if how == "sync":
+                return bus.publish("jobs", payload, idempotency_key="k")
+            return await bus.publish_async("jobs", payload, idempotency_key="k")
+
+        with pytest.raises(SerializationError, match="holds a set"):
+            await publish_one({"s": {1}})
+        msg = await publish_one({"s": [1]})
+        assert msg is not None
+        assert await bridge.flush(5)
+        assert sent(bus, broker) == [{"s": [1]}]
+    finally:
+        await bus.stop()

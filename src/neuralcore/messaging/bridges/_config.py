@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import socket
 from collections.abc import Iterable
 from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote
 
 from neuralcore.core import Config, ConfigError
 from neuralcore.messaging._routing import Selector
@@ -27,6 +29,8 @@ __all__ = (
 Direction = Literal["out", "in", "both"]
 
 _SECRET = "***"
+_DAY = 86_400.0
+_WEEK = 7 * _DAY
 
 
 def _secret() -> Any:
@@ -97,6 +101,13 @@ class BridgeConfig(Config):
         bridge uses any more are never forwarded, and keep their messages in the file),
         and distinct between two sending bridges of one bus.
 
+    Notes
+    -----
+    Every number must be finite: NaN and infinity are refused with a
+    :class:`ConfigError` naming the field (none of these settings means "for good").
+    Durations are at most a day (``linger_ms`` at most a minute), ``startup_timeout_s``
+    and ``drain_timeout_s`` at most a week.
+
     Examples
     --------
     >>> BridgeConfig(channels=("orders.*",), direction="out").matches("orders.new")
@@ -130,13 +141,17 @@ class BridgeConfig(Config):
         """Check ranges; raise :class:`ConfigError` naming the field."""
         if not self.channels or any(not c for c in self.channels):
             raise ConfigError("channels", self.channels, "need at least one non-empty name")
-        _positive(self, "batch_size", "buffer_size", "dedup_window", "health_interval_s")
-        _non_negative(self, "linger_ms", "reconnect_initial_s", "max_reconnect_attempts")
+        _positive(self, "batch_size", "buffer_size", "dedup_window")
+        _non_negative(self, "max_reconnect_attempts")
+        _seconds(self, "health_interval_s", _DAY, positive=True)
+        _seconds(self, "linger_ms", 60_000.0)
+        _seconds(self, "reconnect_initial_s", _DAY)
+        _seconds(self, "reconnect_max_s", _DAY)
         if self.reconnect_max_s < self.reconnect_initial_s:
             raise ConfigError("reconnect_max_s", self.reconnect_max_s, "below reconnect_initial_s")
-        if not 0.0 <= self.reconnect_jitter <= 1.0:
-            raise ConfigError("reconnect_jitter", self.reconnect_jitter, "must be in [0, 1]")
-        _non_negative(self, "startup_timeout_s", "drain_timeout_s")
+        _seconds(self, "reconnect_jitter", 1.0)
+        _seconds(self, "startup_timeout_s", _WEEK)
+        _seconds(self, "drain_timeout_s", _WEEK)
         if self.group is not None and not self.group:
             raise ConfigError("group", self.group, "must not be empty (None means fan-out)")
         for selector, name in self.groups.items():
@@ -256,7 +271,9 @@ class RedisBridgeConfig(BridgeConfig):
     (False, '***')
     """
 
-    url: str = "redis://127.0.0.1:6379/0"
+    # "secret": a value of the wrong type is not echoed (it may hold credentials);
+    # redacted() shows the URL unless it holds a secret (refused at construction anyway)
+    url: str = dataclasses.field(default="redis://127.0.0.1:6379/0", metadata={"secret": True})
     username: str | None = None
     password: str | None = _secret()
     ssl: bool = False
@@ -279,12 +296,15 @@ class RedisBridgeConfig(BridgeConfig):
     def validate(self) -> None:
         """Check ranges; raise :class:`ConfigError` naming the field."""
         super().validate()
+        if _url_has_secret(self.url):  # first: no other check may echo the URL
+            raise ConfigError("url", "<redacted>", "put credentials in username/password")
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("url", self.url, "expected redis://, rediss:// or unix://")
-        if _url_has_secret(self.url):
-            raise ConfigError("url", "<redacted>", "put credentials in username/password")
-        _positive(self, "maxlen", "block_ms", "claim_idle_ms", "claim_interval_s")
-        _positive(self, "socket_timeout_s", "connect_timeout_s")
+        _positive(self, "maxlen", "block_ms", "claim_idle_ms")
+        _seconds(self, "claim_interval_s", _DAY, positive=True)
+        _seconds(self, "stale_after_s", 30 * _DAY, positive=True)
+        _seconds(self, "socket_timeout_s", _DAY, positive=True)
+        _seconds(self, "connect_timeout_s", _DAY, positive=True)
         if self.stale_after_s <= self.claim_interval_s:
             raise ConfigError(
                 "stale_after_s", self.stale_after_s,
@@ -302,8 +322,7 @@ class RedisBridgeConfig(BridgeConfig):
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets replaced by ``***`` (a URL secret hides the URL)."""
         out = super().redacted()
-        if _url_has_secret(self.url):
-            out["url"] = _SECRET
+        out["url"] = _SECRET if _url_has_secret(self.url) else self.url
         return out
 
 
@@ -314,7 +333,9 @@ class KafkaBridgeConfig(BridgeConfig):
     Parameters
     ----------
     bootstrap : str
-        ``host:port[,host:port]`` of the brokers.
+        ``host:port[,host:port]`` of the brokers. Credentials belong in
+        ``sasl_username`` / ``sasl_password``: an address with ``user:password@`` is
+        refused, without echoing it.
     topic_prefix : str
         Topic name = prefix + channel (characters Kafka rejects become ``_``).
     partitions, replication : int
@@ -348,7 +369,7 @@ class KafkaBridgeConfig(BridgeConfig):
     'zstd'
     """
 
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = dataclasses.field(default="127.0.0.1:9092", metadata={"secret": True})
     topic_prefix: str = "nc."
     partitions: int = 3
     replication: int = 1
@@ -372,6 +393,10 @@ class KafkaBridgeConfig(BridgeConfig):
     def validate(self) -> None:
         """Check ranges; raise :class:`ConfigError` naming the field."""
         super().validate()
+        if _bootstrap_has_secret(self.bootstrap):  # first: no other check may echo it
+            raise ConfigError(
+                "bootstrap", "<redacted>", "put credentials in sasl_username/sasl_password"
+            )
         if not self.bootstrap:
             raise ConfigError("bootstrap", self.bootstrap, "must not be empty")
         _positive(self, "partitions", "replication", "batch_bytes", "session_timeout_ms")
@@ -379,6 +404,13 @@ class KafkaBridgeConfig(BridgeConfig):
         _positive(self, "fetch_wait_max_ms", "message_timeout_ms")
         if self.sasl_mechanism is not None and not self.security_protocol.startswith("SASL"):
             raise ConfigError("sasl_mechanism", self.sasl_mechanism, "needs a SASL protocol")
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings with secrets replaced by ``***`` (credentials in ``bootstrap``
+        hide it; they are refused at construction)."""
+        out = super().redacted()
+        out["bootstrap"] = _SECRET if _bootstrap_has_secret(self.bootstrap) else self.bootstrap
+        return out
 
 
 def channel_names(channels: str | Iterable[str]) -> tuple[str, ...]:
@@ -399,12 +431,36 @@ def _selector(texts: tuple[str, ...]) -> Selector:
     return Selector(texts)
 
 
+def _decoded(text: str) -> str:
+    """``text`` percent-decoded until it no longer changes (a client decodes once; a
+    secret check that decodes more refuses more, never less)."""
+    for _ in range(4):
+        out = unquote(text)
+        if out == text:
+            break
+        text = out
+    return text
+
+
 def _url_has_secret(url: str) -> bool:
-    """True for ``user:pw@`` in the address or a ``password=`` query parameter."""
-    netloc = url.split("//", 1)[-1].partition("/")[0].partition("?")[0]
-    query = url.partition("?")[2].lower()
-    params = {p.split("=", 1)[0].strip() for p in query.replace(";", "&").split("&") if p}
-    return "@" in netloc or "password" in params
+    """True for ``user[:pw]@`` in the address or a ``password=`` query parameter, also
+    percent-encoded (``%70assword=``), in any case or with spaces around the URL: the
+    check runs before any other, so that no error about the URL echoes a secret."""
+    text = url.strip()
+    rest = text.split("//", 1)[-1]
+    netloc = rest.partition("/")[0].partition("?")[0].partition("#")[0]
+    query = text.partition("?")[2].partition("#")[0]
+    names: set[str] = set()
+    for part in query.replace(";", "&").split("&"):
+        key = part.split("=", 1)[0]
+        names.add(_decoded(key).strip().lower())
+        names.update(k.strip().lower() for k, _ in parse_qsl(part, keep_blank_values=True))
+    return "@" in _decoded(netloc) or "password" in names or "passwd" in names
+
+
+def _bootstrap_has_secret(bootstrap: str) -> bool:
+    """True when a broker address carries credentials (``sasl://user:pw@host:9092``)."""
+    return "@" in _decoded(bootstrap)
 
 
 def _positive(cfg: Config, *names: str) -> None:
@@ -417,3 +473,13 @@ def _non_negative(cfg: Config, *names: str) -> None:
     for name in names:
         if getattr(cfg, name) < 0:
             raise ConfigError(name, getattr(cfg, name), "must be >= 0")
+
+
+def _seconds(cfg: Config, name: str, most: float, *, positive: bool = False) -> None:
+    """A finite number in ``[0, most]`` (``(0, most]`` with ``positive``): NaN passes
+    every ``<`` test, so it is refused first, and infinity with it."""
+    value = getattr(cfg, name)
+    if not math.isfinite(value):
+        raise ConfigError(name, value, "must be a finite number (not NaN or infinity)")
+    if value < 0 or (positive and value == 0) or value > most:
+        raise ConfigError(name, value, f"must be {'> 0' if positive else '>= 0'} and <= {most:g}")

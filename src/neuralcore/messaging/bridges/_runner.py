@@ -391,17 +391,22 @@ class BridgeRunner:
     async def stop(self, *, timeout: float | None = None) -> None:
         """Hand what was accepted to the server, acknowledge, disconnect.
 
-        Waits up to ``timeout`` seconds (default ``drain_timeout_s``) for the outbound
+        Waits up to ``timeout`` seconds (default ``drain_timeout_s``; ``inf`` waits for
+        good, NaN or a negative number is refused before anything stops) for the outbound
         buffer to empty, also across a reconnect. What is still unsent then is counted in
         ``metrics().unsent`` and logged; messages of the bus's persistent channels stay in
         its outbox (and those in a spill file in the file) for the next run.
         """
+        if timeout is None:
+            drain = self.config.drain_timeout_s
+        else:  # NaN would end the wait at once (every deadline test False): refused
+            checked = _timeout(timeout)
+            drain = math.inf if checked is None else checked
         if self._state is BridgeState.STOPPED:
             return
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
-        drain = self.config.drain_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + drain
         while self.buffered and time.monotonic() < deadline and self._sending():
             await asyncio.sleep(0.005)
@@ -451,11 +456,7 @@ class BridgeRunner:
             plain = plain_get(channel)
             if plain is None or msg.origin != local or len(mem) >= limit:
                 return other(msg)
-            try:
-                data = encode(msg)
-            except SerializationError as err:
-                self._unsendable(msg, err, 0)
-                return False
+            data = encode(msg)  # SerializationError: the bus refuses the publish with it
             mem.append((channel, data, plain[0], plain[1], 0))
             if len(mem) == 1:
                 ready.set()
@@ -469,8 +470,11 @@ class BridgeRunner:
 
         Returns True when the message was taken for sending (buffered, spilled or left in
         the bus outbox to be read back); the bus then keeps no local copy of it on a
-        channel without a local subscriber. False: not carried, not encodable, or refused
-        by a full buffer.
+        channel without a local subscriber. False: not carried, or refused by a full
+        buffer. A message of a channel the bus does not record that cannot be encoded
+        raises ``SerializationError``: the bus refuses that publish with it when the
+        message would only cross the bridge (no local subscriber), and otherwise counts
+        it as a channel error and logs it (it is delivered locally only).
 
         Runs inside every bridged publish: the common case (a carried channel the bus
         does not record) is one route lookup, the encode and one buffer append.
@@ -478,11 +482,7 @@ class BridgeRunner:
         channel = msg.channel
         plain = self._plain.get(channel)
         if plain is not None:  # the common case: sent, not recorded, keyed by channel
-            try:
-                data = self._encode(msg)
-            except SerializationError as err:
-                self._unsendable(msg, err, 0)
-                return False
+            data = self._encode(msg)  # SerializationError: raised to the bus (see _sink)
             mem = self._mem
             if len(mem) < self._limit:  # OutboundBuffer.put, inlined (no spill file)
                 mem.append((channel, data, plain[0], plain[1], 0))
@@ -497,11 +497,7 @@ class BridgeRunner:
             route = self._route(msg)
         how, persistent, key, per_message = route
         if how == _PLAIN:
-            try:
-                data = self._encode(msg)
-            except SerializationError as err:
-                self._unsendable(msg, err, 0)
-                return False
+            data = self._encode(msg)  # SerializationError: raised to the bus (see _sink)
             if per_message:
                 key = self._key(msg)
             return self._put(msg, (channel, data, key, persistent, 0))
