@@ -52,6 +52,19 @@ _CHILD = textwrap.dedent(
             assert abs(f(a, b) - want) < 1e-6, (s, f(a, b), want)
         rows = neuralcore.cosine_similarity(a, np.stack([b, a]))
         assert abs(rows[0] - want) < 1e-6 and abs(rows[1] - 1) < 1e-6, (s, rows)
+    # dot and L2 of one float32 pair: SimSIMD's float32 sums under- or overflow
+    zero = np.zeros(2, np.float32)
+    tiny, big = np.array([1e-25, 0], np.float32), np.array([3e19, 0], np.float32)
+    exact = float(np.float32(1e-25))
+    for ops_ in (neuralcore, ops):
+        assert math.isclose(ops_.euclidean_distance(tiny, zero), exact, rel_tol=1e-12)
+        assert math.isclose(ops_.sqeuclidean_distance(tiny, zero), exact**2, rel_tol=1e-12)
+        assert math.isclose(ops_.dot(tiny, tiny), exact**2, rel_tol=1e-12)
+        big_sq = float(np.float32(3e19)) ** 2  # beyond float32, a float64 answer
+        assert math.isclose(ops_.dot(big, big), big_sq, rel_tol=1e-12)
+    small = np.array([1e-20, 1e-20], np.float32)
+    want_small = 2 * float(np.float32(1e-20)) ** 2
+    assert math.isclose(neuralcore.dot(small, small), want_small, rel_tol=1e-9)
     print("ok")
     """
 )

@@ -116,6 +116,17 @@ _F32_WIDE = _COSINE_METRIC == "angular"
 _SQ_LO, _SQ_HI = 1e-30, 1e30
 
 
+def _f32_pair(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are two forward-contiguous 1-D float32 ndarrays."""
+    return (
+        type(a) is _ND
+        and type(b) is _ND
+        and a.ndim == b.ndim == 1
+        and a.dtype == b.dtype == np.float32
+        and a.strides[0] == 4 == b.strides[0]
+    )
+
+
 def _f32_safe(a: Arr, b: Arr) -> bool:
     """Whether SimSIMD's float32 cosine of ``a`` and ``b`` stands: both squared norms (its
     own float32 sums: an overflow shows as inf, an underflow as a tiny value) in range."""
@@ -200,7 +211,12 @@ def _dot(a: Any, b: Any, allow_nonfinite: bool | None = None) -> Any:
         result = _ss_dot(a, b)
         # finite (NaN/inf shows), a float (not a batch tensor or a complex), and two
         # ndarrays read forwards with one stride (positive: SimSIMD refuses other strides)
-        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
+        if (
+            type(result) is float
+            and result - result == 0.0
+            and a.strides[0] == b.strides[0] > 0
+            and (_F32_WIDE or a.strides[0] != 4 or _SQ_LO < abs(result) < _SQ_HI)
+        ):
             return result
     except _SS_REJECTS:
         pass
@@ -214,7 +230,12 @@ def _sqeuclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -
     result = None
     try:
         result = _ss_sq(a, b)
-        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
+        if (
+            type(result) is float
+            and result - result == 0.0
+            and a.strides[0] == b.strides[0] > 0
+            and (_F32_WIDE or a.strides[0] != 4 or _SQ_LO < abs(result) < _SQ_HI)
+        ):
             return result
     except _SS_REJECTS:
         pass
@@ -230,7 +251,12 @@ def _euclidean_distance(a: Any, b: Any, allow_nonfinite: bool | None = None) -> 
         result = _ss_sq(a, b)
         # float32 only (stride 4): a float64 square can under/overflow where the distance
         # itself is a normal number; the general path rescales those
-        if type(result) is float and result - result == 0.0 and a.strides[0] == 4 == b.strides[0]:
+        if (
+            type(result) is float
+            and result - result == 0.0
+            and a.strides[0] == 4 == b.strides[0]
+            and (_F32_WIDE or _SQ_LO < result < _SQ_HI)
+        ):
             return _sqrt(result)
     except _SS_REJECTS:
         pass
@@ -282,7 +308,12 @@ def _dot_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | None = None) -> An
         result = _ss_dot(a, b)
         # finite (NaN/inf shows), a float (not a batch tensor or a complex), and two
         # ndarrays read forwards with one stride (positive: SimSIMD refuses other strides)
-        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
+        if (
+            type(result) is float
+            and result - result == 0.0
+            and a.strides[0] == b.strides[0] > 0
+            and (_F32_WIDE or a.strides[0] != 4 or _SQ_LO < abs(result) < _SQ_HI)
+        ):
             return result
     except _SS_REJECTS:
         pass
@@ -296,7 +327,12 @@ def _sqeuclidean_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | N
     result = None
     try:
         result = _ss_sq(a, b)
-        if type(result) is float and result - result == 0.0 and a.strides[0] == b.strides[0] > 0:
+        if (
+            type(result) is float
+            and result - result == 0.0
+            and a.strides[0] == b.strides[0] > 0
+            and (_F32_WIDE or a.strides[0] != 4 or _SQ_LO < abs(result) < _SQ_HI)
+        ):
             return result
     except _SS_REJECTS:
         pass
@@ -312,7 +348,12 @@ def _euclidean_distance_m(self: Any, a: Any, b: Any, allow_nonfinite: bool | Non
         result = _ss_sq(a, b)
         # float32 only (stride 4): a float64 square can under/overflow where the distance
         # itself is a normal number; the general path rescales those
-        if type(result) is float and result - result == 0.0 and a.strides[0] == 4 == b.strides[0]:
+        if (
+            type(result) is float
+            and result - result == 0.0
+            and a.strides[0] == 4 == b.strides[0]
+            and (_F32_WIDE or _SQ_LO < result < _SQ_HI)
+        ):
             return _sqrt(result)
     except _SS_REJECTS:
         pass
@@ -534,6 +575,10 @@ def _general(kind: str, a: Any, b: Any, allow: bool, threads: int, batch: Any = 
         if found is not None:
             return found
     names = ("a", "b")
+    if type(batch) is float and not _F32_WIDE and _f32_pair(a, b):
+        # SimSIMD's float32 sums left float32's range (or 0/2 for cosine): float64 formula
+        x64, y64 = a.astype(np.float64)[None, :], b.astype(np.float64)[None, :]
+        return float(_fallback(kind, x64, y64, allow, names)[0, 0])
     x, y = _arrays(a, b, names)
     if x.ndim == 2 and y.ndim == 1:
         x, y, names = y, x, ("b", "a")
