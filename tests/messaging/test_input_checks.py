@@ -13,7 +13,8 @@ import pytest
 
 from neuralcore.core import ConfigError, InputTypeError, InvalidInputError
 from neuralcore.messaging import MessageBus
-from neuralcore.messaging._bus import MAX_CONCURRENCY
+
+MAX_CONCURRENCY = 10_000  # documented in MessageBus.subscribe
 
 
 @pytest.mark.parametrize("concurrency", [10**9, MAX_CONCURRENCY + 1, 0, -3])

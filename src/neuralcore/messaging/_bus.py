@@ -327,7 +327,12 @@ class MessageBus:
         channel : str
             An existing channel.
         payload : object
-            Delivered as is in-process; must be encodable on persistent channels.
+            Delivered as is in-process; must be encodable on persistent channels, and on
+            a channel an outbound bridge carries while it has no local subscriber (the
+            message would only cross the bridge): otherwise ``SerializationError``
+            naming the bad value, and nothing is published. With a local subscriber an
+            unencodable payload is delivered locally only (logged, counted in
+            ``errors``).
         priority : int or None
             Lower is more urgent; the channel default when ``None``.
         headers : mapping or None
@@ -691,8 +696,8 @@ class MessageBus:
             Competing consumers: members of a group share the messages; ``None`` = every
             message (broadcast).
         concurrency : int
-            Messages handled at once by this subscriber, 1 to 10,000 (``MAX_CONCURRENCY``:
-            each unit is a task, or a thread-pool slot for a sync handler).
+            Messages handled at once by this subscriber, 1 to 10,000 (each unit is a
+            task, or a thread-pool slot for a sync handler).
         filter : callable or None
             ``filter(message) -> bool``; rejected messages are acknowledged unhandled. In a
             group the filter is the group's (set by its first member).
