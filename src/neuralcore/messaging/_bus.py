@@ -871,8 +871,14 @@ class MessageBus:
         )
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Stop bridges, drain up to ``timeout`` (handlers may still publish follow-ups),
-        then refuse publishes and shut down.
+        """Refuse new publishes, drain up to ``timeout``, then stop the bridges (each
+        hands what it accepted to its server within its own drain timeout) and shut down.
+
+        From the moment ``stop()`` begins, a publish raises :class:`BusClosedError`,
+        except a follow-up published by one of this bus's handlers while it drains: that
+        one is accepted, delivered and handed to the outbound bridges like any other.
+        Bridges stop only after the drain, so nothing accepted misses them; what they
+        receive meanwhile is left unacknowledged on the server (redelivered).
 
         Messages still queued or in flight at the deadline stay unacknowledged in the file
         on persistent channels (replayed on the next start) and are counted as dropped on
@@ -883,14 +889,18 @@ class MessageBus:
         if self._pub.closed or self._stopping:
             return
         self._stopping = True
-        for bridge in reversed(self._bridges):
-            await self._stop_bridge(bridge)
-        if self.running and not await self.drain(timeout):
-            # Handlers may still publish follow-ups while draining; the deadline bounds it.
-            logger.warning("bus %s: drain deadline passed with messages pending", self.bus_id)
+        self._pub.draining = True  # handlers' follow-ups still pass while draining
         self._pub.closed = True  # the pipeline owns it: publishes check it
         for ch in self._channels.values():
             ch.refresh()  # no more fast-path publishes
+        try:
+            if self.running and not await self.drain(timeout):
+                # Handlers may still publish follow-ups while draining; the deadline bounds it.
+                logger.warning("bus %s: drain deadline passed with messages pending", self.bus_id)
+        finally:
+            self._pub.draining = False
+        for bridge in reversed(self._bridges):
+            await self._stop_bridge(bridge)
         if self.running:
             await self._cancel_tasks()
         self._state.running = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import deque
@@ -13,6 +14,7 @@ from neuralcore.messaging._config import ChannelConfig
 from neuralcore.messaging._limits import IdempotencyWindow, TokenBucket
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._metrics import ChannelStats
+from neuralcore.messaging._publish import HANDLING
 from neuralcore.messaging._queue import PriorityQueue
 from neuralcore.messaging._subscription import Subscription, Target
 
@@ -207,6 +209,7 @@ class Channel:
 
     async def run(self) -> None:
         """Dispatcher: drain the queue in batches into targets; no task per message."""
+        HANDLING.set(self.host.handling)  # this task's context: handlers' follow-ups
         queue, loop = self.queue, asyncio.get_running_loop()
         batch_size = self.host.config.batch_size
         while True:
@@ -514,6 +517,7 @@ class Channel:
 
     async def work(self, target: Target, sub: Subscription) -> None:
         """Worker task: drain the target inbox through one subscriber's handler."""
+        HANDLING.set(self.host.handling)  # this task's context: handlers' follow-ups
         loop = asyncio.get_running_loop()
         inbox, stats = target.inbox, self.stats
         timeout = self.config.handler_timeout
@@ -576,9 +580,10 @@ class Channel:
                     coro = asyncio.wait_for(sub.handler(msg), timeout)
                 result = await coro
             elif sub.concurrency > 1:
-                result = await loop.run_in_executor(
-                    None, self.host.middleware.call, sub, msg, sub.handler
-                )
+                result = await loop.run_in_executor(  # with HANDLING (follow-ups at stop)
+                    None, contextvars.copy_context().run, self.host.middleware.call, sub, msg,
+                    sub.handler,
+                )  # fmt: skip
             else:
                 result = self.host.middleware.call(sub, msg, sub.handler)
         except Exception as err:

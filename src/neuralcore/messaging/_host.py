@@ -80,6 +80,12 @@ class ChannelHost(Protocol):
         ...
 
     @property
+    def handling(self) -> object:
+        """What the dispatcher and workers set in ``_publish.HANDLING`` (their handlers'
+        publishes are follow-ups while ``stop()`` drains)."""
+        ...
+
+    @property
     def journal(self) -> Journal | None:
         """The durable record, for delivery-attempt marks."""
         ...
@@ -164,6 +170,11 @@ class BusHost:
     def closed(self) -> bool:
         """See :class:`ChannelHost` (the pipeline owns the flag)."""
         return self._pipeline.closed
+
+    @property
+    def handling(self) -> object:
+        """See :class:`ChannelHost`: the pipeline itself."""
+        return self._pipeline
 
     @property
     def journal(self) -> Journal | None:

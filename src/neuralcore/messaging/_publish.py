@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import itertools
 import logging
 import reprlib
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from neuralcore.messaging._types import Outcome
 
 __all__ = (
+    "HANDLING",
     "PMAX",
     "PMIN",
     "MustWait",
@@ -56,6 +58,13 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _get_ident = threading.get_ident
 _perf = time.perf_counter
+
+HANDLING: contextvars.ContextVar[object] = contextvars.ContextVar(
+    "neuralcore_handling", default=None
+)
+"""The :class:`Pipeline` whose handler runs in this context (set by the channel's
+dispatcher and worker tasks; tasks a handler starts inherit it). While ``stop()`` drains,
+a publish made here is a handler's follow-up and is still accepted; any other is refused."""
 
 
 class PublishHost(Protocol):
@@ -92,7 +101,7 @@ class Pipeline:
 
     __slots__ = (
         "_bus_id", "_channels", "_config", "_counter", "_gate", "_host",
-        "_middleware", "_registry", "_sample_every", "_taps", "closed",
+        "_middleware", "_registry", "_sample_every", "_taps", "closed", "draining",
     )  # fmt: skip
 
     def __init__(
@@ -118,6 +127,14 @@ class Pipeline:
         self._taps = taps
         self._sample_every = config.metrics_sample_every
         self.closed = False  # set once by the bus's stop()/close(): outside publishes refused
+        self.draining = False  # stop() drains: handlers' follow-ups are still accepted
+
+    def refuse(self, channel: str) -> None:
+        """The bus is closed: raise :class:`BusClosedError`, unless ``stop()`` is draining
+        and this publish is a follow-up of one of this bus's handlers (see HANDLING)."""
+        if self.draining and HANDLING.get() is self:
+            return
+        raise BusClosedError(f"bus {self._bus_id} is stopped; cannot publish to {channel!r}")
 
     def tracked_done(self, tracker: Tracker, msg: Message) -> None:
         """Done callback of a message's tracker: ack its row, then ``on_settled``."""
@@ -360,6 +377,8 @@ class Pipeline:
     def wait_threadsafe(self, coro: Coroutine[Any, Any, _T], channel: str) -> _T:
         loop = self._host.loop
         assert loop is not None
+        if HANDLING.get() is self:  # a handler on a thread: its follow-up stays one on the loop
+            coro = _as_follow_up(self, coro)
         try:
             future = asyncio.run_coroutine_threadsafe(coro, loop)
         except RuntimeError as err:  # loop closed
@@ -511,7 +530,7 @@ class Pipeline:
         :meth:`prepare` then :meth:`accept`, paid only for the features ``ch`` has; keep
         the two in step (``test_publish`` runs every feature through both)."""
         if self.closed:
-            raise BusClosedError(f"bus {self._bus_id} is stopped; cannot publish to {ch.name!r}")
+            self.refuse(ch.name)
         if key is not None and (type(key) is not str or not key.isascii()):
             _check_key(key)
         keys = ch.publishers
@@ -598,7 +617,7 @@ class Pipeline:
         if type(channel) is not str:
             raise InputTypeError(f"channel must be a str, got {type(channel).__name__}")
         if self.closed and not internal:
-            raise BusClosedError(f"bus {self._bus_id} is stopped; cannot publish to {channel!r}")
+            self.refuse(channel)
         ch = self._channels.get(channel) or self._registry.channel(channel)  # the latter raises
         if key is not None and (type(key) is not str or not key.isascii()):
             _check_key(key)
@@ -963,3 +982,9 @@ def _check_key(key: Any) -> None:
     if type(key) is not str:
         raise InputTypeError(f"idempotency_key must be a str, got {type(key).__name__}")
     storable_text("idempotency_key", key)
+
+
+async def _as_follow_up(pipeline: Pipeline, coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` (in its own task on the loop) as a follow-up of ``pipeline``'s handler."""
+    HANDLING.set(pipeline)
+    return await coro

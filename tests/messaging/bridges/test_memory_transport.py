@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from neuralcore.core import BusClosedError
 from neuralcore.messaging import BusConfig, Message, MessageBus
 from neuralcore.messaging._codec import MsgpackCodec
 from neuralcore.messaging.bridges import BridgeConfig, BridgeState, MemoryBridge, MemoryBroker
@@ -182,6 +184,59 @@ async def test_close_reports_what_it_could_not_send() -> None:
     await sender.stop()
     assert out.metrics().unsent == 5
     assert "jobs" not in broker.streams
+
+
+async def test_publishes_racing_stop_are_refused_or_sent_never_lost() -> None:
+    # A publisher keeps going while another task stops the bus: every publish either
+    # raises BusClosedError or reaches the server (the bridge stops after the drain).
+    broker = MemoryBroker()
+    sender, out = await bus_with(broker)
+    accepted = 0
+
+    async def publish() -> str:
+        nonlocal accepted
+        i = 0
+        while True:
+            try:
+                await sender.publish_async("jobs", i)
+            except BusClosedError:
+                return "refused"
+            accepted, i = accepted + 1, i + 1
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+
+    task = asyncio.create_task(publish())
+    await wait_for(lambda: accepted >= 100)
+    await sender.stop()
+    assert await task == "refused"
+    assert sender.metrics()["jobs"].dropped == 0
+    assert len(broker.streams["jobs"]) == accepted >= 100
+    assert (out.metrics().sent, out.metrics().unsent) == (accepted, 0)
+
+
+async def test_stop_refuses_outside_publishes_but_keeps_handlers_follow_ups() -> None:
+    broker = MemoryBroker()
+    bus = MessageBus()
+    bus.create_channel("in")
+    bus.create_channel("jobs")
+    out = MemoryBridge(broker, BridgeConfig(channels=("jobs",)))
+    await bus.add_bridge(out)
+
+    def relay(m: Message) -> None:  # sync, on the executor: a follow-up from a thread
+        time.sleep(0.002)
+        bus.publish("jobs", m.payload)
+
+    bus.subscribe("in", relay, concurrency=2)
+    await bus.start()
+    bus.publish_batch("in", range(20))
+    stopping = asyncio.create_task(bus.stop())
+    await asyncio.sleep(0)
+    with pytest.raises(BusClosedError):
+        await bus.publish_async("jobs", "outside")
+    await stopping
+    assert sorted(MsgpackCodec().decode(d).payload for _, d in broker.streams["jobs"]) == list(
+        range(20)
+    )
 
 
 async def test_per_channel_group_shares_one_channel_and_fans_out_the_rest() -> None:

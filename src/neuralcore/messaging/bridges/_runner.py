@@ -39,6 +39,7 @@ from typing import Any
 
 from neuralcore.core import (
     BridgeConnectionError,
+    BusClosedError,
     InputTypeError,
     InvalidInputError,
     QueueFullError,
@@ -728,6 +729,11 @@ class BridgeRunner:
         self._in_flight_in += 1
         try:
             accepted = await port.inject(msg, functools.partial(self._settled_cb, token))
+        except BusClosedError:  # the bus is stopping: left unacknowledged (redelivered)
+            self._seen.discard(mid)
+            self._in_flight_in -= 1
+            self.counters.received -= 1
+            return None
         except (LookupError, ValueError, TypeError) as err:  # refused by the local bus
             self._seen.discard(mid)
             self._in_flight_in -= 1
