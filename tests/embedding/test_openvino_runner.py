@@ -186,3 +186,27 @@ def test_a_recompile_checks_the_files_again(model_copy: Path, variant: str, name
     (model_copy / name).unlink()  # the original back: the next call compiles and matches
     (model_copy / name).symlink_to(original)
     assert (engine.embed(TEXTS) * expected).sum(axis=1).min() > 0.9999
+
+
+def test_word_embeddings_are_looked_up_into_the_requests_own_tensor(model_dir: Path) -> None:
+    # a float32 array of the batch's size (plus an int8 one) built in numpy and then
+    # copied into the request (share_inputs=False) raised peak memory with batch_tokens
+    import tracemalloc
+
+    engine = EmbeddingEngine(model_dir, variant="openvino-int8-bf16", threads=2)
+    runner = engine._runner
+    assert isinstance(runner, _OpenVinoRunner)
+    texts = [f"{i} " + "cat dog " * 120 for i in range(16)]
+    expected = np.stack([engine.embed_one(t) for t in texts])
+    feeds = _feeds(engine, texts)
+    batch_bytes = feeds["input_ids"].size * 384 * 4  # 16 x 256 x 384 float32: 6.3 MB
+    for batches in ([feeds], [feeds, feeds, feeds]):  # the latency model, then the streams
+        tracemalloc.start()
+        try:
+            for hidden in runner.run_many(batches):
+                assert hidden.shape == (*feeds["input_ids"].shape, 384)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < batch_bytes / 8, f"{peak / 2**20:.1f} MB allocated for one batch"
+    assert (engine.embed(texts) * expected).sum(axis=1).min() > 0.9999

@@ -240,11 +240,15 @@ class _OpenVinoRunner(Runner):
         if done and not isinstance(self._model, str):
             self._model = None
 
-    def _feeds(self, feeds: Feeds) -> dict[str, NDArray[Any]]:
-        """The engine's feeds plus the word embeddings looked up here, if split off."""
-        if self._lookup is None:
-            return dict(feeds)
-        return {**feeds, _WORD_EMBEDDINGS: self._lookup(feeds["input_ids"])}
+    def _feeds(self, request: Any, feeds: Feeds) -> Feeds:
+        """The feeds to give ``request``; the word embeddings, if split off, are looked up
+        straight into the request's own input tensor (shaped for this batch, every value
+        written): no float32 array of the batch's size besides it, and none to copy."""
+        if self._lookup is not None:
+            tensor = request.get_tensor(_WORD_EMBEDDINGS)
+            tensor.shape = [*feeds["input_ids"].shape, self._lookup.width]
+            self._lookup.fill(feeds["input_ids"], tensor.data)
+        return feeds
 
     def _latency_request(self) -> Any:
         """The latency model's compiled model, compiling it if there is none (at load, or
@@ -300,7 +304,8 @@ class _OpenVinoRunner(Runner):
         else:
             request = self._stream_requests()[0]
         try:
-            request.infer(self._feeds(feeds), share_inputs=False)
+            # share_outputs: infer's own return value (a copy of the outputs) is not used
+            request.infer(self._feeds(request, feeds), share_inputs=False, share_outputs=True)
             hidden: NDArray[np.float32] = request.get_output_tensor(0).data
             _check_output(hidden, feeds)
         except BaseException:
@@ -335,7 +340,7 @@ class _OpenVinoRunner(Runner):
                     yield self._finish(busy, free)
                 request = free.popleft()
                 busy.append((request, feeds))
-                request.start_async(self._feeds(feeds), share_inputs=False)
+                request.start_async(self._feeds(request, feeds), share_inputs=False)
             while busy:
                 yield self._finish(busy, free)
         except Exception:  # the streams' graphs may keep stale state: start afresh
@@ -379,10 +384,18 @@ class _WordEmbeddings:
     def __init__(self, table: NDArray[np.int8], scale: NDArray[np.float32]) -> None:
         self._table = table
         self._scale = scale
+        self.width = int(table.shape[1])
 
     def __call__(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
-        out: NDArray[np.float32] = np.multiply(self._table[ids], self._scale[ids], dtype=np.float32)
+        out = np.empty((*ids.shape, self.width), dtype=np.float32)
+        self.fill(ids, out)
         return out
+
+    def fill(self, ids: NDArray[np.int64], out: NDArray[np.float32]) -> None:
+        """Write the rows of ``ids`` (rows, tokens) into ``out`` (rows, tokens, width), one
+        text at a time: the int8 rows in between are one text's, not the batch's."""
+        for row, target in zip(ids, out, strict=True):
+            np.multiply(self._table[row], self._scale[row], out=target)
 
 
 def _split_word_embeddings(model: Any) -> _WordEmbeddings | None:
