@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any
 
@@ -245,12 +246,31 @@ _leaf = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),
     st.text(max_size=5), st.binary(max_size=5),
 )  # fmt: skip
+
+
+class _Dict(dict[Any, Any]):
+    pass
+
+
+class _List(list[Any]):
+    pass
+
+
+_key = st.one_of(  # hashable: a tuple or frozenset key comes back a tuple unless refused
+    st.text(max_size=3),
+    st.tuples(st.integers(0, 3), st.text(max_size=2)),
+    st.frozensets(st.integers(0, 3), max_size=2),
+    st.tuples(st.integers(0, 3), st.frozensets(st.integers(0, 3), max_size=2)),
+)
 _tree = st.recursive(
     _leaf | st.frozensets(st.integers(0, 3), max_size=2) | st.sets(st.integers(0, 3), max_size=2),
     lambda kids: (
         st.lists(kids, max_size=3)
         | st.tuples(kids, kids)
         | st.dictionaries(st.text(max_size=3), kids, max_size=3)
+        | st.dictionaries(_key, kids, max_size=3)
+        | st.builds(_Dict, st.dictionaries(_key, kids, max_size=3))  # subclasses are walked
+        | st.builds(_List, st.lists(kids, max_size=3))
     ),
     max_leaves=12,
 )
@@ -260,25 +280,59 @@ def _has_set(value: Any) -> bool:
     if isinstance(value, set | frozenset):
         return True
     if isinstance(value, dict):
-        return any(_has_set(v) for v in value.values())
+        return any(_has_set(k) or _has_set(v) for k, v in value.items())
     if isinstance(value, list | tuple):
         return any(_has_set(v) for v in value)
+    return False
+
+
+def _has_tuple_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(type(k) is not str or _has_tuple_key(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_tuple_key(v) for v in value)
     return False
 
 
 @settings(max_examples=300, deadline=None)
 @given(payload=_tree, header=_tree)
 def test_the_inlined_checks_refuse_exactly_the_sets(payload: Any, header: Any) -> None:
-    """encode / encode_many check flat payloads inline (no walk): whatever the shape, a
-    set or frozenset anywhere in payload or headers is refused, anything else goes."""
+    """encode / encode_many check flat payloads inline (no walk): whatever the shape (dict
+    keys, tuple keys, subclasses of dict and list included), a set or frozenset anywhere in
+    payload or headers is refused, anything else goes (JSON has no tuple keys: refused)."""
     for codec in (MsgpackCodec(), JsonCodec()):
         msg = Message("c", payload, headers={"h": header, "n": 1}, id="i")
         for encode in (codec.encode, lambda m, c=codec: c.encode_many([m])[0]):
             if _has_set(payload) or _has_set(header):
                 with pytest.raises(SerializationError, match=r"holds a (set|frozenset)"):
                     encode(msg)
+            elif isinstance(codec, JsonCodec) and (
+                _has_tuple_key(payload) or _has_tuple_key(header)
+            ):
+                with pytest.raises(SerializationError, match="keys must be"):
+                    encode(msg)
             else:
                 assert codec.decode(encode(msg)).id == "i"
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({frozenset({1}): 1}, "at key frozenset"),
+        ({(1, frozenset({2})): 1}, r"at key \(1, frozenset\(\{2\}\)\)\[1\]"),
+        (collections.OrderedDict(a={1}), r"a set at \['a'\]"),
+        (_List([{1}]), r"a set at \[0\]"),
+        ({"a": [1, {"b": (2, {3})}]}, r"a set at \['a'\]\[1\]\['b'\]\[1\]"),
+    ],
+    ids=["frozenset-key", "frozenset-in-tuple-key", "ordered-dict", "list-subclass", "deep"],
+)
+def test_a_set_in_a_key_or_a_subclass_is_refused_and_named_by_where_it_is(
+    payload: Any, where: str
+) -> None:
+    msg = Message("c", payload, id="i")
+    for encode in (MsgpackCodec().encode, lambda m: MsgpackCodec().encode_many([m])[0]):
+        with pytest.raises(SerializationError, match=where):
+            encode(msg)
 
 
 def test_a_payload_of_many_nested_values_is_walked_once(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import reprlib
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -30,6 +31,8 @@ MAX_DEPTH = 200
 """Deepest nesting of lists/dicts a payload or header value may have."""
 _LEAVES = frozenset({str, int, float, bool, type(None), bytes})
 _EMPTY: dict[str, Any] = {}  # encoded for a message without headers (never mutated)
+_SHORT = reprlib.Repr()  # keys in error messages, shortened
+_SHORT.maxstring = _SHORT.maxother = 40
 
 
 def check_tree(obj: Any, where: str) -> None:
@@ -41,21 +44,25 @@ def check_tree(obj: Any, where: str) -> None:
 
 
 def _flat(obj: Any) -> bool:
-    """True for the common payload: a dict, list or tuple whose items are leaves or flat
-    lists/tuples of leaves. Such a value holds no set and is shallow, so what the encoder
-    made of it can be trusted without a walk.
+    """True for the common payload: a dict with leaf keys, a list or a tuple, whose items
+    are leaves or flat lists/tuples of leaves (exact types only: a subclass is walked).
+    Such a value holds no set and is shallow, so what the encoder made of it can be
+    trusted without a walk.
 
     A plain loop: ``frozenset.issuperset(map(type, items))`` and ``all(map(...))`` were
     measured slower for payloads of a few items (the first builds a set per call).
     """
     kind = type(obj)
+    leaves = _LEAVES
     if kind is dict:
+        for key in obj:
+            if type(key) not in leaves:
+                return False  # a tuple or frozenset key: walked
         items: Any = obj.values()
     elif kind is list or kind is tuple:
         items = obj
     else:
         return False
-    leaves = _LEAVES
     for item in items:
         kind = type(item)
         if kind in leaves:
@@ -69,19 +76,25 @@ def _flat(obj: Any) -> bool:
 
 
 def _walk(obj: Any, where: str) -> None:
+    """Every container in ``obj``, dict keys and subclasses of dict, list and tuple
+    included: ``SerializationError`` for a set (named by where it is) or too deep a
+    nesting."""
     stack = [(obj, 0)]
     leaves = _LEAVES
     while stack:
         node, depth = stack.pop()
-        kind = type(node)
-        if kind is dict:
+        kind = type(node)  # exact types first: isinstance only for the rare subclass
+        if kind is dict or (kind is not list and kind is not tuple and isinstance(node, dict)):
+            for key in node:  # keys too: a frozenset key would come back a tuple
+                if type(key) is not str and type(key) not in leaves:
+                    stack.append((key, depth + 1))
             items: Any = node.values()
-        elif kind is list or kind is tuple:
+        elif kind is list or kind is tuple or isinstance(node, list | tuple):
             items = node
-        elif kind is set or kind is frozenset:
+        elif isinstance(node, set | frozenset):
             raise SerializationError(
-                f"{where} holds a {kind.__name__}, which would come back as a list; "
-                "convert it to a list first"
+                f"{where} holds a {kind.__name__}{_place(obj, node)}, which would come "
+                "back as a list; convert it to a list first"
             )
         else:
             continue
@@ -90,6 +103,27 @@ def _walk(obj: Any, where: str) -> None:
         for item in items:
             if type(item) not in leaves:
                 stack.append((item, depth + 1))
+
+
+def _place(root: Any, target: Any) -> str:
+    """Where ``target`` sits in ``root``, as `` at ['a'][0]`` or `` at key (1, ...)``
+    (found again only once a set was found: the walk itself keeps no paths)."""
+    short = _SHORT.repr
+    stack: list[tuple[Any, str, int]] = [(root, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if node is target:
+            return f" at {path}" if path else ""
+        if depth > MAX_DEPTH:
+            continue
+        if isinstance(node, dict):
+            for key, value in node.items():
+                stack.append((key, f"{path} key {short(key)}" if path else f"key {short(key)}",
+                              depth + 1))  # fmt: skip
+                stack.append((value, f"{path}[{short(key)}]", depth + 1))
+        elif isinstance(node, list | tuple):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
+    return ""
 
 
 def _diagnose(msg: Message) -> None:
@@ -282,16 +316,17 @@ class MsgpackCodec:
         walked = False  # _diagnose walked payload and headers
         kind = type(payload)
         if kind is dict:  # the common payload: _flat inlined (a call costs ~25%)
-            for item in payload.values():
+            for key, item in payload.items():
                 kind = type(item)
-                if kind in leaves:
-                    continue
-                if kind is list or kind is tuple:
-                    for sub in item:
-                        if type(sub) not in leaves:
-                            break
-                    else:
+                if type(key) is str or type(key) in leaves:  # else a tuple or frozenset key: walked
+                    if kind in leaves:
                         continue
+                    if kind is list or kind is tuple:
+                        for sub in item:
+                            if type(sub) not in leaves:
+                                break
+                        else:
+                            continue
                 _diagnose(msg)  # not flat: one walk of everything
                 walked = True
                 break
@@ -328,16 +363,19 @@ class MsgpackCodec:
             walked = False
             kind = type(payload)
             if kind is dict:  # as in encode()
-                for item in payload.values():
+                for key, item in payload.items():
                     kind = type(item)
-                    if kind in leaves:
-                        continue
-                    if kind is list or kind is tuple:
-                        for sub in item:
-                            if type(sub) not in leaves:
-                                break
-                        else:
+                    if (
+                        type(key) is str or type(key) in leaves
+                    ):  # else a tuple or frozenset key: walked
+                        if kind in leaves:
                             continue
+                        if kind is list or kind is tuple:
+                            for sub in item:
+                                if type(sub) not in leaves:
+                                    break
+                            else:
+                                continue
                     _diagnose(msg)
                     walked = True
                     break

@@ -11,6 +11,7 @@ out, and a subscriber or tap arriving switches the channel back to the general p
 
 from __future__ import annotations
 
+import collections
 import logging
 from typing import Any
 
@@ -58,6 +59,10 @@ async def test_messages_go_out_in_order_and_are_not_queued(how: str) -> None:
 BAD = [
     pytest.param({"s": {1, 2}}, "holds a set", id="set"),
     pytest.param({"t": [frozenset({1})]}, "holds a frozenset", id="frozenset-in-list"),
+    pytest.param({frozenset({1}): 1}, "frozenset at key", id="frozenset-key"),
+    pytest.param({(1, frozenset({2})): 1}, r"frozenset at key \(1, ", id="frozenset-in-tuple-key"),
+    pytest.param(collections.OrderedDict(a={1}), r"set at \['a'\]", id="ordered-dict-set"),
+    pytest.param(type("L", (list,), {})([{1}]), r"set at \[0\]", id="list-subclass-set"),
     pytest.param({"x": "ok \ud800"}, r"payload\['x'\] is not valid UTF-8", id="surrogate"),
     pytest.param({"h": 2**70}, "cannot be encoded", id="int-too-big"),
     pytest.param(None, "nested deeper", id="deep"),
