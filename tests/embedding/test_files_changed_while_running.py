@@ -89,3 +89,19 @@ def test_graph_and_cache_truncated_while_running_is_no_crash(
     assert len(lines) == 5
     for line in lines[2:]:
         assert line == "ok True" or line.startswith("ModelError"), line
+
+
+def test_a_fifo_in_the_cache_folder_does_not_hang_the_load(tmp_path: Path, model_dir: Path) -> None:
+    home, copy = _home(tmp_path, model_dir)
+    assert _run(home, str(copy), "warm").returncode == 0
+    blobs = sorted((home / "openvino-cache").glob("*.blob"))
+    assert blobs
+    for blob in blobs:  # OpenVINO opened it and waited for a writer, forever
+        blob.unlink()
+        os.mkfifo(blob)
+    (home / "openvino-cache" / "link.blob").symlink_to(blobs[0])
+    run = _run(home, str(copy), "warm", timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == ["loaded openvino-int8-bf16"]
+    left = list((home / "openvino-cache").iterdir())
+    assert all(p.is_file() and not p.is_symlink() for p in left), left

@@ -227,7 +227,7 @@ class _OpenVinoRunner(Runner):
         if self._model is None:  # the split graph was dropped once every model compiled
             self._read_model()
         try:
-            compiled = self._core.compile_model(self._model, "CPU", config)
+            compiled = self._core.compile_model(self._model, "CPU", _usable_cache(config))
         except Exception as err:  # openvino raises RuntimeError or its own classes
             raise ModelError(f"OpenVINO cannot load model file {self._path}: {err}") from err
         return compiled
@@ -441,6 +441,34 @@ def _split_word_embeddings(model: Any) -> _WordEmbeddings | None:
         model.validate_nodes_and_infer_types()
         return _WordEmbeddings(table, scale)
     return None
+
+
+def _usable_cache(config: dict[str, Any]) -> dict[str, Any]:
+    """``config``, once its ``CACHE_DIR`` holds nothing OpenVINO could hang on; without it
+    when that cannot be made so.
+
+    OpenVINO opens a cached blob without checking what it is: a FIFO (or a socket, a
+    device, a link to one) at a blob's path blocked the load forever. Entries that are
+    neither regular files nor folders are removed; where one cannot be, the graph is
+    compiled without the cache (slower, never stuck).
+    """
+    folder = config.get("CACHE_DIR")
+    if folder is None:
+        return config
+    try:
+        with os.scandir(folder) as entries:
+            odd = [
+                e.path
+                for e in entries
+                if not e.is_file(follow_symlinks=False) and not e.is_dir(follow_symlinks=False)
+            ]
+        for path in odd:
+            os.unlink(path)
+            logger.warning("removed %s from OpenVINO's cache folder: not a regular file", path)
+    except OSError as err:
+        logger.warning("compiling without OpenVINO's cache folder %s: %s", folder, err)
+        return {k: v for k, v in config.items() if k != "CACHE_DIR"}
+    return config
 
 
 def _openvino_cache_dir() -> Path | None:
