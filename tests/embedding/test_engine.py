@@ -260,6 +260,31 @@ def test_cache_returns_the_same_vectors_and_counts_hits(model_dir: Path) -> None
     np.testing.assert_allclose(second, engine.embed([*TEXTS, "new text"]), atol=1e-6)
 
 
+def test_a_non_unit_cached_row_is_recomputed_by_a_normalising_engine(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "cache.sqlite"
+    engine = EmbeddingEngine(model_dir, variant="fp32", cache=EmbeddingCache(path=path))
+    first = engine.embed(["alpha"], cache=True)
+    engine.cache.close()
+    with sqlite3.connect(path) as db:  # the row halved: finite, the right size, not unit
+        (count,) = db.execute("SELECT count(*) FROM vectors").fetchone()
+        assert count == 1
+        db.execute("UPDATE vectors SET vector = ?", ((0.5 * first[0]).tobytes(),))
+    again = EmbeddingEngine(model_dir, variant="fp32", cache=EmbeddingCache(path=path))
+    np.testing.assert_allclose(again.embed(["alpha"], cache=True), first, atol=1e-6)
+    stats = again.cache.stats()
+    assert (stats.damaged, stats.hits) == (1, 0)
+
+
+@pytest.mark.parametrize("cache", [{}, "x", [], 3])
+def test_a_cache_of_the_wrong_type_is_a_config_error(model_dir: Path, cache: object) -> None:
+    with pytest.raises(ConfigError, match=rf"'cache' = .*{type(cache).__name__}"):
+        EmbeddingEngine(model_dir, variant="fp32", cache=cache)  # type: ignore[arg-type]
+
+
 def test_from_config_and_yaml(model_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "embed.yaml"
     path.write_text(f"embedding:\n  model: {model_dir}\n  output_dims: 64\n  cache_size: 3\n")

@@ -164,7 +164,16 @@ def test_missing_openvino_int8_says_how_to_add_it(model_copy: Path) -> None:
         EmbeddingEngine(model_copy, quantization="int8", runtime="openvino")
 
 
-@pytest.mark.parametrize("text", ["", "{not json", '{"format": 99}', '{"format": 1, "name": 3}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{not json",
+        '{"format": 99}',
+        '{"format": 1, "name": 3}',
+        pytest.param("[" * 100_000, id="nested-100000-deep"),  # was RecursionError
+    ],
+)
 def test_bad_manifest_is_a_model_error(model_copy: Path, text: str) -> None:
     (model_copy / "neuralcore.json").write_text(text)
     with pytest.raises(ModelError, match=r"neuralcore\.json"):
@@ -178,6 +187,8 @@ def test_bad_manifest_is_a_model_error(model_copy: Path, text: str) -> None:
         ({"dimension": 10**12}, "dimension"),
         ({"dimension": "384"}, "dimension"),
         ({"dimension": True}, "dimension"),
+        ({"dimension": 100}, "dimension"),  # not the graph's 384: failed only at embed
+        ({"dimension": 385}, "dimension"),
         ({"files": None}, "files"),
         ({"files": ["model.onnx"]}, "files"),
         ({"graphs": ["model.onnx"]}, "graphs"),

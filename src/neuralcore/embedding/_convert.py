@@ -182,7 +182,7 @@ def _replace_folder(work: Path, out: Path) -> None:
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # "["*100000 is too deep
         raise ModelError(f"cannot read {path}: {err}") from err
 
 

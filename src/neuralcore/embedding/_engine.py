@@ -181,6 +181,9 @@ class EmbeddingEngine:
             raise InputTypeError(
                 f"model must be a model name or a folder path, got {type(model).__name__}"
             )
+        if cache is not None and not isinstance(cache, EmbeddingCache):
+            kind = type(cache).__name__
+            raise ConfigError("cache", kind, f"must be an EmbeddingCache or None, not a {kind}")
         config = EmbeddingConfig(
             model=os.fspath(model),
             precision=precision,
@@ -263,6 +266,12 @@ class EmbeddingEngine:
             bf16=spec.precision == "bf16",
             verify=lambda: verify_files(info, graph_files(graph)),
         )
+        width = self._runner.width
+        if width is not None and width != info.dimension:
+            raise ModelError(
+                f"model manifest {folder / 'neuralcore.json'} is invalid: field 'dimension'"
+                f" = {info.dimension} does not match the hidden size of graph {graph} ({width})"
+            )
         self._runtime_info = RuntimeInfo(
             runtime=spec.runtime,
             version=self._runner.version,
@@ -438,7 +447,8 @@ class EmbeddingEngine:
     def _cached(self, items: list[str]) -> NDArray[np.float32]:
         cache = self.cache
         keys = [EmbeddingCache.key(self._cache_id, t) for t in items]
-        found = [cache.get(k, self._info.dimension) for k in keys]
+        # a normalising engine's vectors are unit length: a stored row that is not is damaged
+        found = [cache.get(k, self._info.dimension, unit_norm=self._normalize) for k in keys]
         missing = [i for i, v in enumerate(found) if v is None]
         out = np.empty((len(items), self._info.dimension), dtype=np.float32)
         if missing:

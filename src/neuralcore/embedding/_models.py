@@ -305,7 +305,7 @@ def read_manifest(folder: Path) -> ModelInfo:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise ModelError(f"model manifest {path} is missing; not a neuralcore model") from err
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # "["*100000 is too deep
         raise ModelError(f"model manifest {path} is unreadable: {err}") from err
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise ModelError(f"model manifest {path} has an unknown format")

@@ -53,17 +53,26 @@ class Runner:
     """An opened graph: ``inputs`` (names it takes) and ``run(feeds)`` -> last hidden state.
 
     ``streams`` batches can be in flight at once (:meth:`run_many`); each stream has
-    ``threads / streams`` threads.
+    ``threads / streams`` threads. ``width`` is the hidden states' last dimension as the
+    graph declares it (None where the graph leaves it open).
     """
 
     def __init__(
-        self, inputs: list[str], description: str, *, version: str, device: str, streams: int = 1
+        self,
+        inputs: list[str],
+        description: str,
+        *,
+        version: str,
+        device: str,
+        streams: int = 1,
+        width: int | None = None,
     ) -> None:
         self.inputs = inputs
         self.description = description
         self.version = version
         self.device = device
         self.streams = streams
+        self.width = width
 
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
         """Execute the graph on one padded batch; the result is the caller's to keep."""
@@ -100,11 +109,13 @@ class _OrtRunner(Runner):
         self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         provider = session.get_providers()[0]
         inputs = [i.name for i in session.get_inputs()]
+        shape = session.get_outputs()[0].shape
         super().__init__(
             inputs,
             f"onnxruntime {provider}, {threads} threads",
             version=str(ort.__version__),
             device="cuda" if provider == _CUDA else "cpu",
+            width=shape[-1] if shape and isinstance(shape[-1], int) else None,
         )
 
     def run(self, feeds: Feeds) -> NDArray[np.float32]:
@@ -195,12 +206,15 @@ class _OpenVinoRunner(Runner):
         if threads == 1:
             layout = "1 stream"
         kind = "static int8" if path.suffix == ".xml" else precision
+        shape = compiled.outputs[0].get_partial_shape()
+        last = shape[shape.rank.get_length() - 1] if shape.rank.is_static else None
         super().__init__(
             inputs,
             f"openvino CPU {kind}, {threads} threads ({layout})",
             version=str(ov.get_version()).split("-")[0],
             device="cpu",
             streams=threads,
+            width=last.get_length() if last is not None and last.is_static else None,
         )
         self._loaded = True
 
