@@ -198,6 +198,8 @@ def test_bad_manifest_is_a_model_error(model_copy: Path, text: str) -> None:
         ({"max_positions": -1}, "max_positions"),
         ({"max_positions": "512"}, "max_positions"),
         ({"max_positions": 128}, "max_length"),  # the manifest's 256 exceeds it
+        ({"max_positions": 1000, "max_length": 1000}, "max_positions"),  # the graph has 512
+        ({"max_positions": 513}, "max_positions"),
         ({"pooling": "median"}, "pooling"),
         ({"normalize": "yes"}, "normalize"),
         ({"query_prefix": None}, "query_prefix"),

@@ -238,6 +238,12 @@ class EmbeddingEngine:
             )
         verify_files(info, [*graph_files(graph), "tokenizer.json"])
         limit = info.position_limit
+        if info.max_positions and limit is not None and info.max_positions > limit:
+            raise ModelError(
+                f"model manifest {folder / 'neuralcore.json'} is invalid: field 'max_positions'"
+                f" = {info.max_positions} exceeds the position table of model {info.name!r}"
+                f" ({limit} tokens)"
+            )
         if config.max_length is not None and limit is not None and config.max_length > limit:
             raise ModelError(
                 f"max_length={config.max_length} exceeds the position limit of model"

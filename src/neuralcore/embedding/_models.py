@@ -214,7 +214,8 @@ class ModelInfo:
 
     @property
     def position_limit(self) -> int | None:
-        """The most tokens the graph can take: the manifest's, else the known model's.
+        """The most tokens the graph can take: the manifest's, never more than the known
+        model's (a manifest is not trusted over the graph it describes).
 
         Examples
         --------
@@ -225,10 +226,9 @@ class ModelInfo:
         ...           max_positions=128).position_limit
         128
         """
-        if self.max_positions:
-            return self.max_positions
         known = KNOWN_MODELS.get(self.name)
-        return known.max_positions if known is not None else None
+        limits = [n for n in (self.max_positions, known and known.max_positions) if n]
+        return min(limits) if limits else None
 
     def to_manifest(self) -> dict[str, Any]:
         """Plain data written to ``neuralcore.json`` (the path is not stored)."""
