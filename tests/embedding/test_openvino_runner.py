@@ -210,3 +210,23 @@ def test_word_embeddings_are_looked_up_into_the_requests_own_tensor(model_dir: P
             tracemalloc.stop()
         assert peak < batch_bytes / 8, f"{peak / 2**20:.1f} MB allocated for one batch"
     assert (engine.embed(texts) * expected).sum(axis=1).min() > 0.9999
+
+
+@pytest.mark.parametrize("variant", ["openvino-int8-bf16", "openvino-bf16"])
+def test_streams_reported_are_the_streams_openvino_made(model_dir: Path, variant: str) -> None:
+    # threads beyond the cores: OpenVINO makes no more streams than cores (8 -> 2 here);
+    # runtime_info and the description said the thread count
+    from neuralcore.core import usable_cores
+
+    threads = usable_cores() + 6
+    engine = EmbeddingEngine(model_dir, variant=variant, threads=threads, batch_tokens=64)
+    runner = engine._runner
+    assert isinstance(runner, _OpenVinoRunner)
+    assert engine.runtime_info.threads == threads
+    assert engine.runtime_info.streams <= usable_cores()
+    engine.embed([f"filler text {i} about queues " * 5 for i in range(40)])  # the streams
+    made = len(runner._requests)
+    assert made >= 1
+    assert engine.runtime_info.streams == made == runner.streams
+    assert f"{made} streams" in runner.description
+    assert f"{threads} streams" not in runner.description

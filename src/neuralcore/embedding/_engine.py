@@ -312,7 +312,9 @@ class EmbeddingEngine:
         >>> EmbeddingEngine(precision="exact").runtime_info.chosen_by
         'exact'
         """
-        return self._runtime_info
+        info, streams = self._runtime_info, self._runner.streams
+        # the streams OpenVINO made are known once its throughput model is compiled
+        return info if info.streams == streams else info._replace(streams=streams)
 
     @property
     def dimension(self) -> int:

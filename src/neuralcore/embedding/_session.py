@@ -193,30 +193,41 @@ class _OpenVinoRunner(Runner):
         # a lone batch on all threads: where the table is split off (both models then cost
         # ~35 MB more than one did), or where there is only one thread anyway
         self._use_latency = threads == 1 or self._lookup is not None
+        self._threads = threads
+        self._kind = "static int8" if path.suffix == ".xml" else precision
+        # until the throughput model is compiled: OpenVINO makes no more streams than the
+        # cores it may use (threads=8 on 2 cores gave 2); the compiled count replaces it
+        self.streams = 1 if threads == 1 else min(threads, usable_cores())
         if self._use_latency:
             compiled = self._latency_request()
-            layout = f"1 stream of {threads} for one batch, {threads} streams for several"
         else:
             self._stream_requests()
             compiled = self._streams_model
-            layout = f"{len(self._requests)} streams of 1"
         inputs = [
             i.get_any_name() for i in compiled.inputs if _WORD_EMBEDDINGS not in i.get_names()
         ]
-        if threads == 1:
-            layout = "1 stream"
-        kind = "static int8" if path.suffix == ".xml" else precision
         shape = compiled.outputs[0].get_partial_shape()
         last = shape[shape.rank.get_length() - 1] if shape.rank.is_static else None
         super().__init__(
             inputs,
-            f"openvino CPU {kind}, {threads} threads ({layout})",
+            self._describe(),
             version=str(ov.get_version()).split("-")[0],
             device="cpu",
-            streams=threads,
+            streams=self.streams,
             width=last.get_length() if last is not None and last.is_static else None,
         )
         self._loaded = True
+
+    def _describe(self) -> str:
+        """The runner in words, with the streams OpenVINO made (or will make)."""
+        threads, streams = self._threads, self.streams
+        if threads == 1:
+            layout = "1 stream"
+        elif self._use_latency:
+            layout = f"1 stream of {threads} for one batch, {streams} streams for several"
+        else:
+            layout = f"{streams} streams"
+        return f"openvino CPU {self._kind}, {threads} threads ({layout})"
 
     def _read_model(self) -> None:
         """The graph to compile: the file's path (the disk cache then skips reading it), or,
@@ -284,6 +295,8 @@ class _OpenVinoRunner(Runner):
                     streams = max(1, int(compiled.get_property("NUM_STREAMS")))
                     self._streams_model = compiled
                     self._requests = [compiled.create_infer_request() for _ in range(streams)]
+                    self.streams = streams
+                    self.description = self._describe()
                     self._release_model()
         return self._requests
 
