@@ -423,6 +423,81 @@ async def test_a_dead_background_loop_shows_in_health(
         await bridge.stop()
 
 
+async def test_a_reader_closed_under_the_stream_loop_reconnects_instead_of_failing(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() (a reconnect, or stop) drops the stream reader while the loop may still
+    run: the loop sees a lost connection and the bridge reconnects; it never dies with
+    ``'NoneType' object has no attribute 'xreadgroup'``."""
+    port = PortBus("local")
+    bridge = RedisBridge(RedisBridgeConfig(url=redis_server.url, channels=("orders",)))
+    transport: Any = bridge.transport
+    real, dropped = transport._activate, []
+
+    async def activate() -> None:  # fault injection: close() runs between two reads
+        await real()
+        if not dropped and transport._reader is not None:
+            dropped.append(transport._reader)
+            transport._reader = None
+
+    monkeypatch.setattr(transport, "_activate", activate)
+    await bridge.start_port(port)
+    other = PortBus("other")
+    out = RedisBridge(
+        RedisBridgeConfig(
+            url=redis_server.url, channels=("orders",), direction="out", stream_channels=("orders",)
+        )
+    )
+    await out.start_port(other)
+    try:
+        deadline = time.monotonic() + 5
+        while not dropped and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert dropped
+        other.publish("orders", 1)
+        assert [m.payload for m in await port.wait_for(1, 10)] == [1]
+        assert bridge.state is BridgeState.CONNECTED
+        assert bridge.metrics().reconnects >= 1
+    finally:
+        await out.stop()
+        await bridge.stop()
+        for reader in dropped:
+            await reader.aclose()
+
+
+async def test_a_loop_still_running_after_stop_closed_the_connections_ends_quietly(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client library may swallow the cancel at stop: the loop then runs on after the
+    connections are closed and ends without an error (no task dies unretrieved)."""
+    port = PortBus("local")
+    bridge = RedisBridge(RedisBridgeConfig(url=redis_server.url, channels=("orders",)))
+    transport: Any = bridge.transport
+    real, swallowed = transport._activate, []
+
+    async def activate() -> None:  # fault injection: a cancel swallowed once
+        await real()
+        if not swallowed:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                swallowed.append(1)
+                while transport._reader is not None:  # stop() closes the connections
+                    await asyncio.sleep(0.01)
+
+    monkeypatch.setattr(transport, "_activate", activate)
+    await bridge.start_port(port)
+    tasks = list(bridge._tasks)
+    await asyncio.sleep(0.05)
+    await bridge.stop()
+    done, _ = await asyncio.wait(tasks, timeout=5)
+    assert swallowed
+    assert len(done) == len(tasks)
+    errors = [t.exception() for t in tasks if not t.cancelled()]
+    assert errors == [None] * len(errors)
+    assert bridge.state is BridgeState.STOPPED
+
+
 async def test_per_channel_group_work_queue_beside_fan_out(redis_server: RedisServer) -> None:
     cfg = RedisBridgeConfig(
         url=redis_server.url, channels=("x.*",), groups={"x.jobs": "workers"},

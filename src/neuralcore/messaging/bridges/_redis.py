@@ -573,7 +573,10 @@ class RedisTransport:
             got = 0
             try:
                 for group, streams in groups.items():  # one XREADGROUP per group
-                    resp = await self._reader.xreadgroup(
+                    reader = self._reader
+                    if reader is None:  # close() ran under this loop (stop or reconnect)
+                        raise self._errors.ConnectionError("redis stream reader was closed")
+                    resp = await reader.xreadgroup(
                         group, self.link.consumer, streams, count=cfg.batch_size, block=block
                     )
                     for key, entries in resp or ():
@@ -649,7 +652,14 @@ class RedisTransport:
             if pubsub is None:
                 await asyncio.sleep(0.05)
                 continue
-            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            conn = pubsub.connection
+            try:
+                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            finally:
+                if self._pubsub is not pubsub and conn is not None:
+                    # close() ran under the read, whose retry may have connected it again
+                    with contextlib.suppress(Exception):
+                        await conn.disconnect()
             if msg is None or msg.get("type") != "pmessage":
                 continue
             source = msg["channel"].decode()

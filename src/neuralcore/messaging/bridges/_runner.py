@@ -686,6 +686,8 @@ class BridgeRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                if self._stopping:  # stop() closed the connections under the loop: done
+                    return
                 if not self.transport.transient(err):
                     raise
                 self.lost(err)
