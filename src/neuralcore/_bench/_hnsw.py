@@ -120,6 +120,17 @@ def _sweep(search: Searcher, probe: NDArray[Any], truth: NDArray[Any]) -> tuple[
     return best
 
 
+def _faiss_search(faiss: Any, graph: Any, q: Any, ef: int) -> Any:
+    """What a FAISS user writes: normalise the query (one or a batch), set the beam, search;
+    the top-10 ids."""
+    import numpy as np
+
+    params = faiss.SearchParametersHNSW()
+    params.efSearch = ef
+    unit = (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
+    return graph.search(unit.reshape(-1, unit.shape[-1]), 10, params=params)[1]
+
+
 def _others(base: NDArray[Any], threads: int) -> dict[str, Searcher]:
     """hnswlib and USearch graphs with the same degree and build beam, when installed."""
     import numpy as np
@@ -229,10 +240,7 @@ def _same_graph_rows(
     threads = 2
 
     def raw(q: Any, ef: int) -> Any:
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = ef
-        unit = (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
-        return graph.search(unit.reshape(-1, unit.shape[-1]), 10, params=params)[1]
+        return _faiss_search(faiss, graph, q, ef)
 
     def raw_batch(q: Any, ef: int) -> Any:
         faiss.omp_set_num_threads(threads)  # as HNSWIndex(threads=2) does for a batch
@@ -319,10 +327,7 @@ def _equal_recall_rows(
     threads = 2
 
     def raw(q: Any, ef: int) -> Any:
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = ef
-        unit = (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
-        return graph.search(unit.reshape(-1, unit.shape[-1]), 10, params=params)[1]
+        return _faiss_search(faiss, graph, q, ef)
 
     def raw_batch(q: Any, ef: int) -> Any:
         faiss.omp_set_num_threads(index._engine.threads)  # as many as neuralcore's
@@ -518,16 +523,11 @@ def _library_row(
     """Single-query rate at recall@10 >= 0.95 for each library, same run."""
     import importlib
 
-    import numpy as np
-
     faiss: Any = importlib.import_module("faiss")  # its stubs lack SearchParametersHNSW
     graph = index._engine._index  # the same FAISS graph, searched without neuralcore
 
     def raw_faiss(q: Any, ef: int) -> Any:
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = ef
-        one = (q / np.linalg.norm(q)).astype(np.float32)[None, :]
-        return graph.search(one, 10, params=params)[1]
+        return _faiss_search(faiss, graph, q, ef)
 
     contenders: dict[str, Searcher] = {"faiss": raw_faiss, **_others(base, 2)}
     contenders[OURS] = lambda q, ef: index.search(q, k=10, ef=ef)[0]
