@@ -212,26 +212,14 @@ class Pipeline:
                             tracker.wire = None
                             ch.settle_all(msg, "acked")
                         continue
-                    if queue.size >= max_size:  # refused: it needs local room
-                        try:
-                            admitted = self.admit_sync(ch)
-                        except QueueFullError as err:
-                            raise self.cut(ch, msgs, i, err) from None
-                        if not admitted:
-                            self.discard(ch, msg)
-                            out[i] = None
-                            continue
+                    if queue.size >= max_size and not self.room_sync(ch, msgs, i):
+                        out[i] = None  # refused: it needed local room; drop_new dropped it
+                        continue
                     out[i] = self.enqueue(ch, msg, others)
                 elif ch.targets:  # a subscriber came (a tap subscribed)
-                    if queue.size >= max_size:
-                        try:
-                            admitted = self.admit_sync(ch)
-                        except QueueFullError as err:
-                            raise self.cut(ch, msgs, i, err) from None
-                        if not admitted:  # drop_new: counted by admit_sync
-                            self.discard(ch, msg)
-                            out[i] = None
-                            continue
+                    if queue.size >= max_size and not self.room_sync(ch, msgs, i):
+                        out[i] = None
+                        continue
                     out[i] = self.accept(ch, msg)
                 elif self.give_or_cut(ch, msgs, i):  # self.offer(ch, msg), inlined
                     taken += 1
@@ -242,19 +230,24 @@ class Pipeline:
                         tracker.wire = None
                         ch.settle_all(msg, "acked")
                 else:  # the bridge refused it: it needs local room
-                    if queue.size >= max_size:
-                        try:
-                            admitted = self.admit_sync(ch)
-                        except QueueFullError as err:
-                            raise self.cut(ch, msgs, i, err) from None
-                        if not admitted:
-                            self.discard(ch, msg)
-                            out[i] = None
-                            continue
+                    if queue.size >= max_size and not self.room_sync(ch, msgs, i):
+                        out[i] = None
+                        continue
                     out[i] = self.enqueue(ch, msg, others)
         finally:
             ch.stats.published += taken
         return out
+
+    def room_sync(self, ch: Channel, msgs: list[Message], i: int) -> bool:
+        """``msgs[i]`` of a batch meets a full queue: whether the overflow policy makes room
+        (``drop_new`` drops and counts it: False); ``error``/``block`` cut the batch."""
+        try:
+            admitted = self.admit_sync(ch)
+        except QueueFullError as err:
+            raise self.cut(ch, msgs, i, err) from None
+        if not admitted:  # drop_new: counted by admit_sync
+            self.discard(ch, msgs[i])
+        return admitted
 
     def cut(self, ch: Channel, msgs: list[Message], i: int, err: QueueFullError) -> QueueFullError:
         """A batch stopped at ``msgs[i]`` (the queue is full of messages the bridge did
