@@ -42,6 +42,7 @@ from neuralcore.messaging._host import BusHost, BusState
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
 from neuralcore.messaging._middleware import DispatchAfter, DispatchBefore, Middleware
+from neuralcore.messaging._native import message_maker
 from neuralcore.messaging._publish import (
     PMAX,
     PMIN,
@@ -70,8 +71,6 @@ logger = logging.getLogger(__name__)
 _get_ident = threading.get_ident
 _perf = time.perf_counter
 _sleep = asyncio.sleep
-_now = time.time
-_object_new = object.__new__
 # ``publish_async`` lets the loop run once every ``_BURST`` messages it queued for a
 # subscribed channel without waiting. A burst is then handled while it is young: the
 # messages are freed before CPython's cyclic GC (700 net allocations a generation-0 pass)
@@ -150,6 +149,9 @@ class MessageBus:
         self.config = config
         self.bus_id = uuid.uuid4().hex[:12]
         self._counter = itertools.count(1)
+        # publish()'s new message (headers copied, numbered, stamped); compiled when the
+        # glue is built (_native.message_maker)
+        self._make = message_maker(self._counter, self.bus_id, copy_headers)
         self._burst = _BURST  # publish_async's countdown to its next yield
         self._sample_every = config.metrics_sample_every
         self._registry = Registry()
@@ -380,16 +382,7 @@ class MessageBus:
                 priority = ch.default_priority
             elif type(priority) is not int or not PMIN <= priority <= PMAX:
                 priority = check_priority(priority)
-            msg = _object_new(Message)  # what _new() does, without its call
-            msg.channel = channel
-            msg.payload = payload
-            msg.priority = priority
-            msg._headers = None if headers is None else copy_headers(headers)
-            msg._id = next(self._counter)
-            msg.timestamp = _now()
-            msg.attempt = 1
-            msg.origin = self.bus_id
-            msg._tracker = None
+            msg = self._make(channel, payload, priority, headers)
             taps = ch.taps
             if taps and ch.sink is not None:
                 # An outbound bridge's tap alone and no local subscriber: what the bridge
@@ -463,8 +456,8 @@ class MessageBus:
         'x'
         """
         # The fast path is inlined here and in publish() on purpose: one more call per
-        # message costs ~10% of the in-process publish; keep the two copies in step (and
-        # their inlined copy of ``_message._new``: test_fast_path_sets_every_slot checks).
+        # message costs ~10% of the in-process publish; keep the two copies in step (both
+        # make the message with self._make: test_fast_path_sets_every_slot checks it).
         try:
             ch = self._channels.get(channel)
         except TypeError:  # unhashable: _prepare names the bad type
@@ -479,16 +472,7 @@ class MessageBus:
                 priority = ch.default_priority
             elif type(priority) is not int or not PMIN <= priority <= PMAX:
                 priority = check_priority(priority)
-            msg = _object_new(Message)  # what _new() does, without its call
-            msg.channel = channel
-            msg.payload = payload
-            msg.priority = priority
-            msg._headers = None if headers is None else copy_headers(headers)
-            msg._id = next(self._counter)
-            msg.timestamp = _now()
-            msg.attempt = 1
-            msg.origin = self.bus_id
-            msg._tracker = None
+            msg = self._make(channel, payload, priority, headers)
             taps = ch.taps
             if taps and ch.forwarders and not ch.targets:
                 # An outbound bridge and no local subscriber: what the bridge takes is

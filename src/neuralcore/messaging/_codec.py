@@ -17,11 +17,12 @@ import base64
 import dataclasses
 import json
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from neuralcore.core import InputTypeError, SerializationError
 from neuralcore.messaging._message import Message
+from neuralcore.messaging._native import fast_encoder
 
 __all__ = ("Codec", "JsonCodec", "MsgpackCodec")
 
@@ -281,6 +282,15 @@ class MsgpackCodec:
         self._inner = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(ext_hook=self._ext_hook)
         self._errors = (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError)
+        # The common case in C when the glue is built (_native.fast_encoder): the same
+        # msgspec call on the same envelope tuple for a message with flat payload and
+        # headers; every other input, an oversized result and an encoder error go to the
+        # method below, which refuses them naming the cause. Same bytes, same errors.
+        self.encode: Callable[[Message], bytes] = fast_encoder(
+            self._enc, max_size, self._encode, _EMPTY
+        )
+        """Encode one message to MessagePack bytes (:meth:`_encode`; its common case in C
+        when the glue is built)."""
 
     def _enc_hook(self, obj: Any) -> Any:
         parts = _array_parts(obj)
@@ -296,7 +306,7 @@ class MsgpackCodec:
         dtype, shape, raw = msgspec.msgpack.decode(data)
         return _array_from(dtype, shape, raw)
 
-    def encode(self, msg: Message) -> bytes:
+    def _encode(self, msg: Message) -> bytes:
         """Encode one message to MessagePack bytes.
 
         msgspec encodes first. A failure (lone surrogate, unsupported type, recursion) is

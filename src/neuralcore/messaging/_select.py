@@ -44,6 +44,14 @@ def describe_backend(engine: str) -> BackendInfo:
     if _msgspec_usable():
         import msgspec
 
-        return BackendInfo(engine, "native", "msgspec", msgspec.__version__, "MessagePack codec")
+        from neuralcore.messaging._native import accelerated
+
+        detail = "MessagePack codec; compiled publish path"
+        if not accelerated():  # measured 2026-11-29, neuralcore bench bridges
+            detail = (
+                "MessagePack codec; publish path without its compiled glue (not built: "
+                "a bridged publish costs ~1 us more)"
+            )
+        return BackendInfo(engine, "native", "msgspec", msgspec.__version__, detail)
     detail = "NEURALCORE_BACKEND=python" if is_available("msgspec") else "msgspec not installed"
     return BackendInfo(engine, "python", "stdlib json", "", detail)

@@ -322,15 +322,16 @@ async def test_a_recorded_message_goes_out_with_the_bytes_the_journal_stored(
     """On a persistent channel the journal encodes each message for its file; the bridge
     sends those bytes instead of encoding the message a second time."""
     encoded: list[Any] = []
-    real = MsgpackCodec.encode
-
-    def counting(self: MsgpackCodec, msg: Message) -> bytes:
-        encoded.append(msg.payload)
-        return real(self, msg)
-
-    monkeypatch.setattr(MsgpackCodec, "encode", counting)
     broker = MemoryBroker()
     bus = MessageBus(persistence_path=str(tmp_path / "a.db"))
+    assert isinstance(bus.codec, MsgpackCodec)
+    real = bus.codec.encode  # an instance attribute (compiled when the glue is built)
+
+    def counting(msg: Message) -> bytes:
+        encoded.append(msg.payload)
+        return real(msg)
+
+    monkeypatch.setattr(bus.codec, "encode", counting)
     bus.create_channel("jobs", persistent=True)
     bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
     await bus.add_bridge(bridge)

@@ -34,6 +34,7 @@ from typing import Any
 
 from neuralcore.core import BridgeConnectionError, require
 from neuralcore.messaging._message import Message
+from neuralcore.messaging._native import pack_items as _pack_items
 from neuralcore.messaging.bridges._buffer import Outgoing
 from neuralcore.messaging.bridges._config import Direction, KafkaBridgeConfig, channel_names
 from neuralcore.messaging.bridges._runner import BridgeRunner
@@ -657,6 +658,11 @@ class KafkaTransport:
         limit, max_bytes = self.cfg.pack, self.cfg.pack_bytes
         if limit <= 1 or len(items) == 1:
             return [(i[0], i[1], i[2]) for i in items]
+        if _pack_items is not None:  # one channel and key, framed in C (the same bytes)
+            values = _pack_items(items, PACK_MAGIC, limit, max_bytes)
+            if values is not None:
+                channel, key = items[0][0], items[0][2]
+                return [(channel, value, key) for value in values]
         runs: dict[tuple[str, bytes | None], list[bytes]] = {}
         if len(set(map(_CHANNEL, items))) == 1 and len(set(map(_KEY, items))) == 1:
             # one channel and key: no Python loop over items

@@ -47,6 +47,7 @@ from neuralcore.core import (
 )
 from neuralcore.messaging._bridge import BridgeDirection
 from neuralcore.messaging._message import Message
+from neuralcore.messaging._native import bridge_sink
 from neuralcore.messaging._types import Outcome
 from neuralcore.messaging.bridges._buffer import OutboundBuffer, Outgoing, SpillFile
 from neuralcore.messaging.bridges._config import BridgeConfig, Direction
@@ -446,24 +447,13 @@ class BridgeRunner:
 
     def _sink(self, other: Callable[[Message], bool]) -> Callable[[Message], bool]:
         """The tap callback: :meth:`_enqueue`'s common case (a channel sent, not recorded
-        and keyed by channel; this bus's own message; room in memory, no spill file) as a
-        closure over what it needs (it runs inside every bridged publish: no attribute
-        lookups), ``other`` for everything else."""
-        plain_get, encode, local = self._plain.get, self._encode, self._local
-        mem, limit, ready = self._mem, self._limit, self._buffer.ready
-
-        def sink(msg: Message) -> bool:
-            channel = msg.channel
-            plain = plain_get(channel)
-            if plain is None or msg.origin != local or len(mem) >= limit:
-                return other(msg)
-            data = encode(msg)  # SerializationError: the bus refuses the publish with it
-            mem.append((channel, data, plain[0], plain[1], 0))
-            if len(mem) == 1:
-                ready.set()
-            return True
-
-        return sink
+        and keyed by channel; this bus's own message; room in memory, no spill file),
+        compiled when the glue is built (``_native.bridge_sink``; it runs inside every
+        bridged publish), ``other`` for everything else."""
+        return bridge_sink(
+            self._encode, self._plain, self._local, self._mem, self._limit,
+            self._buffer.ready.set, other,
+        )  # fmt: skip
 
     def _enqueue(self, msg: Message) -> bool:
         """Encode and buffer one message (the durable tap calls this directly: it already

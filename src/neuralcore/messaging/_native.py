@@ -1,0 +1,157 @@
+"""The compiled glue of the publish path (``_accel.c``), or its Python twins.
+
+The optional C extension ``neuralcore.messaging._accel`` is built by setup.py when a C
+compiler is present. It does no encoding (msgspec writes every byte) and takes only the
+common case of three steps; every other input goes, unchanged, to the Python code it
+wraps, so both give the same messages, bytes and errors:
+
+* :func:`message_maker`: the new message of ``MessageBus.publish`` (headers copied, id,
+  timestamp);
+* :func:`fast_encoder`: ``MsgpackCodec.encode`` for a message with flat payload and
+  headers (the codec's own rule for what needs no walk);
+* :func:`bridge_sink`: an outbound bridge's tap (encode and buffer a message of this
+  bus on a carried channel);
+* :data:`pack_items`: the Kafka pack framing of a batch of one channel and key (the
+  common batch), byte for byte what ``bridges._kafka`` makes of it in Python.
+
+Without the extension, or with ``NEURALCORE_BACKEND=python``, the Python twins below
+serve: a bridged publish then costs ~1 us more (measured 2026-11-29; ``neuralcore bench
+bridges``), and ``neuralcore info`` says so. This repository's tests fail when it is not
+built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+from neuralcore.core import resolve_backend
+from neuralcore.messaging._message import Message
+
+__all__ = ("accelerated", "bridge_sink", "fast_encoder", "message_maker", "pack_items")
+
+Maker = Callable[[str, Any, int, Any], Message]
+"""``make(channel, payload, priority, headers)``: a new message of this bus."""
+
+_object_new = object.__new__
+
+
+def _load() -> Any:
+    try:
+        return importlib.import_module("neuralcore.messaging._accel")
+    except ImportError:
+        return None
+
+
+_ACCEL: Any = _load()
+
+
+pack_items: Callable[[list[Any], bytes, int, int], list[bytes] | None] | None = (
+    None if _ACCEL is None or resolve_backend() == "python" else _ACCEL.pack_items
+)
+"""``pack_items(items, magic, limit, max_bytes)``: the Kafka record values of two or more
+outgoing items that share one channel and key (chunks of up to ``limit`` envelopes within
+``max_bytes``, each packed, one alone as itself), or None when they do not share them
+(the Python framing decides then); None without the glue or with
+``NEURALCORE_BACKEND=python`` at import."""
+
+
+def accelerated() -> bool:
+    """Whether the publish path's common case runs through the compiled glue: it is built
+    and ``NEURALCORE_BACKEND`` is not ``python`` (read when a bus, codec or bridge is made).
+
+    Examples
+    --------
+    >>> accelerated() in (True, False)
+    True
+    """
+    return _ACCEL is not None and resolve_backend() == "native"
+
+
+def message_maker(
+    counter: Any, origin: str, copy: Callable[[Any], dict[str, Any] | None], *, native: bool = True
+) -> Maker:
+    """``make(channel, payload, priority, headers)``: a :class:`Message` numbered by
+    ``counter`` and stamped with ``origin``, its headers copied by ``copy`` (``None``
+    stays ``None``), timestamp ``time.time()``, attempt 1 and no tracker.
+
+    ``native=False`` gives the Python twin (tests compare the two).
+    """
+    if native and accelerated():
+        return cast(Maker, _ACCEL.Maker(Message, counter, origin, copy, time.time))
+    now, new, count = time.time, _object_new, counter.__next__
+
+    def make(channel: str, payload: Any, priority: int, headers: Any) -> Message:
+        msg: Message = new(Message)
+        msg.channel = channel
+        msg.payload = payload
+        msg.priority = priority
+        msg._headers = None if headers is None else copy(headers)
+        msg._id = count()
+        msg.timestamp = now()
+        msg.attempt = 1
+        msg.origin = origin
+        msg._tracker = None
+        return msg
+
+    return make
+
+
+def fast_encoder(
+    encode: Callable[[Any], bytes],
+    max_size: int,
+    fallback: Callable[[Message], bytes],
+    empty: dict[str, Any],
+) -> Callable[[Message], bytes]:
+    """``fallback`` (a codec's Python encode) with its common case in C: ``encode`` (a
+    msgspec encoder) on the envelope tuple of a message whose payload and headers are
+    flat, checked against ``max_size``; ``empty`` stands for absent headers. Without the
+    glue, ``fallback`` itself."""
+    if not accelerated():
+        return fallback
+    return cast(
+        "Callable[[Message], bytes]", _ACCEL.Encoder(Message, encode, max_size, fallback, empty)
+    )
+
+
+def bridge_sink(
+    encode: Callable[[Message], bytes],
+    plain: dict[str, tuple[bytes | None, bool]],
+    local: str,
+    mem: deque[Any],
+    limit: int,
+    ready: Callable[[], None],
+    other: Callable[[Message], bool],
+    *,
+    native: bool = True,
+) -> Callable[[Message], bool]:
+    """A bridge's tap: a message of a channel in ``plain`` (channel -> (key, persistent))
+    whose origin is ``local``, while ``mem`` holds fewer than ``limit`` items, is encoded
+    (``SerializationError`` propagates: the bus refuses that publish) and appended as
+    ``(channel, data, key, persistent, 0)``; ``ready()`` runs when that made ``mem``
+    non-empty; True. Every other message is ``other(msg)``.
+
+    ``native=False`` gives the Python twin (tests compare the two).
+    """
+    if native and accelerated():
+        return cast(
+            "Callable[[Message], bool]",
+            _ACCEL.Sink(Message, encode, plain, local, mem, limit, ready, other),
+        )
+    plain_get, append = plain.get, mem.append
+
+    def sink(msg: Message) -> bool:
+        channel = msg.channel
+        route = plain_get(channel)
+        if route is None or msg.origin != local or len(mem) >= limit:
+            return other(msg)
+        data = encode(msg)  # SerializationError: the bus refuses the publish with it
+        append((channel, data, route[0], route[1], 0))
+        if len(mem) == 1:
+            ready()
+        return True
+
+    return sink
