@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from neuralcore.core import InputTypeError, SerializationError
 from neuralcore.messaging import Message, MessageBus, MsgpackCodec, _native
-from neuralcore.messaging._publish import copy_headers
+from neuralcore.messaging._publish import check_priority, copy_headers
 from neuralcore.messaging.bridges import _kafka
 
 accel: Any = _native._ACCEL
@@ -45,6 +45,12 @@ class Sub(Message):
     __slots__ = ("extra",)
 
 
+def _maker(counter: Any, origin: str, *, native: bool = True) -> Any:
+    make = _native.message_maker(counter, origin, copy_headers, check_priority, native=native)
+    make.bind()
+    return make
+
+
 def test_the_glue_is_built_and_serves() -> None:
     assert accel is not None, "neuralcore.messaging._accel is not built (needs a C compiler)"
     assert _native.accelerated()
@@ -58,7 +64,7 @@ def test_the_glue_is_built_and_serves() -> None:
 def test_the_python_backend_takes_the_python_twins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEURALCORE_BACKEND", "python")
     assert not _native.accelerated()
-    assert isinstance(MessageBus()._make, types.FunctionType)
+    assert type(MessageBus()._make).__name__ == "_PyMaker"
     assert isinstance(MsgpackCodec().encode, types.MethodType)
 
 
@@ -196,9 +202,9 @@ def test_the_size_limit_is_the_python_one() -> None:
 def test_the_maker_makes_what_the_python_twin_makes(headers: Any) -> None:
     made = []
     for native in (True, False):
-        make = _native.message_maker(itertools.count(7), "bus-x", copy_headers, native=native)
+        make = _maker(itertools.count(7), "bus-x", native=native)
         before = time.time()
-        msg = make("ch", {"p": 1}, 3, headers)
+        msg = make("ch", {"p": 1}, 3, headers, 50)
         assert before <= msg.timestamp <= time.time()
         made.append(msg)
         unset = [s for s in Message.__slots__ if s != "_tapped" and not hasattr(msg, s)]
@@ -220,20 +226,65 @@ def test_the_maker_makes_what_the_python_twin_makes(headers: Any) -> None:
 def test_the_maker_refuses_bad_headers_as_python_does(headers: Any) -> None:
     got = []
     for native in (True, False):
-        make = _native.message_maker(itertools.count(1), "b", copy_headers, native=native)
-        got.append(_outcome(lambda m=make: m("c", 1, 1, headers)))
+        make = _maker(itertools.count(1), "b", native=native)
+        got.append(_outcome(lambda m=make: m("c", 1, 1, headers, 50)))
     assert got[0] == got[1]
     assert got[0][0] == InputTypeError.__name__
 
 
 def test_the_maker_numbers_from_the_bus_counter() -> None:
     counter = itertools.count(1)
-    make = _native.message_maker(counter, "b", copy_headers)
-    assert [make("c", i, 1, None)._id for i in range(3)] == [1, 2, 3]
+    make = _maker(counter, "b")
+    assert [make("c", i, 1, None, 50)._id for i in range(3)] == [1, 2, 3]
     assert next(counter) == 4
-    ended = _native.message_maker(iter([]), "b", copy_headers)
+    ended = _maker(iter([]), "b")
     with pytest.raises(RuntimeError, match="exhausted"):
-        ended("c", 1, 1, None)
+        ended("c", 1, 1, None, 50)
+
+
+@pytest.mark.parametrize(
+    "priority",
+    [None, 0, -5, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, True, Int(3), 2.0, "1", [1]],
+)
+def test_the_maker_resolves_priorities_as_python_does(priority: Any) -> None:
+    got = []
+    for native in (True, False):
+        make = _maker(itertools.count(1), "b", native=native)
+        got.append(_outcome(lambda m=make: m("c", 1, priority, None, 7).priority))
+    assert got[0] == got[1]
+    if priority is None:
+        assert got[0] == ("ok", 7)
+    assert type(got[0][1]) is (int if got[0][0] == "ok" else str)
+
+
+async def test_the_maker_serves_only_the_thread_it_was_bound_to() -> None:
+    import asyncio
+
+    for native in (True, False):
+        counter = itertools.count(1)
+        make = _native.message_maker(counter, "b", copy_headers, check_priority, native=native)
+        assert make("c", 1, None, None, 5) is None  # not bound yet (a bus not started)
+        await asyncio.to_thread(make.bind)
+        assert make("c", 1, None, None, 5) is None  # bound to another thread
+        make.bind()
+        assert make("c", 1, None, None, 5) is not None
+        assert await asyncio.to_thread(make, "c", 1, None, None, 5) is None
+        assert next(counter) == 2  # a None consumed no id
+
+
+async def test_a_publish_from_another_thread_takes_the_general_path() -> None:
+    import asyncio
+
+    async with MessageBus() as bus:
+        bus.create_channel("c")
+        got: list[Any] = []
+        bus.subscribe("c", got.append)
+        sent = await asyncio.to_thread(bus.publish, "c", {"n": 1}, priority=3)
+        here = bus.publish("c", {"n": 2})
+        assert sent is not None
+        assert here is not None
+        assert (sent.priority, here.priority) == (3, 50)
+        assert here._id == sent._id + 1
 
 
 def test_a_bus_publish_makes_its_messages_with_the_maker() -> None:
@@ -397,7 +448,7 @@ def test_constructors_refuse_a_class_they_cannot_read(cls: Any) -> None:
         accel.Sink(cls, fn, {}, "b", deque, 10, fn, fn)
     if cls is not Sub:  # Sub has every slot (inherited); Maker needs them too
         with pytest.raises(TypeError):
-            accel.Maker(cls, itertools.count(), "b", copy_headers, time.time)
+            accel.Maker(cls, itertools.count(), "b", copy_headers, check_priority, time.time)
 
 
 @pytest.mark.parametrize(
@@ -425,13 +476,13 @@ def test_the_sink_and_maker_constructors_check_their_arguments() -> None:
     with pytest.raises(TypeError):
         accel.Sink(Message, len, {}, "b", types.SimpleNamespace(append=len), 10, len, len)
     with pytest.raises(TypeError):
-        accel.Maker(Message, [1], "b", copy_headers, time.time)  # not an iterator
+        accel.Maker(Message, [1], "b", copy_headers, check_priority, time.time)  # a list
     with pytest.raises(TypeError):
-        accel.Maker(Message, itertools.count(), "b", None, time.time)
+        accel.Maker(Message, itertools.count(), "b", None, check_priority, time.time)
     for obj, argc in (
         (accel.Encoder(Message, len, 1, len, {}), 1),
         (accel.Sink(Message, len, {}, "b", deque, 1, len, len), 1),
-        (accel.Maker(Message, itertools.count(), "b", copy_headers, time.time), 4),
+        (accel.Maker(Message, itertools.count(), "b", copy_headers, check_priority, time.time), 5),
     ):
         with pytest.raises(TypeError):
             obj(*([1] * (argc + 1)))
@@ -482,4 +533,115 @@ def test_info_says_when_the_glue_is_missing(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(_native, "_ACCEL", None)  # fault injection: the glue not built
     assert not _native.accelerated()
     assert "without its compiled glue" in describe_backend("messaging").detail
-    assert isinstance(MessageBus()._make, types.FunctionType)
+    assert type(MessageBus()._make).__name__ == "_PyMaker"
+
+
+# -- the one-call publish -------------------------------------------------------------------
+
+
+def _direct_rig(limit: int = 10) -> tuple[_Rig, Any, Any]:
+    rig = _Rig(native=True, limit=limit)
+    make = _maker(itertools.count(1), "bus-a")
+    publish = _native.direct_publish(rig.sink)
+    assert publish is not None
+    return rig, make, publish
+
+
+def test_the_one_call_publish_buffers_what_make_then_sink_would() -> None:
+    rig, make, publish = _direct_rig()
+    twin = _Rig(native=False)
+    twin_make = _maker(itertools.count(1), "bus-a", native=False)
+    for payload in ({"a": 1}, [1, "x"], "s", b"b", None):
+        msg = publish(make, "c", payload, None, {"t": "x"}, 9)
+        assert msg is not None
+        assert (msg.channel, msg.payload, msg.priority, msg.headers) == (
+            "c",
+            payload,
+            9,
+            {"t": "x"},
+        )
+        assert twin.sink(twin_make("c", payload, None, {"t": "x"}, 9)) is True
+    strip = [(c, twin.codec.decode(d).payload, k, p, s) for c, d, k, p, s in rig.mem]
+    assert strip == [(c, twin.codec.decode(d).payload, k, p, s) for c, d, k, p, s in twin.mem]
+    assert rig.calls == ["ready"]
+
+
+def test_the_one_call_publish_makes_nothing_unless_sure() -> None:
+    rig, make, publish = _direct_rig(limit=1)
+    counter_before = make("c", 1, None, None, 1)._id
+    assert publish(make, "q", 1, None, None, 1) is None  # no plain route
+    assert publish(_maker(itertools.count(1), "bus-b"), "c", 1, None, None, 1) is None
+    assert publish(lambda *a: None, "c", 1, None, None, 1) is None  # not a Maker
+    assert publish(make, "c", 1, None, None, 1) is not None
+    assert publish(make, "c", 2, None, None, 1) is None  # the buffer is full
+    unbound = _native.message_maker(itertools.count(1), "bus-a", copy_headers, check_priority)
+    rig.mem.clear()
+    assert publish(unbound, "c", 1, None, None, 1) is None  # not the loop thread
+    assert make("c", 1, None, None, 1)._id == counter_before + 2  # one id was used
+    assert rig.calls == ["ready"]
+
+
+def test_the_one_call_publish_raises_the_refusal_and_buffers_nothing() -> None:
+    rig, make, publish = _direct_rig()
+    with pytest.raises(SerializationError, match="not valid UTF-8"):
+        publish(make, "c", {"a": "x\udcff"}, None, None, 1)  # flat, yet refused
+    with pytest.raises(SerializationError, match="over max_message_size"):
+        publish(make, "c", "x" * 5000, None, None, 1)
+    with pytest.raises(InputTypeError):
+        publish(make, "c", 1, None, {1: 2}, 1)  # the maker refuses it, as copy_headers
+    assert not rig.mem
+    with pytest.raises(TypeError):
+        publish(make, "c")
+
+
+@pytest.mark.parametrize(
+    ("payload", "priority", "headers"),
+    [
+        ({"a": {1}}, None, None),  # not flat: the tap's general path walks it
+        ([[[1]]], None, None),
+        (Str("s"), None, None),
+        (1, "high", None),  # not an int: check_priority names it on the general path
+        (1, True, None),
+        (1, None, collections.OrderedDict(a=1)),
+        (1, None, {"t": [{"deep": 1}]}),
+    ],
+)
+def test_the_one_call_publish_leaves_what_may_run_code_to_the_general_path(
+    payload: Any, priority: Any, headers: Any
+) -> None:
+    rig, make, publish = _direct_rig()
+    assert publish(make, "c", payload, priority, headers, 1) is None
+    assert not rig.mem
+    assert make("c", 1, None, None, 1)._id == 1  # nothing was made
+
+
+def test_only_a_compiled_sink_has_a_one_call_publish() -> None:
+    assert _native.direct_publish(_Rig(native=False).sink) is None
+    assert _native.direct_publish(None) is None
+
+    class Fake:
+        def publish(self) -> None:
+            raise AssertionError("never called")
+
+    assert _native.direct_publish(Fake()) is None
+
+
+async def test_a_bridged_publish_takes_the_one_call_path_and_counts() -> None:
+    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
+
+    broker = MemoryBroker()
+    bus = MessageBus()
+    bus.create_channel("jobs")
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    async with bus:
+        ch = bus._channels["jobs"]
+        assert ch.direct is not None
+        sent = [bus.publish("jobs", {"n": i}) for i in range(3)]
+        sent.append(await bus.publish_async("jobs", {"n": 3}))
+        assert all(m is not None for m in sent)
+        assert bus.metrics()["jobs"].published == 4
+        assert bus.metrics()["jobs"].queue_depth == 0
+        assert await bridge.flush(5)
+        got = [bus.codec.decode(data).payload for _, data in broker.streams["jobs"]]
+    assert got == [{"n": i} for i in range(4)]

@@ -23,12 +23,16 @@
  *   ``(channel, data, key, persistent, 0)`` to ``mem``, calls ``ready()`` when that made
  *   ``mem`` non-empty, and returns True. Anything else is ``other(msg)``.
  *
- * - ``Maker(message_cls, counter, origin, copy, now)``: the bus's new-message step of
- *   ``publish``. ``make(channel, payload, priority, headers)`` returns a new instance of
- *   ``message_cls`` (its ``tp_alloc``, as ``object.__new__``) with the slots the bus sets:
- *   headers copied (an exact dict with exact str keys by ``PyDict_Copy``, None when None
- *   or empty; anything else through ``copy``, which refuses bad headers), the id
- *   ``next(counter)``, the timestamp ``now()``, attempt 1, the origin, no tracker.
+ * - ``Maker(message_cls, counter, origin, copy, check, now)``: the bus's new-message step
+ *   of ``publish``. ``make(channel, payload, priority, headers, default)`` returns None
+ *   on any thread but the one ``bind()`` was called on (the bus's loop thread; None
+ *   before that), else a new instance of ``message_cls`` (its ``tp_alloc``, as
+ *   ``object.__new__``) with the slots the bus sets: the priority (``default`` for None,
+ *   an exact int in the signed 64-bit range as it is, anything else through ``check``,
+ *   which refuses it), headers copied (an exact dict with exact str keys by
+ *   ``PyDict_Copy``, None when None or empty; anything else through ``copy``, which
+ *   refuses bad headers), the id ``next(counter)``, the timestamp ``now()``, attempt 1,
+ *   the origin, no tracker.
  *
  * Why C: the same steps in Python cost ~1.3 us per bridged publish (attribute reads, the
  * flatness loop, two calls), about half of what a Kafka bridge pays per message; here
@@ -174,6 +178,7 @@ typedef struct {
     PyObject *encode;   /* msgspec Encoder.encode (bound) */
     PyObject *fallback; /* the Python encode: every input the fast path does not take */
     PyObject *empty;    /* the dict encoded for a message without headers */
+    PyObject *envelope; /* a tuple of F_COUNT NULL items between calls, untracked */
     Py_ssize_t max_size;
     Py_ssize_t offsets[F_COUNT];
 } Encoder;
@@ -191,38 +196,47 @@ encoder_encode(Encoder *self, PyObject *msg)
     if ((PyObject *)Py_TYPE(msg) != self->message) {
         goto fallback;
     }
-    PyObject *envelope = PyTuple_New(F_COUNT);
-    if (envelope == NULL) {
-        return NULL;
-    }
+    PyObject *fields[F_COUNT];
     for (int i = 0; i < F_COUNT; i++) {
-        PyObject *value = SLOT(msg, self->offsets[i]);
-        if (value == NULL) {
-            Py_DECREF(envelope);
+        fields[i] = SLOT(msg, self->offsets[i]);
+        if (fields[i] == NULL) {
             goto fallback;
         }
-        if (i == F_HEADERS) {
-            if (value == Py_None) {
-                value = self->empty;
-            }
-            else if (!PyDict_CheckExact(value)) {
-                Py_DECREF(envelope);
-                goto fallback;
-            }
-            else if (PyDict_GET_SIZE(value) == 0) {
-                value = self->empty;
-            }
-        }
-        Py_INCREF(value);
-        PyTuple_SET_ITEM(envelope, i, value);
     }
-    PyObject *payload = PyTuple_GET_ITEM(envelope, F_PAYLOAD);
-    PyObject *headers = PyTuple_GET_ITEM(envelope, F_HEADERS);
-    if ((!is_leaf(payload) && !flat(payload)) || (headers != self->empty && !flat(headers))) {
-        Py_DECREF(envelope);
+    PyObject *headers = fields[F_HEADERS], *payload = fields[F_PAYLOAD];
+    if (headers == Py_None || (PyDict_CheckExact(headers) && PyDict_GET_SIZE(headers) == 0)) {
+        fields[F_HEADERS] = self->empty;
+    }
+    else if (!PyDict_CheckExact(headers) || !flat(headers)) {
         goto fallback;
     }
+    if (!is_leaf(payload) && !flat(payload)) {
+        goto fallback;
+    }
+    /* The flatness checks ran no Python code: the fields are still the message's. The
+       envelope tuple is reused while nothing else holds it (the encoder runs no Python
+       code on flat values, so nothing can keep it); its items are cleared right after. */
+    PyObject *envelope = self->envelope;
+    if (Py_REFCNT(envelope) == 1) {
+        Py_INCREF(envelope);
+    }
+    else {
+        envelope = PyTuple_New(F_COUNT);
+        if (envelope == NULL) {
+            return NULL;
+        }
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        PyTuple_SET_ITEM(envelope, i, Py_NewRef(fields[i]));
+    }
     PyObject *data = PyObject_CallOneArg(self->encode, envelope);
+    if (envelope == self->envelope) {
+        for (int i = 0; i < F_COUNT; i++) {
+            PyObject *item = PyTuple_GET_ITEM(envelope, i);
+            PyTuple_SET_ITEM(envelope, i, NULL);
+            Py_DECREF(item);
+        }
+    }
     Py_DECREF(envelope);
     if (data == NULL) {
         if (!PyErr_ExceptionMatches(refusal_kinds)) {
@@ -274,10 +288,17 @@ encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (slot_offsets(message, offsets) < 0) {
         return NULL;
     }
-    Encoder *self = PyObject_GC_New(Encoder, type);
-    if (self == NULL) {
+    PyObject *envelope = PyTuple_New(F_COUNT);
+    if (envelope == NULL) {
         return NULL;
     }
+    PyObject_GC_UnTrack(envelope); /* holds items only inside one encoder call */
+    Encoder *self = PyObject_GC_New(Encoder, type);
+    if (self == NULL) {
+        Py_DECREF(envelope);
+        return NULL;
+    }
+    self->envelope = envelope;
     self->vectorcall = encoder_vectorcall;
     self->message = Py_NewRef(message);
     self->encode = Py_NewRef(encode);
@@ -306,6 +327,7 @@ encoder_clear(Encoder *self)
     Py_CLEAR(self->encode);
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->empty);
+    Py_CLEAR(self->envelope);
     return 0;
 }
 
@@ -344,6 +366,270 @@ static PyTypeObject EncoderType = {
     .tp_dealloc = (destructor)encoder_dealloc,
 };
 
+/* -- Maker ---------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *message; /* the Message class (instances made with its tp_alloc) */
+    PyObject *counter; /* the bus's id counter (an iterator) */
+    PyObject *origin;  /* the bus id */
+    PyObject *copy;    /* the Python copy_headers: headers other than an exact dict */
+    PyObject *check;   /* the Python check_priority: a priority other than an exact int64 */
+    PyObject *now;     /* time.time */
+    PyObject *one;     /* 1: the first attempt */
+    unsigned long owner; /* the thread make() serves (bind()); others get None */
+    int bound;
+    Py_ssize_t offsets[F_COUNT];
+    Py_ssize_t off_tracker;
+} Maker;
+
+/* A copy of ``headers`` as copy_headers gives it (None when None or empty), or NULL
+   with an exception set. */
+static PyObject *
+maker_headers(Maker *self, PyObject *headers)
+{
+    if (headers == Py_None) {
+        return Py_NewRef(Py_None);
+    }
+    if (!PyDict_CheckExact(headers)) {
+        return PyObject_CallOneArg(self->copy, headers);
+    }
+    if (PyDict_GET_SIZE(headers) == 0) {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *out = PyDict_Copy(headers);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(out, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            Py_DECREF(out);
+            return PyObject_CallOneArg(self->copy, headers); /* raises, naming the type */
+        }
+    }
+    return out;
+}
+
+/* The priority as the bus's fast path resolves it: ``default`` for None, an exact int in
+   the signed 64-bit range as it is, anything else through ``check`` (which refuses it or
+   returns the int to use). NULL with an exception set. */
+static PyObject *
+maker_priority(Maker *self, PyObject *priority, PyObject *fallback)
+{
+    if (priority == Py_None) {
+        return Py_NewRef(fallback);
+    }
+    if (PyLong_CheckExact(priority)) {
+        int overflow = 0;
+        PyLong_AsLongLongAndOverflow(priority, &overflow);
+        if (overflow == 0) {
+            return Py_NewRef(priority);
+        }
+    }
+    return PyObject_CallOneArg(self->check, priority);
+}
+
+static PyObject *
+maker_make(Maker *self, PyObject *const *args)
+{
+    if (self->message == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "maker was cleared");
+        return NULL;
+    }
+    if (!self->bound || PyThread_get_thread_ident() != self->owner) {
+        Py_RETURN_NONE; /* not the loop thread (or not started): the caller's slow path */
+    }
+    PyObject *priority = maker_priority(self, args[2], args[4]);
+    if (priority == NULL) {
+        return NULL;
+    }
+    PyObject *headers = maker_headers(self, args[3]);
+    if (headers == NULL) {
+        Py_DECREF(priority);
+        return NULL;
+    }
+    PyObject *id = PyIter_Next(self->counter);
+    if (id == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "message id counter is exhausted");
+        }
+        Py_DECREF(headers);
+        Py_DECREF(priority);
+        return NULL;
+    }
+    PyObject *timestamp = PyObject_CallNoArgs(self->now);
+    if (timestamp == NULL) {
+        Py_DECREF(id);
+        Py_DECREF(headers);
+        Py_DECREF(priority);
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)self->message;
+    PyObject *msg = cls->tp_alloc(cls, 0);
+    if (msg == NULL) {
+        Py_DECREF(timestamp);
+        Py_DECREF(id);
+        Py_DECREF(headers);
+        Py_DECREF(priority);
+        return NULL;
+    }
+    /* A fresh instance: every slot is NULL; each takes a new reference. */
+    SLOT(msg, self->offsets[F_CHANNEL]) = Py_NewRef(args[0]);
+    SLOT(msg, self->offsets[F_PAYLOAD]) = Py_NewRef(args[1]);
+    SLOT(msg, self->offsets[F_PRIORITY]) = priority;
+    SLOT(msg, self->offsets[F_HEADERS]) = headers;
+    SLOT(msg, self->offsets[F_ID]) = id;
+    SLOT(msg, self->offsets[F_TIMESTAMP]) = timestamp;
+    SLOT(msg, self->offsets[F_ATTEMPT]) = Py_NewRef(self->one);
+    SLOT(msg, self->offsets[F_ORIGIN]) = Py_NewRef(self->origin);
+    SLOT(msg, self->off_tracker) = Py_NewRef(Py_None);
+    return msg;
+}
+
+static PyObject *
+maker_bind(PyObject *op, PyObject *Py_UNUSED(args))
+{
+    Maker *self = (Maker *)op;
+    self->owner = PyThread_get_thread_ident();
+    self->bound = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef maker_methods[] = {
+    {"bind", maker_bind, METH_NOARGS,
+     "bind(): serve the calling thread from now on (the bus's loop thread)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+maker_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 5 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_Format(PyExc_TypeError,
+                     "make() takes exactly 5 positional arguments (%zd given)", nargs);
+        return NULL;
+    }
+    return maker_make((Maker *)op, args);
+}
+
+static PyObject *
+maker_call(PyObject *op, PyObject *args, PyObject *kwargs)
+{
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 5
+        || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_Format(PyExc_TypeError, "make() takes exactly 5 positional arguments");
+        return NULL;
+    }
+    return maker_make((Maker *)op, ((PyTupleObject *)args)->ob_item);
+}
+
+static PyObject *
+maker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"message_cls", "counter", "origin", "copy", "check", "now", NULL};
+    PyObject *message, *counter, *origin, *copy, *check, *now;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUOOO", names, &message, &counter,
+                                     &origin, &copy, &check, &now)) {
+        return NULL;
+    }
+    if (!PyIter_Check(counter) || !PyCallable_Check(copy) || !PyCallable_Check(check)
+        || !PyCallable_Check(now)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "counter must be an iterator; copy, check and now callable");
+        return NULL;
+    }
+    Py_ssize_t offsets[F_COUNT];
+    if (slot_offsets(message, offsets) < 0) {
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)message;
+    PyObject *descr = PyDict_GetItemString(cls->tp_dict, "_tracker");
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
+        || ((PyMemberDescrObject *)descr)->d_member->type != Py_T_OBJECT_EX
+        || cls->tp_itemsize != 0 || cls->tp_dictoffset != 0
+        || cls->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_SetString(PyExc_TypeError,
+                        "message_cls must be a plain __slots__ class with a _tracker slot");
+        return NULL;
+    }
+    Maker *self = PyObject_GC_New(Maker, type);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = maker_vectorcall;
+    self->message = Py_NewRef(message);
+    self->counter = Py_NewRef(counter);
+    self->origin = Py_NewRef(origin);
+    self->copy = Py_NewRef(copy);
+    self->check = Py_NewRef(check);
+    self->now = Py_NewRef(now);
+    self->owner = 0;
+    self->bound = 0;
+    self->one = PyLong_FromLong(1);
+    memcpy(self->offsets, offsets, sizeof(offsets));
+    self->off_tracker = ((PyMemberDescrObject *)descr)->d_member->offset;
+    PyObject_GC_Track(self);
+    if (self->one == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+maker_traverse(Maker *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->message);
+    Py_VISIT(self->counter);
+    Py_VISIT(self->origin);
+    Py_VISIT(self->copy);
+    Py_VISIT(self->check);
+    Py_VISIT(self->now);
+    Py_VISIT(self->one);
+    return 0;
+}
+
+static int
+maker_clear(Maker *self)
+{
+    Py_CLEAR(self->message);
+    Py_CLEAR(self->counter);
+    Py_CLEAR(self->origin);
+    Py_CLEAR(self->copy);
+    Py_CLEAR(self->check);
+    Py_CLEAR(self->now);
+    Py_CLEAR(self->one);
+    return 0;
+}
+
+static void
+maker_dealloc(Maker *self)
+{
+    PyObject_GC_UnTrack(self);
+    maker_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject MakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "neuralcore.messaging._accel.Maker",
+    .tp_basicsize = sizeof(Maker),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Maker(message_cls, counter, origin, copy, check, now): the bus's new-message "
+              "step in C (see the module docstring).",
+    .tp_methods = maker_methods,
+    .tp_vectorcall_offset = offsetof(Maker, vectorcall),
+    .tp_call = maker_call,
+    .tp_new = maker_new,
+    .tp_traverse = (traverseproc)maker_traverse,
+    .tp_clear = (inquiry)maker_clear,
+    .tp_dealloc = (destructor)maker_dealloc,
+};
+
 /* -- Sink ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -362,6 +648,55 @@ typedef struct {
     Py_ssize_t off_channel, off_origin;
 } Sink;
 
+/* Encode ``msg`` (``encode``; directly when that is an Encoder) and append
+   ``(channel, data, key, persistent, 0)`` to ``mem`` (``route`` is ``(key, persistent)``),
+   calling ``ready()`` when that made ``mem`` non-empty: 0, or -1 with an exception set
+   (SerializationError from the encoder: the bus refuses the publish with it). */
+static int
+sink_buffer(Sink *self, PyObject *msg, PyObject *channel, PyObject *route)
+{
+    PyObject *data;
+    if (Py_IS_TYPE(self->encode, &EncoderType)) {
+        data = encoder_encode((Encoder *)self->encode, msg);
+    }
+    else {
+        data = PyObject_CallOneArg(self->encode, msg);
+    }
+    if (data == NULL) {
+        return -1;
+    }
+    PyObject *key = PyTuple_GET_ITEM(route, 0), *persistent = PyTuple_GET_ITEM(route, 1);
+    PyObject *item = PyTuple_Pack(5, channel, data, key, persistent, self->zero);
+    Py_DECREF(data);
+    if (item == NULL) {
+        return -1;
+    }
+    if (PyUnicode_CheckExact(channel) && (key == Py_None || PyBytes_CheckExact(key))
+        && PyBool_Check(persistent)) {
+        /* Atomic values only (as the collector itself would find): never in a cycle. A
+           buffer of many thousand items then costs the collector nothing. */
+        PyObject_GC_UnTrack(item);
+    }
+    PyObject *appended = PyObject_CallOneArg(self->append, item);
+    Py_DECREF(item);
+    if (appended == NULL) {
+        return -1;
+    }
+    Py_DECREF(appended);
+    Py_ssize_t held = PyObject_Size(self->mem);
+    if (held < 0) {
+        return -1;
+    }
+    if (held == 1) {
+        PyObject *woken = PyObject_CallNoArgs(self->ready);
+        if (woken == NULL) {
+            return -1;
+        }
+        Py_DECREF(woken);
+    }
+    return 0;
+}
+
 static PyObject *
 sink_take(Sink *self, PyObject *msg)
 {
@@ -377,7 +712,7 @@ sink_take(Sink *self, PyObject *msg)
     if (channel == NULL || origin == NULL) {
         return PyObject_CallOneArg(self->other, msg);
     }
-    PyObject *result = NULL, *route = NULL, *data = NULL;
+    PyObject *result = NULL, *route = NULL;
     Py_INCREF(channel);
     Py_INCREF(origin);
     route = PyDict_GetItemWithError(self->plain, channel);
@@ -401,46 +736,10 @@ sink_take(Sink *self, PyObject *msg)
         result = PyObject_CallOneArg(self->other, msg);
         goto done;
     }
-    if (Py_IS_TYPE(self->encode, &EncoderType)) {
-        data = encoder_encode((Encoder *)self->encode, msg);
+    if (sink_buffer(self, msg, channel, route) == 0) {
+        result = Py_NewRef(Py_True);
     }
-    else {
-        data = PyObject_CallOneArg(self->encode, msg);
-    }
-    if (data == NULL) {
-        goto done; /* SerializationError: the bus refuses the publish with it */
-    }
-    PyObject *key = PyTuple_GET_ITEM(route, 0), *persistent = PyTuple_GET_ITEM(route, 1);
-    PyObject *item = PyTuple_Pack(5, channel, data, key, persistent, self->zero);
-    if (item == NULL) {
-        goto done;
-    }
-    if (PyUnicode_CheckExact(channel) && (key == Py_None || PyBytes_CheckExact(key))
-        && PyBool_Check(persistent)) {
-        /* Atomic values only (as the collector itself would find): never in a cycle. A
-           buffer of many thousand items then costs the collector nothing. */
-        PyObject_GC_UnTrack(item);
-    }
-    PyObject *appended = PyObject_CallOneArg(self->append, item);
-    Py_DECREF(item);
-    if (appended == NULL) {
-        goto done;
-    }
-    Py_DECREF(appended);
-    held = PyObject_Size(self->mem);
-    if (held < 0) {
-        goto done;
-    }
-    if (held == 1) {
-        PyObject *woken = PyObject_CallNoArgs(self->ready);
-        if (woken == NULL) {
-            goto done;
-        }
-        Py_DECREF(woken);
-    }
-    result = Py_NewRef(Py_True);
 done:
-    Py_XDECREF(data);
     Py_XDECREF(route);
     Py_DECREF(origin);
     Py_DECREF(channel);
@@ -469,6 +768,89 @@ sink_call(PyObject *op, PyObject *args, PyObject *kwargs)
     }
     return sink_take((Sink *)op, PyTuple_GET_ITEM(args, 0));
 }
+
+/* sink.publish(make, channel, payload, priority, headers, default): the bus's publish
+   fast path for a channel whose only tap is this one, in one call: when the tap is sure
+   to take the message, the message ``make`` makes, buffered as ``sink(msg)`` would
+   buffer it. Sure means: ``channel`` has a plain route, ``mem`` has room, ``make`` is a
+   Maker stamping this bus's id, the encoder is an Encoder, the payload is flat, the
+   headers are None or a flat exact dict and the priority is None or an exact int. Then
+   making the message runs no code of the caller's, and the encoder (which checks the
+   message again: a collection while the message is made may run finalizers) can fail
+   only with a refusal (SerializationError, raised as the tap raises it) or
+   MemoryError; the general path would end the same way, and nothing is buffered. None, with nothing made, when one of
+   those does not hold or the maker returns None (not the loop thread): the caller's
+   general path decides, and calls the tap itself. */
+static PyObject *
+sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    Sink *self = (Sink *)op;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "publish() takes exactly 6 positional arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    if (self->message == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "sink was cleared");
+        return NULL;
+    }
+    if (!Py_IS_TYPE(args[0], &MakerType)) {
+        Py_RETURN_NONE;
+    }
+    Maker *maker = (Maker *)args[0];
+    if (maker->message != self->message || maker->origin == NULL
+        || !Py_IS_TYPE(self->encode, &EncoderType)) {
+        Py_RETURN_NONE;
+    }
+
+    if (maker->origin != self->local) {
+        int same = PyObject_RichCompareBool(maker->origin, self->local, Py_EQ);
+        if (same <= 0) {
+            return same < 0 ? NULL : Py_NewRef(Py_None);
+        }
+    }
+    PyObject *channel = args[1];
+    PyObject *route = PyDict_GetItemWithError(self->plain, channel);
+    if (route == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    if (!PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 2) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(route);
+    PyObject *result = NULL;
+    Py_ssize_t held = PyObject_Size(self->mem);
+    if (held < 0) {
+        goto done;
+    }
+    /* Checked last: the lookups above may run Python code (a str subclass's __eq__). */
+    PyObject *payload = args[2], *priority = args[3], *headers = args[4];
+    if (held >= self->limit || (priority != Py_None && !PyLong_CheckExact(priority))
+        || (headers != Py_None && !(PyDict_CheckExact(headers) && flat(headers)))
+        || (!is_leaf(payload) && !flat(payload))) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *msg = maker_make(maker, args + 1);
+    if (msg == NULL || msg == Py_None) {
+        result = msg;
+        goto done;
+    }
+    if (sink_buffer(self, msg, channel, route) < 0) {
+        Py_DECREF(msg);
+        goto done;
+    }
+    result = msg;
+done:
+    Py_DECREF(route);
+    return result;
+}
+
+static PyMethodDef sink_methods[] = {
+    {"publish", (PyCFunction)(void (*)(void))sink_publish, METH_FASTCALL,
+     "publish(make, channel, payload, priority, headers, default): the message taken, or None."},
+    {NULL, NULL, 0, NULL},
+};
 
 static PyObject *
 sink_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -571,220 +953,13 @@ static PyTypeObject SinkType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "Sink(message_cls, encode, plain, local, mem, limit, ready, other): a bridge "
               "tap's common case in C (see the module docstring).",
+    .tp_methods = sink_methods,
     .tp_vectorcall_offset = offsetof(Sink, vectorcall),
     .tp_call = sink_call,
     .tp_new = sink_new,
     .tp_traverse = (traverseproc)sink_traverse,
     .tp_clear = (inquiry)sink_clear,
     .tp_dealloc = (destructor)sink_dealloc,
-};
-
-/* -- Maker ---------------------------------------------------------------------------- */
-
-typedef struct {
-    PyObject_HEAD
-    vectorcallfunc vectorcall;
-    PyObject *message; /* the Message class (instances made with its tp_alloc) */
-    PyObject *counter; /* the bus's id counter (an iterator) */
-    PyObject *origin;  /* the bus id */
-    PyObject *copy;    /* the Python copy_headers: headers other than an exact dict */
-    PyObject *now;     /* time.time */
-    PyObject *one;     /* 1: the first attempt */
-    Py_ssize_t offsets[F_COUNT];
-    Py_ssize_t off_tracker;
-} Maker;
-
-/* A copy of ``headers`` as copy_headers gives it (None when None or empty), or NULL
-   with an exception set. */
-static PyObject *
-maker_headers(Maker *self, PyObject *headers)
-{
-    if (headers == Py_None) {
-        return Py_NewRef(Py_None);
-    }
-    if (!PyDict_CheckExact(headers)) {
-        return PyObject_CallOneArg(self->copy, headers);
-    }
-    if (PyDict_GET_SIZE(headers) == 0) {
-        return Py_NewRef(Py_None);
-    }
-    PyObject *out = PyDict_Copy(headers);
-    if (out == NULL) {
-        return NULL;
-    }
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(out, &pos, &key, &value)) {
-        if (!PyUnicode_CheckExact(key)) {
-            Py_DECREF(out);
-            return PyObject_CallOneArg(self->copy, headers); /* raises, naming the type */
-        }
-    }
-    return out;
-}
-
-static PyObject *
-maker_make(Maker *self, PyObject *const *args)
-{
-    if (self->message == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "maker was cleared");
-        return NULL;
-    }
-    PyObject *headers = maker_headers(self, args[3]);
-    if (headers == NULL) {
-        return NULL;
-    }
-    PyObject *id = PyIter_Next(self->counter);
-    if (id == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "message id counter is exhausted");
-        }
-        Py_DECREF(headers);
-        return NULL;
-    }
-    PyObject *timestamp = PyObject_CallNoArgs(self->now);
-    if (timestamp == NULL) {
-        Py_DECREF(id);
-        Py_DECREF(headers);
-        return NULL;
-    }
-    PyTypeObject *cls = (PyTypeObject *)self->message;
-    PyObject *msg = cls->tp_alloc(cls, 0);
-    if (msg == NULL) {
-        Py_DECREF(timestamp);
-        Py_DECREF(id);
-        Py_DECREF(headers);
-        return NULL;
-    }
-    /* A fresh instance: every slot is NULL; each takes a new reference. */
-    SLOT(msg, self->offsets[F_CHANNEL]) = Py_NewRef(args[0]);
-    SLOT(msg, self->offsets[F_PAYLOAD]) = Py_NewRef(args[1]);
-    SLOT(msg, self->offsets[F_PRIORITY]) = Py_NewRef(args[2]);
-    SLOT(msg, self->offsets[F_HEADERS]) = headers;
-    SLOT(msg, self->offsets[F_ID]) = id;
-    SLOT(msg, self->offsets[F_TIMESTAMP]) = timestamp;
-    SLOT(msg, self->offsets[F_ATTEMPT]) = Py_NewRef(self->one);
-    SLOT(msg, self->offsets[F_ORIGIN]) = Py_NewRef(self->origin);
-    SLOT(msg, self->off_tracker) = Py_NewRef(Py_None);
-    return msg;
-}
-
-static PyObject *
-maker_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs != 4 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        PyErr_Format(PyExc_TypeError,
-                     "make() takes exactly 4 positional arguments (%zd given)", nargs);
-        return NULL;
-    }
-    return maker_make((Maker *)op, args);
-}
-
-static PyObject *
-maker_call(PyObject *op, PyObject *args, PyObject *kwargs)
-{
-    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) != 4
-        || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
-        PyErr_Format(PyExc_TypeError, "make() takes exactly 4 positional arguments");
-        return NULL;
-    }
-    return maker_make((Maker *)op, ((PyTupleObject *)args)->ob_item);
-}
-
-static PyObject *
-maker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    static char *names[] = {"message_cls", "counter", "origin", "copy", "now", NULL};
-    PyObject *message, *counter, *origin, *copy, *now;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUOO", names, &message, &counter,
-                                     &origin, &copy, &now)) {
-        return NULL;
-    }
-    if (!PyIter_Check(counter) || !PyCallable_Check(copy) || !PyCallable_Check(now)) {
-        PyErr_SetString(PyExc_TypeError, "counter must be an iterator; copy and now callable");
-        return NULL;
-    }
-    Py_ssize_t offsets[F_COUNT];
-    if (slot_offsets(message, offsets) < 0) {
-        return NULL;
-    }
-    PyTypeObject *cls = (PyTypeObject *)message;
-    PyObject *descr = PyDict_GetItemString(cls->tp_dict, "_tracker");
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
-        || ((PyMemberDescrObject *)descr)->d_member->type != Py_T_OBJECT_EX
-        || cls->tp_itemsize != 0 || cls->tp_dictoffset != 0
-        || cls->tp_new != PyBaseObject_Type.tp_new) {
-        PyErr_SetString(PyExc_TypeError,
-                        "message_cls must be a plain __slots__ class with a _tracker slot");
-        return NULL;
-    }
-    Maker *self = PyObject_GC_New(Maker, type);
-    if (self == NULL) {
-        return NULL;
-    }
-    self->vectorcall = maker_vectorcall;
-    self->message = Py_NewRef(message);
-    self->counter = Py_NewRef(counter);
-    self->origin = Py_NewRef(origin);
-    self->copy = Py_NewRef(copy);
-    self->now = Py_NewRef(now);
-    self->one = PyLong_FromLong(1);
-    memcpy(self->offsets, offsets, sizeof(offsets));
-    self->off_tracker = ((PyMemberDescrObject *)descr)->d_member->offset;
-    PyObject_GC_Track(self);
-    if (self->one == NULL) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
-static int
-maker_traverse(Maker *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->message);
-    Py_VISIT(self->counter);
-    Py_VISIT(self->origin);
-    Py_VISIT(self->copy);
-    Py_VISIT(self->now);
-    Py_VISIT(self->one);
-    return 0;
-}
-
-static int
-maker_clear(Maker *self)
-{
-    Py_CLEAR(self->message);
-    Py_CLEAR(self->counter);
-    Py_CLEAR(self->origin);
-    Py_CLEAR(self->copy);
-    Py_CLEAR(self->now);
-    Py_CLEAR(self->one);
-    return 0;
-}
-
-static void
-maker_dealloc(Maker *self)
-{
-    PyObject_GC_UnTrack(self);
-    maker_clear(self);
-    PyObject_GC_Del(self);
-}
-
-static PyTypeObject MakerType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "neuralcore.messaging._accel.Maker",
-    .tp_basicsize = sizeof(Maker),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Maker(message_cls, counter, origin, copy, now): the bus's new-message step "
-              "in C (see the module docstring).",
-    .tp_vectorcall_offset = offsetof(Maker, vectorcall),
-    .tp_call = maker_call,
-    .tp_new = maker_new,
-    .tp_traverse = (traverseproc)maker_traverse,
-    .tp_clear = (inquiry)maker_clear,
-    .tp_dealloc = (destructor)maker_dealloc,
 };
 
 /* -- pack_items ----------------------------------------------------------------------- */

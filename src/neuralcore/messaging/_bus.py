@@ -44,8 +44,6 @@ from neuralcore.messaging._metrics import ChannelMetrics, prometheus_text
 from neuralcore.messaging._middleware import DispatchAfter, DispatchBefore, Middleware
 from neuralcore.messaging._native import message_maker
 from neuralcore.messaging._publish import (
-    PMAX,
-    PMIN,
     MustWait,
     Pipeline,
     check_priority,
@@ -151,7 +149,7 @@ class MessageBus:
         self._counter = itertools.count(1)
         # publish()'s new message (headers copied, numbered, stamped); compiled when the
         # glue is built (_native.message_maker)
-        self._make = message_maker(self._counter, self.bus_id, copy_headers)
+        self._make = message_maker(self._counter, self.bus_id, copy_headers, check_priority)
         self._burst = _BURST  # publish_async's countdown to its next yield
         self._sample_every = config.metrics_sample_every
         self._registry = Registry()
@@ -371,18 +369,25 @@ class MessageBus:
             ch = self._channels.get(channel)
         except TypeError:  # unhashable: _prepare names the bad type
             ch = None
+        msg: Message | None = None
         if (
             ch is not None
             and ch.fast  # False once the bus is stopped
             and idempotency_key is None
             and ch.queue.size < ch.max_size
-            and _get_ident() == self._loop_thread
         ):
-            if priority is None:
-                priority = ch.default_priority
-            elif type(priority) is not int or not PMIN <= priority <= PMAX:
-                priority = check_priority(priority)
-            msg = self._make(channel, payload, priority, headers)
+            direct = ch.direct
+            if direct is not None:  # the bridge's compiled tap alone: made and taken in
+                # one call (None: it is not sure to take it, or not the loop thread; then
+                # nothing was made)
+                msg = direct(self._make, channel, payload, priority, headers, ch.default_priority)
+                if msg is not None:
+                    ch.stats.published += 1
+                    return msg
+            # None off the loop thread (and before start): the general path below
+            msg = self._make(channel, payload, priority, headers, ch.default_priority)
+        if msg is not None and ch is not None:
+            priority = msg.priority
             taps = ch.taps
             if taps and ch.sink is not None:
                 # An outbound bridge's tap alone and no local subscriber: what the bridge
@@ -462,17 +467,27 @@ class MessageBus:
             ch = self._channels.get(channel)
         except TypeError:  # unhashable: _prepare names the bad type
             ch = None
+        msg: Message | None = None
         if (
             ch is not None
             and ch.fast  # False once the bus is stopped
             and idempotency_key is None
             and ch.queue.size < ch.max_size
         ):
-            if priority is None:
-                priority = ch.default_priority
-            elif type(priority) is not int or not PMIN <= priority <= PMAX:
-                priority = check_priority(priority)
-            msg = self._make(channel, payload, priority, headers)
+            direct = ch.direct
+            if direct is not None:  # as in publish(): made and taken in one call
+                msg = direct(self._make, channel, payload, priority, headers, ch.default_priority)
+                if msg is not None:
+                    ch.stats.published += 1
+                    self._burst -= 1  # the bridge's send loop runs now and then too
+                    if not self._burst:
+                        self._burst = _BURST
+                        await _sleep(0)
+                    return msg
+            # None off the loop thread (and before start): the general path below
+            msg = self._make(channel, payload, priority, headers, ch.default_priority)
+        if msg is not None and ch is not None:
+            priority = msg.priority
             taps = ch.taps
             if taps and ch.forwarders and not ch.targets:
                 # An outbound bridge and no local subscriber: what the bridge takes is
@@ -804,6 +819,7 @@ class MessageBus:
         with self._prestart:  # publishers on other threads now go through the loop
             self._state.loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
+            self._make.bind()  # publish's fast path serves this thread from now on
             self._state.running = True
         for ch in self._channels.values():
             self._start_channel(ch)

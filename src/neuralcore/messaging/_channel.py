@@ -14,6 +14,7 @@ from neuralcore.messaging._config import ChannelConfig
 from neuralcore.messaging._limits import IdempotencyWindow, TokenBucket
 from neuralcore.messaging._message import Message
 from neuralcore.messaging._metrics import ChannelStats
+from neuralcore.messaging._native import DirectPublish, direct_publish
 from neuralcore.messaging._publish import HANDLING
 from neuralcore.messaging._queue import PriorityQueue
 from neuralcore.messaging._subscription import Subscription, Target
@@ -54,6 +55,9 @@ class Channel:
         # and the channel has no local subscriber (kept by _resink()): the publish fast
         # path hands its messages to it directly (Pipeline.give_taps, inlined).
         self.sink: Callable[[Message], object] | None = None
+        # That tap's one-call publish when it is compiled (_native.direct_publish): the
+        # fast path makes and hands over a message in one call.
+        self.direct: DirectPublish | None = None
         self.limiter = (
             TokenBucket(
                 rate=config.rate_limit, burst=config.rate_burst or max(1, int(config.rate_limit))
@@ -121,6 +125,7 @@ class Channel:
         """``sink``: after the taps or the targets changed."""
         only = len(self.taps) == 1 and self.forwarders and not self.targets
         self.sink = self.forwarders[0].callback if only else None
+        self.direct = direct_publish(self.sink)
 
     def wake(self) -> None:
         """Wake the dispatcher if it sleeps."""

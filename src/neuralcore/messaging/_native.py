@@ -11,6 +11,8 @@ wraps, so both give the same messages, bytes and errors:
   headers (the codec's own rule for what needs no walk);
 * :func:`bridge_sink`: an outbound bridge's tap (encode and buffer a message of this
   bus on a carried channel);
+* :func:`direct_publish`: a compiled tap's one-call publish (make a message and buffer
+  it, when the tap is sure to take it);
 * :data:`pack_items`: the Kafka pack framing of a batch of one channel and key (the
   common batch), byte for byte what ``bridges._kafka`` makes of it in Python.
 
@@ -23,20 +25,41 @@ built.
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from neuralcore.core import resolve_backend
 from neuralcore.messaging._message import Message
 
-__all__ = ("accelerated", "bridge_sink", "fast_encoder", "message_maker", "pack_items")
+__all__ = (
+    "DirectPublish",
+    "accelerated",
+    "bridge_sink",
+    "direct_publish",
+    "fast_encoder",
+    "message_maker",
+    "pack_items",
+)
 
-Maker = Callable[[str, Any, int, Any], Message]
-"""``make(channel, payload, priority, headers)``: a new message of this bus."""
+
+class Maker(Protocol):
+    """``make(channel, payload, priority, headers, default)``: a new message of this bus,
+    or None on any thread but the one :meth:`bind` was called on (and before that)."""
+
+    def __call__(
+        self, channel: str, payload: Any, priority: Any, headers: Any, default: int, /
+    ) -> Message | None: ...
+
+    def bind(self) -> None:
+        """Serve the calling thread (the bus's loop thread) from now on."""
+        ...
+
 
 _object_new = object.__new__
+_PMIN, _PMAX = -(2**63), 2**63 - 1  # what the compiled Maker takes as is (int64)
 
 
 def _load() -> Any:
@@ -72,32 +95,81 @@ def accelerated() -> bool:
 
 
 def message_maker(
-    counter: Any, origin: str, copy: Callable[[Any], dict[str, Any] | None], *, native: bool = True
+    counter: Any,
+    origin: str,
+    copy: Callable[[Any], dict[str, Any] | None],
+    check: Callable[[Any], int],
+    *,
+    native: bool = True,
 ) -> Maker:
-    """``make(channel, payload, priority, headers)``: a :class:`Message` numbered by
-    ``counter`` and stamped with ``origin``, its headers copied by ``copy`` (``None``
-    stays ``None``), timestamp ``time.time()``, attempt 1 and no tracker.
+    """The bus's :class:`Maker`: messages numbered by ``counter`` and stamped with
+    ``origin``; the priority ``default`` for None, an exact int in the signed 64-bit range
+    as it is, else ``check(priority)`` (which refuses it); headers copied by ``copy``
+    (``None`` stays ``None``); timestamp ``time.time()``, attempt 1 and no tracker.
 
     ``native=False`` gives the Python twin (tests compare the two).
     """
     if native and accelerated():
-        return cast(Maker, _ACCEL.Maker(Message, counter, origin, copy, time.time))
-    now, new, count = time.time, _object_new, counter.__next__
+        return cast(Maker, _ACCEL.Maker(Message, counter, origin, copy, check, time.time))
+    return _PyMaker(counter, origin, copy, check)
 
-    def make(channel: str, payload: Any, priority: int, headers: Any) -> Message:
-        msg: Message = new(Message)
+
+class _PyMaker:
+    """The Python twin of the compiled Maker."""
+
+    def __init__(
+        self,
+        counter: Any,
+        origin: str,
+        copy: Callable[[Any], dict[str, Any] | None],
+        check: Callable[[Any], int],
+    ) -> None:
+        self._count, self._origin, self._copy, self._check = counter.__next__, origin, copy, check
+        self._owner: int | None = None
+
+    def bind(self) -> None:
+        self._owner = threading.get_ident()
+
+    def __call__(
+        self, channel: str, payload: Any, priority: Any, headers: Any, default: int, /
+    ) -> Message | None:
+        if threading.get_ident() != self._owner:
+            return None
+        if priority is None:
+            priority = default
+        elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
+            priority = self._check(priority)
+        msg: Message = _object_new(Message)
         msg.channel = channel
         msg.payload = payload
         msg.priority = priority
-        msg._headers = None if headers is None else copy(headers)
-        msg._id = count()
-        msg.timestamp = now()
+        msg._headers = None if headers is None else self._copy(headers)
+        msg._id = self._count()
+        msg.timestamp = time.time()
         msg.attempt = 1
-        msg.origin = origin
+        msg.origin = self._origin
         msg._tracker = None
         return msg
 
-    return make
+
+DirectPublish = Callable[[Maker, str, Any, Any, Any, int], Message | None]
+"""``publish(make, channel, payload, priority, headers, default)``: see
+:func:`direct_publish`."""
+
+
+def direct_publish(sink: Any) -> DirectPublish | None:
+    """The one-call publish of a compiled bridge tap (``sink``), or None for any other.
+
+    ``publish(make, channel, payload, priority, headers, default)`` makes the message with
+    ``make`` (the bus's compiled :class:`Maker`) and buffers it as ``sink(msg)`` would,
+    when the tap is sure to take it (the channel has a plain route, the buffer has room,
+    ``make`` stamps the tap's bus id); it returns that message. Otherwise, and off the
+    loop thread, it makes nothing and returns None (the caller's general path decides).
+    An encoding refusal raises ``SerializationError``, as the tap does.
+    """
+    if _ACCEL is not None and type(sink) is _ACCEL.Sink:
+        return cast(DirectPublish, sink.publish)
+    return None
 
 
 def fast_encoder(
