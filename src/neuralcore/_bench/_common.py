@@ -79,11 +79,12 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def ratio_text(baseline: float, ours: float, unit: str) -> str:
-    """How many times better ours is than the baseline (``"12.3x"``)."""
+    """How many times better ours is than the baseline (``"12.3x"``; below 1, two decimals,
+    ``"0.47x"``: goals such as "at least half" sit there)."""
     if baseline != baseline or ours != ours or baseline <= 0 or ours <= 0 or unit == "value":
         return "-"
     ratio = baseline / ours if unit == "time" else ours / baseline
-    return f"{ratio:.1f}x"
+    return f"{ratio:.2f}x" if ratio < 0.995 else f"{ratio:.1f}x"
 
 
 def format_table(
