@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from neuralcore.core import InputTypeError, SerializationError
 from neuralcore.messaging import Message, MessageBus, MsgpackCodec, _native
+from neuralcore.messaging import _message as message_module
 from neuralcore.messaging._publish import check_priority, copy_headers
 from neuralcore.messaging.bridges import _kafka
 
@@ -176,12 +177,68 @@ def test_the_encoder_hands_odd_messages_to_python() -> None:
 
 
 def test_the_encoder_lets_other_errors_through() -> None:
-    def boom(_envelope: Any) -> bytes:
-        raise KeyError("not a refusal kind")
+    import sys
 
-    encoder = accel.Encoder(Message, boom, 100, MsgpackCodec()._encode, {})
-    with pytest.raises(KeyError, match="not a refusal kind"):
+    # a builtin encoder raising what the codec does not turn into a refusal (SystemExit)
+    encoder = accel.Encoder(Message, sys.exit, 100, MsgpackCodec()._encode, {})
+    with pytest.raises(SystemExit):
         encoder(_message({"a": 1}, None))
+
+
+def test_the_encoder_must_be_a_builtin() -> None:
+    def python(_envelope: Any) -> bytes:
+        return b""
+
+    with pytest.raises(TypeError, match="builtin"):
+        accel.Encoder(Message, python, 100, MsgpackCodec()._encode, {})
+
+
+def test_an_encoder_that_keeps_the_envelope_gets_a_whole_tuple() -> None:
+    kept: list[Any] = []
+    codec = MsgpackCodec()
+    encoder = accel.Encoder(Message, kept.append, 100, codec._encode, {})  # returns None
+    msg = _message({"a": 1}, None)
+    assert encoder(msg) == codec._encode(msg)  # None is no bytes: the Python encode
+    assert encoder(msg) == codec._encode(msg)  # and again, with a fresh envelope
+    assert [len(t) for t in kept] == [8, 8]
+    assert kept[0][5] == {"a": 1}  # its items are still there
+    assert kept[0] == kept[1]
+
+
+@pytest.mark.parametrize("max_size", [1e6, math.inf, 2**63, -1, 0, True])
+def test_any_max_size_the_python_codec_takes_works_the_same(max_size: Any) -> None:
+    codec = MsgpackCodec(max_size=max_size)
+    for msg in (_message("x", None), _message("x" * 100, None)):
+        assert _outcome(lambda m=msg: codec.encode(m)) == _outcome(lambda m=msg: codec._encode(m))
+
+
+def test_a_non_leaf_envelope_field_takes_the_python_path() -> None:
+    """msgspec's hook may run code on a field that is not a leaf (here the timestamp):
+    if that code slips a frozenset into the payload, the compiled path must not have
+    trusted its earlier look at the payload."""
+    payload: dict[str, Any] = {"a": 1}
+
+    class Meta(type):
+        @property
+        def __module__(cls) -> str:  # read by the codec's numpy check inside msgspec
+            payload["s"] = frozenset({1, 2})
+            return "numpy"
+
+    class ndarray(metaclass=Meta):  # noqa: N801 - looks like numpy's to the duck check
+        class dtype:  # noqa: N801
+            hasobject = False
+            str = "<f8"
+
+        shape = (0,)
+
+        def tobytes(self) -> bytes:
+            return b""
+
+    codec = MsgpackCodec()
+    msg = _message(payload, None)
+    msg.timestamp = ndarray()  # type: ignore[assignment]
+    with pytest.raises(SerializationError, match="frozenset"):
+        codec.encode(msg)
 
 
 def test_the_size_limit_is_the_python_one() -> None:
@@ -212,7 +269,7 @@ def test_the_maker_makes_what_the_python_twin_makes(headers: Any) -> None:
         assert not hasattr(msg, "_tapped")
         if headers:
             assert msg._headers == dict(headers)
-            assert msg._headers is not headers
+            assert msg._headers is None or msg._headers is not headers
             assert type(msg._headers) is dict
     c, p = made
     fields = ("channel", "payload", "priority", "_headers", "_id", "attempt", "origin", "id")
@@ -411,6 +468,10 @@ def test_pack_items_leaves_odd_batches_to_python() -> None:
         [ok],  # one item: the caller's own case
         [ok, ("c", bytearray(b"xy"), b"k", False, 0)],
         [ok, ("c", b"xy")],
+        [ok, ("c", b"xy", b"k")],
+        [ok, ("c", b"xy", b"k", False)],
+        [ok, (Str("c"), b"xy", b"k", False, 0)],
+        [ok, ("c", b"xy", bytearray(b"k"), False, 0)],
         [ok, ["c", b"xy", b"k", False, 0]],
         [ok, ("d", b"xy", b"k", False, 0)],
         [ok, ("c", b"xy", None, False, 0)],
@@ -446,9 +507,52 @@ def test_constructors_refuse_a_class_they_cannot_read(cls: Any) -> None:
         accel.Encoder(cls, enc, 10, fn, {})
     with pytest.raises(TypeError):
         accel.Sink(cls, fn, {}, "b", deque, 10, fn, fn)
-    if cls is not Sub:  # Sub has every slot (inherited); Maker needs them too
+    with pytest.raises(TypeError):
+        accel.Maker(
+            cls, itertools.count(), "b", copy_headers, check_priority, vars(message_module), "_now"
+        )
+
+
+_NAMES = ("_id", "channel", "priority", "timestamp", "_headers", "payload", "attempt", "origin")
+
+
+def test_constructors_refuse_borrowed_shared_or_outside_slots() -> None:
+    class A:
+        __slots__ = (*_NAMES, "_tracker")
+
+    class Foreign(collections.deque[Any]):
+        __slots__ = tuple(f"s{i}" for i in range(12))
+
+    for name in (*_NAMES, "_tracker"):
+        setattr(Foreign, name, A.__dict__[name])  # A's descriptors: A's offsets
+
+    class Shared:
+        __slots__ = (*_NAMES, "_tracker")
+
+    Shared.channel = Shared.__dict__["payload"]  # type: ignore[attr-defined]
+
+    class Big:
+        __slots__ = tuple(f"s{i:04d}" for i in range(400))
+
+    class Outside:
+        __slots__ = (*_NAMES, "_tracker")
+
+    Outside._tracker = Big.__dict__["s0399"]  # type: ignore[attr-defined]
+    enc = MsgpackCodec()._enc
+    for cls in (Foreign, Shared, Outside):
         with pytest.raises(TypeError):
-            accel.Maker(cls, itertools.count(), "b", copy_headers, check_priority, time.time)
+            accel.Maker(
+                cls,
+                itertools.count(),
+                "b",
+                copy_headers,
+                check_priority,
+                vars(message_module),
+                "_now",
+            )
+        if cls is not Outside:
+            with pytest.raises(TypeError):
+                accel.Encoder(cls, enc, 10, len, {})
 
 
 @pytest.mark.parametrize(
@@ -476,13 +580,28 @@ def test_the_sink_and_maker_constructors_check_their_arguments() -> None:
     with pytest.raises(TypeError):
         accel.Sink(Message, len, {}, "b", types.SimpleNamespace(append=len), 10, len, len)
     with pytest.raises(TypeError):
-        accel.Maker(Message, [1], "b", copy_headers, check_priority, time.time)  # a list
+        accel.Maker(
+            Message, [1], "b", copy_headers, check_priority, vars(message_module), "_now"
+        )  # a list
     with pytest.raises(TypeError):
-        accel.Maker(Message, itertools.count(), "b", None, check_priority, time.time)
+        accel.Maker(
+            Message, itertools.count(), "b", None, check_priority, vars(message_module), "_now"
+        )
     for obj, argc in (
         (accel.Encoder(Message, len, 1, len, {}), 1),
         (accel.Sink(Message, len, {}, "b", deque, 1, len, len), 1),
-        (accel.Maker(Message, itertools.count(), "b", copy_headers, check_priority, time.time), 5),
+        (
+            accel.Maker(
+                Message,
+                itertools.count(),
+                "b",
+                copy_headers,
+                check_priority,
+                vars(_message),
+                "_now",
+            ),
+            5,
+        ),
     ):
         with pytest.raises(TypeError):
             obj(*([1] * (argc + 1)))
@@ -587,8 +706,6 @@ def test_the_one_call_publish_raises_the_refusal_and_buffers_nothing() -> None:
         publish(make, "c", {"a": "x\udcff"}, None, None, 1)  # flat, yet refused
     with pytest.raises(SerializationError, match="over max_message_size"):
         publish(make, "c", "x" * 5000, None, None, 1)
-    with pytest.raises(InputTypeError):
-        publish(make, "c", 1, None, {1: 2}, 1)  # the maker refuses it, as copy_headers
     assert not rig.mem
     with pytest.raises(TypeError):
         publish(make, "c")
@@ -604,6 +721,10 @@ def test_the_one_call_publish_raises_the_refusal_and_buffers_nothing() -> None:
         (1, True, None),
         (1, None, collections.OrderedDict(a=1)),
         (1, None, {"t": [{"deep": 1}]}),
+        (1, None, {1: 2}),  # copy_headers names the key type on the general path
+        (1, None, {Str("k"): 2}),
+        (1, 2**63, None),  # check_priority names the range on the general path
+        (1, None, "headers"),
     ],
 )
 def test_the_one_call_publish_leaves_what_may_run_code_to_the_general_path(
@@ -645,3 +766,131 @@ async def test_a_bridged_publish_takes_the_one_call_path_and_counts() -> None:
         assert await bridge.flush(5)
         got = [bus.codec.decode(data).payload for _, data in broker.streams["jobs"]]
     assert got == [{"n": i} for i in range(4)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    payload=_payload,
+    headers=_headers,
+    priority=st.one_of(st.none(), st.integers(-(2**64), 2**64), st.booleans()),
+)
+def test_the_one_call_publish_is_make_then_sink(payload: Any, headers: Any, priority: Any) -> None:
+    """Whatever it takes, it makes and buffers what the maker and the tap would (same
+    message fields, same envelope bytes but for the timestamp); what it leaves (None) the
+    general path gets untouched; a refusal is the tap's refusal."""
+    rig, make, publish = _direct_rig()
+    twin, twin_make = _Rig(native=False), _maker(itertools.count(1), "bus-a", native=False)
+    got = _outcome(lambda: publish(make, "c", payload, priority, headers, 7))
+    if got == ("ok", None):
+        assert not rig.mem
+        return
+    want_msg = _outcome(lambda: twin_make("c", payload, priority, headers, 7))
+    if got[0] != "ok":
+        if want_msg[0] == "ok":
+            want_msg = _outcome(lambda: twin.sink(want_msg[1]))
+        assert got == want_msg
+        assert not rig.mem
+        return
+    msg, twin_msg = got[1], want_msg[1]
+    assert twin.sink(twin_msg) is True
+    fields = ("_id", "channel", "payload", "priority", "_headers", "attempt", "origin")
+    assert repr([getattr(msg, f) for f in fields]) == repr([getattr(twin_msg, f) for f in fields])
+    assert msg._headers is None or msg._headers is not headers
+    assert len(rig.mem) == len(twin.mem) == 1
+    mine, theirs = rig.mem[0], twin.mem[0]
+    assert mine[0] == theirs[0]
+    assert mine[2:] == theirs[2:]
+    decoded, twin_decoded = (rig.codec.decode(mine[1]), twin.codec.decode(theirs[1]))
+    assert decoded.timestamp == msg.timestamp
+    assert repr([getattr(decoded, f) for f in fields]) == repr(
+        [getattr(twin_decoded, f) for f in fields]
+    )
+    msg.timestamp = twin_msg.timestamp
+    assert twin.codec.encode(msg) == theirs[1]  # byte for byte, timestamp aside
+
+
+def test_a_route_that_is_not_a_pair_goes_to_other_on_both_paths() -> None:
+    for native in (True, False):
+        rig = _Rig(native=native)
+        rig.plain["odd"] = [b"k", False]  # type: ignore[assignment]
+        assert rig.sink(Message("odd", 1, id="1", origin="bus-a")) is False
+        assert rig.calls == ["other:odd"]
+        assert not rig.mem
+
+
+class Bomb:
+    """Garbage in a cycle whose finalizer publishes: run by a collection that an
+    allocation inside another publish triggers."""
+
+    bus: Any = None
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.me = self
+
+    def __del__(self) -> None:
+        Bomb.bus.publish("jobs", ("fin", self.n))
+
+
+async def test_ids_keep_buffer_order_when_a_finalizer_publishes_mid_publish() -> None:
+    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
+
+    broker = MemoryBroker()
+    bus = Bomb.bus = MessageBus()
+    bus.create_channel("jobs")
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    async with bus:
+        gc.collect()
+        old = gc.get_threshold()
+        gc.set_threshold(1, 1, 1)  # a collection at every tracked allocation
+        try:
+            for i in range(200):
+                Bomb(i)
+                bus.publish("jobs", i)
+        finally:
+            gc.set_threshold(*old)
+        gc.collect()
+        assert await bridge.flush(5)
+        ids = [bus.codec.decode(data)._id for _, data in broker.streams["jobs"]]
+    assert len(ids) == 400
+    assert ids == sorted(ids)
+
+
+async def test_the_clock_is_read_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A patched ``_message._now`` (what freezegun does to every module global holding
+    ``time.time``) stamps messages of a bus made before the patch, on every path."""
+    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
+
+    bus = MessageBus()
+    bus.create_channel("plain")
+    bus.create_channel("jobs")
+    bridge = MemoryBridge(MemoryBroker(), BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    async with bus:
+        assert bus._channels["jobs"].direct is not None
+        monkeypatch.setattr(message_module, "_now", lambda: 1577836800.0)
+        made = [
+            bus.publish("plain", 1),
+            await bus.publish_async("plain", 2),
+            bus.publish("jobs", 3),  # the one-call path leaves a Python clock to the maker
+            *bus.publish_batch("jobs", [4]),
+        ]
+        assert [m.timestamp for m in made if m is not None] == [1577836800.0] * 4
+        monkeypatch.undo()
+        assert abs(bus.publish("jobs", 5).timestamp - time.time()) < 60  # type: ignore[union-attr]
+
+
+def test_a_codec_subclass_keeps_its_own_encode() -> None:
+    class Counting(MsgpackCodec):
+        calls = 0
+
+        def encode(self, msg: Message) -> bytes:
+            Counting.calls += 1
+            return super().encode(msg)
+
+    codec = Counting()
+    msg = _message({"a": 1}, None)
+    assert codec.encode(msg) == MsgpackCodec().encode(msg)
+    assert Counting.calls == 1
+    assert MsgpackCodec.encode(codec, msg) == codec._encode(msg)

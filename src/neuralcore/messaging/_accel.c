@@ -66,33 +66,60 @@ static const char *const slot_names[F_COUNT] = {
    fallback raises it, naming the cause); any other error propagates as it is. */
 static PyObject *refusal_kinds;
 
-/* The offsets of ``cls``'s slots in slot_names order; -1 with TypeError when ``cls`` is
-   not a type whose attributes of those names are all writable object slots. */
+/* The offset of ``cls``'s slot ``name``: a member descriptor of ``cls`` itself, a
+   writable object slot inside the instance. -1 with TypeError otherwise. */
+static Py_ssize_t
+slot_offset(PyTypeObject *cls, const char *name)
+{
+    PyObject *descr = cls->tp_dict == NULL ? NULL : PyDict_GetItemString(cls->tp_dict, name);
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
+        || PyDescr_TYPE(descr) != cls) {
+        PyErr_Format(PyExc_TypeError, "message_cls has no slot %s of its own", name);
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if (member->type != Py_T_OBJECT_EX || (member->flags & Py_READONLY)
+        || member->offset < (Py_ssize_t)sizeof(PyObject)
+        || member->offset + (Py_ssize_t)sizeof(PyObject *) > cls->tp_basicsize) {
+        PyErr_Format(PyExc_TypeError, "message_cls slot %s is not a writable object slot",
+                     name);
+        return -1;
+    }
+    return member->offset;
+}
+
+/* The offsets of ``cls``'s slots in slot_names order (and, when ``tracker`` is not NULL,
+   of ``_tracker``), all distinct; -1 with TypeError when ``cls`` is not a type with
+   those slots of its own. */
 static int
-slot_offsets(PyObject *cls, Py_ssize_t *offsets)
+slot_offsets(PyObject *cls, Py_ssize_t *offsets, Py_ssize_t *tracker)
 {
     if (!PyType_Check(cls)) {
         PyErr_Format(PyExc_TypeError, "message_cls must be a type, got %.80s",
                      Py_TYPE(cls)->tp_name);
         return -1;
     }
-    PyObject *dict = ((PyTypeObject *)cls)->tp_dict;
-    for (int i = 0; i < F_COUNT; i++) {
-        PyObject *descr = dict == NULL ? NULL : PyDict_GetItemString(dict, slot_names[i]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-            PyErr_Format(PyExc_TypeError, "message_cls has no slot %s", slot_names[i]);
+    Py_ssize_t all[F_COUNT + 1];
+    int count = 0;
+    for (int i = 0; i <= F_COUNT; i++) {
+        if (i == F_COUNT && tracker == NULL) {
+            break;
+        }
+        all[i] = slot_offset((PyTypeObject *)cls, i == F_COUNT ? "_tracker" : slot_names[i]);
+        if (all[i] < 0) {
             return -1;
         }
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type != Py_T_OBJECT_EX || (member->flags & Py_READONLY)
-            || member->offset < (Py_ssize_t)sizeof(PyObject)
-            || member->offset + (Py_ssize_t)sizeof(PyObject *)
-                   > ((PyTypeObject *)cls)->tp_basicsize) {
-            PyErr_Format(PyExc_TypeError, "message_cls slot %s is not a writable object slot",
-                         slot_names[i]);
-            return -1;
+        for (int j = 0; j < i; j++) {
+            if (all[j] == all[i]) {
+                PyErr_SetString(PyExc_TypeError, "message_cls slots share an offset");
+                return -1;
+            }
         }
-        offsets[i] = member->offset;
+        count = i + 1;
+    }
+    memcpy(offsets, all, sizeof(Py_ssize_t) * F_COUNT);
+    if (tracker != NULL && count == F_COUNT + 1) {
+        *tracker = all[F_COUNT];
     }
     return 0;
 }
@@ -185,6 +212,82 @@ typedef struct {
 
 static PyTypeObject EncoderType;
 
+/* A new reference to an envelope tuple to fill: the cached one while nothing else holds
+   it, else a fresh one (cached in turn when the cache is empty). Call it before reading
+   anything the envelope will hold: allocating may run the collector, and so finalizers. */
+static PyObject *
+encoder_envelope(Encoder *self)
+{
+    PyObject *envelope = self->envelope;
+    if (envelope != NULL && Py_REFCNT(envelope) == 1) {
+        return Py_NewRef(envelope);
+    }
+    envelope = PyTuple_New(F_COUNT);
+    if (envelope != NULL && self->envelope == NULL) {
+        PyObject_GC_UnTrack(envelope); /* holds items only inside one encoder call */
+        self->envelope = Py_NewRef(envelope);
+    }
+    return envelope;
+}
+
+/* msgspec's bytes of the envelope ``fields`` (in slot_names order, headers already
+   resolved to a dict), put in ``envelope`` (from encoder_envelope; the reference is
+   consumed), checked against max_size. NULL with an exception set on an error the Python
+   codec does not turn into a refusal; NULL with *refused set (and no exception) for what
+   the Python encode must refuse, naming the cause (an encoder error of the refusal
+   kinds, or an oversized result). The caller has checked that every field is a leaf but
+   payload and headers, which are flat: msgspec then runs no Python code. */
+static PyObject *
+encoder_fields(Encoder *self, PyObject *envelope, PyObject *const *fields, int *refused)
+{
+    for (int i = 0; i < F_COUNT; i++) {
+        PyTuple_SET_ITEM(envelope, i, Py_NewRef(fields[i]));
+    }
+    PyObject *data = PyObject_CallOneArg(self->encode, envelope);
+    if (envelope == self->envelope) {
+        if (Py_REFCNT(envelope) == 2) { /* the cache's and ours: empty it for next time */
+            for (int i = 0; i < F_COUNT; i++) {
+                PyObject *item = PyTuple_GET_ITEM(envelope, i);
+                PyTuple_SET_ITEM(envelope, i, NULL);
+                Py_DECREF(item);
+            }
+        }
+        else { /* the encoder kept it: it is theirs now, a tuple like any other */
+            PyObject_GC_Track(envelope);
+            self->envelope = NULL;
+            Py_DECREF(envelope);
+        }
+    }
+    Py_DECREF(envelope);
+    if (data == NULL) {
+        if (PyErr_ExceptionMatches(refusal_kinds)) {
+            PyErr_Clear();
+            *refused = 1;
+        }
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > self->max_size) {
+        Py_DECREF(data);
+        *refused = 1;
+        return NULL;
+    }
+    return data;
+}
+
+/* 1 when every field but payload and headers is a leaf, and payload and headers (an
+   exact dict, or the empty dict standing for none) are flat. */
+static int
+fields_flat(PyObject *const *fields, PyObject *empty)
+{
+    for (int i = 0; i < F_COUNT; i++) {
+        if (i != F_PAYLOAD && i != F_HEADERS && !is_leaf(fields[i])) {
+            return 0;
+        }
+    }
+    PyObject *payload = fields[F_PAYLOAD], *headers = fields[F_HEADERS];
+    return (headers == empty || flat(headers)) && (is_leaf(payload) || flat(payload));
+}
+
 /* The bytes of ``msg``, or NULL with an exception set. */
 static PyObject *
 encoder_encode(Encoder *self, PyObject *msg)
@@ -194,64 +297,39 @@ encoder_encode(Encoder *self, PyObject *msg)
         return NULL;
     }
     if ((PyObject *)Py_TYPE(msg) != self->message) {
-        goto fallback;
+        return PyObject_CallOneArg(self->fallback, msg);
     }
+    PyObject *envelope = encoder_envelope(self); /* first: it may run the collector */
+    if (envelope == NULL) {
+        return NULL;
+    }
+    /* From here to the encoder no Python code runs: the fields stay the message's. */
     PyObject *fields[F_COUNT];
     for (int i = 0; i < F_COUNT; i++) {
         fields[i] = SLOT(msg, self->offsets[i]);
         if (fields[i] == NULL) {
-            goto fallback;
+            Py_DECREF(envelope);
+            return PyObject_CallOneArg(self->fallback, msg);
         }
     }
-    PyObject *headers = fields[F_HEADERS], *payload = fields[F_PAYLOAD];
+    PyObject *headers = fields[F_HEADERS];
     if (headers == Py_None || (PyDict_CheckExact(headers) && PyDict_GET_SIZE(headers) == 0)) {
         fields[F_HEADERS] = self->empty;
     }
-    else if (!PyDict_CheckExact(headers) || !flat(headers)) {
-        goto fallback;
+    else if (!PyDict_CheckExact(headers)) {
+        Py_DECREF(envelope);
+        return PyObject_CallOneArg(self->fallback, msg);
     }
-    if (!is_leaf(payload) && !flat(payload)) {
-        goto fallback;
+    if (!fields_flat(fields, self->empty)) {
+        Py_DECREF(envelope);
+        return PyObject_CallOneArg(self->fallback, msg);
     }
-    /* The flatness checks ran no Python code: the fields are still the message's. The
-       envelope tuple is reused while nothing else holds it (the encoder runs no Python
-       code on flat values, so nothing can keep it); its items are cleared right after. */
-    PyObject *envelope = self->envelope;
-    if (Py_REFCNT(envelope) == 1) {
-        Py_INCREF(envelope);
-    }
-    else {
-        envelope = PyTuple_New(F_COUNT);
-        if (envelope == NULL) {
-            return NULL;
-        }
-    }
-    for (int i = 0; i < F_COUNT; i++) {
-        PyTuple_SET_ITEM(envelope, i, Py_NewRef(fields[i]));
-    }
-    PyObject *data = PyObject_CallOneArg(self->encode, envelope);
-    if (envelope == self->envelope) {
-        for (int i = 0; i < F_COUNT; i++) {
-            PyObject *item = PyTuple_GET_ITEM(envelope, i);
-            PyTuple_SET_ITEM(envelope, i, NULL);
-            Py_DECREF(item);
-        }
-    }
-    Py_DECREF(envelope);
-    if (data == NULL) {
-        if (!PyErr_ExceptionMatches(refusal_kinds)) {
-            return NULL;
-        }
-        PyErr_Clear();
-        goto fallback;
-    }
-    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > self->max_size) {
-        Py_DECREF(data);
-        goto fallback;
+    int refused = 0;
+    PyObject *data = encoder_fields(self, envelope, fields, &refused);
+    if (data == NULL && refused) {
+        return PyObject_CallOneArg(self->fallback, msg);
     }
     return data;
-fallback:
-    return PyObject_CallOneArg(self->fallback, msg);
 }
 
 static PyObject *
@@ -276,8 +354,9 @@ encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &max_size, &fallback, &PyDict_Type, &empty)) {
         return NULL;
     }
-    if (!PyCallable_Check(encode) || !PyCallable_Check(fallback)) {
-        PyErr_SetString(PyExc_TypeError, "encode and fallback must be callable");
+    if (!PyCFunction_Check(encode) || !PyCallable_Check(fallback)) {
+        /* a builtin (msgspec's Encoder.encode): it runs no Python code on flat values */
+        PyErr_SetString(PyExc_TypeError, "encode must be a builtin and fallback callable");
         return NULL;
     }
     if (max_size < 0) {
@@ -285,7 +364,7 @@ encoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     Py_ssize_t offsets[F_COUNT];
-    if (slot_offsets(message, offsets) < 0) {
+    if (slot_offsets(message, offsets, NULL) < 0) {
         return NULL;
     }
     PyObject *envelope = PyTuple_New(F_COUNT);
@@ -376,10 +455,13 @@ typedef struct {
     PyObject *origin;  /* the bus id */
     PyObject *copy;    /* the Python copy_headers: headers other than an exact dict */
     PyObject *check;   /* the Python check_priority: a priority other than an exact int64 */
-    PyObject *now;     /* time.time */
+    PyObject *clock;   /* a namespace dict whose ``clock_key`` entry is the clock (read per
+                          call, as a module global is: freezegun and patches reach it) */
+    PyObject *clock_key;
     PyObject *one;     /* 1: the first attempt */
     unsigned long owner; /* the thread make() serves (bind()); others get None */
     int bound;
+    int plain; /* counter is an itertools.count: next() runs no Python code */
     Py_ssize_t offsets[F_COUNT];
     Py_ssize_t off_tracker;
 } Maker;
@@ -432,6 +514,61 @@ maker_priority(Maker *self, PyObject *priority, PyObject *fallback)
     return PyObject_CallOneArg(self->check, priority);
 }
 
+/* The next id (``next(counter)``), or NULL with an exception set. */
+static PyObject *
+maker_id(Maker *self)
+{
+    PyObject *id = PyIter_Next(self->counter);
+    if (id == NULL && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_RuntimeError, "message id counter is exhausted");
+    }
+    return id;
+}
+
+/* A new reference to the clock (the namespace's entry now), or NULL with an exception. */
+static PyObject *
+maker_clock(Maker *self)
+{
+    PyObject *now = PyDict_GetItemWithError(self->clock, self->clock_key);
+    if (now == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "the message clock is gone");
+        }
+        return NULL;
+    }
+    return Py_NewRef(now);
+}
+
+/* The time now, or NULL with an exception set. */
+static PyObject *
+maker_now(Maker *self)
+{
+    PyObject *now = maker_clock(self);
+    if (now == NULL) {
+        return NULL;
+    }
+    PyObject *timestamp = PyObject_CallNoArgs(now);
+    Py_DECREF(now);
+    return timestamp;
+}
+
+/* Fill a fresh instance ``msg`` (every slot NULL) with these fields: new references are
+   taken of the borrowed ones; ``headers``, ``id`` and ``timestamp`` are stolen. */
+static void
+maker_fill(Maker *self, PyObject *msg, PyObject *channel, PyObject *payload, PyObject *priority,
+           PyObject *headers, PyObject *id, PyObject *timestamp)
+{
+    SLOT(msg, self->offsets[F_CHANNEL]) = Py_NewRef(channel);
+    SLOT(msg, self->offsets[F_PAYLOAD]) = Py_NewRef(payload);
+    SLOT(msg, self->offsets[F_PRIORITY]) = Py_NewRef(priority);
+    SLOT(msg, self->offsets[F_HEADERS]) = headers;
+    SLOT(msg, self->offsets[F_ID]) = id;
+    SLOT(msg, self->offsets[F_TIMESTAMP]) = timestamp;
+    SLOT(msg, self->offsets[F_ATTEMPT]) = Py_NewRef(self->one);
+    SLOT(msg, self->offsets[F_ORIGIN]) = Py_NewRef(self->origin);
+    SLOT(msg, self->off_tracker) = Py_NewRef(Py_None);
+}
+
 static PyObject *
 maker_make(Maker *self, PyObject *const *args)
 {
@@ -451,41 +588,27 @@ maker_make(Maker *self, PyObject *const *args)
         Py_DECREF(priority);
         return NULL;
     }
-    PyObject *id = PyIter_Next(self->counter);
-    if (id == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "message id counter is exhausted");
-        }
-        Py_DECREF(headers);
-        Py_DECREF(priority);
-        return NULL;
-    }
-    PyObject *timestamp = PyObject_CallNoArgs(self->now);
-    if (timestamp == NULL) {
-        Py_DECREF(id);
-        Py_DECREF(headers);
-        Py_DECREF(priority);
-        return NULL;
-    }
+    /* Allocated before the id is taken: an allocation may run the collector, and a
+       finalizer that publishes then takes the id before this message does (ids keep
+       the order in which messages are queued). */
     PyTypeObject *cls = (PyTypeObject *)self->message;
     PyObject *msg = cls->tp_alloc(cls, 0);
     if (msg == NULL) {
-        Py_DECREF(timestamp);
-        Py_DECREF(id);
         Py_DECREF(headers);
         Py_DECREF(priority);
         return NULL;
     }
-    /* A fresh instance: every slot is NULL; each takes a new reference. */
-    SLOT(msg, self->offsets[F_CHANNEL]) = Py_NewRef(args[0]);
-    SLOT(msg, self->offsets[F_PAYLOAD]) = Py_NewRef(args[1]);
-    SLOT(msg, self->offsets[F_PRIORITY]) = priority;
-    SLOT(msg, self->offsets[F_HEADERS]) = headers;
-    SLOT(msg, self->offsets[F_ID]) = id;
-    SLOT(msg, self->offsets[F_TIMESTAMP]) = timestamp;
-    SLOT(msg, self->offsets[F_ATTEMPT]) = Py_NewRef(self->one);
-    SLOT(msg, self->offsets[F_ORIGIN]) = Py_NewRef(self->origin);
-    SLOT(msg, self->off_tracker) = Py_NewRef(Py_None);
+    PyObject *id = maker_id(self);
+    PyObject *timestamp = id == NULL ? NULL : maker_now(self);
+    if (timestamp == NULL) {
+        Py_XDECREF(id);
+        Py_DECREF(msg);
+        Py_DECREF(headers);
+        Py_DECREF(priority);
+        return NULL;
+    }
+    maker_fill(self, msg, args[0], args[1], priority, headers, id, timestamp);
+    Py_DECREF(priority);
     return msg;
 }
 
@@ -530,27 +653,24 @@ maker_call(PyObject *op, PyObject *args, PyObject *kwargs)
 static PyObject *
 maker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"message_cls", "counter", "origin", "copy", "check", "now", NULL};
-    PyObject *message, *counter, *origin, *copy, *check, *now;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUOOO", names, &message, &counter,
-                                     &origin, &copy, &check, &now)) {
+    static char *names[] = {"message_cls", "counter", "origin", "copy", "check", "clock",
+                            "clock_key", NULL};
+    PyObject *message, *counter, *origin, *copy, *check, *clock, *clock_key;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUOOO!U", names, &message, &counter,
+                                     &origin, &copy, &check, &PyDict_Type, &clock,
+                                     &clock_key)) {
         return NULL;
     }
-    if (!PyIter_Check(counter) || !PyCallable_Check(copy) || !PyCallable_Check(check)
-        || !PyCallable_Check(now)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "counter must be an iterator; copy, check and now callable");
+    if (!PyIter_Check(counter) || !PyCallable_Check(copy) || !PyCallable_Check(check)) {
+        PyErr_SetString(PyExc_TypeError, "counter must be an iterator; copy and check callable");
         return NULL;
     }
-    Py_ssize_t offsets[F_COUNT];
-    if (slot_offsets(message, offsets) < 0) {
+    Py_ssize_t offsets[F_COUNT], tracker = -1;
+    if (slot_offsets(message, offsets, &tracker) < 0) {
         return NULL;
     }
     PyTypeObject *cls = (PyTypeObject *)message;
-    PyObject *descr = PyDict_GetItemString(cls->tp_dict, "_tracker");
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
-        || ((PyMemberDescrObject *)descr)->d_member->type != Py_T_OBJECT_EX
-        || cls->tp_itemsize != 0 || cls->tp_dictoffset != 0
+    if (cls->tp_itemsize != 0 || cls->tp_dictoffset != 0
         || cls->tp_new != PyBaseObject_Type.tp_new) {
         PyErr_SetString(PyExc_TypeError,
                         "message_cls must be a plain __slots__ class with a _tracker slot");
@@ -566,12 +686,14 @@ maker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->origin = Py_NewRef(origin);
     self->copy = Py_NewRef(copy);
     self->check = Py_NewRef(check);
-    self->now = Py_NewRef(now);
+    self->clock = Py_NewRef(clock);
+    self->clock_key = Py_NewRef(clock_key);
     self->owner = 0;
     self->bound = 0;
+    self->plain = strcmp(Py_TYPE(counter)->tp_name, "itertools.count") == 0;
     self->one = PyLong_FromLong(1);
     memcpy(self->offsets, offsets, sizeof(offsets));
-    self->off_tracker = ((PyMemberDescrObject *)descr)->d_member->offset;
+    self->off_tracker = tracker;
     PyObject_GC_Track(self);
     if (self->one == NULL) {
         Py_DECREF(self);
@@ -588,7 +710,8 @@ maker_traverse(Maker *self, visitproc visit, void *arg)
     Py_VISIT(self->origin);
     Py_VISIT(self->copy);
     Py_VISIT(self->check);
-    Py_VISIT(self->now);
+    Py_VISIT(self->clock);
+    Py_VISIT(self->clock_key);
     Py_VISIT(self->one);
     return 0;
 }
@@ -601,7 +724,8 @@ maker_clear(Maker *self)
     Py_CLEAR(self->origin);
     Py_CLEAR(self->copy);
     Py_CLEAR(self->check);
-    Py_CLEAR(self->now);
+    Py_CLEAR(self->clock);
+    Py_CLEAR(self->clock_key);
     Py_CLEAR(self->one);
     return 0;
 }
@@ -619,8 +743,8 @@ static PyTypeObject MakerType = {
     .tp_name = "neuralcore.messaging._accel.Maker",
     .tp_basicsize = sizeof(Maker),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Maker(message_cls, counter, origin, copy, check, now): the bus's new-message "
-              "step in C (see the module docstring).",
+    .tp_doc = "Maker(message_cls, counter, origin, copy, check, clock, clock_key): the bus's "
+              "new-message step in C (see the module docstring).",
     .tp_methods = maker_methods,
     .tp_vectorcall_offset = offsetof(Maker, vectorcall),
     .tp_call = maker_call,
@@ -648,37 +772,19 @@ typedef struct {
     Py_ssize_t off_channel, off_origin;
 } Sink;
 
-/* Encode ``msg`` (``encode``; directly when that is an Encoder) and append
-   ``(channel, data, key, persistent, 0)`` to ``mem`` (``route`` is ``(key, persistent)``),
-   calling ``ready()`` when that made ``mem`` non-empty: 0, or -1 with an exception set
-   (SerializationError from the encoder: the bus refuses the publish with it). */
+/* Append ``item`` (an outgoing item) to ``mem``, untracked when its values are atomic,
+   calling ``ready()`` when that made ``mem`` non-empty: 0, or -1 with an exception set. */
 static int
-sink_buffer(Sink *self, PyObject *msg, PyObject *channel, PyObject *route)
+sink_push(Sink *self, PyObject *item)
 {
-    PyObject *data;
-    if (Py_IS_TYPE(self->encode, &EncoderType)) {
-        data = encoder_encode((Encoder *)self->encode, msg);
-    }
-    else {
-        data = PyObject_CallOneArg(self->encode, msg);
-    }
-    if (data == NULL) {
-        return -1;
-    }
-    PyObject *key = PyTuple_GET_ITEM(route, 0), *persistent = PyTuple_GET_ITEM(route, 1);
-    PyObject *item = PyTuple_Pack(5, channel, data, key, persistent, self->zero);
-    Py_DECREF(data);
-    if (item == NULL) {
-        return -1;
-    }
+    PyObject *channel = PyTuple_GET_ITEM(item, 0), *key = PyTuple_GET_ITEM(item, 2);
     if (PyUnicode_CheckExact(channel) && (key == Py_None || PyBytes_CheckExact(key))
-        && PyBool_Check(persistent)) {
+        && PyBool_Check(PyTuple_GET_ITEM(item, 3)) && PyObject_GC_IsTracked(item)) {
         /* Atomic values only (as the collector itself would find): never in a cycle. A
            buffer of many thousand items then costs the collector nothing. */
         PyObject_GC_UnTrack(item);
     }
     PyObject *appended = PyObject_CallOneArg(self->append, item);
-    Py_DECREF(item);
     if (appended == NULL) {
         return -1;
     }
@@ -695,6 +801,34 @@ sink_buffer(Sink *self, PyObject *msg, PyObject *channel, PyObject *route)
         Py_DECREF(woken);
     }
     return 0;
+}
+
+/* Encode ``msg`` (``encode``; directly when that is an Encoder) and append
+   ``(channel, data, key, persistent, 0)`` (``route`` is ``(key, persistent)``; see
+   sink_push): 0, or -1 with an exception set (SerializationError from the encoder:
+   the bus refuses the publish with it). */
+static int
+sink_buffer(Sink *self, PyObject *msg, PyObject *channel, PyObject *route)
+{
+    PyObject *data;
+    if (Py_IS_TYPE(self->encode, &EncoderType)) {
+        data = encoder_encode((Encoder *)self->encode, msg);
+    }
+    else {
+        data = PyObject_CallOneArg(self->encode, msg);
+    }
+    if (data == NULL) {
+        return -1;
+    }
+    PyObject *item = PyTuple_Pack(5, channel, data, PyTuple_GET_ITEM(route, 0),
+                                  PyTuple_GET_ITEM(route, 1), self->zero);
+    Py_DECREF(data);
+    if (item == NULL) {
+        return -1;
+    }
+    int done = sink_push(self, item);
+    Py_DECREF(item);
+    return done;
 }
 
 static PyObject *
@@ -769,18 +903,41 @@ sink_call(PyObject *op, PyObject *args, PyObject *kwargs)
     return sink_take((Sink *)op, PyTuple_GET_ITEM(args, 0));
 }
 
+/* 1 when ``headers`` (an exact dict) has exact str keys only and flat values. */
+static int
+plain_headers(PyObject *headers)
+{
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(headers, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !flat_item(value)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* sink.publish(make, channel, payload, priority, headers, default): the bus's publish
    fast path for a channel whose only tap is this one, in one call: when the tap is sure
-   to take the message, the message ``make`` makes, buffered as ``sink(msg)`` would
-   buffer it. Sure means: ``channel`` has a plain route, ``mem`` has room, ``make`` is a
-   Maker stamping this bus's id, the encoder is an Encoder, the payload is flat, the
-   headers are None or a flat exact dict and the priority is None or an exact int. Then
-   making the message runs no code of the caller's, and the encoder (which checks the
-   message again: a collection while the message is made may run finalizers) can fail
-   only with a refusal (SerializationError, raised as the tap raises it) or
-   MemoryError; the general path would end the same way, and nothing is buffered. None, with nothing made, when one of
-   those does not hold or the maker returns None (not the loop thread): the caller's
-   general path decides, and calls the tap itself. */
+   to take the message, the message ``make`` would make, encoded and buffered as
+   ``sink(msg)`` would buffer it.
+
+   Sure means: ``make`` is a Maker bound to this thread, stamping this tap's bus id, with
+   an ``itertools.count`` counter and a builtin clock; the encoder is an Encoder;
+   ``channel`` (an exact str) has a plain route and ``mem`` has room; the priority
+   (``default`` for None) is an exact int in the signed 64-bit range; the headers are
+   None or an exact dict with exact str keys and flat values; the payload is flat.
+   Otherwise None, with no id taken: the caller's general path decides (and calls the
+   tap itself).
+
+   Every object the collector tracks (the envelope, the message, its headers copy, the
+   buffer item) is allocated first, then the checks run, then the id is taken and the
+   envelope encoded: no Python code (not even a finalizer) runs between the checks and
+   the encoder, so what was checked is what is encoded, and no publish from a finalizer
+   can come between this message's id and its place in the buffer. The encoder can fail
+   only with a refusal (the Python encode then raises it, naming the cause, with the
+   message made: SerializationError, as the tap raises it) or MemoryError; nothing is
+   buffered then. */
 static PyObject *
 sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -794,22 +951,27 @@ sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "sink was cleared");
         return NULL;
     }
-    if (!Py_IS_TYPE(args[0], &MakerType)) {
+    if (!Py_IS_TYPE(args[0], &MakerType) || !Py_IS_TYPE(self->encode, &EncoderType)) {
         Py_RETURN_NONE;
     }
     Maker *maker = (Maker *)args[0];
-    if (maker->message != self->message || maker->origin == NULL
-        || !Py_IS_TYPE(self->encode, &EncoderType)) {
+    Encoder *enc = (Encoder *)self->encode;
+    if (maker->message != self->message || enc->message != self->message || !maker->plain
+        || !maker->bound || PyThread_get_thread_ident() != maker->owner) {
         Py_RETURN_NONE;
     }
-
     if (maker->origin != self->local) {
         int same = PyObject_RichCompareBool(maker->origin, self->local, Py_EQ);
         if (same <= 0) {
             return same < 0 ? NULL : Py_NewRef(Py_None);
         }
     }
-    PyObject *channel = args[1];
+    PyObject *channel = args[1], *payload = args[2], *headers = args[4];
+    PyObject *priority = args[3] == Py_None ? args[5] : args[3];
+    if (!PyUnicode_CheckExact(channel) || !PyUnicode_CheckExact(maker->origin)
+        || (headers != Py_None && !PyDict_CheckExact(headers))) {
+        Py_RETURN_NONE;
+    }
     PyObject *route = PyDict_GetItemWithError(self->plain, channel);
     if (route == NULL) {
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
@@ -818,30 +980,80 @@ sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     Py_INCREF(route);
-    PyObject *result = NULL;
+    PyObject *result = NULL, *envelope = NULL, *msg = NULL, *copy = NULL, *item = NULL;
+    PyObject *clock = NULL, *id = NULL, *timestamp = NULL, *data = NULL;
+    PyTypeObject *cls = (PyTypeObject *)self->message;
+    envelope = encoder_envelope(enc);
+    msg = envelope == NULL ? NULL : cls->tp_alloc(cls, 0);
+    if (msg == NULL) {
+        goto done;
+    }
+    if (headers == Py_None || PyDict_GET_SIZE(headers) == 0) {
+        copy = Py_NewRef(Py_None);
+    }
+    else if ((copy = PyDict_Copy(headers)) == NULL) {
+        goto done;
+    }
+    if ((item = PyTuple_New(5)) == NULL || (clock = maker_clock(maker)) == NULL) {
+        goto done;
+    }
+    /* From here to the append no object the collector tracks is made: no Python code
+       runs, and what is checked below is what is encoded. */
     Py_ssize_t held = PyObject_Size(self->mem);
     if (held < 0) {
         goto done;
     }
-    /* Checked last: the lookups above may run Python code (a str subclass's __eq__). */
-    PyObject *payload = args[2], *priority = args[3], *headers = args[4];
-    if (held >= self->limit || (priority != Py_None && !PyLong_CheckExact(priority))
-        || (headers != Py_None && !(PyDict_CheckExact(headers) && flat(headers)))
-        || (!is_leaf(payload) && !flat(payload))) {
-        result = Py_NewRef(Py_None);
+    int overflow = 1;
+    if (PyLong_CheckExact(priority)) {
+        PyLong_AsLongLongAndOverflow(priority, &overflow);
+    }
+    if (held >= self->limit || overflow != 0 || !PyCFunction_Check(clock)
+        || (copy != Py_None && !plain_headers(copy)) || (!is_leaf(payload) && !flat(payload))) {
+        result = Py_NewRef(Py_None); /* not sure: nothing taken (no id) */
         goto done;
     }
-    PyObject *msg = maker_make(maker, args + 1);
-    if (msg == NULL || msg == Py_None) {
-        result = msg;
+    if ((id = maker_id(maker)) == NULL || (timestamp = PyObject_CallNoArgs(clock)) == NULL) {
         goto done;
     }
-    if (sink_buffer(self, msg, channel, route) < 0) {
-        Py_DECREF(msg);
+    PyObject *fields[F_COUNT];
+    fields[F_ID] = id;
+    fields[F_CHANNEL] = channel;
+    fields[F_PRIORITY] = priority;
+    fields[F_TIMESTAMP] = timestamp;
+    fields[F_HEADERS] = copy == Py_None ? enc->empty : copy;
+    fields[F_PAYLOAD] = payload;
+    fields[F_ATTEMPT] = maker->one;
+    fields[F_ORIGIN] = maker->origin;
+    int refused = 0;
+    data = encoder_fields(enc, envelope, fields, &refused);
+    envelope = NULL; /* consumed */
+    if (data == NULL && !refused) {
         goto done;
     }
-    result = msg;
+    maker_fill(maker, msg, channel, payload, priority, copy, id, timestamp);
+    copy = id = timestamp = NULL; /* stolen */
+    if (data == NULL && (data = PyObject_CallOneArg(enc->fallback, msg)) == NULL) {
+        goto done; /* refused: the Python encode names the cause */
+    }
+    PyObject *key = PyTuple_GET_ITEM(route, 0), *persistent = PyTuple_GET_ITEM(route, 1);
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(channel));
+    PyTuple_SET_ITEM(item, 1, Py_NewRef(data));
+    PyTuple_SET_ITEM(item, 2, Py_NewRef(key));
+    PyTuple_SET_ITEM(item, 3, Py_NewRef(persistent));
+    PyTuple_SET_ITEM(item, 4, Py_NewRef(self->zero));
+    if (sink_push(self, item) < 0) {
+        goto done;
+    }
+    result = Py_NewRef(msg);
 done:
+    Py_XDECREF(data);
+    Py_XDECREF(timestamp);
+    Py_XDECREF(id);
+    Py_XDECREF(clock);
+    Py_XDECREF(item);
+    Py_XDECREF(copy);
+    Py_XDECREF(msg);
+    Py_XDECREF(envelope);
     Py_DECREF(route);
     return result;
 }
@@ -869,7 +1081,7 @@ sink_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     Py_ssize_t offsets[F_COUNT];
-    if (slot_offsets(message, offsets) < 0) {
+    if (slot_offsets(message, offsets, NULL) < 0) {
         return NULL;
     }
     PyObject *append = PyObject_GetAttrString(mem, "append");
@@ -1000,9 +1212,9 @@ pack_chunk(PyObject *held, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t size, P
 }
 
 /* pack_items(items, magic, limit, max_bytes): the record values ``_kafka`` makes of a
-   list of at least two outgoing items ``(channel, data, key, ...)`` that share one
-   channel and one key (compared as a set compares them: identity, then ==) and whose
-   data are all exact bytes of at most 2**32 - 1 bytes: consecutive chunks of at most
+   list of at least two outgoing items ``(channel, data, key, persistent, seq)`` (exact
+   tuples of five; an exact str channel, exact bytes data of at most 2**32 - 1 bytes, a
+   key None or exact bytes) that share one channel and one key: consecutive chunks of at most
    ``limit`` data, a chunk closed before a data that would take its size (lengths plus 4
    per data already in it) over ``max_bytes``; each chunk packed, one alone as itself.
    None for anything else (the Python framing decides then). */
@@ -1033,20 +1245,24 @@ pack_items(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n = PyTuple_GET_SIZE(held);
     PyObject *result = NULL, *out = NULL;
     PyObject *first = PyTuple_GET_ITEM(held, 0);
-    if (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) < 3) {
+    if (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) != 5) {
         result = Py_NewRef(Py_None);
         goto done;
     }
     PyObject *channel = PyTuple_GET_ITEM(first, 0), *key = PyTuple_GET_ITEM(first, 2);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyTuple_GET_ITEM(held, i);
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) < 3
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 5
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0))
             || !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 1))
-            || PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1)) > 0xFFFFFFFFL) {
+            || PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1)) > 0xFFFFFFFFL
+            || (PyTuple_GET_ITEM(item, 2) != Py_None
+                && !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 2)))) {
             result = Py_NewRef(Py_None);
             goto done;
         }
         for (int field = 0; field < 3; field += 2) {
+            /* exact str and bytes (or None): == is what a dict of them would find */
             PyObject *want = field == 0 ? channel : key, *got = PyTuple_GET_ITEM(item, field);
             if (got != want) {
                 int same = PyObject_RichCompareBool(want, got, Py_EQ);

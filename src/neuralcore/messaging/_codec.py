@@ -17,7 +17,7 @@ import base64
 import dataclasses
 import json
 import reprlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from neuralcore.core import InputTypeError, SerializationError
@@ -286,11 +286,9 @@ class MsgpackCodec:
         # msgspec call on the same envelope tuple for a message with flat payload and
         # headers; every other input, an oversized result and an encoder error go to the
         # method below, which refuses them naming the cause. Same bytes, same errors.
-        self.encode: Callable[[Message], bytes] = fast_encoder(
-            self._enc, max_size, self._encode, _EMPTY
-        )
-        """Encode one message to MessagePack bytes (:meth:`_encode`; its common case in C
-        when the glue is built)."""
+        if type(self).encode is MsgpackCodec.encode:  # a subclass's own encode is kept
+            # per instance (the class keeps its method: super().encode() still works)
+            vars(self)["encode"] = fast_encoder(self._enc, max_size, self._encode, _EMPTY)
 
     def _enc_hook(self, obj: Any) -> Any:
         parts = _array_parts(obj)
@@ -305,6 +303,12 @@ class MsgpackCodec:
 
         dtype, shape, raw = msgspec.msgpack.decode(data)
         return _array_from(dtype, shape, raw)
+
+    def encode(self, msg: Message) -> bytes:
+        """Encode one message to MessagePack bytes (:meth:`_encode`; an instance runs its
+        common case through the compiled glue when it is built, with the same bytes and
+        errors)."""
+        return self._encode(msg)
 
     def _encode(self, msg: Message) -> bytes:
         """Encode one message to MessagePack bytes.
@@ -322,33 +326,8 @@ class MsgpackCodec:
             )  # fmt: skip
         except (TypeError, NotImplementedError, OverflowError, ValueError, RecursionError) as err:
             raise _refusal(msg, err) from err
-        leaves = _LEAVES
-        walked = False  # _diagnose walked payload and headers
-        kind = type(payload)
-        if kind is dict:  # the common payload: _flat inlined (a call costs ~25%)
-            for key, item in payload.items():
-                kind = type(item)
-                if type(key) is str or type(key) in leaves:  # else a tuple or frozenset key: walked
-                    if kind in leaves:
-                        continue
-                    if kind is list or kind is tuple:
-                        for sub in item:
-                            if type(sub) not in leaves:
-                                break
-                        else:
-                            continue
-                _diagnose(msg)  # not flat: one walk of everything
-                walked = True
-                break
-        elif kind not in leaves and not _flat(payload):
-            _diagnose(msg)
-            walked = True
-        if headers and not walked:  # inline: a call to _flat costs more than this loop
-            for value in headers.values():
-                if type(value) not in leaves:
-                    if not _flat(headers):
-                        _diagnose(msg)
-                    break
+        if not (type(payload) in _LEAVES or _flat(payload)) or (headers and not _flat(headers)):
+            _diagnose(msg)  # not flat (keys too: a frozenset key would come back a tuple)
         if len(data) > self._max:
             _check_size(data, self._max, f"message on {msg.channel!r}")
         return data

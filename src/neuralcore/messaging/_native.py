@@ -25,13 +25,14 @@ built.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from neuralcore.core import resolve_backend
+from neuralcore.messaging import _message
 from neuralcore.messaging._message import Message
 
 __all__ = (
@@ -105,12 +106,17 @@ def message_maker(
     """The bus's :class:`Maker`: messages numbered by ``counter`` and stamped with
     ``origin``; the priority ``default`` for None, an exact int in the signed 64-bit range
     as it is, else ``check(priority)`` (which refuses it); headers copied by ``copy``
-    (``None`` stays ``None``); timestamp ``time.time()``, attempt 1 and no tracker.
+    (``None`` stays ``None``); timestamp ``_message._now()`` (``time.time``, looked up per
+    message), attempt 1 and no tracker. The message is allocated before its id is taken
+    (a finalizer that publishes during the allocation gets the earlier id).
 
     ``native=False`` gives the Python twin (tests compare the two).
     """
     if native and accelerated():
-        return cast(Maker, _ACCEL.Maker(Message, counter, origin, copy, check, time.time))
+        # the clock is read per message from _message's namespace, as a module global is
+        # (freezegun and monkeypatches of _message._now reach it)
+        clock = vars(_message)
+        return cast(Maker, _ACCEL.Maker(Message, counter, origin, copy, check, clock, "_now"))
     return _PyMaker(counter, origin, copy, check)
 
 
@@ -139,13 +145,14 @@ class _PyMaker:
             priority = default
         elif type(priority) is not int or not _PMIN <= priority <= _PMAX:
             priority = self._check(priority)
-        msg: Message = _object_new(Message)
+        headers = None if headers is None else self._copy(headers)
+        msg: Message = _object_new(Message)  # before the id, as the compiled Maker
         msg.channel = channel
         msg.payload = payload
         msg.priority = priority
-        msg._headers = None if headers is None else self._copy(headers)
+        msg._headers = headers
         msg._id = self._count()
-        msg.timestamp = time.time()
+        msg.timestamp = _message._now()
         msg.attempt = 1
         msg.origin = self._origin
         msg._tracker = None
@@ -182,8 +189,8 @@ def fast_encoder(
     msgspec encoder) on the envelope tuple of a message whose payload and headers are
     flat, checked against ``max_size``; ``empty`` stands for absent headers. Without the
     glue, ``fallback`` itself."""
-    if not accelerated():
-        return fallback
+    if not accelerated() or type(max_size) is not int or not 0 <= max_size <= sys.maxsize:
+        return fallback  # (an odd max_size: the Python encode compares with it as given)
     return cast(
         "Callable[[Message], bytes]", _ACCEL.Encoder(Message, encode, max_size, fallback, empty)
     )
@@ -218,7 +225,7 @@ def bridge_sink(
     def sink(msg: Message) -> bool:
         channel = msg.channel
         route = plain_get(channel)
-        if route is None or msg.origin != local or len(mem) >= limit:
+        if type(route) is not tuple or len(route) != 2 or msg.origin != local or len(mem) >= limit:
             return other(msg)
         data = encode(msg)  # SerializationError: the bus refuses the publish with it
         append((channel, data, route[0], route[1], 0))

@@ -345,8 +345,8 @@ class KafkaBridgeConfig(BridgeConfig):
     batch_size : int
         Most messages sent in one batch: 4096 here, eight packs of 512 per delivery round
         trip (a batch of 512, one pack, left the producer idle between round trips: 0.6x
-        the rate, measured 2026-11-29). Also librdkafka's ``batch.num.messages`` and the
-        most records one consume call returns.
+        the rate, measured 2026-11-29). Also librdkafka's ``batch.num.messages``; one
+        consume call returns at most ``min(batch_size, 512)`` records (packs).
     batch_bytes : int
         Producer ``batch.size`` in bytes (``batch_size`` is the message count).
     pack : int

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 _FATAL_CODES = ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL")
 _DOWN_CODES = ("_ALL_BROKERS_DOWN",)
+_CONSUME = 512  # most records (packs) per consume call, whatever the send batch size
 _REFRESH_S = 1.0  # how often a work-queue member re-checks topics and local subscribers
 _TOPIC_BAD = re.compile(r"[^a-zA-Z0-9._-]")
 PACK_MAGIC = b"NCB\x01"
@@ -750,7 +751,7 @@ class KafkaTransport:
                 if not reader.subscribed_to:
                     time.sleep(0.05)  # unsubscribed: consume() would only wait
                     continue
-                records = consumer.consume(self.cfg.batch_size, 0.05)
+                records = consumer.consume(min(self.cfg.batch_size, _CONSUME), 0.05)
                 if records:  # handled on the loop; waiting for it is the backpressure
                     handled = asyncio.run_coroutine_threadsafe(
                         self._on_records(reader, records), loop
