@@ -294,9 +294,10 @@ def test_the_maker_numbers_from_the_bus_counter() -> None:
     make = _maker(counter, "b")
     assert [make("c", i, 1, None, 50)._id for i in range(3)] == [1, 2, 3]
     assert next(counter) == 4
-    ended = _maker(iter([]), "b")
-    with pytest.raises(RuntimeError, match="exhausted"):
-        ended("c", 1, 1, None, 50)
+    for native in (True, False):  # as next() on it: StopIteration
+        ended = _maker(iter([]), "b", native=native)
+        with pytest.raises(StopIteration):
+            ended("c", 1, 1, None, 50)
 
 
 @pytest.mark.parametrize(
@@ -509,7 +510,7 @@ def test_constructors_refuse_a_class_they_cannot_read(cls: Any) -> None:
         accel.Sink(cls, fn, {}, "b", deque, 10, fn, fn)
     with pytest.raises(TypeError):
         accel.Maker(
-            cls, itertools.count(), "b", copy_headers, check_priority, vars(message_module), "_now"
+            cls, itertools.count(), "b", copy_headers, check_priority, message_module, "_now"
         )
 
 
@@ -581,12 +582,10 @@ def test_the_sink_and_maker_constructors_check_their_arguments() -> None:
         accel.Sink(Message, len, {}, "b", types.SimpleNamespace(append=len), 10, len, len)
     with pytest.raises(TypeError):
         accel.Maker(
-            Message, [1], "b", copy_headers, check_priority, vars(message_module), "_now"
+            Message, [1], "b", copy_headers, check_priority, message_module, "_now"
         )  # a list
     with pytest.raises(TypeError):
-        accel.Maker(
-            Message, itertools.count(), "b", None, check_priority, vars(message_module), "_now"
-        )
+        accel.Maker(Message, itertools.count(), "b", None, check_priority, message_module, "_now")
     for obj, argc in (
         (accel.Encoder(Message, len, 1, len, {}), 1),
         (accel.Sink(Message, len, {}, "b", deque, 1, len, len), 1),
@@ -894,3 +893,48 @@ def test_a_codec_subclass_keeps_its_own_encode() -> None:
     assert codec.encode(msg) == MsgpackCodec().encode(msg)
     assert Counting.calls == 1
     assert MsgpackCodec.encode(codec, msg) == codec._encode(msg)
+
+
+async def test_the_one_call_publish_leaves_a_clock_it_cannot_read_to_the_general_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
+
+    bus = MessageBus()
+    bus.create_channel("jobs")
+    bridge = MemoryBridge(MemoryBroker(), BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    async with bus:
+        first = bus.publish("jobs", 1)
+        monkeypatch.delattr(message_module, "_now")
+        with pytest.raises(AttributeError, match="_now"):
+            bus.publish("jobs", 2)
+        monkeypatch.undo()
+        after = bus.publish("jobs", 3)
+        assert first is not None
+        assert after is not None
+        assert after._id == first._id + 2  # the general path took an id, as the twin does
+
+
+def test_a_finalizer_that_empties_the_headers_while_copied_gives_none() -> None:
+    headers = {"a": 1}
+
+    class Emptier:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            headers.clear()
+
+    for native in (True, False):
+        headers.update(a=1)
+        make = _maker(itertools.count(1), "b", native=native)
+        gc.collect()
+        old = gc.get_threshold()
+        Emptier()
+        gc.set_threshold(1, 1, 1)
+        try:
+            msg = make("c", 1, None, headers, 1)
+        finally:
+            gc.set_threshold(*old)
+        assert msg._headers in (None, {"a": 1})  # emptied before or after the copy

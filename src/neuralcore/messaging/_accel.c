@@ -455,8 +455,9 @@ typedef struct {
     PyObject *origin;  /* the bus id */
     PyObject *copy;    /* the Python copy_headers: headers other than an exact dict */
     PyObject *check;   /* the Python check_priority: a priority other than an exact int64 */
-    PyObject *clock;   /* a namespace dict whose ``clock_key`` entry is the clock (read per
-                          call, as a module global is: freezegun and patches reach it) */
+    PyObject *clock;   /* a namespace (module) whose ``clock_key`` attribute is the clock
+                          (read per call, as a module global is: freezegun and patches
+                          reach it) */
     PyObject *clock_key;
     PyObject *one;     /* 1: the first attempt */
     unsigned long owner; /* the thread make() serves (bind()); others get None */
@@ -492,6 +493,10 @@ maker_headers(Maker *self, PyObject *headers)
             return PyObject_CallOneArg(self->copy, headers); /* raises, naming the type */
         }
     }
+    if (PyDict_GET_SIZE(out) == 0) { /* emptied while copied (a finalizer): as ``out or None`` */
+        Py_DECREF(out);
+        return Py_NewRef(Py_None);
+    }
     return out;
 }
 
@@ -514,29 +519,24 @@ maker_priority(Maker *self, PyObject *priority, PyObject *fallback)
     return PyObject_CallOneArg(self->check, priority);
 }
 
-/* The next id (``next(counter)``), or NULL with an exception set. */
+/* The next id (``next(counter)``), or NULL with an exception set (StopIteration for an
+   exhausted counter, as ``next()`` raises). */
 static PyObject *
 maker_id(Maker *self)
 {
     PyObject *id = PyIter_Next(self->counter);
     if (id == NULL && !PyErr_Occurred()) {
-        PyErr_SetString(PyExc_RuntimeError, "message id counter is exhausted");
+        PyErr_SetNone(PyExc_StopIteration);
     }
     return id;
 }
 
-/* A new reference to the clock (the namespace's entry now), or NULL with an exception. */
+/* A new reference to the clock: the namespace's attribute now (the error of a missing
+   module attribute when it is gone), or NULL with an exception set. */
 static PyObject *
 maker_clock(Maker *self)
 {
-    PyObject *now = PyDict_GetItemWithError(self->clock, self->clock_key);
-    if (now == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "the message clock is gone");
-        }
-        return NULL;
-    }
-    return Py_NewRef(now);
+    return PyObject_GetAttr(self->clock, self->clock_key);
 }
 
 /* The time now, or NULL with an exception set. */
@@ -552,21 +552,23 @@ maker_now(Maker *self)
     return timestamp;
 }
 
-/* Fill a fresh instance ``msg`` (every slot NULL) with these fields: new references are
-   taken of the borrowed ones; ``headers``, ``id`` and ``timestamp`` are stolen. */
+/* Fill a fresh instance ``msg`` with these fields: new references are taken of the
+   borrowed ones; ``headers``, ``id`` and ``timestamp`` are stolen. */
 static void
 maker_fill(Maker *self, PyObject *msg, PyObject *channel, PyObject *payload, PyObject *priority,
            PyObject *headers, PyObject *id, PyObject *timestamp)
 {
-    SLOT(msg, self->offsets[F_CHANNEL]) = Py_NewRef(channel);
-    SLOT(msg, self->offsets[F_PAYLOAD]) = Py_NewRef(payload);
-    SLOT(msg, self->offsets[F_PRIORITY]) = Py_NewRef(priority);
-    SLOT(msg, self->offsets[F_HEADERS]) = headers;
-    SLOT(msg, self->offsets[F_ID]) = id;
-    SLOT(msg, self->offsets[F_TIMESTAMP]) = timestamp;
-    SLOT(msg, self->offsets[F_ATTEMPT]) = Py_NewRef(self->one);
-    SLOT(msg, self->offsets[F_ORIGIN]) = Py_NewRef(self->origin);
-    SLOT(msg, self->off_tracker) = Py_NewRef(Py_None);
+    /* XSETREF: the instance is tracked, so code that ran since it was allocated (a clock)
+       could have set a slot through gc.get_objects(). */
+    Py_XSETREF(SLOT(msg, self->offsets[F_CHANNEL]), Py_NewRef(channel));
+    Py_XSETREF(SLOT(msg, self->offsets[F_PAYLOAD]), Py_NewRef(payload));
+    Py_XSETREF(SLOT(msg, self->offsets[F_PRIORITY]), Py_NewRef(priority));
+    Py_XSETREF(SLOT(msg, self->offsets[F_HEADERS]), headers);
+    Py_XSETREF(SLOT(msg, self->offsets[F_ID]), id);
+    Py_XSETREF(SLOT(msg, self->offsets[F_TIMESTAMP]), timestamp);
+    Py_XSETREF(SLOT(msg, self->offsets[F_ATTEMPT]), Py_NewRef(self->one));
+    Py_XSETREF(SLOT(msg, self->offsets[F_ORIGIN]), Py_NewRef(self->origin));
+    Py_XSETREF(SLOT(msg, self->off_tracker), Py_NewRef(Py_None));
 }
 
 static PyObject *
@@ -656,9 +658,8 @@ maker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     static char *names[] = {"message_cls", "counter", "origin", "copy", "check", "clock",
                             "clock_key", NULL};
     PyObject *message, *counter, *origin, *copy, *check, *clock, *clock_key;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUOOO!U", names, &message, &counter,
-                                     &origin, &copy, &check, &PyDict_Type, &clock,
-                                     &clock_key)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOUOOOU", names, &message, &counter,
+                                     &origin, &copy, &check, &clock, &clock_key)) {
         return NULL;
     }
     if (!PyIter_Check(counter) || !PyCallable_Check(copy) || !PyCallable_Check(check)) {
@@ -778,8 +779,9 @@ static int
 sink_push(Sink *self, PyObject *item)
 {
     PyObject *channel = PyTuple_GET_ITEM(item, 0), *key = PyTuple_GET_ITEM(item, 2);
-    if (PyUnicode_CheckExact(channel) && (key == Py_None || PyBytes_CheckExact(key))
-        && PyBool_Check(PyTuple_GET_ITEM(item, 3)) && PyObject_GC_IsTracked(item)) {
+    if (PyUnicode_CheckExact(channel) && PyBytes_CheckExact(PyTuple_GET_ITEM(item, 1))
+        && (key == Py_None || PyBytes_CheckExact(key)) && PyBool_Check(PyTuple_GET_ITEM(item, 3))
+        && PyLong_CheckExact(PyTuple_GET_ITEM(item, 4)) && PyObject_GC_IsTracked(item)) {
         /* Atomic values only (as the collector itself would find): never in a cycle. A
            buffer of many thousand items then costs the collector nothing. */
         PyObject_GC_UnTrack(item);
@@ -923,21 +925,23 @@ plain_headers(PyObject *headers)
    ``sink(msg)`` would buffer it.
 
    Sure means: ``make`` is a Maker bound to this thread, stamping this tap's bus id, with
-   an ``itertools.count`` counter and a builtin clock; the encoder is an Encoder;
-   ``channel`` (an exact str) has a plain route and ``mem`` has room; the priority
-   (``default`` for None) is an exact int in the signed 64-bit range; the headers are
-   None or an exact dict with exact str keys and flat values; the payload is flat.
-   Otherwise None, with no id taken: the caller's general path decides (and calls the
-   tap itself).
+   an ``itertools.count`` counter and a clock it can read and call; the encoder is an
+   Encoder; ``channel`` (an exact str) has a plain route and ``mem`` has room; the
+   priority (``default`` for None) is an exact int in the signed 64-bit range; the
+   headers are None or an exact dict with exact str keys and flat values; the payload is
+   flat. Otherwise None, with no id taken: the caller's general path decides (and calls
+   the tap itself, and the clock: its errors are raised there).
 
-   Every object the collector tracks (the envelope, the message, its headers copy, the
-   buffer item) is allocated first, then the checks run, then the id is taken and the
-   envelope encoded: no Python code (not even a finalizer) runs between the checks and
-   the encoder, so what was checked is what is encoded, and no publish from a finalizer
-   can come between this message's id and its place in the buffer. The encoder can fail
-   only with a refusal (the Python encode then raises it, naming the cause, with the
-   message made: SerializationError, as the tap raises it) or MemoryError; nothing is
-   buffered then. */
+   Everything that may run Python code comes first: the clock (time_machine's builtin
+   clock runs Python), then every object the collector tracks (the envelope, the message,
+   its headers copy, the buffer item); then the route, the room and the values are
+   checked, the id taken and the envelope encoded, with no Python code (not even a
+   finalizer) in between: what was checked is what is encoded, and no publish from a
+   finalizer comes between this message's id and its place in the buffer. The encoder
+   can fail only with a refusal (the Python encode then raises it, naming the cause, with
+   the message made: SerializationError, as the tap raises it) or MemoryError; nothing is
+   buffered then. ``ready()`` (asyncio.Event.set) runs after the append: should it raise,
+   the publish raises with the message buffered. */
 static PyObject *
 sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -956,32 +960,24 @@ sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     }
     Maker *maker = (Maker *)args[0];
     Encoder *enc = (Encoder *)self->encode;
-    if (maker->message != self->message || enc->message != self->message || !maker->plain
-        || !maker->bound || PyThread_get_thread_ident() != maker->owner) {
-        Py_RETURN_NONE;
-    }
-    if (maker->origin != self->local) {
-        int same = PyObject_RichCompareBool(maker->origin, self->local, Py_EQ);
-        if (same <= 0) {
-            return same < 0 ? NULL : Py_NewRef(Py_None);
-        }
-    }
     PyObject *channel = args[1], *payload = args[2], *headers = args[4];
     PyObject *priority = args[3] == Py_None ? args[5] : args[3];
-    if (!PyUnicode_CheckExact(channel) || !PyUnicode_CheckExact(maker->origin)
+    if (maker->message != self->message || enc->message != self->message || !maker->plain
+        || !maker->bound || PyThread_get_thread_ident() != maker->owner
+        || !PyUnicode_CheckExact(channel) || !PyUnicode_CheckExact(maker->origin)
+        || !PyUnicode_CheckExact(self->local)
         || (headers != Py_None && !PyDict_CheckExact(headers))) {
         Py_RETURN_NONE;
     }
-    PyObject *route = PyDict_GetItemWithError(self->plain, channel);
-    if (route == NULL) {
-        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-    }
-    if (!PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 2) {
+    PyObject *result = NULL, *envelope = NULL, *msg = NULL, *copy = NULL, *item = NULL;
+    PyObject *id = NULL, *timestamp = NULL, *data = NULL;
+    PyObject *clock = maker_clock(maker);
+    timestamp = clock == NULL ? NULL : PyObject_CallNoArgs(clock);
+    Py_XDECREF(clock);
+    if (timestamp == NULL) { /* the general path reads it again and raises, as the twin */
+        PyErr_Clear();
         Py_RETURN_NONE;
     }
-    Py_INCREF(route);
-    PyObject *result = NULL, *envelope = NULL, *msg = NULL, *copy = NULL, *item = NULL;
-    PyObject *clock = NULL, *id = NULL, *timestamp = NULL, *data = NULL;
     PyTypeObject *cls = (PyTypeObject *)self->message;
     envelope = encoder_envelope(enc);
     msg = envelope == NULL ? NULL : cls->tp_alloc(cls, 0);
@@ -994,11 +990,15 @@ sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     else if ((copy = PyDict_Copy(headers)) == NULL) {
         goto done;
     }
-    if ((item = PyTuple_New(5)) == NULL || (clock = maker_clock(maker)) == NULL) {
+    if ((item = PyTuple_New(5)) == NULL) {
         goto done;
     }
-    /* From here to the append no object the collector tracks is made: no Python code
-       runs, and what is checked below is what is encoded. */
+    /* From here to the append no Python code runs and no object the collector tracks is
+       made: what is checked below is what is encoded and buffered. */
+    PyObject *route = PyDict_GetItemWithError(self->plain, channel); /* exact str: no code */
+    if (route == NULL && PyErr_Occurred()) {
+        goto done;
+    }
     Py_ssize_t held = PyObject_Size(self->mem);
     if (held < 0) {
         goto done;
@@ -1007,12 +1007,15 @@ sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     if (PyLong_CheckExact(priority)) {
         PyLong_AsLongLongAndOverflow(priority, &overflow);
     }
-    if (held >= self->limit || overflow != 0 || !PyCFunction_Check(clock)
-        || (copy != Py_None && !plain_headers(copy)) || (!is_leaf(payload) && !flat(payload))) {
+    if (route == NULL || !PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 2
+        || (maker->origin != self->local && PyUnicode_Compare(maker->origin, self->local) != 0)
+        || held >= self->limit || overflow != 0 || !PyFloat_CheckExact(timestamp)
+        || (copy != Py_None && (PyDict_GET_SIZE(copy) == 0 || !plain_headers(copy)))
+        || (!is_leaf(payload) && !flat(payload))) {
         result = Py_NewRef(Py_None); /* not sure: nothing taken (no id) */
         goto done;
     }
-    if ((id = maker_id(maker)) == NULL || (timestamp = PyObject_CallNoArgs(clock)) == NULL) {
+    if ((id = maker_id(maker)) == NULL) {
         goto done;
     }
     PyObject *fields[F_COUNT];
@@ -1030,17 +1033,17 @@ sink_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     if (data == NULL && !refused) {
         goto done;
     }
+    PyObject *key = PyTuple_GET_ITEM(route, 0), *persistent = PyTuple_GET_ITEM(route, 1);
+    PyTuple_SET_ITEM(item, 0, Py_NewRef(channel));
+    PyTuple_SET_ITEM(item, 2, Py_NewRef(key));
+    PyTuple_SET_ITEM(item, 3, Py_NewRef(persistent));
+    PyTuple_SET_ITEM(item, 4, Py_NewRef(self->zero));
     maker_fill(maker, msg, channel, payload, priority, copy, id, timestamp);
     copy = id = timestamp = NULL; /* stolen */
     if (data == NULL && (data = PyObject_CallOneArg(enc->fallback, msg)) == NULL) {
         goto done; /* refused: the Python encode names the cause */
     }
-    PyObject *key = PyTuple_GET_ITEM(route, 0), *persistent = PyTuple_GET_ITEM(route, 1);
-    PyTuple_SET_ITEM(item, 0, Py_NewRef(channel));
     PyTuple_SET_ITEM(item, 1, Py_NewRef(data));
-    PyTuple_SET_ITEM(item, 2, Py_NewRef(key));
-    PyTuple_SET_ITEM(item, 3, Py_NewRef(persistent));
-    PyTuple_SET_ITEM(item, 4, Py_NewRef(self->zero));
     if (sink_push(self, item) < 0) {
         goto done;
     }
@@ -1049,12 +1052,10 @@ done:
     Py_XDECREF(data);
     Py_XDECREF(timestamp);
     Py_XDECREF(id);
-    Py_XDECREF(clock);
     Py_XDECREF(item);
     Py_XDECREF(copy);
     Py_XDECREF(msg);
     Py_XDECREF(envelope);
-    Py_DECREF(route);
     return result;
 }
 

@@ -115,8 +115,7 @@ def message_maker(
     if native and accelerated():
         # the clock is read per message from _message's namespace, as a module global is
         # (freezegun and monkeypatches of _message._now reach it)
-        clock = vars(_message)
-        return cast(Maker, _ACCEL.Maker(Message, counter, origin, copy, check, clock, "_now"))
+        return cast(Maker, _ACCEL.Maker(Message, counter, origin, copy, check, _message, "_now"))
     return _PyMaker(counter, origin, copy, check)
 
 
