@@ -938,3 +938,68 @@ def test_a_finalizer_that_empties_the_headers_while_copied_gives_none() -> None:
         finally:
             gc.set_threshold(*old)
         assert msg._headers in (None, {"a": 1})  # emptied before or after the copy
+
+
+async def test_a_builtin_clock_that_runs_finalizers_cannot_slip_a_set_past_the_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
+
+    payload: dict[str, Any] = {"a": 1}
+
+    class Bomb:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            payload["s"] = {1, 2}
+
+    broker = MemoryBroker()
+    bus = MessageBus()
+    bus.create_channel("jobs")
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    async with bus:
+        bus.publish("jobs", 0)
+        monkeypatch.setattr(message_module, "_now", gc.collect)  # a builtin running code
+        Bomb()
+        with pytest.raises(SerializationError, match="holds a set"):
+            bus.publish("jobs", payload)
+        monkeypatch.undo()
+        assert await bridge.flush(5)
+        assert [bus.codec.decode(d).payload for _, d in broker.streams["jobs"]] == [0]
+
+
+@pytest.mark.parametrize("change", ["changed", "removed"])
+def test_the_route_is_read_after_the_allocations(change: str) -> None:
+    for native in (True, False):
+        rig = _Rig(native=native)
+        make = _maker(itertools.count(1), "bus-a", native=native)
+        publish = _native.direct_publish(rig.sink) if native else None
+
+        class Bomb:
+            def __init__(self, plain: dict[str, Any]) -> None:
+                self.me, self.plain = self, plain
+
+            def __del__(self) -> None:
+                if change == "changed":
+                    self.plain["c"] = (b"new", False)
+                else:
+                    self.plain.pop("c", None)
+
+        gc.collect()
+        Bomb(rig.plain)
+        old = gc.get_threshold()
+        gc.set_threshold(1, 1, 1)
+        try:
+            if publish is not None:
+                got = publish(make, "c", 1, None, None, 0)
+                if got is None:  # not sure: the general path, as the bus would
+                    rig.sink(make("c", 1, None, None, 0))
+            else:
+                rig.sink(make("c", 1, None, None, 0))
+        finally:
+            gc.set_threshold(*old)
+        gc.collect()
+        buffered = [(i[2], i[3]) for i in rig.mem]
+        assert buffered == ([(b"new", False)] if change == "changed" else [])
