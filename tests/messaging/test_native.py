@@ -654,6 +654,18 @@ def test_info_says_when_the_glue_is_missing(monkeypatch: pytest.MonkeyPatch) -> 
     assert type(MessageBus()._make).__name__ == "_PyMaker"
 
 
+async def _bridged() -> tuple[MessageBus, Any, Any]:
+    """A bus whose channel ``jobs`` is carried out by a MemoryBridge (its only tap)."""
+    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
+
+    broker = MemoryBroker()
+    bus = MessageBus()
+    bus.create_channel("jobs")
+    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
+    await bus.add_bridge(bridge)
+    return bus, bridge, broker
+
+
 # -- the one-call publish -------------------------------------------------------------------
 
 
@@ -747,13 +759,7 @@ def test_only_a_compiled_sink_has_a_one_call_publish() -> None:
 
 
 async def test_a_bridged_publish_takes_the_one_call_path_and_counts() -> None:
-    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
-
-    broker = MemoryBroker()
-    bus = MessageBus()
-    bus.create_channel("jobs")
-    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
-    await bus.add_bridge(bridge)
+    bus, bridge, broker = await _bridged()
     async with bus:
         ch = bus._channels["jobs"]
         assert ch.direct is not None
@@ -832,13 +838,8 @@ class Bomb:
 
 
 async def test_ids_keep_buffer_order_when_a_finalizer_publishes_mid_publish() -> None:
-    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
-
-    broker = MemoryBroker()
-    bus = Bomb.bus = MessageBus()
-    bus.create_channel("jobs")
-    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
-    await bus.add_bridge(bridge)
+    bus, bridge, broker = await _bridged()
+    Bomb.bus = bus
     async with bus:
         gc.collect()
         old = gc.get_threshold()
@@ -859,13 +860,8 @@ async def test_ids_keep_buffer_order_when_a_finalizer_publishes_mid_publish() ->
 async def test_the_clock_is_read_per_message(monkeypatch: pytest.MonkeyPatch) -> None:
     """A patched ``_message._now`` (what freezegun does to every module global holding
     ``time.time``) stamps messages of a bus made before the patch, on every path."""
-    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
-
-    bus = MessageBus()
+    bus, _bridge, _broker = await _bridged()
     bus.create_channel("plain")
-    bus.create_channel("jobs")
-    bridge = MemoryBridge(MemoryBroker(), BridgeConfig(channels=("jobs",), direction="out"))
-    await bus.add_bridge(bridge)
     async with bus:
         assert bus._channels["jobs"].direct is not None
         monkeypatch.setattr(message_module, "_now", lambda: 1577836800.0)
@@ -898,12 +894,7 @@ def test_a_codec_subclass_keeps_its_own_encode() -> None:
 async def test_the_one_call_publish_leaves_a_clock_it_cannot_read_to_the_general_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
-
-    bus = MessageBus()
-    bus.create_channel("jobs")
-    bridge = MemoryBridge(MemoryBroker(), BridgeConfig(channels=("jobs",), direction="out"))
-    await bus.add_bridge(bridge)
+    bus, _bridge, _broker = await _bridged()
     async with bus:
         first = bus.publish("jobs", 1)
         monkeypatch.delattr(message_module, "_now")
@@ -943,8 +934,6 @@ def test_a_finalizer_that_empties_the_headers_while_copied_gives_none() -> None:
 async def test_a_builtin_clock_that_runs_finalizers_cannot_slip_a_set_past_the_check(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from neuralcore.messaging.bridges import BridgeConfig, MemoryBridge, MemoryBroker
-
     payload: dict[str, Any] = {"a": 1}
 
     class Bomb:
@@ -954,11 +943,7 @@ async def test_a_builtin_clock_that_runs_finalizers_cannot_slip_a_set_past_the_c
         def __del__(self) -> None:
             payload["s"] = {1, 2}
 
-    broker = MemoryBroker()
-    bus = MessageBus()
-    bus.create_channel("jobs")
-    bridge = MemoryBridge(broker, BridgeConfig(channels=("jobs",), direction="out"))
-    await bus.add_bridge(bridge)
+    bus, bridge, broker = await _bridged()
     async with bus:
         bus.publish("jobs", 0)
         monkeypatch.setattr(message_module, "_now", gc.collect)  # a builtin running code

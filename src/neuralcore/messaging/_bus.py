@@ -468,6 +468,7 @@ class MessageBus:
         except TypeError:  # unhashable: _prepare names the bad type
             ch = None
         msg: Message | None = None
+        took = False
         if (
             ch is not None
             and ch.fast  # False once the bus is stopped
@@ -477,19 +478,13 @@ class MessageBus:
             direct = ch.direct
             if direct is not None:  # as in publish(): made and taken in one call
                 msg = direct(self._make, channel, payload, priority, headers, ch.default_priority)
-                if msg is not None:
-                    ch.stats.published += 1
-                    self._burst -= 1  # the bridge's send loop runs now and then too
-                    if not self._burst:
-                        self._burst = _BURST
-                        await _sleep(0)
-                    return msg
-            # None off the loop thread (and before start): the general path below
-            msg = self._make(channel, payload, priority, headers, ch.default_priority)
+                took = msg is not None
+            if msg is None:  # None off the loop thread (and before start): general path
+                msg = self._make(channel, payload, priority, headers, ch.default_priority)
         if msg is not None and ch is not None:
             priority = msg.priority
             taps = ch.taps
-            if taps and ch.forwarders and not ch.targets:
+            if not took and taps and ch.forwarders and not ch.targets:
                 # An outbound bridge and no local subscriber: what the bridge takes is
                 # not queued here (nobody would take it; Pipeline.offer, inlined; with
                 # the bridge's tap alone, give_taps too).
@@ -507,13 +502,13 @@ class MessageBus:
                     took = self._pub.give_taps(ch, msg, ch.forwarders, refuse=True)
                     if took and taps:
                         self._pub.give_taps(ch, msg, taps)
-                if took:
-                    ch.stats.published += 1
-                    self._burst -= 1  # the bridge's send loop runs now and then too
-                    if not self._burst:
-                        self._burst = _BURST
-                        await _sleep(0)
-                    return msg
+            if took:
+                ch.stats.published += 1
+                self._burst -= 1  # the bridge's send loop runs now and then too
+                if not self._burst:
+                    self._burst = _BURST
+                    await _sleep(0)
+                return msg
             bucket = ch.queue._buckets.get(priority)
             if bucket:  # the common case: append behind messages of the same priority
                 bucket.append(msg)
