@@ -7,7 +7,7 @@ engines' internal imports.
 from neuralcore.core._backend import BackendInfo, BackendName, backend_info, resolve_backend
 from neuralcore.core._config import Config, load_yaml_mapping
 from neuralcore.core._cpu import usable_cores
-from neuralcore.core._optional import is_available, require
+from neuralcore.core._optional import is_available, optional, require
 from neuralcore.errors import (
     AuthorizationError,
     BridgeConnectionError,
@@ -59,6 +59,7 @@ __all__ = (
     "SerializationError",
     "backend_info",
     "is_available",
+    "optional",
     "load_yaml_mapping",
     "require",
     "resolve_backend",

@@ -7,7 +7,7 @@ from types import ModuleType
 
 from neuralcore.core._errors import MissingDependencyError
 
-__all__ = ("is_available", "require")
+__all__ = ("is_available", "optional", "require")
 
 
 def require(module: str, *, extra: str, package: str | None = None) -> ModuleType:
@@ -39,3 +39,17 @@ def is_available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def optional(module: str) -> ModuleType | None:
+    """``module`` imported, or None when it cannot be (an optional compiled extension).
+
+    Examples
+    --------
+    >>> optional("json").__name__, optional("neuralcore._no_such_module")
+    ('json', None)
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None

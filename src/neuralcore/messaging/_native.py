@@ -24,14 +24,13 @@ built.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from neuralcore.core import resolve_backend
+from neuralcore.core import optional, resolve_backend
 from neuralcore.messaging import _message
 from neuralcore.messaging._message import Message
 
@@ -63,14 +62,7 @@ _object_new = object.__new__
 _PMIN, _PMAX = -(2**63), 2**63 - 1  # what the compiled Maker takes as is (int64)
 
 
-def _load() -> Any:
-    try:
-        return importlib.import_module("neuralcore.messaging._accel")
-    except ImportError:
-        return None
-
-
-_ACCEL: Any = _load()
+_ACCEL: Any = optional("neuralcore.messaging._accel")
 
 
 pack_items: Callable[[list[Any], bytes, int, int], list[bytes] | None] | None = (

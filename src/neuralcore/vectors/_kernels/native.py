@@ -40,6 +40,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
+from neuralcore.core import optional
 from neuralcore.errors import InputTypeError
 from neuralcore.vectors._kernels.pure import as_methods
 from neuralcore.vectors._spec import TOP_K_METRICS, check_flag, check_k, check_metric
@@ -401,14 +402,7 @@ def _settled(
 # (same answers; one 384-d float32 pair ~1.9x SimSIMD's own call instead of ~0.7x: ~350 ns
 # instead of ~135 ns, measured 2026-11-29). Used with NumKong only: with SimSIMD the Python
 # kernels also check the float32 norms (see ``_f32_safe``), which the glue does not.
-def _load_accel() -> Any:
-    try:
-        return importlib.import_module("neuralcore.vectors._kernels._accel")
-    except ImportError:
-        return None
-
-
-_ACCEL: Any = _load_accel()
+_ACCEL: Any = optional("neuralcore.vectors._kernels._accel")
 _GLUED = ("cosine_similarity", "cosine_distance")
 
 
